@@ -1,0 +1,21 @@
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { ThrottleBackoff } from './aws-call.js';
+import { createVolumeActivities } from './volumes.js';
+
+export interface ActivityDeps {
+  /** EC2 client for a region (cached by the caller). */
+  ec2(region: string): EC2Client;
+  s3(region: string): S3Client;
+  pollIntervalMs?: number;
+  throttleBackoff?: ThrottleBackoff;
+}
+
+/** The one object a worker registers: every activity, closed over its clients. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createVolumeActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,60 @@
+import { ZodError } from 'zod';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
+import { classify, describeError } from '../errors.js';
+
+/** A user mistake the CLI reports in one line per problem, without a stack trace. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Exit codes: 1 the operation failed, 2 the input was wrong (nothing was done). */
+export const ExitCode = { Ok: 0, Failed: 1, Usage: 2 } as const;
+
+/** Maps a schema path (`attachTo.instanceId`) to the flag a user typed. */
+export type FlagNames = Record<string, string>;
+
+export function formatZodError(err: ZodError, flags: FlagNames = {}): string {
+  return err.issues
+    .map((i) => {
+      const path = i.path.join('.');
+      const field = flags[path] ?? (path || '(input)');
+      return `  ${field}: ${i.message}`;
+    })
+    .join('\n');
+}
+
+/** The innermost failure of a failed workflow: the activity's ApplicationFailure where there is one. */
+export function rootFailure(err: unknown): { kind: string; message: string } {
+  let e: unknown = err;
+  if (e instanceof WorkflowFailedError) e = e.cause;
+  if (e instanceof ActivityFailure && e.cause) e = e.cause;
+  if (e instanceof ApplicationFailure) return { kind: e.type ?? 'Unknown', message: e.message };
+  if (e instanceof CancelledFailure) return { kind: 'Cancelled', message: e.message || 'cancelled' };
+  if (e instanceof TerminatedFailure) return { kind: 'Terminated', message: e.message || 'terminated' };
+  return { kind: classify(e), message: describeError(e) };
+}
+
+/** Prints a failure for a person (stderr) or a machine (`--json` on stdout) and returns the exit code. */
+export function reportError(err: unknown, opts: { json: boolean; what: string; flags?: FlagNames; uiUrl?: string }): number {
+  if (err instanceof ZodError) {
+    if (opts.json) console.log(JSON.stringify({ ok: false, kind: 'InvalidInput', issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) }));
+    else console.error(`trainctl: invalid ${opts.what}; nothing was done:\n${formatZodError(err, opts.flags)}`);
+    return ExitCode.Usage;
+  }
+  if (err instanceof UsageError) {
+    if (opts.json) console.log(JSON.stringify({ ok: false, kind: 'InvalidInput', message: err.message }));
+    else console.error(`trainctl: ${err.message}`);
+    return ExitCode.Usage;
+  }
+  const { kind, message } = rootFailure(err);
+  if (opts.json) console.log(JSON.stringify({ ok: false, kind, message, ...(opts.uiUrl ? { ui: opts.uiUrl } : {}) }));
+  else {
+    console.error(`trainctl: ${opts.what} failed (${kind}): ${message}`);
+    if (opts.uiUrl) console.error(`  run: ${opts.uiUrl}`);
+  }
+  return ExitCode.Failed;
+}

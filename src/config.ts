@@ -1,0 +1,182 @@
+import { z } from 'zod';
+
+/** Where trainctl talks to Temporal and AWS, read from the environment once at each edge. */
+export const EnvSchema = z
+  .object({
+    TEMPORAL_ADDRESS: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port, e.g. localhost:7233')
+      .default('localhost:7233'),
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TRAINCTL_TASK_QUEUE: z.string().min(1).default('trainctl'),
+    /** Temporal Cloud API key. A secret: read here, handed to the connection, never logged or recorded. */
+    TEMPORAL_API_KEY: z.string().min(1).optional(),
+    TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
+    TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
+    TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
+    TEMPORAL_TLS_CA_PATH: z.string().min(1).optional(),
+    /** Base URL of the Web UI for printed links; defaults to the dev server's. */
+    TEMPORAL_UI_URL: z.url().optional(),
+    AWS_REGION: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+$/, 'must be an AWS region such as us-east-1').default('us-east-1'),
+    AWS_ENDPOINT_URL: z.url().optional(),
+    AWS_PROFILE: z.string().min(1).optional(),
+    /** `real` is the only way to reach a real AWS account; anything else needs an emulator endpoint. */
+    TRAINCTL_AWS: z.enum(['emulator', 'real']).default('emulator'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.TRAINCTL_AWS !== 'real' && !env.AWS_ENDPOINT_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['AWS_ENDPOINT_URL'],
+        message: 'is not set: point it at an AWS emulator (npm run demo starts one), or set TRAINCTL_AWS=real to use your real AWS account',
+      });
+    }
+    if ((env.TEMPORAL_TLS_CERT_PATH === undefined) !== (env.TEMPORAL_TLS_KEY_PATH === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS_KEY_PATH'], message: 'TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH go together' });
+    }
+  });
+export type Env = z.infer<typeof EnvSchema>;
+
+/** Parses the environment; throws a ZodError naming each bad variable. */
+export function loadEnv(source: Record<string, string | undefined>): Env {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.shape ?? {})) {
+    const v = source[key];
+    if (v !== undefined && v !== '') picked[key] = v;
+  }
+  return EnvSchema.parse(picked);
+}
+
+/** Tag keys trainctl owns; users may not set them. */
+export const TagKey = {
+  Name: 'Name',
+  Managed: 'trainctl:managed',
+  WorkflowId: 'trainctl:workflow-id',
+  RunId: 'trainctl:run-id',
+  Protected: 'trainctl:protected',
+  Important: 'trainctl:important',
+} as const;
+
+export const VolumeType = { gp3: 'gp3', gp2: 'gp2', io1: 'io1', io2: 'io2', st1: 'st1', sc1: 'sc1' } as const;
+export type VolumeType = (typeof VolumeType)[keyof typeof VolumeType];
+
+/**
+ * AWS's published limits per EBS volume type (EBS User Guide, "Amazon EBS volume types", read
+ * 2026-11): size in GiB, provisioned IOPS, IOPS per GiB, throughput in MiB/s. gp3 carries the
+ * 2025 raise to 64 TiB / 80,000 IOPS / 2,000 MiB/s; io2 is Block Express.
+ */
+export const VOLUME_LIMITS = {
+  gp3: { minGiB: 1, maxGiB: 65_536, iops: { min: 3_000, max: 80_000, perGiB: 500 }, throughput: { min: 125, max: 2_000, perIops: 0.25 } },
+  gp2: { minGiB: 1, maxGiB: 16_384 },
+  io1: { minGiB: 4, maxGiB: 16_384, iops: { min: 100, max: 64_000, perGiB: 50 } },
+  io2: { minGiB: 4, maxGiB: 65_536, iops: { min: 100, max: 256_000, perGiB: 1_000 } },
+  st1: { minGiB: 125, maxGiB: 16_384 },
+  sc1: { minGiB: 125, maxGiB: 16_384 },
+} as const satisfies Record<
+  VolumeType,
+  {
+    minGiB: number;
+    maxGiB: number;
+    iops?: { min: number; max: number; perGiB: number };
+    throughput?: { min: number; max: number; perIops: number };
+  }
+>;
+
+export const RegionSchema = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+$/, 'must be an AWS region such as us-east-1');
+/** Regular zones (us-east-1a) and Local Zones (us-west-2-lax-1a). */
+export const AvailabilityZoneSchema = z
+  .string()
+  .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+(-[a-z]+-\d+)?[a-z]$/, 'must be an availability zone such as us-east-1a');
+
+const TagKeySchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128, 'must be at most 128 characters')
+  .refine((k) => !k.toLowerCase().startsWith('aws:'), 'must not start with aws: (reserved by AWS)')
+  .refine((k) => k !== TagKey.Name && !k.startsWith('trainctl:'), 'is set by trainctl (Name and trainctl:* are reserved)');
+
+export const TagsSchema = z
+  .record(TagKeySchema, z.string().max(256, 'tag values must be at most 256 characters'))
+  .refine((t) => Object.keys(t).length <= 40, 'at most 40 user tags (AWS allows 50 and trainctl sets a few)')
+  .default({});
+
+/** A name is the volume's identity: the Name tag, and part of the workflow id. */
+export const ResourceNameSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128, 'must be at most 128 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+=@:-]*$/, 'may contain letters, digits and . _ + = @ : - and must start with a letter or digit');
+
+export const ProvisionVolumeInputSchema = z
+  .object({
+    name: ResourceNameSchema,
+    region: RegionSchema,
+    sizeGiB: z.number().int('must be a whole number of GiB').positive('must be at least 1 GiB'),
+    volumeType: z.enum(VolumeType).default('gp3'),
+    iops: z.number().int('must be a whole number').positive('must be positive').optional(),
+    throughputMiBps: z.number().int('must be a whole number').positive('must be positive').optional(),
+    availabilityZone: AvailabilityZoneSchema,
+    snapshotId: z.string().regex(/^snap-[0-9a-f]{8,17}$/, 'must be a snapshot id such as snap-0123456789abcdef0').optional(),
+    encrypted: z.boolean().default(false),
+    tags: TagsSchema,
+    attachTo: z
+      .object({
+        instanceId: z.string().regex(/^i-[0-9a-f]{8,17}$/, 'must be an instance id such as i-0123456789abcdef0'),
+        device: z.string().regex(/^\/dev\/(sd[f-p]|xvd[f-p])$/, 'must be a device name from /dev/sdf to /dev/sdp (or /dev/xvdf to /dev/xvdp)'),
+      })
+      .optional(),
+    ifExists: z.enum(['reuse', 'fail']).default('reuse'),
+  })
+  .superRefine((v, ctx) => {
+    const limits = VOLUME_LIMITS[v.volumeType];
+    if (v.sizeGiB < limits.minGiB || v.sizeGiB > limits.maxGiB) {
+      ctx.addIssue({ code: 'custom', path: ['sizeGiB'], message: `must be between ${limits.minGiB} and ${limits.maxGiB} GiB for ${v.volumeType}` });
+    }
+    if (!v.availabilityZone.startsWith(v.region)) {
+      ctx.addIssue({ code: 'custom', path: ['availabilityZone'], message: `${v.availabilityZone} is not in region ${v.region}` });
+    }
+    const iopsLimits = 'iops' in limits ? limits.iops : undefined;
+    if (!iopsLimits && v.iops !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['iops'], message: `${v.volumeType} does not take provisioned IOPS (only gp3, io1, io2 do)` });
+    }
+    if (iopsLimits) {
+      if (v.iops === undefined && v.volumeType !== 'gp3') {
+        ctx.addIssue({ code: 'custom', path: ['iops'], message: `is required for ${v.volumeType} (${iopsLimits.min}-${iopsLimits.max})` });
+      } else if (v.iops !== undefined) {
+        if (v.iops < iopsLimits.min || v.iops > iopsLimits.max) {
+          ctx.addIssue({ code: 'custom', path: ['iops'], message: `must be between ${iopsLimits.min} and ${iopsLimits.max} for ${v.volumeType}` });
+        } else if (v.iops > iopsLimits.perGiB * v.sizeGiB && v.iops > iopsLimits.min) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['iops'],
+            message: `${v.iops} IOPS exceeds ${iopsLimits.perGiB} IOPS per GiB for a ${v.sizeGiB} GiB ${v.volumeType} volume`,
+          });
+        }
+      }
+    }
+    const tpLimits = 'throughput' in limits ? limits.throughput : undefined;
+    if (!tpLimits && v.throughputMiBps !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['throughputMiBps'], message: `${v.volumeType} does not take provisioned throughput (only gp3 does)` });
+    }
+    if (tpLimits && v.throughputMiBps !== undefined) {
+      const iops = v.iops ?? 3_000;
+      if (v.throughputMiBps < tpLimits.min || v.throughputMiBps > tpLimits.max) {
+        ctx.addIssue({ code: 'custom', path: ['throughputMiBps'], message: `must be between ${tpLimits.min} and ${tpLimits.max} MiB/s for gp3` });
+      } else if (v.throughputMiBps > iops * tpLimits.perIops) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['throughputMiBps'],
+          message: `${v.throughputMiBps} MiB/s needs at least ${Math.ceil(v.throughputMiBps / tpLimits.perIops)} IOPS (0.25 MiB/s per IOPS); got ${iops}`,
+        });
+      }
+    }
+  });
+/** What callers pass (defaults may be omitted). */
+export type ProvisionVolumeRequest = z.input<typeof ProvisionVolumeInputSchema>;
+/** The validated, defaulted input the workflow works on. */
+export type ProvisionVolumeInput = z.output<typeof ProvisionVolumeInputSchema>;
+
+/** `volume/REGION/NAME`: one workflow id per volume identity, so concurrent starts are one run. */
+export function volumeWorkflowId(region: string, name: string): string {
+  return `volume/${region}/${name}`;
+}

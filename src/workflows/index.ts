@@ -1,0 +1,1 @@
+export { provisionVolume } from './provision-volume.js';

@@ -1,0 +1,174 @@
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { ProvisionVolumeInputSchema, type ProvisionVolumeInput, type ProvisionVolumeRequest } from '../config.js';
+import { ErrorKind, describeError } from '../errors.js';
+import { specMismatches, type VolumeInfo } from '../volume-spec.js';
+import { awsCall, awsWait } from './options.js';
+
+const aws = proxyActivities<Activities>(awsCall);
+const waits = proxyActivities<Activities>(awsWait);
+// The workflow must know whether CreateVolume went out before it compensates.
+const creates = proxyActivities<Activities>({ ...awsCall, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+
+export interface ProvisionVolumeResult {
+  volumeId: string;
+  /** false when an existing volume with this name and spec was reused. */
+  created: boolean;
+  name: string;
+  region: string;
+  availabilityZone: string;
+  sizeGiB: number;
+  volumeType: string;
+  state: string;
+  attachedTo?: { instanceId: string; device: string };
+}
+
+/**
+ * Provisions the EBS volume named `name` in `region`: reuses a managed volume of that name whose
+ * spec matches, fails with AlreadyExists when the spec differs (or `ifExists: 'fail'`), otherwise
+ * creates it, waits until it is `available`, and attaches it when asked (waiting for `in-use`).
+ *
+ * Idempotent: start it with the id from `volumeWorkflowId(region, name)` and the USE_EXISTING
+ * conflict policy so that concurrent callers share one run. On cancel it deletes the volume this
+ * run created (never one it reused), in a non-cancellable scope, and records what it undid in the
+ * memo and current details before ending as cancelled.
+ */
+export async function provisionVolume(request: ProvisionVolumeRequest): Promise<ProvisionVolumeResult> {
+  const parsed = ProvisionVolumeInputSchema.safeParse(request);
+  if (!parsed.success) {
+    throw ApplicationFailure.create({
+      type: ErrorKind.InvalidInput,
+      nonRetryable: true,
+      message: `invalid volume request: ${describeError(parsed.error)}`,
+    });
+  }
+  const input = parsed.data;
+  try {
+    return await provision(input);
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    const { undone, failed } = await CancellationScope.nonCancellable(() => compensate(input));
+    let summary = undone.length ? `cancelled; deleted ${undone.join(', ')}, created by this run` : 'cancelled; this run had created no volume';
+    if (failed.length) summary += `; could NOT delete ${failed.join(', ')}: delete by hand`;
+    upsertMemo({ compensation: summary });
+    setCurrentDetails(summary);
+    log.info('provisioning cancelled', { undone, failed });
+    throw err;
+  }
+}
+
+async function provision(input: ProvisionVolumeInput): Promise<ProvisionVolumeResult> {
+  const { workflowId, firstExecutionRunId: runId } = workflowInfo();
+  const { region, name } = input;
+  setCurrentDetails(`Looking up volume **${name}** in ${region}`);
+  const existing = await aws.findVolumesByName.executeWithOptions({ summary: `find volume named ${name}` }, [{ region, name }]);
+
+  let volume: VolumeInfo;
+  let created = false;
+  if (existing.length > 1) {
+    throw ApplicationFailure.create({
+      type: ErrorKind.AlreadyExists,
+      nonRetryable: true,
+      message: `${existing.length} managed volumes are named ${name} (${existing.map((v) => v.volumeId).join(', ')}); resolve the duplicate by hand`,
+    });
+  } else if (existing[0]) {
+    volume = existing[0];
+    if (input.ifExists === 'fail') {
+      throw ApplicationFailure.create({
+        type: ErrorKind.AlreadyExists,
+        nonRetryable: true,
+        message: `volume ${name} already exists as ${volume.volumeId} and ifExists is 'fail'`,
+        details: [{ volumeId: volume.volumeId }],
+      });
+    }
+    const mismatches = specMismatches(input, volume);
+    if (mismatches.length) {
+      throw ApplicationFailure.create({
+        type: ErrorKind.AlreadyExists,
+        nonRetryable: true,
+        message: `volume ${name} already exists as ${volume.volumeId} with another spec: ${mismatches.join('; ')}`,
+        details: [{ volumeId: volume.volumeId, mismatches }],
+      });
+    }
+    log.info('reusing existing volume', { volumeId: volume.volumeId });
+  } else {
+    setCurrentDetails(`Creating ${input.sizeGiB} GiB ${input.volumeType} volume **${name}** in ${input.availabilityZone}`);
+    volume = await creates.createVolume.executeWithOptions({ summary: `create ${input.sizeGiB} GiB ${input.volumeType} ${name}` }, [
+      { input, workflowId, runId },
+    ]);
+    created = true;
+  }
+
+  if (volume.state !== 'available' && volume.state !== 'in-use') {
+    setCurrentDetails(`Waiting for ${volume.volumeId} to become available (now ${volume.state})`);
+    volume = await waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${volume.volumeId} available` }, [
+      { region, volumeId: volume.volumeId, state: 'available' },
+    ]);
+  }
+
+  let attachedTo: ProvisionVolumeResult['attachedTo'];
+  if (input.attachTo) {
+    const { instanceId, device } = input.attachTo;
+    setCurrentDetails(`Attaching ${volume.volumeId} to ${instanceId} at ${device}`);
+    await aws.attachVolume.executeWithOptions({ summary: `attach ${volume.volumeId} to ${instanceId}` }, [
+      { region, volumeId: volume.volumeId, instanceId, device },
+    ]);
+    volume = await waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${volume.volumeId} in-use` }, [
+      { region, volumeId: volume.volumeId, state: 'in-use' },
+    ]);
+    attachedTo = { instanceId, device };
+  }
+
+  setCurrentDetails(`${created ? 'Created' : 'Reused'} ${volume.volumeId} (${volume.state})`);
+  return {
+    volumeId: volume.volumeId,
+    created,
+    name,
+    region,
+    availabilityZone: volume.availabilityZone,
+    sizeGiB: volume.sizeGiB,
+    volumeType: volume.volumeType,
+    state: volume.state,
+    ...(attachedTo ? { attachedTo } : {}),
+  };
+}
+
+/**
+ * Deletes whatever this run created, found by its run-id tag rather than by what the workflow
+ * remembers, so a CreateVolume that was in flight when the cancel came is cleaned up too.
+ */
+async function compensate(input: ProvisionVolumeInput): Promise<{ undone: string[]; failed: string[] }> {
+  const runId = workflowInfo().firstExecutionRunId;
+  const mine = await aws.findVolumesByName.executeWithOptions({ summary: `find volumes created by this run` }, [
+    { region: input.region, name: input.name, runId },
+  ]);
+  const undone: string[] = [];
+  const failed: string[] = [];
+  for (const v of mine) {
+    try {
+      if (v.attachments.length) {
+        await aws.detachVolume.executeWithOptions({ summary: `compensate: detach ${v.volumeId}` }, [{ region: input.region, volumeId: v.volumeId }]);
+        await waits.waitForVolumeState.executeWithOptions({ summary: `compensate: wait for ${v.volumeId} available` }, [
+          { region: input.region, volumeId: v.volumeId, state: 'available' },
+        ]);
+      }
+      await aws.deleteVolume.executeWithOptions({ summary: `compensate: delete ${v.volumeId}` }, [{ region: input.region, volumeId: v.volumeId }]);
+      undone.push(v.volumeId);
+    } catch (err) {
+      // Record and go on: one failed undo must not stop the others.
+      failed.push(v.volumeId);
+      log.error('compensation step failed', { volumeId: v.volumeId, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return { undone, failed };
+}
