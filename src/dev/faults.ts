@@ -1,5 +1,5 @@
-import { EC2ServiceException } from '@aws-sdk/client-ec2';
-import { S3ServiceException } from '@aws-sdk/client-s3';
+import { EC2Client, EC2ServiceException } from '@aws-sdk/client-ec2';
+import { S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 
 /**
  * One injected fault: for the first `times` calls of `command` (e.g. `CreateVolume`), either throw
@@ -12,6 +12,8 @@ export interface FaultRule {
   error?: { name: string; status: number; message?: string };
   delayMs?: number;
   mutate?: (output: Record<string, unknown>) => void;
+  /** Only calls whose input passes this count (e.g. one volume id); others go through untouched. */
+  match?: (input: Record<string, unknown>) => boolean;
 }
 
 /** What the fault layer did, for assertions. */
@@ -34,14 +36,18 @@ interface MiddlewareClient {
  * here; build the client with `maxAttempts: 1` so that Temporal's retries, not the SDK's, are seen.
  * Test tooling only: nothing in src/ outside dev/ imports it.
  */
-export function injectFaults(client: MiddlewareClient, rules: FaultRule[], service: 'ec2' | 's3' = 'ec2'): FaultLog {
+export function injectFaults(client: EC2Client | S3Client, rules: FaultRule[]): FaultLog {
+  const service = client instanceof EC2Client ? 'ec2' : 's3';
+  // The SDK's generic middleware types are keyed to each client's command unions; this layer only
+  // reads the command name and passes arguments through, so a structural view is enough.
+  const stack = client.middlewareStack as unknown as MiddlewareClient['middlewareStack'];
   const log: FaultLog = { calls: {}, injected: [] };
   const remaining = rules.map((r) => ({ ...r, left: r.times ?? Number.POSITIVE_INFINITY }));
-  client.middlewareStack.add(
+  stack.add(
     (next, context) => async (args) => {
       const command = (context.commandName ?? '').replace(/Command$/, '');
       log.calls[command] = (log.calls[command] ?? 0) + 1;
-      const rule = remaining.find((r) => r.command === command && r.left > 0);
+      const rule = remaining.find((r) => r.command === command && r.left > 0 && (!r.match || r.match(((args as { input?: Record<string, unknown> }).input ?? {}))));
       if (!rule) return next(args);
       rule.left -= 1;
       if (rule.error) {

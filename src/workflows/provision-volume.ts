@@ -2,6 +2,7 @@ import {
   ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   isCancellation,
   log,
   proxyActivities,
@@ -107,6 +108,9 @@ async function provision(input: ProvisionVolumeInput): Promise<ProvisionVolumeRe
       { input, workflowId, runId },
     ]);
     created = true;
+    // The create ran to completion even if a cancel came meanwhile (it waits for the activity);
+    // a run that was cancelled must not go on to report success with a volume nobody wants.
+    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while the volume was being created');
   }
 
   if (volume.state !== 'available' && volume.state !== 'in-use') {

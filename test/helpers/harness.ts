@@ -8,6 +8,27 @@ import { createEc2Client } from '../../src/aws.js';
 import type { ActivityDeps } from '../../src/activities/index.js';
 import { startMoto, startTemporalDevServer, stopAll } from '../../src/dev/services.js';
 
+const cleanups: (() => unknown)[] = [];
+// Registered when the module loads, so it belongs to the file's root: an `after` called inside a
+// `before` hook would run as soon as that hook ended. Cleanups run last-in first-out, each even
+// when an earlier one throws.
+after(async () => {
+  const errors: unknown[] = [];
+  for (const fn of cleanups.reverse()) {
+    try {
+      await fn();
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  if (errors.length) throw new AggregateError(errors, 'test cleanup failed');
+});
+
+/** Runs `fn` when the test file ends, pass or fail. */
+export function onCleanup(fn: () => unknown): void {
+  cleanups.push(fn);
+}
+
 let installed = false;
 function quietRuntime(): void {
   if (installed) return;
@@ -35,7 +56,7 @@ export function testServices(): Promise<TestServices> {
       const [t, m] = await Promise.all([startTemporalDevServer({ headless: true }), startMoto()]);
       address = t.address;
       endpoint = m.endpoint;
-      after(() => stopAll());
+      onCleanup(() => stopAll());
     }
     const env = loadEnv({ TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'default', AWS_ENDPOINT_URL: endpoint, AWS_REGION: 'us-east-1', TRAINCTL_AWS: 'emulator' });
     return { env, bundlePath: process.env.TRAINCTL_TEST_BUNDLE || undefined };
@@ -50,7 +71,7 @@ export function uniqueName(prefix: string): string {
 
 export async function testClient(env: Env): Promise<Client> {
   const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
-  after(() => connection.close());
+  onCleanup(() => connection.close());
   return new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
 }
 
@@ -82,7 +103,7 @@ export async function startWorker(opts: { env: Env; bundlePath: string | undefin
       await running;
       await connection.close();
     })());
-  after(stop);
+  onCleanup(stop);
   return { worker, taskQueue, stop };
 }
 

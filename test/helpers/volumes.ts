@@ -1,0 +1,29 @@
+import { onCleanup } from './harness.js';
+import { DeleteVolumeCommand, DescribeVolumesCommand, DetachVolumeCommand, type EC2Client, type Volume } from '@aws-sdk/client-ec2';
+
+/** Every volume (not deleted) whose Name tag is `name`, straight from the emulator. */
+export async function volumesNamed(ec2: EC2Client, name: string): Promise<Volume[]> {
+  const res = await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'tag:Name', Values: [name] }] }));
+  return (res.Volumes ?? []).filter((v) => v.State !== 'deleted' && v.State !== 'deleting');
+}
+
+/**
+ * Collects the names a test file provisions and deletes their volumes when the file ends, pass or
+ * fail, so the shared emulator is left as it was found.
+ */
+export function volumeJanitor(ec2: EC2Client): (name: string) => string {
+  const names = new Set<string>();
+  onCleanup(async () => {
+    for (const name of names) {
+      for (const v of await volumesNamed(ec2, name)) {
+        if (!v.VolumeId) continue;
+        if (v.Attachments?.length) await ec2.send(new DetachVolumeCommand({ VolumeId: v.VolumeId, Force: true }));
+        await ec2.send(new DeleteVolumeCommand({ VolumeId: v.VolumeId })).catch(() => undefined);
+      }
+    }
+  });
+  return (name) => {
+    names.add(name);
+    return name;
+  };
+}
