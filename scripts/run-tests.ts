@@ -32,6 +32,8 @@ async function main(): Promise<number> {
   writeFileSync(bundlePath, bundle.code);
   console.error(`[npm test] Temporal ${temporal.address} (UI ${temporal.uiUrl}), moto ${moto.endpoint}, ${files.length} test files`);
 
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_SESSION_TOKEN']) delete env[k];
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TRAINCTL_TEST_CONCURRENCY ?? '3'}`, ...files],
@@ -39,7 +41,7 @@ async function main(): Promise<number> {
       cwd: repoRoot,
       stdio: 'inherit',
       env: {
-        ...process.env,
+        ...env,
         TRAINCTL_TEST_TEMPORAL_ADDRESS: temporal.address,
         TRAINCTL_TEST_TEMPORAL_UI: temporal.uiUrl ?? '',
         TRAINCTL_TEST_AWS_ENDPOINT: moto.endpoint,
@@ -49,7 +51,6 @@ async function main(): Promise<number> {
         AWS_ENDPOINT_URL: moto.endpoint,
         AWS_ACCESS_KEY_ID: 'testing',
         AWS_SECRET_ACCESS_KEY: 'testing',
-        AWS_PROFILE: '',
         AWS_REGION: 'us-east-1',
         TEMPORAL_ADDRESS: temporal.address,
         TEMPORAL_NAMESPACE: 'default',

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadEnv } from '../config.js';
 import { connectWorker } from '../temporal.js';
 import { createWorker, awsClientsFor } from '../worker.js';
@@ -18,7 +19,8 @@ async function main(): Promise<number> {
   if (env.TEMPORAL_ADDRESS) {
     console.log(`Using the Temporal server at ${env.TEMPORAL_ADDRESS} (TEMPORAL_ADDRESS); starting none.`);
   } else {
-    const temporal = await startTemporalDevServer({ dbFile: join(repoRoot, '.trainctl', 'demo-temporal.db'), port: 7233, uiPort: 8233 });
+    const dbFile = process.env.TRAINCTL_DEMO_DB ?? join(repoRoot, '.trainctl', 'demo-temporal.db');
+    const temporal = await startTemporalDevServer({ dbFile, port: 7233, uiPort: 8233 });
     env.TEMPORAL_ADDRESS = temporal.address;
     env.TEMPORAL_UI_URL = temporal.uiUrl;
     console.log(`Temporal dev server on ${temporal.address}, Web UI ${temporal.uiUrl} (log: ${temporal.logFile})`);
@@ -29,6 +31,8 @@ async function main(): Promise<number> {
   console.log(`AWS emulator (moto) on ${moto.endpoint} (log: ${moto.logFile})`);
 
   const parsed = loadEnv(env);
+  // The worker's own progress lines (bundling, state changes) would bury the demo's output.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const taskQueue = `${parsed.TRAINCTL_TASK_QUEUE}-demo`;
   env.TRAINCTL_TASK_QUEUE = taskQueue;
   const connection = await connectWorker(parsed);

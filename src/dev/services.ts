@@ -240,12 +240,10 @@ export interface MotoServer extends ManagedProcess {
 /** Starts moto in server mode on a free loopback port and waits until it answers. */
 export async function startMoto(opts: { port?: number; startTimeoutMs?: number } = {}): Promise<MotoServer> {
   const port = await pickPort(opts.port);
-  const proc = startProcess('moto', toolPath('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], {
-    ...process.env,
-    // moto must never forward anything to real AWS.
-    MOTO_DOCKER_NETWORK_MODE: '',
-    PYTHONUNBUFFERED: '1',
-  });
+  // moto reads boto's configuration: keep the user's profile and keys away from it.
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' };
+  for (const k of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_ENDPOINT_URL']) delete env[k];
+  const proc = startProcess('moto', toolPath('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], env);
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
   for (;;) {

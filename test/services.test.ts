@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot, startMoto } from '../src/dev/services.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pid: number, ms: number): Promise<boolean> {
+  for (let t = 0; t < ms; t += 200) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return !alive(pid);
+}
+
+test('moto started on a free loopback port answers, resets, and is gone after stop()', async () => {
+  const moto = await startMoto();
+  try {
+    assert.match(moto.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
+    await moto.reset();
+  } finally {
+    await moto.stop();
+  }
+  assert.equal(await waitGone(moto.pid, 5_000), true);
+});
+
+test('a service outlives no parent: SIGKILL of the process that started moto still ends moto', async () => {
+  const script = `import { startMoto } from ${JSON.stringify(join(repoRoot, 'src/dev/services.ts'))}; const m = await startMoto(); console.log(m.pid); setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = await new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.on('exit', () => reject(new Error('the starter exited early')));
+  });
+  assert.ok(alive(pid), 'moto runs while its parent lives');
+  child.kill('SIGKILL');
+  const gone = await waitGone(pid, 15_000);
+  if (!gone) process.kill(-pid, 'SIGKILL');
+  assert.equal(gone, true, 'the watchdog stopped moto after its parent died');
+});
