@@ -8,7 +8,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const toolsDir = join(root, '.tools');
+const toolsDir = process.env.TRAINCTL_TOOLS_DIR || join(root, '.tools');
 const venv = join(toolsDir, 'venv');
 const requirementsFile = join(root, 'scripts', 'tools-requirements.txt');
 const stamp = join(venv, '.trainctl-requirements');

@@ -4,6 +4,8 @@ import type { Client } from '@temporalio/client';
 import { loadEnv } from './config.js';
 import { connectClient } from './temporal.js';
 import { volumeCommand } from './cli/volume.js';
+import { cleanupCommand } from './cli/cleanup.js';
+import { costCommand } from './cli/cost.js';
 import { ExitCode, reportError } from './cli/output.js';
 
 const HELP = `trainctl — durable orchestration for the cloud side of ML training
@@ -12,6 +14,8 @@ usage: trainctl <command> [options]
 
 commands:
   volume create|cancel    provision an EBS volume idempotently (trainctl volume --help)
+  cleanup plan|apply      delete resources safely: plan, approve, dependency order, report (trainctl cleanup --help)
+  cost show|budget|rate|reconcile   what a project costs, budgets that act, reconciliation (trainctl cost --help)
 
 environment:
   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINCTL_TASK_QUEUE, TEMPORAL_API_KEY, TEMPORAL_TLS_*
@@ -37,6 +41,10 @@ export async function run(argv: string[], environment: Record<string, string | u
     switch (family) {
       case 'volume':
         return await volumeCommand(rest, env, connect);
+      case 'cleanup':
+        return await cleanupCommand(rest, env, connect, environment);
+      case 'cost':
+        return await costCommand(rest, env, connect);
       default:
         console.error(`trainctl: unknown command ${JSON.stringify(family)}\n\n${HELP}`);
         return ExitCode.Usage;

@@ -126,6 +126,12 @@ export const ProvisionVolumeInputSchema = z
       })
       .optional(),
     ifExists: z.enum(['reuse', 'fail']).default('reuse'),
+    /** The project whose cost tracker (`cost-tracker/PROJECT`) is told about the volume. */
+    project: z
+      .string()
+      .max(64, 'must be at most 64 characters')
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'may contain letters, digits and . _ - and must start with a letter or digit')
+      .default('default'),
   })
   .superRefine((v, ctx) => {
     const limits = VOLUME_LIMITS[v.volumeType];
@@ -179,4 +185,88 @@ export type ProvisionVolumeInput = z.output<typeof ProvisionVolumeInputSchema>;
 /** `volume/REGION/NAME`: one workflow id per volume identity, so concurrent starts are one run. */
 export function volumeWorkflowId(region: string, name: string): string {
   return `volume/${region}/${name}`;
+}
+
+/** What a cleanup can delete. */
+export const CleanupKind = {
+  instance: 'instance',
+  volume: 'volume',
+  snapshot: 'snapshot',
+  multipartUpload: 'multipart-upload',
+  s3Prefix: 's3-prefix',
+} as const;
+export type CleanupKind = (typeof CleanupKind)[keyof typeof CleanupKind];
+
+/** A whole number and a unit: `30s`, `15m`, `12h`, `7d`, `2w`. */
+export const CleanupDurationSchema = z.string().regex(/^\d{1,6}(s|m|h|d|w)$/, 'must be a duration such as 30m, 12h, 7d or 2w');
+
+const BucketNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
+
+/**
+ * A resource named by id: `i-…`, `vol-…`, `snap-…`, `s3://BUCKET/PREFIX` (every object under a
+ * prefix) or `s3://BUCKET/KEY#UPLOAD_ID` (one multipart upload).
+ */
+export const CleanupIdSchema = z
+  .string()
+  .regex(
+    /^(i-[0-9a-f]{8,17}|vol-[0-9a-f]{8,17}|snap-[0-9a-f]{8,17}|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^#]+(#[A-Za-z0-9._~-]+)?)$/,
+    'must be an instance (i-…), volume (vol-…) or snapshot (snap-…) id, s3://BUCKET/PREFIX or s3://BUCKET/KEY#UPLOAD_ID',
+  );
+
+export const CleanupSelectorSchema = z
+  .object({
+    /** key=value pairs, all of which must match (exact, as EC2 compares them). */
+    tags: z
+      .record(z.string().min(1, 'tag keys must not be empty').max(128, 'tag keys must be at most 128 characters'), z.string().max(256, 'tag values must be at most 256 characters'))
+      .default({}),
+    /** Listed ids are candidates even without the trainctl:managed tag, whatever the other filters say. */
+    ids: z.array(CleanupIdSchema).max(1_000, 'at most 1000 ids').default([]),
+    kinds: z.array(z.enum(CleanupKind, { message: `must be one of ${Object.values(CleanupKind).join(', ')}` })).min(1, 'must name at least one kind').default(['instance', 'volume']),
+    olderThan: CleanupDurationSchema.optional(),
+    /** Where to look for multipart uploads and which prefix `s3-prefix` deletes. */
+    s3: z.object({ bucket: BucketNameSchema, prefix: z.string().max(1_024, 'must be at most 1024 characters').default('') }).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (Object.keys(s.tags).length === 0 && s.ids.length === 0 && s.olderThan === undefined && s.s3 === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tags'], message: 'an empty selector would match every resource in the region: give tags, ids, olderThan or an S3 location' });
+    }
+    if (s.kinds.includes('s3-prefix') && s.s3 !== undefined && s.s3.prefix === '') {
+      ctx.addIssue({ code: 'custom', path: ['s3', 'prefix'], message: 'must not be empty when s3-prefix is selected (it would delete the whole bucket)' });
+    }
+  });
+export type CleanupSelector = z.output<typeof CleanupSelectorSchema>;
+
+export const CleanupInputSchema = z.object({
+  region: RegionSchema,
+  selector: CleanupSelectorSchema,
+  /** The default: compute and return the plan, delete nothing. */
+  dryRun: z.boolean().default(true),
+  /** Deletes `important` resources, and `protected` ones whose id is listed explicitly. */
+  force: z.boolean().default(false),
+  snapshotBeforeDelete: z.boolean().default(false),
+  /** Ids never deleted without force and the id listed explicitly (the config's protected list). */
+  protectedIds: z.array(CleanupIdSchema).max(10_000, 'at most 10000 protected ids').default([]),
+  /** A plan deleting more resources than this waits for approval. */
+  approvalThreshold: z.number().int('must be a whole number').min(0, 'must be 0 or more').default(10),
+  approvalTimeout: CleanupDurationSchema.default('1h'),
+  /** Resources worked on at once. */
+  concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(32, 'must be at most 32').default(4),
+  /** The cost tracker's project, told about every deletion when given. */
+  costProject: ResourceNameSchema.optional(),
+});
+/** What callers pass (defaults may be omitted). */
+export type CleanupRequest = z.input<typeof CleanupInputSchema>;
+/** The validated, defaulted input the workflow works on. */
+export type CleanupInput = z.output<typeof CleanupInputSchema>;
+
+/** A training instance's id as its host worker announces it (`worker --host ID`). */
+export const HostIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, . _ - (e.g. an instance id or a short name)');
+
+/** The task queue a host worker polls: activities routed here run on that instance. */
+export function hostTaskQueue(hostId: string): string {
+  return `trainctl-host-${hostId}`;
 }

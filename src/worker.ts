@@ -1,10 +1,13 @@
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { loadEnv, type Env } from './config.js';
+import { HostIdSchema, hostTaskQueue, loadEnv, type Env } from './config.js';
 import { createEc2Client, createS3Client, type AwsClientOptions } from './aws.js';
 import { createActivities, type ActivityDeps } from './activities/index.js';
+import { createHostActivities } from './activities/host.js';
+import { createHostFs } from './activities/host-fs.js';
 import { connectWorker } from './temporal.js';
 import { describeError } from './errors.js';
 
@@ -49,16 +52,55 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
   });
 }
 
-async function main(): Promise<void> {
-  const env = loadEnv(process.env);
-  const connection = await connectWorker(env);
-  const worker = await createWorker({
-    connection,
-    namespace: env.TEMPORAL_NAMESPACE,
-    taskQueue: env.TRAINCTL_TASK_QUEUE,
-    deps: awsClientsFor(env),
+export interface CreateHostWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  hostId: string;
+  /** Folders this host's activities may read and write; everything else is refused. */
+  roots: string[];
+  env: Env;
+}
+
+/**
+ * A host worker for a training instance: activities only (no workflows), on `trainctl-host-ID`,
+ * with file access confined to `roots`.
+ */
+export async function createHostWorker(opts: CreateHostWorkerOptions): Promise<Worker> {
+  const hostId = HostIdSchema.parse(opts.hostId);
+  const fs = await createHostFs(opts.roots);
+  const { s3 } = awsClientsFor(opts.env);
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: hostTaskQueue(hostId),
+    activities: createHostActivities({ hostId, fs, s3 }),
   });
-  console.error(`trainctl worker polling ${env.TRAINCTL_TASK_QUEUE} on ${env.TEMPORAL_ADDRESS} (namespace ${env.TEMPORAL_NAMESPACE}); Ctrl-C stops it`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { host: { type: 'string' }, root: { type: 'string', multiple: true } },
+  });
+  const env = loadEnv(process.env);
+  const connection = await connectWorker(env).catch((err: unknown) => {
+    throw new Error(`cannot reach Temporal at ${env.TEMPORAL_ADDRESS} (set TEMPORAL_ADDRESS, or run npm run demo -- --keep): ${describeError(err)}`);
+  });
+  let worker: Worker;
+  let queue: string;
+  if (values.host !== undefined) {
+    const roots = values.root ?? (process.env.TRAINCTL_HOST_ROOTS ?? '').split(':').filter(Boolean);
+    worker = await createHostWorker({ connection, namespace: env.TEMPORAL_NAMESPACE, hostId: values.host, roots, env });
+    queue = `${hostTaskQueue(values.host)} (roots: ${roots.join(', ')})`;
+  } else {
+    worker = await createWorker({
+      connection,
+      namespace: env.TEMPORAL_NAMESPACE,
+      taskQueue: env.TRAINCTL_TASK_QUEUE,
+      deps: awsClientsFor(env),
+    });
+    queue = env.TRAINCTL_TASK_QUEUE;
+  }
+  console.error(`trainctl worker polling ${queue} on ${env.TEMPORAL_ADDRESS} (namespace ${env.TEMPORAL_NAMESPACE}); Ctrl-C stops it`);
   // Worker.run resolves after SIGINT/SIGTERM: it stops polling and lets running tasks finish.
   await worker.run();
   await connection.close();

@@ -2,6 +2,8 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ThrottleBackoff } from './aws-call.js';
 import { createVolumeActivities } from './volumes.js';
+import { createCleanupActivities } from './cleanup.js';
+import { createCostActivities } from './cost.js';
 
 export interface ActivityDeps {
   /** EC2 client for a region (cached by the caller). */
@@ -15,6 +17,8 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createVolumeActivities(deps),
+    ...createCleanupActivities(deps),
+    ...createCostActivities(deps),
   };
 }
 

@@ -11,6 +11,7 @@ import {
   type Filter,
 } from '@aws-sdk/client-ec2';
 import { TagKey, type ProvisionVolumeInput } from '../config.js';
+import { PROJECT_TAG } from '../cost-model.js';
 import { ErrorKind, TrainctlError, classify } from '../errors.js';
 import type { VolumeInfo } from '../volume-spec.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
@@ -113,7 +114,7 @@ export function createVolumeActivities(deps: VolumeDeps) {
             log.info('volume already created by this run', { volumeId: mine[0].volumeId, attempt: Context.current().info.attempt });
             return mine[0];
           }
-          const tags = { ...input.tags, [TagKey.Name]: input.name, [TagKey.Managed]: 'true', [TagKey.WorkflowId]: workflowId, [TagKey.RunId]: runId };
+          const tags = { ...input.tags, [TagKey.Name]: input.name, [TagKey.Managed]: 'true', [TagKey.WorkflowId]: workflowId, [TagKey.RunId]: runId, [PROJECT_TAG]: input.project };
           const res = await deps.ec2(input.region).send(
             new CreateVolumeCommand({
               AvailabilityZone: input.availabilityZone,
@@ -185,10 +186,13 @@ export function createVolumeActivities(deps: VolumeDeps) {
         async () => {
           try {
             const v = await describeOne(args.region, args.volumeId);
-            if (!v.attachments.some((a) => a.state === 'attached' || a.state === 'attaching')) return;
-            await deps.ec2(args.region).send(new DetachVolumeCommand({ VolumeId: args.volumeId, Force: args.force ?? false }), {
-              abortSignal: abortSignal(),
-            });
+            const current = v.attachments.find((a) => a.state === 'attached' || a.state === 'attaching');
+            if (!current) return;
+            // Naming the instance and device makes the call exact (and moto requires them).
+            await deps.ec2(args.region).send(
+              new DetachVolumeCommand({ VolumeId: args.volumeId, InstanceId: current.instanceId, Device: current.device, Force: args.force ?? false }),
+              { abortSignal: abortSignal() },
+            );
           } catch (err) {
             if (classify(err) === ErrorKind.NotFound) return;
             throw err;

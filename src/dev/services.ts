@@ -189,6 +189,17 @@ async function pickPort(preferred: number | undefined): Promise<number> {
  * by hand rather than through `TestWorkflowEnvironment.createLocal`, whose start waits only ~5 s.
  */
 export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}): Promise<TemporalDevServer> {
+  try {
+    return await startTemporalOnce(opts);
+  } catch (err) {
+    // A preferred port can be taken between our check and the server's bind (two demos at once):
+    // try once more on ports the OS hands out.
+    if (opts.port === undefined && opts.uiPort === undefined) throw err;
+    return startTemporalOnce({ ...opts, port: undefined, uiPort: undefined });
+  }
+}
+
+async function startTemporalOnce(opts: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const namespace = opts.namespace ?? 'default';
   const port = await pickPort(opts.port);
   const uiPort = opts.headless ? undefined : await pickPort(opts.uiPort);

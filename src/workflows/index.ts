@@ -1,1 +1,4 @@
 export { provisionVolume } from './provision-volume.js';
+export { cleanup } from './cleanup.js';
+export { costTracker, reconcileCost } from './cost-tracker.js';
+export { checkHost } from './host.js';

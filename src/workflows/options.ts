@@ -28,3 +28,19 @@ export const awsWait = {
     nonRetryableErrorTypes,
   },
 } as const satisfies ActivityOptions;
+
+/**
+ * Work that runs on a training instance's host worker. scheduleToClose bounds the whole thing,
+ * retries included: it progresses only while that host is alive, and a host gone for good must
+ * not keep the workflow waiting forever. The heartbeat timeout notices a dead host quickly.
+ */
+export const hostBound = {
+  scheduleToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    nonRetryableErrorTypes,
+  },
+} as const satisfies ActivityOptions;

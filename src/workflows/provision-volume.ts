@@ -5,6 +5,7 @@ import {
   CancelledFailure,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   upsertMemo,
@@ -20,6 +21,8 @@ const aws = proxyActivities<Activities>(awsCall);
 const waits = proxyActivities<Activities>(awsWait);
 // The workflow must know whether CreateVolume went out before it compensates.
 const creates = proxyActivities<Activities>({ ...awsCall, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+// Cost recording is best-effort: a few attempts, then the provisioning goes on without it.
+const costs = proxyActivities<Activities>({ ...awsCall, retry: { ...awsCall.retry, maximumAttempts: 3 } });
 
 export interface ProvisionVolumeResult {
   volumeId: string;
@@ -120,6 +123,9 @@ async function provision(input: ProvisionVolumeInput): Promise<ProvisionVolumeRe
     ]);
   }
 
+  // Patched so that histories recorded before cost tracking still replay.
+  if (patched('record-cost')) await recordCost(input, volume);
+
   let attachedTo: ProvisionVolumeResult['attachedTo'];
   if (input.attachTo) {
     const { instanceId, device } = input.attachTo;
@@ -145,6 +151,36 @@ async function provision(input: ProvisionVolumeInput): Promise<ProvisionVolumeRe
     state: volume.state,
     ...(attachedTo ? { attachedTo } : {}),
   };
+}
+
+/**
+ * Tells the project's cost tracker (`cost-tracker/PROJECT`, signal-with-start) that the volume
+ * exists, from its creation time. Best-effort: a failure is logged and never fails or undoes the
+ * provisioning (reconciliation registers a volume the tracker missed); a repeated report of the
+ * same volume is a duplicate to the tracker.
+ */
+async function recordCost(input: ProvisionVolumeInput, volume: VolumeInfo): Promise<void> {
+  try {
+    await costs.recordResourceStarted.executeWithOptions({ summary: `record ${volume.volumeId} with cost-tracker/${input.project}` }, [
+      {
+        project: input.project,
+        resource: {
+          id: volume.volumeId,
+          kind: 'volume',
+          type: volume.volumeType,
+          sizeGiB: volume.sizeGiB,
+          ...(volume.iops !== undefined ? { iops: volume.iops } : {}),
+          ...(volume.throughputMiBps !== undefined ? { throughputMiBps: volume.throughputMiBps } : {}),
+          region: input.region,
+          tags: { ...input.tags, Name: input.name },
+          ...(volume.createTime ? { at: Date.parse(volume.createTime) } : {}),
+        },
+      },
+    ]);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    log.warn('could not record the volume with the cost tracker', { volumeId: volume.volumeId, project: input.project, error: describeError(err) });
+  }
 }
 
 /**

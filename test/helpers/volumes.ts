@@ -17,7 +17,9 @@ export function volumeJanitor(ec2: EC2Client): (name: string) => string {
     for (const name of names) {
       for (const v of await volumesNamed(ec2, name)) {
         if (!v.VolumeId) continue;
-        if (v.Attachments?.length) await ec2.send(new DetachVolumeCommand({ VolumeId: v.VolumeId, Force: true }));
+        for (const a of v.Attachments ?? []) {
+          await ec2.send(new DetachVolumeCommand({ VolumeId: v.VolumeId, InstanceId: a.InstanceId, Device: a.Device, Force: true }));
+        }
         await ec2.send(new DeleteVolumeCommand({ VolumeId: v.VolumeId })).catch(() => undefined);
       }
     }

@@ -1,0 +1,230 @@
+import { Context, getClient, log } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { DescribeInstancesCommand, DescribeVolumesCommand, StopInstancesCommand, type EC2Client, type Filter, type Instance, type Tag, type Volume } from '@aws-sdk/client-ec2';
+import { TagKey } from '../config.js';
+import { PROJECT_TAG, costTrackerWorkflowId, type ReconcileReport, type ResourceStarted, type ResourceStopped } from '../cost-model.js';
+import { SA } from '../search-attributes.js';
+import type { costTracker } from '../workflows/cost-tracker.js';
+import { reconcileReportSignal, resourceStartedSignal, resourceStoppedSignal, runningQuery } from '../workflows/cost-tracker.js';
+import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
+
+export interface CostDeps {
+  ec2(region: string): EC2Client;
+  throttleBackoff?: ThrottleBackoff;
+}
+
+export interface ReconcileOutcome {
+  project: string;
+  at: string;
+  regions: string[];
+  checked: number;
+  orphans: { id: string; kind: string; type: string; region: string }[];
+  vanished: { id: string; state: string }[];
+}
+
+function tagsOf(tags: Tag[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const t of tags ?? []) if (t.Key !== undefined) out[t.Key] = t.Value ?? '';
+  return out;
+}
+
+/** The tags a tracker keeps: the user's and Name, not trainctl's bookkeeping or AWS's. */
+function userTags(tags: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(tags).filter(([k]) => !k.startsWith('trainctl:') && !k.toLowerCase().startsWith('aws:')));
+}
+
+/** Whether a managed resource belongs to `project`: its project tag, or none for `default`. */
+function inProject(tags: Record<string, string>, project: string): boolean {
+  const p = tags[PROJECT_TAG];
+  return p === project || (p === undefined && project === 'default');
+}
+
+const GONE_INSTANCE_STATES = new Set(['stopping', 'stopped', 'shutting-down', 'terminated']);
+const GONE_VOLUME_STATES = new Set(['deleting', 'deleted', 'error']);
+
+/**
+ * Signals the project's tracker, starting it if it is not running (signal-with-start), on the
+ * activity's own task queue, where a worker runs the tracker too.
+ */
+async function signalTracker<A>(project: string, signal: { name: string }, arg: A): Promise<string> {
+  const client = getClient();
+  const workflowId = costTrackerWorkflowId(project);
+  await client.workflow.signalWithStart<typeof costTracker, [A]>('costTracker', {
+    workflowId,
+    taskQueue: Context.current().info.taskQueue,
+    args: [{ project }],
+    signal: signal.name,
+    signalArgs: [arg],
+    typedSearchAttributes: [
+      { key: SA.kind, value: 'cost-tracker' },
+      { key: SA.project, value: project },
+    ],
+    staticSummary: `Cost tracker of project **${project}**`,
+  });
+  return workflowId;
+}
+
+export function createCostActivities(deps: CostDeps) {
+  const backoff = deps.throttleBackoff;
+
+  async function describeVolumes(region: string, filters: Filter[]): Promise<Volume[]> {
+    const out: Volume[] = [];
+    let token: string | undefined;
+    do {
+      const res = await deps.ec2(region).send(new DescribeVolumesCommand({ Filters: filters, NextToken: token, MaxResults: 500 }), { abortSignal: abortSignal() });
+      out.push(...(res.Volumes ?? []));
+      token = res.NextToken;
+    } while (token);
+    return out;
+  }
+
+  async function describeInstances(region: string, filters: Filter[]): Promise<Instance[]> {
+    const out: Instance[] = [];
+    let token: string | undefined;
+    do {
+      const res = await deps.ec2(region).send(new DescribeInstancesCommand({ Filters: filters, NextToken: token, MaxResults: 500 }), { abortSignal: abortSignal() });
+      for (const r of res.Reservations ?? []) out.push(...(r.Instances ?? []));
+      token = res.NextToken;
+    } while (token);
+    return out;
+  }
+
+  return {
+    /**
+     * Tells the project's cost tracker that a resource started (signal-with-start). Idempotent: the
+     * tracker counts a repeated start of the same id as a duplicate. Safe to retry; nothing to cancel.
+     */
+    async recordResourceStarted(args: { project: string; resource: ResourceStarted }): Promise<{ workflowId: string }> {
+      const workflowId = await signalTracker(args.project, resourceStartedSignal, args.resource);
+      log.info('cost tracker told of a start', { project: args.project, id: args.resource.id });
+      return { workflowId };
+    },
+
+    /** Tells the project's cost tracker that a resource stopped. Idempotent like `recordResourceStarted`. */
+    async recordResourceStopped(args: { project: string; stop: ResourceStopped }): Promise<{ workflowId: string }> {
+      const workflowId = await signalTracker(args.project, resourceStoppedSignal, args.stop);
+      log.info('cost tracker told of a stop', { project: args.project, id: args.stop.id });
+      return { workflowId };
+    },
+
+    /**
+     * A budget's stop-instances action: stops the instances that are still pending or running.
+     * Idempotent: already stopped or vanished instances count as stopped. Cancellable between calls.
+     */
+    async stopInstances(args: { region: string; instanceIds: string[] }): Promise<{ stopped: string[] }> {
+      return step(
+        `stop ${args.instanceIds.length} instances in ${args.region}`,
+        async () => {
+          if (!args.instanceIds.length) return { stopped: [] };
+          const found = await describeInstances(args.region, [{ Name: 'instance-id', Values: args.instanceIds }]);
+          const live = found.filter((i) => i.State?.Name === 'pending' || i.State?.Name === 'running').map((i) => i.InstanceId ?? '');
+          if (live.length) {
+            await deps.ec2(args.region).send(new StopInstancesCommand({ InstanceIds: live }), { abortSignal: abortSignal() });
+            log.warn('instances stopped by a budget', { region: args.region, instanceIds: live });
+          }
+          return { stopped: args.instanceIds };
+        },
+        backoff,
+      );
+    },
+
+    /**
+     * Compares the trainctl-managed volumes and instances of `project` in EC2 with what its cost
+     * tracker believes is running, and sends the tracker the difference: resources EC2 has but the
+     * tracker does not (orphans, registered from their creation time) and tracked ones EC2 no longer
+     * has or has stopped (vanished, stopped now). The tracker re-checks each against its own state,
+     * so a start or stop that races with this report is neither lost nor counted twice. Read-only in
+     * EC2; safe to retry.
+     */
+    async reconcileProject(args: { project: string; regions: string[] }): Promise<ReconcileOutcome> {
+      const { project, regions } = args;
+      const handle = getClient().workflow.getHandle(costTrackerWorkflowId(project));
+      let tracked: { id: string; kind: string; region: string }[] = [];
+      try {
+        tracked = await handle.query(runningQuery);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+      const trackedIds = new Set(tracked.map((r) => r.id));
+      const now = Date.now();
+      const orphans: ResourceStarted[] = [];
+      const vanished: { id: string; state: string }[] = [];
+      let checked = 0;
+      for (const region of regions) {
+        const managed = [{ Name: `tag:${TagKey.Managed}`, Values: ['true'] }];
+        const projectFilter = project === 'default' ? [] : [{ Name: `tag:${PROJECT_TAG}`, Values: [project] }];
+        const [volumes, instances] = await step(
+          `list managed resources in ${region}`,
+          () => Promise.all([describeVolumes(region, [...managed, ...projectFilter]), describeInstances(region, [...managed, ...projectFilter])]),
+          backoff,
+        );
+        for (const v of volumes) {
+          const tags = tagsOf(v.Tags);
+          if (!v.VolumeId || !inProject(tags, project) || GONE_VOLUME_STATES.has(v.State ?? '')) continue;
+          checked++;
+          if (trackedIds.has(v.VolumeId)) continue;
+          orphans.push({
+            id: v.VolumeId,
+            kind: 'volume',
+            type: v.VolumeType ?? 'unknown',
+            ...(v.Size !== undefined ? { sizeGiB: v.Size } : {}),
+            ...(v.Iops !== undefined ? { iops: v.Iops } : {}),
+            ...(v.Throughput !== undefined ? { throughputMiBps: v.Throughput } : {}),
+            region,
+            tags: userTags(tags),
+            at: Math.min(v.CreateTime?.getTime() ?? now, now),
+          });
+        }
+        for (const i of instances) {
+          const tags = tagsOf(i.Tags);
+          if (!i.InstanceId || !inProject(tags, project) || GONE_INSTANCE_STATES.has(i.State?.Name ?? '')) continue;
+          checked++;
+          if (trackedIds.has(i.InstanceId)) continue;
+          orphans.push({
+            id: i.InstanceId,
+            kind: 'instance',
+            type: i.InstanceType ?? 'unknown',
+            region,
+            tags: userTags(tags),
+            at: Math.min(i.LaunchTime?.getTime() ?? now, now),
+          });
+        }
+        // Tracked resources are looked up by id, whatever their tags say, so an untagged or
+        // re-tagged one is not mistaken for gone.
+        const mine = tracked.filter((r) => r.region === region);
+        const volIds = mine.filter((r) => r.kind === 'volume').map((r) => r.id);
+        const instIds = mine.filter((r) => r.kind === 'instance').map((r) => r.id);
+        const [liveVols, liveInsts] = await step(
+          `look up tracked resources in ${region}`,
+          () =>
+            Promise.all([
+              volIds.length ? describeVolumes(region, [{ Name: 'volume-id', Values: volIds }]) : Promise.resolve([]),
+              instIds.length ? describeInstances(region, [{ Name: 'instance-id', Values: instIds }]) : Promise.resolve([]),
+            ]),
+          backoff,
+        );
+        const volState = new Map(liveVols.map((v) => [v.VolumeId, v.State ?? 'unknown']));
+        const instState = new Map(liveInsts.map((i) => [i.InstanceId, i.State?.Name ?? 'unknown']));
+        for (const id of volIds) {
+          const s = volState.get(id);
+          if (s === undefined || GONE_VOLUME_STATES.has(s)) vanished.push({ id, state: s ?? 'not found' });
+        }
+        for (const id of instIds) {
+          const s = instState.get(id);
+          if (s === undefined || GONE_INSTANCE_STATES.has(s)) vanished.push({ id, state: s ?? 'not found' });
+        }
+      }
+      const report: ReconcileReport = { at: now, regions, orphans, vanished, checked };
+      await signalTracker(project, reconcileReportSignal, report);
+      if (orphans.length || vanished.length) log.warn('reconciliation found differences', { project, orphans: orphans.map((o) => o.id), vanished });
+      return {
+        project,
+        at: new Date(now).toISOString(),
+        regions,
+        checked,
+        orphans: orphans.map((o) => ({ id: o.id, kind: o.kind, type: o.type, region: o.region })),
+        vanished,
+      };
+    },
+  };
+}

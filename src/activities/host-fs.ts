@@ -1,0 +1,47 @@
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep, dirname, basename } from 'node:path';
+import { ErrorKind, TrainctlError } from '../errors.js';
+
+/**
+ * File access confined to a host's roots: every path an activity receives on a training instance
+ * is resolved here, symlinks included, and refused if it lands outside every root.
+ */
+export interface HostFs {
+  readonly roots: readonly string[];
+  /** The absolute, symlink-resolved path for `path` (relative paths are relative to the first root). */
+  resolve(path: string): Promise<string>;
+}
+
+async function realpathOfExistingPrefix(p: string): Promise<string> {
+  // The target may not exist yet (a download destination): resolve the deepest existing parent.
+  try {
+    return await realpath(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const parent = dirname(p);
+    if (parent === p) return p;
+    return join(await realpathOfExistingPrefix(parent), basename(p));
+  }
+}
+
+function inside(root: string, p: string): boolean {
+  const rel = relative(root, p);
+  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
+}
+
+export async function createHostFs(roots: string[]): Promise<HostFs> {
+  if (roots.length === 0) throw new TrainctlError(ErrorKind.InvalidInput, 'a host worker needs at least one --root folder');
+  const real = await Promise.all(roots.map((r) => realpath(resolve(r))));
+  return {
+    roots: real,
+    async resolve(path: string) {
+      if (path.includes('\0')) throw new TrainctlError(ErrorKind.InvalidInput, `path ${JSON.stringify(path)} contains a NUL byte`);
+      const first = real[0] ?? '/';
+      const abs = await realpathOfExistingPrefix(isAbsolute(path) ? resolve(path) : resolve(first, path));
+      if (!real.some((r) => inside(r, abs))) {
+        throw new TrainctlError(ErrorKind.InvalidInput, `path ${path} is outside this host's roots (${real.join(', ')})`);
+      }
+      return abs;
+    },
+  };
+}

@@ -1,0 +1,289 @@
+import { parseArgs } from 'node:util';
+import { ZodError } from 'zod';
+import { createInterface } from 'node:readline/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { CleanupInputSchema, type CleanupInput, type CleanupRequest, type Env } from '../config.js';
+import { cleanupWorkflowId, type CleanupPlan } from '../cleanup-plan.js';
+import {
+  cleanupApproveUpdate,
+  cleanupRejectUpdate,
+  cleanupStatusQuery,
+  type cleanup,
+  type CleanupReport,
+  type CleanupResult,
+} from '../workflows/cleanup.js';
+import { SA } from '../search-attributes.js';
+import { workflowUiUrl } from '../temporal.js';
+import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
+
+export const CLEANUP_FLAGS: FlagNames = {
+  region: '--region (or AWS_REGION)',
+  'selector.tags': '--tag',
+  'selector.ids': '--id',
+  'selector.kinds': '--kind',
+  'selector.olderThan': '--older-than',
+  'selector.s3.bucket': '--bucket',
+  'selector.s3.prefix': '--prefix',
+  protectedIds: '--protected-id (or TRAINCTL_PROTECTED_IDS)',
+  approvalTimeout: '--approval-timeout',
+  concurrency: '--concurrency',
+  costProject: '--cost-project',
+};
+
+const HELP = `usage: trainctl cleanup plan  [selectors] [--json]
+       trainctl cleanup apply [selectors] [--force] [--snapshot-before-delete] [--yes] [--json]
+       trainctl cleanup approve --workflow-id ID --plan-hash HASH
+       trainctl cleanup reject  --workflow-id ID [--reason TEXT]
+
+plan is a dry run: it lists every resource with the steps it would take, or why it is skipped.
+apply prints the plan, asks for confirmation (on a terminal, unless --yes), approves exactly that
+plan by its hash, and prints what was deleted, skipped and failed.
+
+selectors (only resources tagged trainctl:managed=true are candidates, unless listed with --id):
+  --tag KEY=VALUE            must carry this tag (repeatable; all must match)
+  --id ID                    i-…, vol-…, snap-…, s3://BUCKET/PREFIX or s3://BUCKET/KEY#UPLOAD_ID (repeatable)
+  --kind KIND                instance, volume, snapshot, multipart-upload, s3-prefix (repeatable;
+                             default instance and volume)
+  --older-than DURATION      e.g. 12h, 7d, 2w
+  --bucket NAME --prefix P   where to look for multipart uploads / the prefix s3-prefix deletes
+  --region REGION            default: AWS_REGION
+
+apply options:
+  --force                    also delete important resources, and protected ones listed with --id
+  --snapshot-before-delete   snapshot every volume (tagged with its tags) before deleting it
+  --yes                      approve without asking
+  --protected-id ID          never delete without --force and --id (repeatable; also
+                             TRAINCTL_PROTECTED_IDS, comma-separated)
+  --approval-timeout D       how long the run waits for approval (default 1h)
+  --concurrency N            resources worked on at once (default 4)
+  --cost-project P           tell project P's cost tracker about every deletion (resourceStopped)`;
+
+function parseTags(values: string[]): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--tag ${JSON.stringify(v)}: expected KEY=VALUE`);
+    tags[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return tags;
+}
+
+function parseInt10(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n)) throw new UsageError(`${flag}: ${JSON.stringify(v)} is not a whole number`);
+  return n;
+}
+
+/**
+ * Starts (or joins) a cleanup run. The id is `cleanup/REGION/plan-HASH` or `…/apply-HASH` from the
+ * request, with USE_EXISTING: starting the same apply twice while the first waits for approval joins
+ * it. Throws a ZodError before contacting anything when the request is invalid.
+ */
+export async function startCleanup(
+  client: Client,
+  taskQueue: string,
+  request: CleanupRequest,
+  opts: { workflowId?: string } = {},
+): Promise<WorkflowHandle<typeof cleanup>> {
+  const input = CleanupInputSchema.parse(request);
+  const workflowId = opts.workflowId ?? cleanupWorkflowId(input);
+  const sel = input.selector;
+  const what = [
+    ...Object.entries(sel.tags).map(([k, v]) => `${k}=${v}`),
+    ...(sel.ids.length ? [`${sel.ids.length} ids`] : []),
+    ...(sel.olderThan ? [`older than ${sel.olderThan}`] : []),
+    ...(sel.s3 ? [`s3://${sel.s3.bucket}/${sel.s3.prefix}`] : []),
+  ].join(', ');
+  return client.workflow.start<typeof cleanup>('cleanup', {
+    taskQueue,
+    workflowId,
+    args: [input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    typedSearchAttributes: [{ key: SA.kind, value: 'cleanup' }],
+    staticSummary: `${input.dryRun ? 'Plan' : 'Apply'} cleanup of ${sel.kinds.join('/')} in ${input.region}: ${what}`,
+    staticDetails: [
+      `force: ${input.force}`,
+      `snapshot before delete: ${input.snapshotBeforeDelete}`,
+      `approval: over ${input.approvalThreshold} resources or anything protected/important; timeout ${input.approvalTimeout}`,
+      `protected ids: ${input.protectedIds.length}`,
+    ].join('\n'),
+  });
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}
+
+/** The plan as a table: one row per resource, the steps it takes or why it is skipped. */
+export function formatPlan(plan: CleanupPlan): string {
+  const rows = [['RESOURCE', 'KIND', 'NAME', 'ACTION']];
+  for (const r of plan.resources) {
+    rows.push([r.id, r.kind, r.name ?? '', `${r.protection ? `[${r.protection}, force] ` : ''}${r.steps.join(' → ')}${r.notes?.length ? ` (${r.notes.join('; ')})` : ''}`]);
+  }
+  for (const s of plan.skipped) rows.push([s.id, s.kind, '', `skip: ${s.reason}`]);
+  const head = `plan ${plan.hash} in ${plan.region}: delete ${plan.resources.length}, skip ${plan.skipped.length}`;
+  const approval = plan.needsApproval ? `\nneeds approval: ${plan.approvalReasons.join('; ')}` : '';
+  return `${head}${approval}\n${rows.length > 1 ? table(rows) : '(nothing matches the selector)'}`;
+}
+
+/** The report as a table: one row per resource and what happened to it. */
+export function formatReport(report: CleanupReport): string {
+  const rows = [['RESOURCE', 'RESULT', 'DETAIL']];
+  for (const id of report.deleted) {
+    const snap = report.snapshots.find((s) => s.volumeId === id);
+    rows.push([id, 'deleted', snap ? `snapshot ${snap.snapshotId}` : '']);
+  }
+  for (const id of report.alreadyGone) rows.push([id, 'already gone', 'deleted by someone else before this run']);
+  for (const f of report.failed) rows.push([f.id, 'FAILED', `${f.kind}${f.step ? ` at ${f.step}` : ''}: ${f.message}`]);
+  for (const s of report.skipped) rows.push([s.id, 'skipped', s.reason]);
+  const head = `deleted ${report.deleted.length}, already gone ${report.alreadyGone.length}, failed ${report.failed.length}, skipped ${report.skipped.length}`;
+  return `${head}\n${rows.length > 1 ? table(rows) : '(nothing to do)'}`;
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(question);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** Waits until the run has a plan (or has ended), by query: nothing is written to its history. */
+async function waitForPlan(handle: WorkflowHandle<typeof cleanup>, ended: () => boolean): Promise<CleanupPlan | null> {
+  for (;;) {
+    if (ended()) return null;
+    const status = await handle.query(cleanupStatusQuery);
+    if (status.phase !== 'planning') return status.phase === 'awaiting-approval' ? status.plan : null;
+    await sleep(250);
+  }
+}
+
+function requestFrom(values: Record<string, string | boolean | string[] | undefined>, env: Env, protectedFromEnv: string[], dryRun: boolean): CleanupRequest {
+  const str = (k: string) => values[k] as string | undefined;
+  const list = (k: string) => (values[k] as string[] | undefined) ?? [];
+  const kinds = list('kind').flatMap((k) => k.split(',')).filter(Boolean);
+  const bucket = str('bucket');
+  if (bucket === undefined && str('prefix') !== undefined) throw new UsageError('--prefix needs --bucket');
+  return {
+    region: str('region') ?? env.AWS_REGION,
+    selector: {
+      tags: parseTags(list('tag')),
+      ids: list('id'),
+      ...(kinds.length ? { kinds: kinds as CleanupInput['selector']['kinds'] } : {}),
+      ...(str('older-than') !== undefined ? { olderThan: str('older-than') } : {}),
+      ...(bucket !== undefined ? { s3: { bucket, prefix: str('prefix') ?? '' } } : {}),
+    },
+    dryRun,
+    force: values.force === true,
+    snapshotBeforeDelete: values['snapshot-before-delete'] === true,
+    protectedIds: [...protectedFromEnv, ...list('protected-id')],
+    // The CLI always shows the plan and approves it itself, so every apply waits for its approval.
+    approvalThreshold: 0,
+    ...(str('approval-timeout') !== undefined ? { approvalTimeout: str('approval-timeout') } : {}),
+    ...(str('concurrency') !== undefined ? { concurrency: parseInt10('--concurrency', str('concurrency')) } : {}),
+    ...(str('cost-project') !== undefined ? { costProject: str('cost-project') } : {}),
+  };
+}
+
+export async function cleanupCommand(
+  argv: string[],
+  env: Env,
+  connect: () => Promise<Client>,
+  environment: Record<string, string | undefined> = {},
+): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    console.log(HELP);
+    return sub === undefined ? ExitCode.Usage : ExitCode.Ok;
+  }
+  const json = rest.includes('--json');
+  let uiUrl: string | undefined;
+  try {
+    const { values } = parseArgs({
+      args: rest,
+      strict: true,
+      options: {
+        tag: { type: 'string', multiple: true },
+        id: { type: 'string', multiple: true },
+        kind: { type: 'string', multiple: true },
+        'older-than': { type: 'string' },
+        bucket: { type: 'string' },
+        prefix: { type: 'string' },
+        region: { type: 'string' },
+        force: { type: 'boolean' },
+        'snapshot-before-delete': { type: 'boolean' },
+        yes: { type: 'boolean' },
+        'protected-id': { type: 'string', multiple: true },
+        'approval-timeout': { type: 'string' },
+        concurrency: { type: 'string' },
+        'cost-project': { type: 'string' },
+        'workflow-id': { type: 'string' },
+        'plan-hash': { type: 'string' },
+        reason: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+    });
+
+    if (sub === 'approve' || sub === 'reject') {
+      const workflowId = values['workflow-id'];
+      if (!workflowId) throw new UsageError(`cleanup ${sub} needs --workflow-id`);
+      if (sub === 'approve' && !values['plan-hash']) throw new UsageError('cleanup approve needs --plan-hash (printed with the plan)');
+      const client = await connect();
+      const handle = client.workflow.getHandle<typeof cleanup>(workflowId);
+      if (sub === 'approve') await handle.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: values['plan-hash']! }] });
+      else await handle.executeUpdate(cleanupRejectUpdate, { args: [{ reason: values.reason ?? 'rejected from the CLI' }] });
+      if (json) console.log(JSON.stringify({ ok: true, workflowId, [sub === 'approve' ? 'approved' : 'rejected']: true }));
+      else console.log(`${sub === 'approve' ? 'approved' : 'rejected'}: ${workflowUiUrl(env, workflowId)}`);
+      return ExitCode.Ok;
+    }
+    if (sub !== 'plan' && sub !== 'apply') throw new UsageError(`unknown cleanup command ${JSON.stringify(sub)}\n${HELP}`);
+
+    const protectedFromEnv = (environment.TRAINCTL_PROTECTED_IDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    // Validate before connecting: a bad request never reaches Temporal or AWS.
+    const input = CleanupInputSchema.parse(requestFrom(values, env, protectedFromEnv, sub === 'plan'));
+    const client = await connect();
+    const handle = await startCleanup(client, env.TRAINCTL_TASK_QUEUE, input, values['workflow-id'] ? { workflowId: values['workflow-id'] } : {});
+    uiUrl = workflowUiUrl(env, handle.workflowId);
+    if (!json) console.error(`cleanup ${sub}: ${uiUrl}`);
+
+    let ended = false;
+    const resultP = handle.result().finally(() => {
+      ended = true;
+    });
+    // Observed below; this only keeps an early failure from being reported as unhandled.
+    resultP.catch(() => undefined);
+
+    let approved: boolean | undefined;
+    if (sub === 'apply') {
+      const plan = await waitForPlan(handle, () => ended);
+      if (plan) {
+        if (!json) console.log(formatPlan(plan));
+        if (values.yes) approved = true;
+        else if (process.stdin.isTTY && !json) approved = await confirm(`delete ${plan.resources.length} resources as planned (plan ${plan.hash})? [y/N] `);
+        else throw new UsageError(`cleanup apply needs --yes when not run on a terminal; the run waits for approval: ${uiUrl}`);
+        if (approved) await handle.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: plan.hash }] });
+        else await handle.executeUpdate(cleanupRejectUpdate, { args: [{ reason: 'declined at the confirmation prompt' }] });
+      }
+    }
+    const result: CleanupResult = await resultP;
+    const ok = result.report.failed.length === 0 && (result.outcome === 'completed' || result.outcome === 'planned');
+    if (json) console.log(JSON.stringify({ ok, workflowId: handle.workflowId, outcome: result.outcome, plan: result.plan, report: result.report, ui: uiUrl }));
+    else if (result.outcome === 'planned') console.log(formatPlan(result.plan));
+    else {
+      if (sub === 'apply' && approved === undefined) console.log(formatPlan(result.plan));
+      if (result.message) console.log(result.message);
+      console.log(formatReport(result.report));
+    }
+    return ok ? ExitCode.Ok : ExitCode.Failed;
+  } catch (err) {
+    // `selector.kinds.0` is the user's --kind: drop list indexes so the flag names apply.
+    if (err instanceof ZodError) err = new ZodError(err.issues.map((i) => ({ ...i, path: i.path.filter((p) => typeof p !== 'number') })));
+    return reportError(err, { json, what: `cleanup ${sub}`, flags: CLEANUP_FLAGS, ...(uiUrl ? { uiUrl } : {}) });
+  }
+}

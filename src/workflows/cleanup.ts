@@ -1,0 +1,337 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  condition,
+  defineQuery,
+  defineUpdate,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { CleanupInputSchema, type CleanupInput, type CleanupRequest } from '../config.js';
+import { ErrorKind, describeError } from '../errors.js';
+import { CleanupStep, durationMs, planCleanup, type CleanupDependency, type CleanupPlan, type PlannedResource } from '../cleanup-plan.js';
+import { costTrackerWorkflowId } from '../cost-model.js';
+import { resourceStoppedSignal } from './cost-tracker.js';
+import { awsCall, awsWait } from './options.js';
+
+const aws = proxyActivities<Activities>(awsCall);
+const waits = proxyActivities<Activities>(awsWait);
+
+/** What a cleanup did: every resource by id, never only counts. */
+export interface CleanupReport {
+  deleted: string[];
+  /** Gone before this run deleted it (NotFound on delete): nothing left to do. */
+  alreadyGone: string[];
+  skipped: { id: string; reason: string }[];
+  failed: { id: string; kind: string; message: string; step?: string }[];
+  /** Snapshots taken before deletion (snapshotBeforeDelete). */
+  snapshots: { snapshotId: string; volumeId: string }[];
+}
+
+export const CleanupOutcome = {
+  planned: 'planned',
+  completed: 'completed',
+  rejected: 'rejected',
+  approvalTimedOut: 'approval-timed-out',
+} as const;
+export type CleanupOutcome = (typeof CleanupOutcome)[keyof typeof CleanupOutcome];
+
+export interface CleanupResult {
+  outcome: CleanupOutcome;
+  plan: CleanupPlan;
+  report: CleanupReport;
+  /** Why nothing was deleted (rejected, timed out). */
+  message?: string;
+}
+
+export type CleanupPhase = 'planning' | 'awaiting-approval' | 'running' | 'done';
+
+export interface CleanupStatus {
+  phase: CleanupPhase;
+  plan: CleanupPlan | null;
+  report: CleanupReport;
+  inFlight: { id: string; step: string }[];
+}
+
+/** The plan (null until discovery finished). */
+export const cleanupPlanQuery = defineQuery<CleanupPlan | null>('plan');
+/** Phase, plan, the report so far and the steps in flight; answers after the run ended too. */
+export const cleanupStatusQuery = defineQuery<CleanupStatus>('status');
+/** Approves the plan whose hash is named; the validator refuses any other hash. */
+export const cleanupApproveUpdate = defineUpdate<{ approved: true; planHash: string }, [{ planHash: string }]>('approve');
+/** Ends a cleanup waiting for approval with nothing deleted. */
+export const cleanupRejectUpdate = defineUpdate<{ rejected: true }, [{ reason?: string }]>('reject');
+
+/** A counting semaphore of plain promises: waiters are served in order, deterministically. */
+class Slots {
+  private readonly waiters: (() => void)[] = [];
+  constructor(private free: number) {}
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free -= 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+  give(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free += 1;
+  }
+}
+
+type LineOutcome = 'deleted' | 'gone' | 'failed' | 'skipped';
+interface Line {
+  reached: Set<CleanupStep>;
+  outcome?: LineOutcome;
+}
+
+function emptyReport(): CleanupReport {
+  return { deleted: [], alreadyGone: [], skipped: [], failed: [], snapshots: [] };
+}
+
+/**
+ * Cleans up the resources a selector names in one region, safely.
+ *
+ * Discovers the candidates and plans (see `planCleanup`): each resource its steps, or the reason it
+ * is skipped. A dry run (the default) returns the plan and deletes nothing. Otherwise a plan that
+ * deletes more than `approvalThreshold` resources, or anything protected or important, waits for the
+ * `approve` update naming the plan's hash; `reject` or `approvalTimeout` ends the run with nothing
+ * deleted. Then every resource runs its own line of steps, up to `concurrency` steps at a time, in
+ * dependency order (an instance is stopped before its volumes are detached, volumes are detached
+ * before they are deleted and before the instance is terminated, snapshots are deleted after the
+ * volumes); one resource failing does not stop the others.
+ *
+ * Idempotent: every step is (a NotFound on delete counts as already gone), so a second run finds
+ * nothing to do. On cancel it lets the step in flight on each resource finish, starts no new step,
+ * records what was and was not done (the `status` query, the memo and the current details) and ends
+ * as cancelled. While it waits for approval, a cancel ends it with nothing deleted.
+ */
+export async function cleanup(request: CleanupRequest): Promise<CleanupResult> {
+  let phase: CleanupPhase = 'planning';
+  let plan: CleanupPlan | null = null;
+  const report = emptyReport();
+  const inFlight = new Map<string, string>();
+  let decision: { approved: boolean; reason?: string } | undefined;
+
+  setHandler(cleanupPlanQuery, () => plan);
+  setHandler(cleanupStatusQuery, () => ({ phase, plan, report, inFlight: [...inFlight].map(([id, step]) => ({ id, step })) }));
+  const awaitingApproval = (): CleanupPlan => {
+    if (phase !== 'awaiting-approval' || plan === null || decision !== undefined) {
+      throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `this cleanup is not waiting for approval (it is ${phase})` });
+    }
+    return plan;
+  };
+  setHandler(
+    cleanupApproveUpdate,
+    ({ planHash }) => {
+      decision = { approved: true };
+      return { approved: true, planHash };
+    },
+    {
+      validator: (arg) => {
+        const current = awaitingApproval();
+        if (typeof arg?.planHash !== 'string' || arg.planHash !== current.hash) {
+          throw ApplicationFailure.create({
+            type: ErrorKind.InvalidInput,
+            nonRetryable: true,
+            message: `plan hash ${JSON.stringify(arg?.planHash)} is not this plan's (${current.hash}): read the plan again and approve what it says`,
+          });
+        }
+      },
+    },
+  );
+  setHandler(
+    cleanupRejectUpdate,
+    ({ reason }) => {
+      decision = { approved: false, reason: reason ?? 'rejected' };
+      return { rejected: true };
+    },
+    { validator: (_arg) => void awaitingApproval() },
+  );
+
+  const parsed = CleanupInputSchema.safeParse(request);
+  if (!parsed.success) {
+    throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `invalid cleanup request: ${describeError(parsed.error)}` });
+  }
+  const input = parsed.data;
+
+  setCurrentDetails(`Discovering resources in ${input.region}`);
+  const discovery = await aws.cleanupDiscover.executeWithOptions({ summary: `discover cleanup candidates in ${input.region}` }, [
+    { region: input.region, selector: input.selector },
+  ]);
+  plan = planCleanup(discovery, input);
+  const current = plan;
+  log.info('cleanup planned', { hash: current.hash, resources: current.resources.length, skipped: current.skipped.length, dryRun: input.dryRun });
+
+  if (input.dryRun) {
+    phase = 'done';
+    report.skipped.push(...current.skipped.map(({ id, reason }) => ({ id, reason })));
+    setCurrentDetails(`Dry run: would delete ${current.resources.length}, skip ${current.skipped.length} (plan ${current.hash})`);
+    return { outcome: CleanupOutcome.planned, plan: current, report };
+  }
+
+  if (current.needsApproval) {
+    phase = 'awaiting-approval';
+    setCurrentDetails(
+      `**Waiting for approval** of plan ${current.hash} (${current.approvalReasons.join('; ')}). ` +
+        `Approve with the \`approve\` update naming the plan hash, or reject with \`reject\`; times out after ${input.approvalTimeout}.`,
+    );
+    const decided = await condition(() => decision !== undefined, durationMs(input.approvalTimeout));
+    if (!decided || !decision?.approved) {
+      phase = 'done';
+      const message = decided ? `rejected: ${decision?.reason ?? 'rejected'}; nothing was deleted` : `not approved within ${input.approvalTimeout}; nothing was deleted`;
+      report.skipped.push(...current.skipped.map(({ id, reason }) => ({ id, reason })));
+      report.skipped.push(...current.resources.map((r) => ({ id: r.id, reason: decided ? 'plan rejected' : 'plan not approved in time' })));
+      setCurrentDetails(message);
+      return { outcome: decided ? CleanupOutcome.rejected : CleanupOutcome.approvalTimedOut, plan: current, report, message };
+    }
+    log.info('cleanup plan approved', { hash: current.hash });
+  }
+
+  phase = 'running';
+  report.skipped.push(...current.skipped.map(({ id, reason }) => ({ id, reason })));
+  const cancelled = await execute(current, input, report, inFlight);
+  phase = 'done';
+  const summary =
+    `${cancelled ? 'Cancelled: ' : ''}deleted ${report.deleted.length}, already gone ${report.alreadyGone.length}, ` +
+    `skipped ${report.skipped.length}, failed ${report.failed.length}${report.snapshots.length ? `, snapshots ${report.snapshots.length}` : ''}`;
+  setCurrentDetails(summary);
+  upsertMemo({ cleanup: summary });
+  if (cancelled) {
+    log.info('cleanup cancelled', { deleted: report.deleted, notDone: report.skipped.length });
+    throw new CancelledFailure(`cleanup cancelled: ${summary}; the status query has the full report`);
+  }
+  return { outcome: CleanupOutcome.completed, plan: current, report };
+}
+
+/** Runs every planned resource's line; returns whether a cancel stopped it. */
+async function execute(plan: CleanupPlan, input: CleanupInput, report: CleanupReport, inFlight: Map<string, string>): Promise<boolean> {
+  let cancelRequested = false;
+  CancellationScope.current().cancelRequested.catch(() => {
+    cancelRequested = true;
+  });
+  const lines = new Map<string, Line>(plan.resources.map((r) => [r.id, { reached: new Set<CleanupStep>() }]));
+  const slots = new Slots(input.concurrency);
+  const { workflowId } = workflowInfo();
+
+  const depMet = (dep: CleanupDependency): boolean => {
+    const other = lines.get(dep.resourceId);
+    if (!other) return true;
+    return dep.after === 'settled' ? other.outcome !== undefined : other.reached.has(dep.after) || other.outcome !== undefined;
+  };
+
+  async function runLine(r: PlannedResource): Promise<void> {
+    const line = lines.get(r.id)!;
+    const done: CleanupStep[] = [];
+    const stopHere = (reason: string) => {
+      line.outcome = 'skipped';
+      report.skipped.push({ id: r.id, reason });
+    };
+    let snapshotId: string | undefined;
+    let current: CleanupStep | undefined;
+    try {
+      for (const s of r.steps) {
+        for (const dep of r.dependsOn.filter((d) => d.beforeStep === s)) {
+          await condition(() => depMet(dep) || cancelRequested);
+          const other = lines.get(dep.resourceId);
+          if (dep.after !== 'settled' && other && !other.reached.has(dep.after) && other.outcome !== 'gone' && other.outcome !== undefined) {
+            return stopHere(`${dep.resourceId} did not reach ${dep.after} (${other.outcome}), so ${r.id} was left as it was before ${s}`);
+          }
+        }
+        if (cancelRequested) return stopHere(notDoneReason(done));
+        await slots.take();
+        try {
+          if (cancelRequested) return stopHere(notDoneReason(done));
+          inFlight.set(r.id, s);
+          current = s;
+          const out = await runStep(r, s, plan.region, workflowId, snapshotId);
+          if ('snapshotId' in out && out.snapshotId) snapshotId = out.snapshotId;
+          if (s === CleanupStep.waitSnapshotCompleted && snapshotId) report.snapshots.push({ snapshotId, volumeId: r.id });
+          if (out.gone) {
+            line.outcome = 'gone';
+            report.alreadyGone.push(r.id);
+            return;
+          }
+        } finally {
+          inFlight.delete(r.id);
+          slots.give();
+        }
+        done.push(s);
+        line.reached.add(s);
+      }
+      line.outcome = 'deleted';
+      report.deleted.push(r.id);
+      await notifyCostTracker(input.costProject, r);
+    } catch (err) {
+      line.outcome = 'failed';
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      const kind = cause instanceof ApplicationFailure && cause.type ? cause.type : ErrorKind.Unknown;
+      report.failed.push({ id: r.id, kind, message: cause instanceof Error ? cause.message : String(cause), ...(current ? { step: current } : {}) });
+      log.warn('cleanup of a resource failed', { id: r.id, kind });
+    }
+  }
+
+  // The lines run to the end of their step in flight even when the run is cancelled.
+  await CancellationScope.nonCancellable(() => Promise.all(plan.resources.map((r) => runLine(r))));
+  return cancelRequested;
+}
+
+/**
+ * Tells the project's cost tracker that the resource stopped costing money. Best effort: a tracker
+ * that does not run (or refuses the signal) is logged, never a failure of the cleanup.
+ */
+async function notifyCostTracker(project: string | undefined, r: PlannedResource): Promise<void> {
+  if (project === undefined || (r.kind !== 'instance' && r.kind !== 'volume' && r.kind !== 'snapshot')) return;
+  try {
+    await getExternalWorkflowHandle(costTrackerWorkflowId(project)).signal(resourceStoppedSignal, { id: r.id });
+  } catch (err) {
+    log.warn('could not tell the cost tracker about a deletion', { project, id: r.id, error: describeError(err) });
+  }
+}
+
+function notDoneReason(done: CleanupStep[]): string {
+  return done.length ? `not done: cleanup cancelled after ${done.join(', ')}` : 'not done: cleanup cancelled before it started';
+}
+
+async function runStep(r: PlannedResource, s: CleanupStep, region: string, workflowId: string, snapshotId: string | undefined): Promise<{ gone: boolean; snapshotId?: string }> {
+  const summary = { summary: `${s} ${r.id}` };
+  switch (s) {
+    case CleanupStep.stopInstance:
+      return aws.cleanupStopInstance.executeWithOptions(summary, [{ region, instanceId: r.id }]);
+    case CleanupStep.waitInstanceStopped:
+      return waits.cleanupWaitInstance.executeWithOptions(summary, [{ region, instanceId: r.id, state: 'stopped' }]);
+    case CleanupStep.terminateInstance:
+      return aws.cleanupTerminateInstance.executeWithOptions(summary, [{ region, instanceId: r.id }]);
+    case CleanupStep.waitInstanceTerminated:
+      return waits.cleanupWaitInstance.executeWithOptions(summary, [{ region, instanceId: r.id, state: 'terminated' }]);
+    case CleanupStep.detachVolume:
+      return aws.cleanupDetachVolume.executeWithOptions(summary, [{ region, volumeId: r.id, ...r.target }]);
+    case CleanupStep.waitVolumeAvailable:
+      return waits.cleanupWaitVolumeAvailable.executeWithOptions(summary, [{ region, volumeId: r.id }]);
+    case CleanupStep.snapshotVolume:
+      return aws.cleanupSnapshotVolume.executeWithOptions(summary, [{ region, volumeId: r.id, workflowId }]);
+    case CleanupStep.waitSnapshotCompleted:
+      if (!snapshotId) throw ApplicationFailure.create({ type: ErrorKind.Unknown, nonRetryable: true, message: `no snapshot of ${r.id} to wait for` });
+      await waits.cleanupWaitSnapshotCompleted.executeWithOptions({ summary: `wait for ${snapshotId} of ${r.id} to complete` }, [{ region, snapshotId }]);
+      return { gone: false };
+    case CleanupStep.deleteVolume:
+      return aws.cleanupDeleteVolume.executeWithOptions(summary, [{ region, volumeId: r.id }]);
+    case CleanupStep.deleteSnapshot:
+      return aws.cleanupDeleteSnapshot.executeWithOptions(summary, [{ region, snapshotId: r.id }]);
+    case CleanupStep.abortMultipartUpload:
+      return aws.cleanupAbortMultipartUpload.executeWithOptions(summary, [
+        { region, bucket: r.target.bucket ?? '', key: r.target.key ?? '', uploadId: r.target.uploadId ?? '' },
+      ]);
+    case CleanupStep.deleteS3Prefix:
+      return waits.cleanupDeleteS3Prefix.executeWithOptions(summary, [{ region, bucket: r.target.bucket ?? '', prefix: r.target.prefix ?? '' }]);
+  }
+}
