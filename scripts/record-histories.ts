@@ -9,6 +9,9 @@ import { injectFaults } from '../src/dev/faults.js';
 import { repoRoot, toolPath, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { awsClientsFor, createWorker } from '../src/worker.js';
 import { startProvisionVolume } from '../src/cli/volume.js';
+import { AttachVolumeCommand, CreateTagsCommand, CreateVolumeCommand, DescribeImagesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { resourceStartedSignal, resourceStoppedSignal, setBudgetUpdate, type costTracker } from '../src/workflows/cost-tracker.js';
+import { cleanupApproveUpdate, cleanupStatusQuery, type cleanup } from '../src/workflows/cleanup.js';
 
 /**
  * `npm run record-histories`: runs each recorded scenario against a fresh dev server and moto and
@@ -70,6 +73,51 @@ async function main(): Promise<void> {
       if (!(err instanceof WorkflowFailedError)) throw err;
     });
     await save('provision-volume-cancelled.json', cancelled.workflowId, cancelled.firstExecutionRunId);
+    holdCreating = false;
+
+    // The cost tracker: signals, a budget that fires, and a continue-as-new after 10 messages.
+    const tracker = await client.workflow.start<typeof costTracker>('costTracker', {
+      taskQueue: 'record',
+      workflowId: 'cost-tracker/recorded',
+      args: [{ project: 'recorded', continueAsNewAfterEvents: 10 }],
+    });
+    const hourAgo = Date.now() - 3_600_000;
+    for (let i = 0; i < 6; i++) {
+      await tracker.signal(resourceStartedSignal, { id: `vol-recorded${i}`, kind: 'volume', type: 'gp3', sizeGiB: 100, region: 'us-east-1', tags: { team: i % 2 ? 'a' : 'b' }, at: hourAgo });
+    }
+    await tracker.executeUpdate(setBudgetUpdate, { args: [{ name: 'cap', limitUsd: 0.01, action: 'alert' }] });
+    for (let i = 0; i < 6; i++) await tracker.signal(resourceStoppedSignal, { id: `vol-recorded${i}` });
+    await tracker.signal(resourceStoppedSignal, { id: 'vol-unknown' });
+    for (let i = 0; i < 50; i++) {
+      const d = await client.workflow.getHandle(tracker.workflowId, tracker.firstExecutionRunId).describe();
+      if (d.status.name !== 'RUNNING') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await save('cost-tracker-continued.json', tracker.workflowId, tracker.firstExecutionRunId);
+    await client.workflow.getHandle(tracker.workflowId).terminate('recorded');
+
+    // A cleanup that waits for approval, is approved by its plan hash, and deletes in order.
+    const run = await ec2.send(new RunInstancesCommand({ ImageId: (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: 'us-east-1a' } }));
+    const instanceId = run.Instances?.[0]?.InstanceId ?? '';
+    const tags = [{ Key: 'trainctl:managed', Value: 'true' }, { Key: 'recorded', Value: 'yes' }];
+    await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: tags }));
+    const attached = await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: tags }] }));
+    await ec2.send(new AttachVolumeCommand({ VolumeId: attached.VolumeId, InstanceId: instanceId, Device: '/dev/sdf' }));
+    await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: [...tags, { Key: 'trainctl:protected', Value: 'true' }] }] }));
+    const cleanupRun = await client.workflow.start<typeof cleanup>('cleanup', {
+      taskQueue: 'record',
+      workflowId: 'cleanup/us-east-1/recorded',
+      args: [{ region: 'us-east-1', selector: { tags: { recorded: 'yes' } }, dryRun: false, approvalThreshold: 0 }],
+    });
+    let hash: string | undefined;
+    for (let i = 0; i < 50 && !hash; i++) {
+      const status = await cleanupRun.query(cleanupStatusQuery);
+      if (status.phase === 'awaiting-approval') hash = status.plan?.hash;
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+    await cleanupRun.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: hash ?? '' }] });
+    await cleanupRun.result();
+    await save('cleanup-approved.json', cleanupRun.workflowId, cleanupRun.firstExecutionRunId);
   } finally {
     worker.shutdown();
     await running;

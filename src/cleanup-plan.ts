@@ -9,6 +9,7 @@
  * @module
  */
 import { TagKey, type CleanupInput, type CleanupKind } from './config.js';
+import { PROJECT_TAG } from './cost-model.js';
 
 /** One step of a resource's line, run as one activity. */
 export const CleanupStep = {
@@ -76,6 +77,8 @@ export interface PlannedResource {
   protection?: 'important' | 'protected';
   /** What else the deletion takes with it, for the reader of the plan. */
   notes?: string[];
+  /** The cost-tracker project the resource is billed to (its trainctl:project tag). */
+  project?: string;
   /** Everything the steps need besides the id. */
   target: { instanceId?: string; device?: string; bucket?: string; key?: string; uploadId?: string; prefix?: string };
 }
@@ -286,7 +289,14 @@ export function planCleanup(discovery: Discovery, input: CleanupInput): CleanupP
   const planned: PlannedResource[] = [];
   const volumeIds = [...chosen.values()].filter(({ r }) => r.kind === 'volume').map(({ r }) => r.id);
   for (const { r, protection } of chosen.values()) {
-    const base = { id: r.id, kind: r.kind, ...(nameOf(r.tags) ? { name: nameOf(r.tags) } : {}), ...(protection ? { protection: protection.level } : {}) };
+    const project = tagValue(r.tags, PROJECT_TAG);
+    const base = {
+      id: r.id,
+      kind: r.kind,
+      ...(nameOf(r.tags) ? { name: nameOf(r.tags) } : {}),
+      ...(protection ? { protection: protection.level } : {}),
+      ...(project ? { project } : {}),
+    };
     switch (r.kind) {
       case 'instance': {
         const mine = (r.volumes ?? []).filter((v) => chosen.has(v.volumeId));

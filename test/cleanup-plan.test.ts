@@ -225,3 +225,10 @@ describe('CleanupInputSchema', () => {
     assert.deepEqual(v.selector.kinds, ['instance', 'volume']);
   });
 });
+
+test('a planned resource carries its trainctl:project tag, so its deletion reaches the tracker that counted it', () => {
+  const plan = planCleanup(discovery([vol('vol-0000000p', { ...MANAGED, 'trainctl:project': 'vision' }), vol('vol-0000000q', MANAGED)]), input({ dryRun: false }));
+  const byId = new Map(plan.resources.map((r) => [r.id, r]));
+  assert.equal(byId.get('vol-0000000p')?.project, 'vision');
+  assert.equal(byId.get('vol-0000000q')?.project, undefined);
+});

@@ -6,6 +6,7 @@ import {
   DeleteVolumeCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
+  DescribeVolumesCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
   type EC2Client,
@@ -392,6 +393,33 @@ describe('cost tracker on the dev server', () => {
     const desc = await handle.describe();
     assert.equal(desc.searchAttributes['TrainctlBudgetExceeded']?.[0], true);
     assert.equal((desc.memo?.['budgetAlert'] as { budget?: string } | undefined)?.budget, 'ml-cap');
+  });
+
+  test('a budget with the cleanup action starts a cleanup of the matching volume that waits for approval and deletes nothing on its own', async () => {
+    const project = uniqueName('budget-clean');
+    const made = await ec2.send(
+      new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'trainctl:managed', Value: 'true' }, { Key: 'team', Value: 'ml' }] }] }),
+    );
+    const volumeId = made.VolumeId!;
+    onCleanup(() => ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId })).catch(() => undefined));
+    const handle = await tracker(project);
+    await handle.signal(resourceStartedSignal, { id: volumeId, kind: 'volume', type: 'gp3', sizeGiB: 1, region: 'us-east-1', tags: { team: 'ml' }, at: Date.now() - 2 * MS_PER_HOUR, hourlyRate: 1 });
+    await handle.executeUpdate(setBudgetUpdate, { args: [{ name: 'ml-clean', limitUsd: 1, action: 'cleanup', tagFilter: { key: 'team', value: 'ml' } }] });
+    const s = await eventually('the budget acted', async () => {
+      const s = await handle.query(summaryQuery);
+      return s.alerts.length ? s : undefined;
+    });
+    const cleanupId = /started (cleanup\/us-east-1\/budget-\S+):/.exec(s.alerts[0]!.outcome)?.[1];
+    assert.ok(cleanupId, s.alerts[0]!.outcome);
+    const child = client.workflow.getHandle(cleanupId);
+    onCleanup(() => child.terminate().catch(() => undefined));
+    const status = await eventually('the cleanup planned', async () => {
+      const st = await child.query<{ phase: string; plan: { resources: { id: string }[]; hash: string } | null }>('status');
+      return st.phase === 'awaiting-approval' ? st : undefined;
+    });
+    assert.deepEqual(status.plan?.resources.map((r) => r.id), [volumeId]);
+    const still = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+    assert.equal(still.Volumes?.[0]?.State, 'available', 'nothing is deleted before someone approves');
   });
 
   test('reconciliation started by the Schedule registers an orphan volume created directly in EC2 and stops a tracked volume EC2 no longer has', async () => {

@@ -11,6 +11,7 @@ import { injectFaults } from '../src/dev/faults.js';
 import { toolPath } from '../src/dev/services.js';
 import { startProvisionVolume } from '../src/cli/volume.js';
 import type { ProvisionVolumeResult } from '../src/workflows/provision-volume.js';
+import { resourceQuery, runningQuery } from '../src/workflows/cost-tracker.js';
 import { onCleanup, testServices, testClient, startWorker, uniqueName, ec2For, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { runCli, cliEnv } from './helpers/cli.js';
 import { volumeJanitor, volumesNamed } from './helpers/volumes.js';
@@ -250,6 +251,43 @@ describe('cancellation', () => {
     const failure = await failureOf(result);
     assert.ok(failure instanceof CancelledFailure);
     assert.equal((await volumesNamed(ec2, req.name)).length, 0);
+    await w.stop();
+  });
+
+  test('a run cancelled after the cost tracker recorded its volume deletes it and tells the tracker it stopped', async () => {
+    const images = await ec2.send(new DescribeImagesCommand({}));
+    const run = await ec2.send(new RunInstancesCommand({ ImageId: images.Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: 'us-east-1a' } }));
+    const instanceId = run.Instances?.[0]?.InstanceId;
+    assert.ok(instanceId);
+    onCleanup(() => ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
+    const slow = createEc2Client(services.env);
+    // The attachment never reports in-use, so the run is cancelled while it waits for it.
+    injectFaults(slow, [
+      {
+        command: 'DescribeVolumes',
+        mutate: (out) => {
+          for (const v of (out.Volumes as { State?: string }[] | undefined) ?? []) if (v.State === 'in-use') v.State = 'available';
+        },
+      },
+    ]);
+    const w = await startWorker({ ...services, deps: { ec2: () => slow } });
+    const project = uniqueName('proj');
+    const req = request(uniqueName('cancel-costed'), { project, attachTo: { instanceId, device: '/dev/sdg' } });
+    const { handle, result } = await provision(req, w.taskQueue);
+    const tracker = client.workflow.getHandle(`cost-tracker/${project}`);
+    onCleanup(() => tracker.terminate().catch(() => undefined));
+    let volumeId: string | undefined;
+    for (let i = 0; i < 150 && !volumeId; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const running = await tracker.query(runningQuery).catch(() => []);
+      volumeId = running[0]?.id;
+    }
+    assert.ok(volumeId, 'the tracker recorded the volume before the cancel');
+    await handle.cancel();
+    await failureOf(result);
+    assert.equal((await volumesNamed(ec2, req.name)).length, 0);
+    const view = await tracker.query(resourceQuery, volumeId);
+    assert.equal(view?.running, false, 'the tracker knows the volume is gone');
     await w.stop();
   });
 

@@ -286,10 +286,13 @@ async function execute(plan: CleanupPlan, input: CleanupInput, report: CleanupRe
 }
 
 /**
- * Tells the project's cost tracker that the resource stopped costing money. Best effort: a tracker
+ * Tells the cost tracker of the resource's project (its trainctl:project tag, else `costProject`)
+ * that the resource stopped costing money. Best effort: a tracker
  * that does not run (or refuses the signal) is logged, never a failure of the cleanup.
  */
-async function notifyCostTracker(project: string | undefined, r: PlannedResource): Promise<void> {
+async function notifyCostTracker(costProject: string | undefined, r: PlannedResource): Promise<void> {
+  // The resource's own project tag wins: that is the tracker that counted it.
+  const project = r.project ?? costProject;
   if (project === undefined || (r.kind !== 'instance' && r.kind !== 'volume' && r.kind !== 'snapshot')) return;
   try {
     await getExternalWorkflowHandle(costTrackerWorkflowId(project)).signal(resourceStoppedSignal, { id: r.id });

@@ -7,7 +7,9 @@ import {
   defineSignal,
   defineUpdate,
   log,
+  ParentClosePolicy,
   proxyActivities,
+  startChild,
   setCurrentDetails,
   setHandler,
   upsertMemo,
@@ -16,6 +18,7 @@ import {
 } from '@temporalio/workflow';
 import type { z } from 'zod';
 import type { Activities } from '../activities/index.js';
+import type { cleanup } from './cleanup.js';
 import type { ReconcileOutcome } from '../activities/cost.js';
 import {
   CostTrackerInputSchema,
@@ -364,8 +367,8 @@ function failureFromZod(err: z.ZodError): ApplicationFailure {
  * with signal-with-start by whatever creates or ends a resource. It accumulates each resource's
  * lifetime × rate in integer µ$ from `resourceStarted` / `resourceStopped` signals, answers cost
  * queries at any moment, and enforces budgets with a timer set to when the burn rate crosses the
- * limit (recomputed after every signal and update), then alerts, stops instances, or (until the
- * cleanup workflow exists) alerts for cleanup.
+ * limit (recomputed after every signal and update), then alerts, stops instances, or starts a
+ * cleanup of the matching resources that waits for approval.
  *
  * Idempotent per message: a repeated start or stop of the same resource is counted as a duplicate
  * and changes nothing; malformed or impossible signals are logged and listed in `rejected`, never
@@ -669,7 +672,31 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
       }
       outcome = `stopped ${stopped.length ? stopped.join(', ') : 'no instances'}${failed.length ? `; could NOT stop ${failed.join(', ')}` : ''}`;
     } else if (b.action === 'cleanup') {
-      outcome = 'alerted: the cleanup workflow is not available yet';
+      // A budget never deletes by itself: it starts a cleanup of what it matches that waits for a
+      // person to approve the plan (visible in the UI), and outlives this run if it continues-as-new.
+      const targets = Object.values(state.resources).filter(
+        (r) => (r.kind === 'instance' || r.kind === 'volume') && r.stoppedAt === undefined && matches(b, r),
+      );
+      const byRegion = new Map<string, string[]>();
+      for (const r of targets) byRegion.set(r.region, [...(byRegion.get(r.region) ?? []), r.id]);
+      const started: string[] = [];
+      for (const [region, ids] of byRegion) {
+        const workflowId = `cleanup/${region}/budget-${opts.project}-${b.name}-${b.firedWindow}`;
+        try {
+          await startChild<typeof cleanup>('cleanup', {
+            workflowId,
+            args: [{ region, selector: { ids }, dryRun: false, approvalThreshold: 0, approvalTimeout: '24h', costProject: opts.project }],
+            parentClosePolicy: ParentClosePolicy.ABANDON,
+            staticSummary: `Budget ${b.name} of ${opts.project} crossed: clean up ${ids.length} resource(s) once approved`,
+          });
+          started.push(workflowId);
+        } catch (err) {
+          log.error('budget cleanup could not start', { budget: b.name, region, error: describeError(err) });
+        }
+      }
+      outcome = started.length
+        ? `started ${started.join(', ')}: waiting for approval, nothing is deleted until someone approves the plan`
+        : 'alerted: no running instance or volume matches the budget';
     } else {
       outcome = 'alerted';
     }

@@ -57,11 +57,12 @@ export async function provisionVolume(request: ProvisionVolumeRequest): Promise<
     });
   }
   const input = parsed.data;
+  const run: RunState = { costRecorded: false };
   try {
-    return await provision(input);
+    return await provision(input, run);
   } catch (err) {
     if (!isCancellation(err)) throw err;
-    const { undone, failed } = await CancellationScope.nonCancellable(() => compensate(input));
+    const { undone, failed } = await CancellationScope.nonCancellable(() => compensate(input, run));
     let summary = undone.length ? `cancelled; deleted ${undone.join(', ')}, created by this run` : 'cancelled; this run had created no volume';
     if (failed.length) summary += `; could NOT delete ${failed.join(', ')}: delete by hand`;
     upsertMemo({ compensation: summary });
@@ -71,7 +72,13 @@ export async function provisionVolume(request: ProvisionVolumeRequest): Promise<
   }
 }
 
-async function provision(input: ProvisionVolumeInput): Promise<ProvisionVolumeResult> {
+/** What compensation needs to know of the run so far. */
+interface RunState {
+  /** The cost tracker was told the volume started, so it must be told it stopped too. */
+  costRecorded: boolean;
+}
+
+async function provision(input: ProvisionVolumeInput, run: RunState): Promise<ProvisionVolumeResult> {
   const { workflowId, firstExecutionRunId: runId } = workflowInfo();
   const { region, name } = input;
   setCurrentDetails(`Looking up volume **${name}** in ${region}`);
@@ -124,7 +131,7 @@ async function provision(input: ProvisionVolumeInput): Promise<ProvisionVolumeRe
   }
 
   // Patched so that histories recorded before cost tracking still replay.
-  if (patched('record-cost')) await recordCost(input, volume);
+  if (patched('record-cost')) run.costRecorded = await recordCost(input, volume);
 
   let attachedTo: ProvisionVolumeResult['attachedTo'];
   if (input.attachTo) {
@@ -159,7 +166,7 @@ async function provision(input: ProvisionVolumeInput): Promise<ProvisionVolumeRe
  * provisioning (reconciliation registers a volume the tracker missed); a repeated report of the
  * same volume is a duplicate to the tracker.
  */
-async function recordCost(input: ProvisionVolumeInput, volume: VolumeInfo): Promise<void> {
+async function recordCost(input: ProvisionVolumeInput, volume: VolumeInfo): Promise<boolean> {
   try {
     await costs.recordResourceStarted.executeWithOptions({ summary: `record ${volume.volumeId} with cost-tracker/${input.project}` }, [
       {
@@ -177,9 +184,11 @@ async function recordCost(input: ProvisionVolumeInput, volume: VolumeInfo): Prom
         },
       },
     ]);
+    return true;
   } catch (err) {
     if (isCancellation(err)) throw err;
     log.warn('could not record the volume with the cost tracker', { volumeId: volume.volumeId, project: input.project, error: describeError(err) });
+    return false;
   }
 }
 
@@ -187,7 +196,7 @@ async function recordCost(input: ProvisionVolumeInput, volume: VolumeInfo): Prom
  * Deletes whatever this run created, found by its run-id tag rather than by what the workflow
  * remembers, so a CreateVolume that was in flight when the cancel came is cleaned up too.
  */
-async function compensate(input: ProvisionVolumeInput): Promise<{ undone: string[]; failed: string[] }> {
+async function compensate(input: ProvisionVolumeInput, run: RunState): Promise<{ undone: string[]; failed: string[] }> {
   const runId = workflowInfo().firstExecutionRunId;
   const mine = await aws.findVolumesByName.executeWithOptions({ summary: `find volumes created by this run` }, [
     { region: input.region, name: input.name, runId },
@@ -204,6 +213,7 @@ async function compensate(input: ProvisionVolumeInput): Promise<{ undone: string
       }
       await aws.deleteVolume.executeWithOptions({ summary: `compensate: delete ${v.volumeId}` }, [{ region: input.region, volumeId: v.volumeId }]);
       undone.push(v.volumeId);
+      if (run.costRecorded) await recordCostStopped(input, v.volumeId);
     } catch (err) {
       // Record and go on: one failed undo must not stop the others.
       failed.push(v.volumeId);
@@ -211,4 +221,15 @@ async function compensate(input: ProvisionVolumeInput): Promise<{ undone: string
     }
   }
   return { undone, failed };
+}
+
+/** Tells the cost tracker that a volume this run created and recorded is gone again. Best-effort. */
+async function recordCostStopped(input: ProvisionVolumeInput, volumeId: string): Promise<void> {
+  try {
+    await costs.recordResourceStopped.executeWithOptions({ summary: `record ${volumeId} stopped with cost-tracker/${input.project}` }, [
+      { project: input.project, stop: { id: volumeId } },
+    ]);
+  } catch (err) {
+    log.warn('could not record the deletion with the cost tracker', { volumeId, project: input.project, error: describeError(err) });
+  }
 }
