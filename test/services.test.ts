@@ -2,16 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot, startMoto } from '../src/dev/services.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { alive, repoRoot, startMoto } from '../src/dev/services.js';
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
   for (let t = 0; t < ms; t += 200) {

@@ -16,6 +16,7 @@ import {
 import { SA } from '../search-attributes.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
+import { parseNumber, parseTags } from './args.js';
 
 export const CLEANUP_FLAGS: FlagNames = {
   region: '--region (or AWS_REGION)',
@@ -58,23 +59,6 @@ apply options:
   --approval-timeout D       how long the run waits for approval (default 1h)
   --concurrency N            resources worked on at once (default 4)
   --cost-project P           tell project P's cost tracker about every deletion (resourceStopped)`;
-
-function parseTags(values: string[]): Record<string, string> {
-  const tags: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--tag ${JSON.stringify(v)}: expected KEY=VALUE`);
-    tags[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return tags;
-}
-
-function parseInt10(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n)) throw new UsageError(`${flag}: ${JSON.stringify(v)} is not a whole number`);
-  return n;
-}
 
 /**
  * Starts (or joins) a cleanup run. The id is `cleanup/REGION/plan-HASH` or `…/apply-HASH` from the
@@ -186,7 +170,7 @@ function requestFrom(values: Record<string, string | boolean | string[] | undefi
     // The CLI always shows the plan and approves it itself, so every apply waits for its approval.
     approvalThreshold: 0,
     ...(str('approval-timeout') !== undefined ? { approvalTimeout: str('approval-timeout') } : {}),
-    ...(str('concurrency') !== undefined ? { concurrency: parseInt10('--concurrency', str('concurrency')) } : {}),
+    ...(str('concurrency') !== undefined ? { concurrency: parseNumber('--concurrency', str('concurrency'), { integer: true }) } : {}),
     ...(str('cost-project') !== undefined ? { costProject: str('cost-project') } : {}),
   };
 }

@@ -15,6 +15,7 @@ import {
   type reconcileCost,
 } from '../workflows/cost-tracker.js';
 import { ExitCode, UsageError, reportError } from './output.js';
+import { asUsageError, parseKeyValue, parseNumber } from './args.js';
 
 const HELP = `usage: trainctl cost show [--project P] [--by-tag KEY] [--json]
        trainctl cost budget set --limit-usd N [--window total|monthly] [--action alert|stop-instances|cleanup]
@@ -27,29 +28,10 @@ The cost tracker of a project is the workflow cost-tracker/PROJECT (project defa
 Reconciliation compares the trainctl-managed volumes and instances in EC2 with the tracker; the
 Schedule cost-reconcile/PROJECT runs it (hourly by default).`;
 
-function parseKeyValue(flag: string, v: string): { key: string; value: string } {
-  const eq = v.indexOf('=');
-  if (eq <= 0) throw new UsageError(`${flag} ${JSON.stringify(v)}: expected KEY=VALUE`);
-  return { key: v.slice(0, eq), value: v.slice(eq + 1) };
-}
-
-function parseNumber(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${flag}: ${JSON.stringify(v)} is not a number`);
-  return n;
-}
-
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
-
-/** parseArgs' complaints (unknown flag, missing value) are usage errors: exit 2, nothing done. */
-function asUsageError(err: unknown): unknown {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS') ? new UsageError((err as Error).message) : err;
 }
 
 const usd = (v: number) => `$${v.toFixed(2)}`;

@@ -5,6 +5,7 @@ import type { provisionVolume, ProvisionVolumeResult } from '../workflows/provis
 import { SA } from '../search-attributes.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
+import { asUsageError, parseNumber, parseTags } from './args.js';
 
 export const VOLUME_FLAGS: FlagNames = {
   name: '--name',
@@ -55,22 +56,22 @@ export async function startProvisionVolume(
   });
 }
 
-function parseTags(values: string[]): Record<string, string> {
-  const tags: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--tag ${JSON.stringify(v)}: expected KEY=VALUE`);
-    tags[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return tags;
-}
-
-function parseNumber(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${flag}: ${JSON.stringify(v)} is not a number`);
-  return n;
-}
+const VOLUME_OPTIONS = {
+  name: { type: 'string' },
+  region: { type: 'string' },
+  'size-gib': { type: 'string' },
+  type: { type: 'string' },
+  iops: { type: 'string' },
+  throughput: { type: 'string' },
+  az: { type: 'string' },
+  'snapshot-id': { type: 'string' },
+  tag: { type: 'string', multiple: true },
+  'attach-instance': { type: 'string' },
+  'attach-device': { type: 'string' },
+  'if-exists': { type: 'string' },
+  encrypted: { type: 'boolean' },
+  json: { type: 'boolean', default: false },
+} as const;
 
 const HELP = `usage: trainctl volume create --name NAME --size-gib N --az ZONE [options]
        trainctl volume cancel --name NAME [--region REGION]
@@ -92,26 +93,12 @@ export async function volumeCommand(argv: string[], env: Env, connect: () => Pro
     console.log(HELP);
     return sub === undefined ? ExitCode.Usage : ExitCode.Ok;
   }
-  const { values } = parseArgs({
-    args: rest,
-    strict: true,
-    options: {
-      name: { type: 'string' },
-      region: { type: 'string' },
-      'size-gib': { type: 'string' },
-      type: { type: 'string' },
-      iops: { type: 'string' },
-      throughput: { type: 'string' },
-      az: { type: 'string' },
-      'snapshot-id': { type: 'string' },
-      tag: { type: 'string', multiple: true },
-      'attach-instance': { type: 'string' },
-      'attach-device': { type: 'string' },
-      'if-exists': { type: 'string' },
-      encrypted: { type: 'boolean' },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({ args: rest, strict: true, options: VOLUME_OPTIONS }));
+  } catch (err) {
+    return reportError(asUsageError(err), { json: rest.includes('--json'), what: `volume ${sub}` });
+  }
   const json = values.json ?? false;
   const region = values.region ?? env.AWS_REGION;
 

@@ -97,7 +97,8 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
