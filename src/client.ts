@@ -6,6 +6,7 @@ import { connectClient } from './temporal.js';
 import { volumeCommand } from './cli/volume.js';
 import { cleanupCommand } from './cli/cleanup.js';
 import { costCommand } from './cli/cost.js';
+import { dataCommand } from './cli/data.js';
 import { ExitCode, reportError } from './cli/output.js';
 
 const HELP = `trainctl — durable orchestration for the cloud side of ML training
@@ -16,6 +17,7 @@ commands:
   volume create|cancel    provision an EBS volume idempotently (trainctl volume --help)
   cleanup plan|apply      delete resources safely: plan, approve, dependency order, report (trainctl cleanup --help)
   cost show|budget|rate|reconcile   what a project costs, budgets that act, reconciliation (trainctl cost --help)
+  data recommend|loader|prewarm   pick a data loading strategy, write its DataLoader, pre-warm a host's data (trainctl data --help)
 
 environment:
   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINCTL_TASK_QUEUE, TEMPORAL_API_KEY, TEMPORAL_TLS_*
@@ -45,6 +47,8 @@ export async function run(argv: string[], environment: Record<string, string | u
         return await cleanupCommand(rest, env, connect, environment);
       case 'cost':
         return await costCommand(rest, env, connect);
+      case 'data':
+        return await dataCommand(rest, env, connect);
       default:
         console.error(`trainctl: unknown command ${JSON.stringify(family)}\n\n${HELP}`);
         return ExitCode.Usage;

@@ -2,6 +2,7 @@ import { statfs } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { HostFs } from './host-fs.js';
+import { createPrewarmActivities } from './prewarm.js';
 
 export interface HostDeps {
   hostId: string;
@@ -16,6 +17,7 @@ export interface HostDeps {
  */
 export function createHostActivities(deps: HostDeps) {
   return {
+    ...createPrewarmActivities(deps),
     /** Who this host is and how much room its roots have. Read-only. */
     async hostInfo(): Promise<{ hostId: string; hostname: string; roots: { path: string; freeBytes: number }[] }> {
       const roots = await Promise.all(

@@ -2,3 +2,4 @@ export { provisionVolume } from './provision-volume.js';
 export { cleanup } from './cleanup.js';
 export { costTracker, reconcileCost } from './cost-tracker.js';
 export { checkHost } from './host.js';
+export { prewarm } from './prewarm.js';

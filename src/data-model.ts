@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { HostIdSchema, RegionSchema, VolumeType } from './config.js';
+
+/**
+ * The four ways a training instance can get at its dataset (the original tool's strategies).
+ * Imported by workflow code: zod and config only.
+ */
+export const DataStrategy = {
+  PreWarmedEBS: 'PreWarmedEBS',
+  LocalCache: 'LocalCache',
+  ExistingEBS: 'ExistingEBS',
+  DirectS3: 'DirectS3',
+} as const;
+export type DataStrategy = (typeof DataStrategy)[keyof typeof DataStrategy];
+export const DATA_STRATEGIES = Object.values(DataStrategy);
+
+const BucketSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
+
+export const S3LocationSchema = z.object({
+  bucket: BucketSchema,
+  prefix: z.string().max(1_024, 'must be at most 1024 characters').default(''),
+  region: RegionSchema.default('us-east-1'),
+});
+export type S3Location = z.output<typeof S3LocationSchema>;
+
+/** A path on the host, resolved there against its roots; never a NUL, never empty. */
+const HostPathSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(4_096, 'must be at most 4096 characters')
+  .refine((p) => !p.includes('\0'), 'must not contain a NUL byte');
+
+const common = {
+  hostId: HostIdSchema,
+  /** How soon a dead host is noticed: the host activity's heartbeat timeout. */
+  heartbeatTimeoutSeconds: z.number().int('must be a whole number').min(1, 'must be at least 1').max(600, 'must be at most 600').default(30),
+  /** The whole host-bound step, retries included (it progresses only while that host is alive). */
+  timeoutMinutes: z.number().int('must be a whole number').min(1, 'must be at least 1').max(7 * 24 * 60, 'must be at most a week').default(120),
+};
+
+export const PrewarmInputSchema = z.discriminatedUnion('strategy', [
+  z.object({
+    strategy: z.literal(DataStrategy.PreWarmedEBS),
+    ...common,
+    /** The device (`/dev/nvme1n1`) or, in tests, a large file; must lie inside the host's roots. */
+    device: HostPathSchema,
+    blockSizeKiB: z.number().int('must be a whole number').min(4, 'must be at least 4 KiB').max(65_536, 'must be at most 64 MiB').default(1_024),
+    concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256').default(32),
+    /** `auto`: fio when it is on the host's PATH, else the built-in reader; `never`: always the built-in reader. */
+    fio: z.enum(['auto', 'never']).default('auto'),
+  }),
+  z.object({
+    strategy: z.literal(DataStrategy.LocalCache),
+    ...common,
+    s3: S3LocationSchema,
+    cacheDir: HostPathSchema,
+    /** The cache's size limit; least-recently-used objects of other prefixes are evicted to stay under it. */
+    capacityBytes: z.number().int('must be a whole number').positive('must be positive').optional(),
+    concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(64, 'must be at most 64').default(8),
+  }),
+  z.object({
+    strategy: z.literal(DataStrategy.ExistingEBS),
+    ...common,
+    /** The dataset's folder on the attached volume. */
+    datasetDir: HostPathSchema,
+    /** The manifest (`{ files: [{ path, size, sha256? }] }`), relative to datasetDir unless absolute. */
+    manifest: HostPathSchema.default('manifest.json'),
+    verify: z.enum(['size', 'checksum']).default('size'),
+  }),
+  z.object({
+    strategy: z.literal(DataStrategy.DirectS3),
+    ...common,
+    s3: S3LocationSchema,
+  }),
+]);
+export type PrewarmRequest = z.input<typeof PrewarmInputSchema>;
+export type PrewarmInput = z.output<typeof PrewarmInputSchema>;
+
+/** `prewarm/HOST/STRATEGY/TARGET`: one run per host and target at a time. */
+export function prewarmWorkflowId(input: PrewarmInput): string {
+  const target =
+    input.strategy === 'PreWarmedEBS'
+      ? input.device
+      : input.strategy === 'LocalCache'
+        ? `${input.cacheDir}<-s3://${input.s3.bucket}/${input.s3.prefix}`
+        : input.strategy === 'ExistingEBS'
+          ? input.datasetDir
+          : `s3://${input.s3.bucket}/${input.s3.prefix}`;
+  return `prewarm/${input.hostId}/${input.strategy}/${target}`;
+}
+
+export const RecommendInputSchema = z
+  .object({
+    datasetGiB: z.number().positive('must be positive').max(1_048_576, 'must be at most 1 PiB'),
+    fileCount: z.number().int('must be a whole number').positive('must be at least 1').optional(),
+    meanFileMiB: z.number().positive('must be positive').optional(),
+    runs: z.number().int('must be a whole number').min(1, 'must be at least 1').max(100_000).default(1),
+    epochsPerRun: z.number().int('must be a whole number').min(1, 'must be at least 1').max(100_000).default(1),
+    instanceType: z.string().min(1).max(64),
+    /** Overrides for an instance type the table does not know. */
+    networkGbps: z.number().positive().max(10_000).optional(),
+    ebsGbps: z.number().positive().max(1_000).optional(),
+    vCpus: z.number().int().positive().max(1_024).optional(),
+    volumeType: z.enum(VolumeType).default('gp3'),
+    volumeThroughputMiBps: z.number().positive().max(10_000).optional(),
+    /** The volume's size; defaults to the dataset's (it sets gp2/st1/sc1 throughput and how much a warm-up reads). */
+    volumeGiB: z.number().positive().max(65_536).optional(),
+    /** The dataset already exists as an EBS snapshot. */
+    snapshotExists: z.boolean().default(false),
+    /** An attached volume already holds the dataset. */
+    onVolume: z.boolean().default(false),
+    /** An EBS Provisioned Rate for Volume Initialization (100-300 MiB/s) for the restore. */
+    initRateMiBps: z.number().min(100, 'must be at least 100 MiB/s').max(300, 'must be at most 300 MiB/s').optional(),
+    /** Room for a local cache; LocalCache is not an option when the dataset does not fit. */
+    cacheGiB: z.number().positive().optional(),
+    /** Read throughput of the cache's disk (an instance-store NVMe, say); default: the EBS volume's. */
+    cacheMiBps: z.number().positive().max(100_000).optional(),
+    /** Partitioned prefixes the dataset is spread over (S3 request rates scale per partition). */
+    s3Prefixes: z.number().int().min(1).max(10_000).default(1),
+    region: RegionSchema.default('us-east-1'),
+  })
+  .superRefine((v, ctx) => {
+    if (v.fileCount === undefined && v.meanFileMiB === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['fileCount'], message: 'give the file count or the mean file size' });
+    }
+    if (v.initRateMiBps !== undefined && !v.snapshotExists) {
+      ctx.addIssue({ code: 'custom', path: ['initRateMiBps'], message: 'applies only to a volume restored from a snapshot (snapshotExists)' });
+    }
+  });
+export type RecommendRequest = z.input<typeof RecommendInputSchema>;
+export type RecommendInput = z.output<typeof RecommendInputSchema>;
