@@ -6,6 +6,7 @@ import { connectClient } from './temporal.js';
 import { volumeCommand } from './cli/volume.js';
 import { cleanupCommand } from './cli/cleanup.js';
 import { costCommand } from './cli/cost.js';
+import { transferCommand } from './cli/transfer.js';
 import { dataCommand } from './cli/data.js';
 import { ExitCode, reportError } from './cli/output.js';
 
@@ -17,6 +18,7 @@ commands:
   volume create|cancel    provision an EBS volume idempotently (trainctl volume --help)
   cleanup plan|apply      delete resources safely: plan, approve, dependency order, report (trainctl cleanup --help)
   cost show|budget|rate|reconcile   what a project costs, budgets that act, reconciliation (trainctl cost --help)
+  transfer SRC DST        resumable, verified copies between local, s3:// and host:ID:/path (trainctl transfer --help)
   data recommend|loader|prewarm   pick a data loading strategy, write its DataLoader, pre-warm a host's data (trainctl data --help)
 
 environment:
@@ -47,6 +49,8 @@ export async function run(argv: string[], environment: Record<string, string | u
         return await cleanupCommand(rest, env, connect, environment);
       case 'cost':
         return await costCommand(rest, env, connect);
+      case 'transfer':
+        return await transferCommand(rest, env, connect, environment);
       case 'data':
         return await dataCommand(rest, env, connect);
       default:

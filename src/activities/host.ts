@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { HostFs } from './host-fs.js';
 import { createPrewarmActivities } from './prewarm.js';
+import { createHostTransferActivities } from './transfer.js';
 
 export interface HostDeps {
   hostId: string;
@@ -18,6 +19,7 @@ export interface HostDeps {
 export function createHostActivities(deps: HostDeps) {
   return {
     ...createPrewarmActivities(deps),
+    ...createHostTransferActivities(deps),
     /** Who this host is and how much room its roots have. Read-only. */
     async hostInfo(): Promise<{ hostId: string; hostname: string; roots: { path: string; freeBytes: number }[] }> {
       const roots = await Promise.all(

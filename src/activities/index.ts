@@ -4,6 +4,7 @@ import type { ThrottleBackoff } from './aws-call.js';
 import { createVolumeActivities } from './volumes.js';
 import { createCleanupActivities } from './cleanup.js';
 import { createCostActivities } from './cost.js';
+import { createTransferActivities, type TransferHooks } from './transfer.js';
 
 export interface ActivityDeps {
   /** EC2 client for a region (cached by the caller). */
@@ -11,6 +12,8 @@ export interface ActivityDeps {
   s3(region: string): S3Client;
   pollIntervalMs?: number;
   throttleBackoff?: ThrottleBackoff;
+  /** Test-only fault hooks around every transfer part. */
+  transferHooks?: TransferHooks;
 }
 
 /** The one object a worker registers: every activity, closed over its clients. */
@@ -19,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createVolumeActivities(deps),
     ...createCleanupActivities(deps),
     ...createCostActivities(deps),
+    ...createTransferActivities(deps),
   };
 }
 

@@ -2,4 +2,5 @@ export { provisionVolume } from './provision-volume.js';
 export { cleanup } from './cleanup.js';
 export { costTracker, reconcileCost } from './cost-tracker.js';
 export { checkHost } from './host.js';
+export { transfer } from './transfer.js';
 export { prewarm } from './prewarm.js';

@@ -1,0 +1,891 @@
+import { mkdir, open, readFile, readdir, realpath, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { appendFileSync, createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, relative, resolve as resolvePathLocal, sep } from 'node:path';
+import { Context, log } from '@temporalio/activity';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type HeadObjectCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { ErrorKind, TrainctlError, classify, isRetryable, toFailure } from '../errors.js';
+import { abortSignal, step } from './aws-call.js';
+import { META_CHECKSUM, META_PART_SIZE, fileChecksum } from '../transfer/checksum.js';
+import { PROGRESS_SIGNAL, checkRelativeKey, partCount, partRange, planPartSize, selected, tempPathFor, baseName } from '../transfer/plan.js';
+import type { HostFs } from './host-fs.js';
+
+/**
+ * Test-only fault hooks: called around every part a transfer sends or fetches. Production workers
+ * have none; `transferHooksFromEnv` builds them for a host worker process under test.
+ */
+export interface TransferHooks {
+  beforePart?(kind: 'upload' | 'download', partNumber: number, label: string): Promise<void>;
+  afterPart?(kind: 'upload' | 'download', partNumber: number, label: string): void;
+  /** A file of a batch is finished and recorded. */
+  afterFile?(kind: string, label: string): void;
+}
+
+/**
+ * Hooks from `TRAINCTL_TEST_TRANSFER_PART_DELAY_MS` (slow every part down, so a test can kill the
+ * process mid-transfer) and `TRAINCTL_TEST_TRANSFER_LOG` (append `PID KIND PART start|done LABEL`
+ * per part and `PID KIND 0 file-done LABEL` per finished file of a batch, so a test can count what was sent). Undefined when neither is set.
+ */
+export function transferHooksFromEnv(env: Record<string, string | undefined>): TransferHooks | undefined {
+  const delay = Number(env.TRAINCTL_TEST_TRANSFER_PART_DELAY_MS ?? 0);
+  const file = env.TRAINCTL_TEST_TRANSFER_LOG;
+  if (!delay && !file) return undefined;
+  const note = (kind: string, n: number, what: string, label: string) => {
+    if (file) appendFileSync(file, `${process.pid} ${kind} ${n} ${what} ${label}\n`);
+  };
+  return {
+    async beforePart(kind, n, label) {
+      note(kind, n, 'start', label);
+      if (delay) await Context.current().sleep(delay);
+    },
+    afterPart(kind, n, label) {
+      note(kind, n, 'done', label);
+    },
+    afterFile(kind, label) {
+      note(kind, 0, 'file-done', label);
+    },
+  };
+}
+
+export interface TransferEngineDeps {
+  s3(region: string): S3Client;
+  /** Turns a location's path into an absolute one this worker may touch (host roots, or anything locally). */
+  resolvePath(path: string): Promise<string>;
+  hooks?: TransferHooks | undefined;
+  /** How often a running activity heartbeats its checkpoint. */
+  heartbeatIntervalMs?: number;
+}
+
+export interface ScanInput {
+  path: string;
+  include: string[];
+  exclude: string[];
+  followSymlinks: boolean;
+}
+
+export interface ScanResult {
+  /** The path is one file (its name is the only entry's `rel`), not a folder. */
+  single: boolean;
+  files: { rel: string; size: number }[];
+  skippedSymlinks: string[];
+}
+
+export interface UploadInput {
+  region: string;
+  path: string;
+  bucket: string;
+  key: string;
+  /** Bytes; planned from the size when absent. */
+  partSize?: number | undefined;
+  concurrency: number;
+  sync: boolean;
+  label: string;
+  progressIntervalMs: number;
+}
+
+export interface DownloadInput {
+  region: string;
+  bucket: string;
+  key: string;
+  path: string;
+  partSize?: number | undefined;
+  concurrency: number;
+  sync: boolean;
+  label: string;
+  progressIntervalMs: number;
+}
+
+export interface FileResult {
+  label: string;
+  size: number;
+  /** Bytes that crossed the wire in this activity's final attempt chain (0 when skipped). */
+  sent: number;
+  skipped: boolean;
+  /** The bytes were checked against trainctl's checksum (false for foreign objects without one). */
+  verified: boolean;
+  checksum?: string;
+  /** Parts (upload) or ranges (download) a retry found finished and did not send again. */
+  resumed: number;
+}
+
+export interface BatchInput<I> {
+  label: string;
+  files: I[];
+  /** Files of the batch in flight at once. */
+  concurrency: number;
+  progressIntervalMs: number;
+}
+
+interface BatchCheckpoint {
+  kind: 'batch';
+  /** Finished files by label. */
+  done: Record<string, FileResult>;
+}
+
+interface UploadCheckpoint {
+  kind: 'upload';
+  key: string;
+  size: number;
+  mtimeMs: number;
+  partSize: number;
+  checksum: string;
+  uploadId?: string;
+  parts: { n: number; etag: string; sha256?: string }[];
+}
+
+interface DownloadCheckpoint {
+  kind: 'download';
+  etag: string;
+  size: number;
+  rangeSize: number;
+  done: number[];
+}
+
+/** The checkpoint to resume from: the heartbeat's and the state file's, parts merged when they name the same upload. */
+function mergeUploadCheckpoints(a: UploadCheckpoint | undefined, b: UploadCheckpoint | undefined): UploadCheckpoint | undefined {
+  const ok = (c: UploadCheckpoint | undefined): c is UploadCheckpoint => c?.kind === 'upload' && typeof c.key === 'string';
+  if (!ok(a)) return ok(b) ? b : undefined;
+  if (!ok(b)) return a;
+  if (a.uploadId === undefined) return b;
+  if (b.uploadId === undefined || b.uploadId !== a.uploadId) return a;
+  const parts = new Map([...a.parts, ...b.parts].map((p) => [p.n, p]));
+  return { ...a, parts: [...parts.values()] };
+}
+
+function isCancelled(err: unknown): boolean {
+  return abortSignal()?.aborted === true || (err instanceof Error && err.name === 'CancelledFailure');
+}
+
+async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const run = async () => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, run));
+  if (failed !== undefined) throw failed;
+}
+
+/**
+ * A copy of an activity's checkpoint on this machine's disk, written in order. The server keeps only
+ * the heartbeats that got through (at most one per ~80 % of the heartbeat timeout); this keeps every
+ * step, for a retry on the same machine after the worker was killed.
+ */
+function localState<T>(scope: string) {
+  const info = Context.current().info;
+  const id = createHash('sha256').update(`${info.workflowExecution?.workflowId}/${info.activityId}/${scope}`).digest('hex');
+  const path = join(tmpdir(), 'trainctl-transfer-state', `${id}.json`);
+  let writes = Promise.resolve();
+  const settle = () => writes.catch(() => undefined);
+  return {
+    read: () => readFile(path, 'utf8').then((t) => JSON.parse(t) as T, () => undefined),
+    save(value: T): Promise<void> {
+      const text = JSON.stringify(value);
+      writes = writes.then(async () => {
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, text);
+      });
+      return writes;
+    },
+    settle,
+    async remove(): Promise<void> {
+      await settle();
+      await rm(path, { force: true });
+    },
+  };
+}
+
+/** A part's bytes as a stream from the file (an empty buffer for an empty file). */
+function rangeBody(path: string, start: number, end: number): Readable | Buffer {
+  return end > start ? createReadStream(path, { start, end: end - 1, highWaterMark: 1024 * 1024 }) : Buffer.alloc(0);
+}
+
+/** Base64 SHA-256 of bytes [start, end) of a file, streamed. */
+async function hashRange(path: string, start: number, end: number): Promise<string> {
+  const h = createHash('sha256');
+  if (end > start) for await (const chunk of createReadStream(path, { start, end: end - 1, highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
+  return h.digest('base64');
+}
+
+/**
+ * A streamed body cannot be replayed by the SDK's own retries, so a part is retried here with a
+ * fresh stream: a blip costs one part, not an activity attempt.
+ */
+async function withPartRetries<T>(send: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (attempt >= 3 || isCancelled(err) || !isRetryable(classify(err))) throw err;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Bytes moved so far, reported to the workflow. */
+interface Progress {
+  add(n: number): void;
+  current(file: string): void;
+}
+
+/**
+ * Sends the workflow that scheduled this activity a progress signal at most every `intervalMs`
+ * (none for work that finishes sooner: a small file costs no history event).
+ */
+function progressReporter(label: string, intervalMs: number): Progress {
+  const ctx = Context.current();
+  let bytes = 0;
+  let last = Date.now();
+  let current = label;
+  const workflowId = ctx.info.workflowExecution?.workflowId;
+  const send = () => {
+    last = Date.now();
+    if (!workflowId) return;
+    ctx.client.workflow
+      .getHandle(workflowId)
+      .signal(PROGRESS_SIGNAL, { label, bytes, current })
+      .catch((err: unknown) => log.warn('progress signal not delivered', { label, error: String(err) }));
+  };
+  return {
+    add(n: number) {
+      bytes += n;
+      if (Date.now() - last >= intervalMs) send();
+    },
+    current(file: string) {
+      current = file;
+    },
+  };
+}
+
+/** How a file activity runs inside a batch: the batch owns the heartbeat and the progress. */
+interface Nested {
+  progress: Progress;
+}
+
+/** Heartbeats `details()` every interval (the SDK throttles what reaches the server) until stopped. */
+function heartbeatLoop(details: () => unknown, intervalMs: number): () => void {
+  const ctx = Context.current();
+  ctx.heartbeat(details());
+  const t = setInterval(() => ctx.heartbeat(details()), intervalMs);
+  return () => clearInterval(t);
+}
+
+function metaOf(head: HeadObjectCommandOutput): { checksum?: string; partSize?: number } {
+  const m = head.Metadata ?? {};
+  const ps = Number(m[META_PART_SIZE]);
+  return { ...(m[META_CHECKSUM] ? { checksum: m[META_CHECKSUM] } : {}), ...(Number.isInteger(ps) && ps > 0 ? { partSize: ps } : {}) };
+}
+
+async function headOrUndefined(s3: S3Client, bucket: string, key: string): Promise<HeadObjectCommandOutput | undefined> {
+  try {
+    return await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: abortSignal() });
+  } catch (err) {
+    if (classify(err) === ErrorKind.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The file-moving activities. The same engine runs on the orchestration worker (local paths) and
+ * on a host worker (paths confined to the host's roots), under the same activity names: the
+ * workflow picks the machine by task queue.
+ */
+export function createTransferEngine(deps: TransferEngineDeps) {
+  const hbEvery = deps.heartbeatIntervalMs ?? 1_000;
+
+  async function scanTree(input: ScanInput): Promise<ScanResult> {
+    const root = await deps.resolvePath(input.path);
+    const rootStat = await stat(root);
+    const skippedSymlinks: string[] = [];
+    if (rootStat.isFile()) {
+      const rel = baseName(root);
+      checkRelativeKey(rel);
+      return { single: true, files: selected(rel, input.include, input.exclude) ? [{ rel, size: rootStat.size }] : [], skippedSymlinks };
+    }
+    if (!rootStat.isDirectory()) throw new TrainctlError(ErrorKind.InvalidInput, `${input.path} is neither a file nor a folder`);
+    const realRoot = await realpath(root);
+    const files: { rel: string; size: number }[] = [];
+    const seen = new Set<string>([realRoot]);
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      Context.current().heartbeat(files.length);
+      const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const e of entries) {
+        const full = join(dir, e.name);
+        const rel = prefix === '' ? e.name : `${prefix}/${e.name}`;
+        let target = full;
+        if (e.isSymbolicLink()) {
+          const real = await realpath(full).catch(() => undefined);
+          const r = real === undefined ? undefined : relative(realRoot, real);
+          const insideRoot = r !== undefined && r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r);
+          if (real === undefined || (!insideRoot && !input.followSymlinks)) {
+            skippedSymlinks.push(rel);
+            continue;
+          }
+          target = await deps.resolvePath(real);
+        }
+        const s = await stat(target);
+        if (s.isDirectory()) {
+          const real = await realpath(target);
+          if (seen.has(real)) continue;
+          seen.add(real);
+          await walk(target, rel);
+        } else if (s.isFile() && selected(rel, input.include, input.exclude)) {
+          checkRelativeKey(rel);
+          files.push({ rel, size: s.size });
+        }
+      }
+    };
+    await walk(root, '');
+    return { single: false, files, skippedSymlinks };
+  }
+
+  async function upload(input: UploadInput, nested?: Nested): Promise<FileResult> {
+    const ctx = Context.current();
+    const beat = (d: unknown) => {
+      if (!nested) ctx.heartbeat(d);
+    };
+    const s3 = deps.s3(input.region);
+    const abs = await deps.resolvePath(input.path);
+    const st = await stat(abs);
+    if (!st.isFile()) throw new TrainctlError(ErrorKind.InvalidInput, `${input.label} is not a regular file`);
+    const partSize = planPartSize(st.size, input.partSize);
+    const nParts = partCount(st.size, partSize);
+    // The server keeps the last heartbeat that got through, at most one per ~80 % of the heartbeat
+    // timeout; a state file on this machine keeps every step, so a SIGKILL right after the upload
+    // was created or a part finished loses nothing. Both are merged.
+    const state = localState<UploadCheckpoint>(`upload/${input.key}`);
+    const fromHb = nested ? undefined : (ctx.info.heartbeatDetails as UploadCheckpoint | undefined);
+    const fromDisk = await state.read();
+    let cp = mergeUploadCheckpoints(fromHb, fromDisk);
+    if (cp && (cp.kind !== 'upload' || cp.key !== input.key || cp.size !== st.size || cp.mtimeMs !== st.mtimeMs || cp.partSize !== partSize)) {
+      // The source changed since the checkpoint: this file starts over, never a mix of old and new parts.
+      log.info('source changed since checkpoint; restarting file', { label: input.label });
+      if (cp.kind === 'upload' && cp.uploadId) await abortUpload(s3, input.bucket, cp.key, cp.uploadId);
+      cp = undefined;
+    }
+    const progress = nested?.progress ?? progressReporter(input.label, input.progressIntervalMs);
+    const stopHb = nested ? () => undefined : heartbeatLoop(() => cp ?? { kind: 'upload', phase: 'checksum' }, hbEvery);
+    const saveState = (c: UploadCheckpoint) => state.save(c);
+    let finished = false;
+    let partDigests: Buffer[] | undefined;
+    try {
+      if (!cp) {
+        const { checksum, parts } = await step(`checksum ${input.label}`, () => fileChecksum(abs, partSize, undefined, abortSignal()));
+        partDigests = parts;
+        if (input.sync) {
+          const head = await step(`head s3://${input.bucket}/${input.key}`, () => headOrUndefined(s3, input.bucket, input.key));
+          if (head && head.ContentLength === st.size && metaOf(head).checksum === checksum) {
+            progress.add(st.size);
+            finished = true;
+            return { label: input.label, size: st.size, sent: 0, skipped: true, verified: true, checksum, resumed: 0 };
+          }
+        }
+        cp = { kind: 'upload', key: input.key, size: st.size, mtimeMs: st.mtimeMs, partSize, checksum, parts: [] };
+      }
+      const metadata = { [META_CHECKSUM]: cp.checksum, [META_PART_SIZE]: String(partSize) };
+
+      // Part bodies are streamed from the file, never held whole: memory stays at a few read buffers
+      // per part in flight, whatever the part size.
+      const digestOf = async (n: number) => {
+        const known = partDigests?.[n - 1];
+        if (known) return known.toString('base64');
+        const r = partRange(st.size, partSize, n);
+        return hashRange(abs, r.start, r.end);
+      };
+      if (nParts <= 1) {
+        await deps.hooks?.beforePart?.('upload', 1, input.label);
+        const digest = await digestOf(1);
+        await step(`put s3://${input.bucket}/${input.key}`, () =>
+          withPartRetries(() =>
+            s3.send(
+              new PutObjectCommand({ Bucket: input.bucket, Key: input.key, Body: rangeBody(abs, 0, st.size), ContentLength: st.size, ChecksumSHA256: digest, Metadata: metadata }),
+              { abortSignal: abortSignal() },
+            ),
+          ),
+        );
+        deps.hooks?.afterPart?.('upload', 1, input.label);
+        progress.add(st.size);
+        await checkUnchanged(abs, st.size, st.mtimeMs, input.label);
+        await verifyUploaded(s3, input, st.size, cp.checksum);
+        finished = true;
+        return { label: input.label, size: st.size, sent: st.size, skipped: false, verified: true, checksum: cp.checksum, resumed: 0 };
+      }
+
+      let resumed = 0;
+      if (!cp.uploadId) {
+        const created = await step(`start multipart upload s3://${input.bucket}/${input.key}`, () =>
+          s3.send(new CreateMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, Metadata: metadata, ChecksumAlgorithm: 'SHA256' }), { abortSignal: abortSignal() }),
+        );
+        if (!created.UploadId) throw new TrainctlError(ErrorKind.Transient, 'CreateMultipartUpload returned no UploadId');
+        cp.uploadId = created.UploadId;
+        // The upload id must be recorded before any part is sent, or a crash would orphan it.
+        beat(cp);
+        await saveState(cp);
+      } else {
+        // Parts S3 finished after the last heartbeat that reached the server are found here, so a
+        // crash re-sends at most the parts that were in flight.
+        const known = new Map(cp.parts.map((p) => [p.n, p]));
+        for (const p of await listParts(s3, input.bucket, input.key, cp.uploadId)) {
+          const expected = partRange(st.size, partSize, p.n);
+          if (p.size === expected.end - expected.start && !known.has(p.n)) known.set(p.n, { n: p.n, etag: p.etag, ...(p.sha256 ? { sha256: p.sha256 } : {}) });
+        }
+        cp.parts = [...known.values()];
+        resumed = cp.parts.length;
+        for (const p of cp.parts) {
+          const r = partRange(st.size, partSize, p.n);
+          progress.add(r.end - r.start);
+        }
+        log.info('resuming multipart upload', { label: input.label, uploadId: cp.uploadId, finishedParts: resumed, parts: nParts });
+      }
+      const uploadId = cp.uploadId;
+      const done = new Set(cp.parts.map((p) => p.n));
+      const todo = Array.from({ length: nParts }, (_, i) => i + 1).filter((n) => !done.has(n));
+      let sent = 0;
+      const checkpoint = cp;
+      await pool(todo, input.concurrency, async (n) => {
+        const { start, end } = partRange(st.size, partSize, n);
+        await deps.hooks?.beforePart?.('upload', n, input.label);
+        const digest = await digestOf(n);
+        const out = await step(`upload part ${n}/${nParts} of ${input.label}`, () =>
+          withPartRetries(() =>
+            s3.send(
+              new UploadPartCommand({ Bucket: input.bucket, Key: input.key, UploadId: uploadId, PartNumber: n, Body: rangeBody(abs, start, end), ContentLength: end - start, ChecksumSHA256: digest }),
+              { abortSignal: abortSignal() },
+            ),
+          ),
+        );
+        if (!out.ETag) throw new TrainctlError(ErrorKind.Transient, `UploadPart ${n} returned no ETag`);
+        checkpoint.parts.push({ n, etag: out.ETag, sha256: digest });
+        sent += end - start;
+        progress.add(end - start);
+        beat(checkpoint);
+        await saveState(checkpoint);
+        deps.hooks?.afterPart?.('upload', n, input.label);
+      });
+      await checkUnchanged(abs, st.size, st.mtimeMs, input.label);
+      const parts = [...checkpoint.parts].sort((a, b) => a.n - b.n);
+      for (const p of parts) {
+        // Parts recovered from ListParts on an emulator carry no checksum: compute it from the file.
+        if (!p.sha256) {
+          const r = partRange(st.size, partSize, p.n);
+          p.sha256 = await hashRange(abs, r.start, r.end);
+        }
+      }
+      await step(`complete multipart upload of ${input.label}`, () =>
+        s3.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: input.bucket,
+            Key: input.key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag, ChecksumSHA256: p.sha256 })) },
+          }),
+          { abortSignal: abortSignal() },
+        ),
+      );
+      await verifyUploaded(s3, input, st.size, checkpoint.checksum);
+      finished = true;
+      return { label: input.label, size: st.size, sent, skipped: false, verified: true, checksum: checkpoint.checksum, resumed };
+    } catch (err) {
+      // A cancel or a failure no retry can fix must not leave a multipart upload (and its bill) behind.
+      const finalFailure = isCancelled(err) || !isRetryable(classify(err));
+      if (finalFailure && cp?.uploadId) await abortUpload(s3, input.bucket, input.key, cp.uploadId);
+      if (finalFailure) finished = true;
+      throw err;
+    } finally {
+      stopHb();
+      await state.settle();
+      if (finished) await state.remove();
+    }
+  }
+
+  async function download(input: DownloadInput, nested?: Nested): Promise<FileResult> {
+    const ctx = Context.current();
+    const s3 = deps.s3(input.region);
+    const abs = await deps.resolvePath(input.path);
+    const tmp = tempPathFor(abs);
+    const head = await step(`head s3://${input.bucket}/${input.key}`, () =>
+      s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key }), { abortSignal: abortSignal() }),
+    );
+    const size = head.ContentLength ?? 0;
+    const etag = head.ETag ?? '';
+    const meta = metaOf(head);
+    const verifyPartSize = meta.partSize ?? planPartSize(size);
+    const progress = nested?.progress ?? progressReporter(input.label, input.progressIntervalMs);
+    let fileBytes = 0;
+    const moved = (n: number) => {
+      fileBytes += n;
+      progress.add(n);
+    };
+
+    if (input.sync && meta.checksum) {
+      const local = await stat(abs).catch(() => undefined);
+      if (local?.isFile() && local.size === size) {
+        const { checksum } = await step(`checksum ${input.label}`, () => fileChecksum(abs, verifyPartSize, undefined, abortSignal()));
+        if (checksum === meta.checksum) {
+          moved(size);
+          return { label: input.label, size, sent: 0, skipped: true, verified: true, checksum, resumed: 0 };
+        }
+      }
+    }
+
+    const rangeSize = input.partSize ?? verifyPartSize;
+    const nRanges = partCount(size, rangeSize);
+    const sidecar = `${tmp}.json`;
+    let cp = nested ? undefined : (ctx.info.heartbeatDetails as DownloadCheckpoint | undefined);
+    // The heartbeat reaches the server at most every ~80 % of the heartbeat timeout; the sidecar
+    // next to the temp file records every finished range, so a killed worker re-fetches only
+    // the ranges that were in flight.
+    const local = await readFile(sidecar, 'utf8').then((t) => JSON.parse(t) as DownloadCheckpoint, () => undefined);
+    const matches = (c: DownloadCheckpoint | undefined): c is DownloadCheckpoint => c?.kind === 'download' && c.etag === etag && c.size === size && c.rangeSize === rangeSize;
+    if (!(await exists(tmp))) cp = undefined;
+    else if (matches(cp) || matches(local)) cp = { kind: 'download', etag, size, rangeSize, done: [...new Set([...(matches(cp) ? cp.done : []), ...(matches(local) ? local.done : [])])] };
+    else cp = undefined;
+    await mkdir(dirname(abs), { recursive: true });
+    const fresh = !cp;
+    const resumedRanges = cp?.done.length ?? 0;
+    const checkpoint: DownloadCheckpoint = cp ?? { kind: 'download', etag, size, rangeSize, done: [] };
+    const stopHb = nested ? () => undefined : heartbeatLoop(() => checkpoint, hbEvery);
+    let sent = 0;
+    let sidecarWrites = Promise.resolve();
+    const saveSidecar = (fh: FileHandle) => {
+      // Data first, then the record that says it is there; writes are chained so they never interleave.
+      sidecarWrites = sidecarWrites.then(async () => {
+        await fh.datasync();
+        await writeFile(sidecar, JSON.stringify(checkpoint));
+      });
+      return sidecarWrites;
+    };
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const fh = await open(tmp, fresh || attempt > 1 ? 'w' : 'r+');
+        try {
+          if (fresh || attempt > 1) await fh.truncate(size);
+          const done = new Set(checkpoint.done);
+          for (const i of done) {
+            const r = partRange(size, rangeSize, i);
+            moved(r.end - r.start);
+          }
+          const todo = Array.from({ length: nRanges }, (_, i) => i + 1).filter((i) => !done.has(i));
+          await pool(todo, input.concurrency, async (i) => {
+            const { start, end } = partRange(size, rangeSize, i);
+            await deps.hooks?.beforePart?.('download', i, input.label);
+            const got = await step(`download bytes ${start}-${end - 1} of ${input.label}`, async () => {
+              const out = await s3.send(new GetObjectCommand({ Bucket: input.bucket, Key: input.key, Range: `bytes=${start}-${end - 1}`, IfMatch: etag }), {
+                abortSignal: abortSignal(),
+              });
+              if (!out.Body) throw new TrainctlError(ErrorKind.Transient, 'GetObject returned no body');
+              let pos = start;
+              for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
+                if (pos + chunk.length > end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${input.label} returned too many bytes`);
+                await fh.write(chunk, 0, chunk.length, pos);
+                pos += chunk.length;
+                moved(chunk.length);
+              }
+              if (pos !== end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${input.label} ended after ${pos - start} of ${end - start} bytes`);
+              return end - start;
+            });
+            sent += got;
+            checkpoint.done.push(i);
+            if (!nested) ctx.heartbeat(checkpoint);
+            await saveSidecar(fh);
+            deps.hooks?.afterPart?.('download', i, input.label);
+          });
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        if (!meta.checksum) break;
+        const { checksum } = await step(`checksum ${input.label}`, () => fileChecksum(tmp, verifyPartSize, undefined, abortSignal()));
+        if (checksum === meta.checksum) break;
+        if (attempt >= 2) {
+          throw new TrainctlError(ErrorKind.Integrity, `checksum mismatch after download (object s3://${input.bucket}/${input.key} has ${checksum}, its upload recorded ${meta.checksum})`);
+        }
+        log.warn('checksum mismatch; downloading the whole object again', { label: input.label });
+        checkpoint.done = [];
+        progress.add(-fileBytes);
+        fileBytes = 0;
+      }
+      await rename(tmp, abs);
+      await rm(sidecar, { force: true });
+      return { label: input.label, size, sent, skipped: false, verified: meta.checksum !== undefined, ...(meta.checksum ? { checksum: meta.checksum } : {}), resumed: resumedRanges };
+    } catch (err) {
+      // Keep the partial file only for a retry that can resume from it.
+      if (isCancelled(err) || !isRetryable(classify(err))) {
+        await sidecarWrites.catch(() => undefined);
+        await rm(tmp, { force: true });
+        await rm(sidecar, { force: true });
+      }
+      throw err;
+    } finally {
+      stopHb();
+    }
+  }
+
+  return {
+    /**
+     * Lists a local (or host) file or folder tree: relative paths and sizes, filtered by the
+     * include/exclude globs. Symlinks leaving the root are skipped unless `followSymlinks`. Read-only.
+     */
+    async transferScan(input: ScanInput): Promise<ScanResult> {
+      return step(`scan ${input.path}`, () => scanTree(input));
+    },
+    /**
+     * Uploads one file to S3 (PutObject, or multipart above one part) with trainctl's checksum in
+     * the object's metadata and S3's SHA-256 part checksums. Heartbeats a checkpoint (upload id,
+     * finished parts); a retry resumes from it without re-sending finished parts, and restarts
+     * the file if it changed. With `sync`, an identical object is skipped. On cancel or a
+     * non-retryable failure the multipart upload is aborted.
+     */
+    async transferUpload(input: UploadInput): Promise<FileResult> {
+      return upload(input).catch((err: unknown) => {
+        throw isCancelled(err) ? err : toFailure(err, `upload ${input.label}`);
+      });
+    },
+    /**
+     * Downloads one object with parallel ranged GETs into a temp file, verifies it against the
+     * checksum recorded at upload, and renames it into place. Heartbeats the finished ranges; a
+     * retry resumes them. A persistent mismatch fails with kind Integrity and removes the temp
+     * file; so do cancel and non-retryable failures.
+     */
+    async transferDownload(input: DownloadInput): Promise<FileResult> {
+      return download(input).catch((err: unknown) => {
+        throw isCancelled(err) ? err : toFailure(err, `download ${input.label}`);
+      });
+    },
+    /**
+     * Uploads many small files as one activity, `concurrency` at a time, heartbeating the files
+     * finished so far: a retry skips them. Keeps a big tree's history small (one activity per
+     * batch, not per file). Each file behaves as in {@link transferUpload}.
+     */
+    async transferUploadBatch(input: BatchInput<UploadInput>): Promise<FileResult[]> {
+      return runBatch(input, 'upload', upload);
+    },
+    /** Downloads many small files as one activity; see {@link transferUploadBatch} and {@link transferDownload}. */
+    async transferDownloadBatch(input: BatchInput<DownloadInput>): Promise<FileResult[]> {
+      return runBatch(input, 'download', download);
+    },
+    /** Removes the temp files of unfinished downloads to these paths. Idempotent. */
+    async transferRemoveTemp(input: { paths: string[] }): Promise<number> {
+      let removed = 0;
+      for (const p of input.paths) {
+        const tmp = tempPathFor(await deps.resolvePath(p));
+        if (await exists(tmp)) removed++;
+        await rm(tmp, { force: true });
+        await rm(`${tmp}.json`, { force: true });
+      }
+      return removed;
+    },
+  };
+
+  async function runBatch<I extends { label: string }>(input: BatchInput<I>, kind: string, one: (file: I, nested: Nested) => Promise<FileResult>): Promise<FileResult[]> {
+    const ctx = Context.current();
+    const state = localState<BatchCheckpoint>('batch');
+    const fromHb = ctx.info.heartbeatDetails as BatchCheckpoint | undefined;
+    const fromDisk = await state.read();
+    const cp: BatchCheckpoint = { kind: 'batch', done: { ...(fromHb?.kind === 'batch' ? fromHb.done : {}), ...(fromDisk?.kind === 'batch' ? fromDisk.done : {}) } };
+    const progress = progressReporter(input.label, input.progressIntervalMs);
+    for (const r of Object.values(cp.done)) progress.add(r.size);
+    const stopHb = heartbeatLoop(() => cp, hbEvery);
+    try {
+      await pool(
+        input.files.filter((f) => !cp.done[f.label]),
+        input.concurrency,
+        async (f) => {
+          progress.current(f.label);
+          try {
+            cp.done[f.label] = await one(f, { progress });
+          } catch (err) {
+            throw isCancelled(err) ? err : toFailure(err, `${kind} ${f.label}`);
+          }
+          ctx.heartbeat(cp);
+          await state.save(cp);
+          deps.hooks?.afterFile?.(kind, f.label);
+        },
+      );
+    } catch (err) {
+      if (isCancelled(err) || !isRetryable(classify(err))) await state.remove();
+      throw err;
+    } finally {
+      stopHb();
+    }
+    await state.remove();
+    return input.files.map((f) => cp.done[f.label] as FileResult);
+  }
+
+  async function checkUnchanged(abs: string, size: number, mtimeMs: number, label: string): Promise<void> {
+    const now = await stat(abs);
+    if (now.size !== size || now.mtimeMs !== mtimeMs) {
+      // Retryable: the next attempt sees the checkpoint no longer matches and restarts this file.
+      throw new TrainctlError(ErrorKind.Transient, `${label} changed while it was being uploaded; restarting it`);
+    }
+  }
+}
+
+async function verifyUploaded(s3: S3Client, input: UploadInput, size: number, checksum: string): Promise<void> {
+  const head = await step(`head s3://${input.bucket}/${input.key}`, () => s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key }), { abortSignal: abortSignal() }));
+  if (head.ContentLength !== size || metaOf(head).checksum !== checksum) {
+    throw new TrainctlError(ErrorKind.Integrity, `${input.label}: the stored object does not match what was sent (size ${head.ContentLength} vs ${size})`);
+  }
+}
+
+async function abortUpload(s3: S3Client, bucket: string, key: string, uploadId: string): Promise<void> {
+  try {
+    // Not under the activity's abort signal: this runs because the activity is being cancelled.
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+    log.info('aborted multipart upload', { bucket, key, uploadId });
+  } catch (err) {
+    if (classify(err) !== ErrorKind.NotFound) log.warn('could not abort multipart upload', { bucket, key, uploadId, error: String(err) });
+  }
+}
+
+async function listParts(s3: S3Client, bucket: string, key: string, uploadId: string): Promise<{ n: number; etag: string; size: number; sha256?: string }[]> {
+  const out: { n: number; etag: string; size: number; sha256?: string }[] = [];
+  let marker: string | undefined;
+  for (;;) {
+    const page = await step(`list parts of s3://${bucket}/${key}`, () =>
+      s3.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, ...(marker ? { PartNumberMarker: marker } : {}) }), { abortSignal: abortSignal() }),
+    );
+    for (const p of page.Parts ?? []) {
+      if (p.PartNumber && p.ETag) out.push({ n: p.PartNumber, etag: p.ETag, size: p.Size ?? -1, ...(p.ChecksumSHA256 ? { sha256: p.ChecksumSHA256 } : {}) });
+    }
+    if (!page.IsTruncated || !page.NextPartNumberMarker) return out;
+    marker = page.NextPartNumberMarker;
+  }
+}
+
+export type TransferEngine = ReturnType<typeof createTransferEngine>;
+
+export interface S3ListResult {
+  single: boolean;
+  bucket: string;
+  files: { rel: string; key: string; size: number }[];
+}
+
+/**
+ * The transfer activities of the orchestration worker: the engine on this machine's files, plus
+ * the S3-only steps (list a source, abort leftover uploads, delete a staging prefix).
+ */
+export function createTransferActivities(deps: { s3(region: string): S3Client; transferHooks?: TransferHooks | undefined }) {
+  return {
+    ...createTransferEngine({ s3: deps.s3, hooks: deps.transferHooks, resolvePath: async (p) => resolvePathLocal(p) }),
+
+    /**
+     * Lists an S3 source: the object itself when the uri names one, else every object under the
+     * prefix (folder markers skipped), filtered by the globs. Refuses (InvalidInput) any key whose
+     * relative part could escape a destination folder, before anything is written. Read-only.
+     */
+    async transferListS3(input: { region: string; uri: string; include: string[]; exclude: string[] }): Promise<S3ListResult> {
+      const s3 = deps.s3(input.region);
+      const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(input.uri);
+      const bucket = m?.[1] ?? '';
+      const prefix = m?.[2] ?? '';
+      if (prefix !== '' && !prefix.endsWith('/')) {
+        const head = await step(`head ${input.uri}`, () => headOrUndefined(s3, bucket, prefix));
+        if (head) {
+          const rel = baseName(prefix);
+          await step(`check key ${prefix}`, async () => checkRelativeKey(rel));
+          return { single: true, bucket, files: selected(rel, input.include, input.exclude) ? [{ rel, key: prefix, size: head.ContentLength ?? 0 }] : [] };
+        }
+      }
+      const listPrefix = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+      const files: S3ListResult['files'] = [];
+      let token: string | undefined;
+      do {
+        const page = await step(`list ${input.uri}`, () =>
+          s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: listPrefix, ...(token ? { ContinuationToken: token } : {}) }), { abortSignal: abortSignal() }),
+        );
+        for (const o of page.Contents ?? []) {
+          if (!o.Key || (o.Key.endsWith('/') && (o.Size ?? 0) === 0)) continue;
+          const rel = o.Key.slice(listPrefix.length);
+          await step(`check key ${o.Key}`, async () => checkRelativeKey(rel));
+          if (selected(rel, input.include, input.exclude)) files.push({ rel, key: o.Key, size: o.Size ?? 0 });
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        Context.current().heartbeat(files.length);
+      } while (token);
+      return { single: false, bucket, files };
+    },
+
+    /**
+     * Aborts the multipart uploads in progress for these keys: the sweep after a cancelled or
+     * failed transfer, for uploads whose activity died before it could abort them. Idempotent.
+     */
+    async transferAbortUploads(input: { region: string; bucket: string; keys: string[] }): Promise<number> {
+      const s3 = deps.s3(input.region);
+      const keys = new Set(input.keys);
+      let aborted = 0;
+      let keyMarker: string | undefined;
+      let idMarker: string | undefined;
+      for (;;) {
+        const page = await step(`list multipart uploads in ${input.bucket}`, () =>
+          s3.send(new ListMultipartUploadsCommand({ Bucket: input.bucket, ...(keyMarker ? { KeyMarker: keyMarker } : {}), ...(idMarker ? { UploadIdMarker: idMarker } : {}) })),
+        );
+        for (const u of page.Uploads ?? []) {
+          if (u.Key && u.UploadId && keys.has(u.Key)) {
+            await abortUpload(s3, input.bucket, u.Key, u.UploadId);
+            aborted++;
+          }
+        }
+        if (!page.IsTruncated) return aborted;
+        keyMarker = page.NextKeyMarker;
+        idMarker = page.NextUploadIdMarker;
+      }
+    },
+
+    /** Deletes every object under a (non-empty) staging prefix. Idempotent. */
+    async transferDeletePrefix(input: { region: string; bucket: string; prefix: string }): Promise<number> {
+      if (input.prefix === '' || !input.prefix.endsWith('/')) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete prefix ${JSON.stringify(input.prefix)}`);
+      const s3 = deps.s3(input.region);
+      let deleted = 0;
+      for (;;) {
+        const page = await step(`list s3://${input.bucket}/${input.prefix}`, () => s3.send(new ListObjectsV2Command({ Bucket: input.bucket, Prefix: input.prefix })));
+        const objects = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+        if (objects.length === 0) break;
+        await step(`delete ${objects.length} staging objects`, () => s3.send(new DeleteObjectsCommand({ Bucket: input.bucket, Delete: { Objects: objects, Quiet: true } })));
+        deleted += objects.length;
+      }
+      await step('abort staging uploads', async () => {
+        const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: input.bucket, Prefix: input.prefix }));
+        for (const u of page.Uploads ?? []) if (u.Key && u.UploadId) await abortUpload(s3, input.bucket, u.Key, u.UploadId);
+      });
+      return deleted;
+    },
+  };
+}
+
+export type TransferActivities = ReturnType<typeof createTransferActivities>;
+
+/** The engine as a host worker registers it: every path confined to the host's roots. */
+export function createHostTransferActivities(deps: { fs: HostFs; s3(region: string): S3Client }) {
+  return createTransferEngine({ s3: deps.s3, resolvePath: (p) => deps.fs.resolve(p), hooks: transferHooksFromEnv(process.env) });
+}

@@ -1,0 +1,184 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { testServices, testClient, startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+import { startHostWorker } from './helpers/host-worker.js';
+import { MiB, randomData, tempDir, testBucket, treeDigests, writeTree } from './helpers/transfer.js';
+import { createS3Client } from '../src/aws.js';
+import type { TransferRequest } from '../src/config.js';
+import type { TransferReport } from '../src/workflows/transfer.js';
+
+let services: TestServices;
+let client: Client;
+let worker: RunningWorker;
+let s3: S3Client;
+let bucket: string;
+
+before(async () => {
+  services = await testServices();
+  client = await testClient(services.env);
+  worker = await startWorker(services);
+  s3 = createS3Client(services.env);
+  bucket = await testBucket(s3, 'txhost');
+});
+
+function runTransfer(request: TransferRequest): Promise<TransferReport> {
+  return client.workflow.execute('transfer', { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
+}
+
+async function objectDigest(key: string): Promise<string> {
+  const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return createHash('sha256').update(await out.Body!.transformToByteArray()).digest('hex');
+}
+
+async function keysUnder(prefix: string): Promise<string[]> {
+  const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  return (page.Contents ?? []).map((o) => o.Key ?? '');
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Parses the host worker's part log: `PID KIND PART start|done|file-done LABEL` per line. */
+function partLog(file: string): { pid: number; kind: string; part: number; what: string; label: string }[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [pid, kind, part, what, ...label] = l.split(' ');
+      return { pid: Number(pid), kind: kind ?? '', part: Number(part), what: what ?? '', label: label.join(' ') };
+    });
+}
+
+test('local → host goes through an S3 staging prefix that is emptied, and host → S3 and host → local work from the instance root', async () => {
+  const host = await startHostWorker(services.env);
+  const src = tempDir('host-src');
+  writeTree(src, { 'train/a.bin': randomData(200 * 1024), 'train/sub/b.txt': 'bee', 'val/empty': '', 'читать.md': '# hi' });
+  const staging = `s3://${bucket}/staging-${uniqueName('s')}`;
+
+  const toHost = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 'host', hostId: host.hostId, path: 'dataset/' }, stagingUri: staging });
+  assert.equal(toHost.files, 4);
+  assert.equal(toHost.verified, 4);
+  assert.deepEqual(treeDigests(join(host.root, 'dataset')), treeDigests(src), 'the host root holds the same bytes');
+  assert.equal(toHost.stagingObjectsDeleted, 4);
+  assert.deepEqual(await keysUnder(staging.slice(`s3://${bucket}/`.length)), [], 'the staging prefix is empty afterwards');
+
+  const prefix = `from-host-${uniqueName('p')}/`;
+  const toS3 = await runTransfer({ source: { kind: 'host', hostId: host.hostId, path: 'dataset' }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` } });
+  assert.equal(toS3.files, 4);
+  assert.equal(await objectDigest(`${prefix}train/a.bin`), treeDigests(src)['train/a.bin']);
+  assert.deepEqual((await keysUnder(prefix)).sort(), ['train/a.bin', 'train/sub/b.txt', 'val/empty', 'читать.md'].map((k) => prefix + k).sort());
+
+  const back = tempDir('host-back');
+  const toLocal = await runTransfer({ source: { kind: 'host', hostId: host.hostId, path: 'dataset' }, destination: { kind: 'local', path: back }, stagingUri: staging });
+  assert.equal(toLocal.files, 4);
+  assert.deepEqual(treeDigests(back), treeDigests(src));
+
+  const escape = await client.workflow
+    .execute('transfer', { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer'), args: [{ source: { kind: 'host', hostId: host.hostId, path: '../' }, destination: { kind: 's3', uri: `s3://${bucket}/x/` } } satisfies TransferRequest] })
+    .then(() => undefined, (e: unknown) => e as { cause?: { type?: string } });
+  assert.equal(escape?.cause?.type, 'InvalidInput', 'a host path outside the root is refused');
+});
+
+test('a host worker killed with SIGKILL mid-upload resumes on restart without re-sending finished parts', async (t) => {
+  const logFile = join(tempDir('host-kill-log'), 'parts.log');
+  const host = await startHostWorker(services.env, { extraEnv: { TRAINCTL_TEST_TRANSFER_PART_DELAY_MS: '300', TRAINCTL_TEST_TRANSFER_LOG: logFile } });
+  const data = randomData(40 * MiB);
+  writeTree(host.root, { 'ckpt/model.bin': data });
+  const parts = 8;
+  const concurrency = 2;
+  const key = `killed-${uniqueName('k')}/model.bin`;
+  const handle = await client.workflow.start('transfer', {
+    taskQueue: worker.taskQueue,
+    workflowId: uniqueName('transfer-kill'),
+    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'ckpt/model.bin' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5, concurrency, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+  });
+  const firstPid = host.pid();
+  await waitFor('half the parts to finish', () => partLog(logFile).filter((l) => l.kind === 'upload' && l.what === 'done').length >= parts / 2);
+  await host.kill('SIGKILL');
+  const doneBeforeKill = new Set(partLog(logFile).filter((l) => l.pid === firstPid && l.what === 'done').map((l) => l.part));
+  assert.ok(doneBeforeKill.size >= parts / 2 && doneBeforeKill.size < parts, `killed after ${doneBeforeKill.size} of ${parts} parts`);
+
+  await host.restart();
+  const report = (await handle.result()) as TransferReport;
+  const afterRestart = partLog(logFile).filter((l) => l.pid !== firstPid && l.kind === 'upload' && l.what === 'start');
+  const remaining = parts - doneBeforeKill.size;
+  t.diagnostic(`upload: ${doneBeforeKill.size}/${parts} parts done at SIGKILL; UploadPart calls after restart: ${afterRestart.length} (limit ${remaining + concurrency})`);
+  assert.ok(afterRestart.length >= 1, 'the restarted worker finished the upload');
+  assert.ok(afterRestart.length <= remaining + concurrency, `UploadPart calls after restart: ${afterRestart.length}, parts remaining: ${remaining}, concurrency: ${concurrency}`);
+  assert.deepEqual(afterRestart.filter((l) => doneBeforeKill.has(l.part)), [], 'no part finished before the kill was sent again');
+  assert.equal(report.files, 1);
+  assert.equal(report.verified, 1);
+  assert.equal(await objectDigest(key), createHash('sha256').update(data).digest('hex'), 'the object is byte-identical to the source');
+});
+
+test('a host worker killed with SIGKILL mid-download resumes on restart and re-fetches at most concurrency × part size', async (t) => {
+  const logFile = join(tempDir('host-kill-dl-log'), 'parts.log');
+  const host = await startHostWorker(services.env, { extraEnv: { TRAINCTL_TEST_TRANSFER_PART_DELAY_MS: '300', TRAINCTL_TEST_TRANSFER_LOG: logFile } });
+  const src = tempDir('dl-src');
+  const data = randomData(40 * MiB);
+  writeTree(src, { 'shard.bin': data });
+  const key = `dl-${uniqueName('k')}/shard.bin`;
+  await runTransfer({ source: { kind: 'local', path: join(src, 'shard.bin') }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5 });
+  const ranges = 8;
+  const concurrency = 2;
+  const handle = await client.workflow.start('transfer', {
+    taskQueue: worker.taskQueue,
+    workflowId: uniqueName('transfer-kill-dl'),
+    args: [{ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'host', hostId: host.hostId, path: 'in/shard.bin' }, concurrency, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+  });
+  const firstPid = host.pid();
+  await waitFor('half the ranges to finish', () => partLog(logFile).filter((l) => l.kind === 'download' && l.what === 'done').length >= ranges / 2);
+  await host.kill('SIGKILL');
+  const doneBeforeKill = new Set(partLog(logFile).filter((l) => l.pid === firstPid && l.what === 'done').map((l) => l.part));
+  assert.ok(doneBeforeKill.size < ranges, `killed after ${doneBeforeKill.size} of ${ranges} ranges`);
+
+  await host.restart();
+  const report = (await handle.result()) as TransferReport;
+  const refetched = partLog(logFile).filter((l) => l.pid !== firstPid && l.kind === 'download' && l.what === 'start' && doneBeforeKill.has(l.part));
+  t.diagnostic(`download: ${doneBeforeKill.size}/${ranges} ranges done at SIGKILL; finished ranges fetched again: ${refetched.length} (${refetched.length * 5} MiB, limit ${concurrency * 5} MiB)`);
+  assert.ok(refetched.length * 5 * MiB <= concurrency * 5 * MiB, `re-fetched ${refetched.length} finished ranges`);
+  assert.equal(report.verified, 1);
+  assert.equal(createHash('sha256').update(readFileSync(join(host.root, 'in', 'shard.bin'))).digest('hex'), createHash('sha256').update(data).digest('hex'));
+  assert.deepEqual(readdirSync(join(host.root, 'in')), ['shard.bin'], 'no temp or checkpoint file is left');
+});
+
+test('a host worker killed mid-way through a tree of small files resumes on restart without sending a finished file again', async (t) => {
+  const logFile = join(tempDir('host-kill-tree-log'), 'parts.log');
+  const host = await startHostWorker(services.env, { extraEnv: { TRAINCTL_TEST_TRANSFER_PART_DELAY_MS: '200', TRAINCTL_TEST_TRANSFER_LOG: logFile } });
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 16; i++) files[`shards/part-${String(i).padStart(2, '0')}.bin`] = randomData(4096 + i);
+  writeTree(host.root, files);
+  const prefix = `tree-${uniqueName('p')}/`;
+  const handle = await client.workflow.start('transfer', {
+    taskQueue: worker.taskQueue,
+    workflowId: uniqueName('transfer-kill-tree'),
+    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'shards' }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, fileConcurrency: 2, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+  });
+  const firstPid = host.pid();
+  await waitFor('half the files to finish', () => partLog(logFile).filter((l) => l.what === 'file-done').length >= 8);
+  await host.kill('SIGKILL');
+  const doneBeforeKill = new Set(partLog(logFile).filter((l) => l.pid === firstPid && l.what === 'file-done').map((l) => l.label));
+  assert.ok(doneBeforeKill.size < 16, `killed after ${doneBeforeKill.size} of 16 files`);
+
+  await host.restart();
+  const report = (await handle.result()) as TransferReport;
+  const sentAgain = partLog(logFile).filter((l) => l.pid !== firstPid && l.what === 'start' && doneBeforeKill.has(l.label));
+  const sentAfter = partLog(logFile).filter((l) => l.pid !== firstPid && l.what === 'start');
+  t.diagnostic(`tree: ${doneBeforeKill.size}/16 files done at SIGKILL; files sent after restart: ${sentAfter.length}; finished files sent again: ${sentAgain.length}`);
+  assert.deepEqual(sentAgain, [], 'no file finished before the kill was sent again');
+  assert.ok(sentAfter.length <= 16 - doneBeforeKill.size + 2, 'at most the unfinished files (and the two in flight) after the restart');
+  assert.equal(report.files, 16);
+  assert.equal((await keysUnder(prefix)).length, 16);
+  for (const [rel, data] of Object.entries(files)) assert.equal(await objectDigest(prefix + rel.slice('shards/'.length)), createHash('sha256').update(data).digest('hex'), rel);
+});

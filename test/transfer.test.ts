@@ -1,0 +1,263 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { testServices, testClient, startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+import { MiB, randomData, tempDir, testBucket, treeDigests, writeTree } from './helpers/transfer.js';
+import { createS3Client } from '../src/aws.js';
+import type { TransferRequest } from '../src/config.js';
+import type { TransferProgress, TransferReport } from '../src/workflows/transfer.js';
+import { run as runCli } from '../src/client.js';
+
+let services: TestServices;
+let client: Client;
+let worker: RunningWorker;
+let slowWorker: RunningWorker;
+let s3: S3Client;
+let bucket: string;
+let partsStarted = 0;
+
+before(async () => {
+  services = await testServices();
+  client = await testClient(services.env);
+  worker = await startWorker(services);
+  // A worker whose every part waits, so a test can act while a transfer is in the middle.
+  slowWorker = await startWorker({
+    ...services,
+    deps: {
+      transferHooks: {
+        async beforePart() {
+          partsStarted++;
+          await Context.current().sleep(700);
+        },
+      },
+    },
+  });
+  s3 = createS3Client(services.env);
+  bucket = await testBucket(s3);
+});
+
+function runTransfer(request: TransferRequest, taskQueue = worker.taskQueue): Promise<TransferReport> {
+  return client.workflow.execute('transfer', { taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
+}
+
+async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof WorkflowFailedError, `expected the workflow to fail, got ${String(err)}`);
+  assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
+  return err.cause;
+}
+
+test('a tree with nested folders, empty files, Unicode names and a 5-part file goes Local → S3 → Local byte-identical and verified', async () => {
+  const src = tempDir('rt-src');
+  const dst = tempDir('rt-dst');
+  writeTree(src, {
+    'a.txt': 'hello',
+    'empty.bin': '',
+    'nested/deeper/deepest/config.json': '{"lr":0.001}',
+    'nested/also-empty.txt': '',
+    'ünïcødé/日本語 ファイル.txt': 'こんにちは',
+    'big/weights.bin': randomData(22 * MiB),
+  });
+  const prefix = `rt-${uniqueName('p')}/`;
+  const up = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 3 });
+  assert.equal(up.files, 6);
+  assert.equal(up.verified, 6);
+  assert.equal(up.bytes, 22 * MiB + 5 + 12 + 15);
+  const big = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}big/weights.bin` }));
+  assert.match(big.ETag ?? '', /-5"$/, 'the large file went up as a 5-part multipart upload');
+  assert.match(big.Metadata?.['trainctl-sha256'] ?? '', /^[0-9a-f]{64}-5$/);
+
+  const down = await runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: join(dst, 'copy') }, concurrency: 3 });
+  assert.equal(down.files, 6);
+  assert.equal(down.verified, 6, 'every downloaded file was checked against its upload checksum');
+  assert.deepEqual(treeDigests(join(dst, 'copy')), treeDigests(src));
+});
+
+test('a single file goes to an exact key and back to an exact path', async () => {
+  const src = tempDir('single');
+  writeTree(src, { 'model.pt': 'weights' });
+  const key = `single-${uniqueName('k')}/renamed.pt`;
+  await runTransfer({ source: { kind: 'local', path: join(src, 'model.pt') }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` } });
+  const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  assert.equal(await got.Body?.transformToString(), 'weights');
+  const report = await runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'local', path: join(src, 'back.pt') } });
+  assert.equal(report.files, 1);
+  assert.deepEqual(treeDigests(src)['back.pt'], treeDigests(src)['model.pt']);
+});
+
+test('an object changed in S3 after upload fails the download with kind Integrity and leaves no file behind', async () => {
+  const src = tempDir('tamper-src');
+  const dst = tempDir('tamper-dst');
+  writeTree(src, { 'data.bin': randomData(64 * 1024), 'ok.txt': 'fine' });
+  const prefix = `tamper-${uniqueName('p')}/`;
+  await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` } });
+  const key = `${prefix}data.bin`;
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomData(64 * 1024), Metadata: head.Metadata }));
+
+  const failure = await failureOf(runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'local', path: join(dst, 'data.bin') } }));
+  assert.equal(failure.type, 'Integrity');
+  assert.match(failure.message, /data\.bin/, 'the failure names the file');
+  assert.deepEqual(readdirSync(dst), [], 'neither the file nor its temp file is left in the destination');
+});
+
+test('a key ../../escape.txt in the bucket is refused with InvalidInput before anything is written', async () => {
+  const base = tempDir('escape');
+  const prefix = `trav-${uniqueName('p')}/`;
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}good.txt`, Body: 'good' }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}../../escape.txt`, Body: 'evil' }));
+  const dst = join(base, 'a', 'b', 'dst');
+  const failure = await failureOf(runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst } }));
+  assert.equal(failure.type, 'InvalidInput');
+  assert.match(failure.message, /\.\.\/\.\.\/escape\.txt/);
+  assert.deepEqual(treeDigests(base), {}, 'nothing was written, inside or outside the destination');
+  assert.equal(existsSync(join(base, 'a', 'escape.txt')), false);
+});
+
+test('a second run of the same sync transfers 0 bytes, skips every file, and the CLI says so', async () => {
+  const src = tempDir('sync-src');
+  const dst = tempDir('sync-dst');
+  writeTree(src, { 'x/1.txt': 'one', 'x/2.txt': 'two', 'empty': '', 'blob.bin': randomData(300 * 1024) });
+  const uri = `s3://${bucket}/sync-${uniqueName('p')}/`;
+  const first = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri }, sync: true });
+  assert.equal(first.skipped, 0);
+  assert.ok(first.bytes > 0);
+  const second = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri }, sync: true });
+  assert.deepEqual({ files: second.files, bytes: second.bytes, skipped: second.skipped }, { files: 4, bytes: 0, skipped: 4 });
+
+  const downFirst = await runTransfer({ source: { kind: 's3', uri }, destination: { kind: 'local', path: dst }, sync: true });
+  assert.equal(downFirst.skipped, 0);
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(' '));
+  let code: number;
+  try {
+    code = await runCli(['transfer', uri, dst, '--sync'], { ...process.env, TRAINCTL_TASK_QUEUE: worker.taskQueue, TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS, AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL });
+  } finally {
+    console.log = log;
+  }
+  assert.equal(code, 0, lines.join('\n'));
+  const out = lines.join('\n');
+  assert.match(out, /0 B transferred/, out);
+  assert.match(out, /4 skipped \(already identical\)/, out);
+});
+
+test('a dry run plans the transfer and writes nothing', async () => {
+  const src = tempDir('dry');
+  writeTree(src, { 'keep.txt': 'k', 'logs/skip.log': 'l', 'sub/also.txt': 'a' });
+  const prefix = `dry-${uniqueName('p')}/`;
+  const report = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, dryRun: true, exclude: ['*.log'] });
+  assert.equal(report.dryRun, true);
+  assert.deepEqual(report.planned?.map((p) => p.to).sort(), [`s3://${bucket}/${prefix}keep.txt`, `s3://${bucket}/${prefix}sub/also.txt`]);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}keep.txt` })).then(() => true, () => false);
+  assert.equal(head, false);
+});
+
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('cancelling mid-upload aborts the multipart upload, and cancelling mid-download leaves no temp file', async () => {
+  const src = tempDir('cancel-src');
+  const dst = tempDir('cancel-dst');
+  writeTree(src, { 'big.bin': randomData(26 * MiB) });
+  const prefix = `cancel-${uniqueName('p')}/`;
+  const before = partsStarted;
+  const handle = await client.workflow.start('transfer', {
+    taskQueue: slowWorker.taskQueue,
+    workflowId: uniqueName('transfer-cancel'),
+    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, progressIntervalMs: 100, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+  });
+  await waitFor('two parts to start', () => partsStarted - before >= 2);
+  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  assert.equal(uploads.Uploads?.length, 1, 'a multipart upload is in progress before the cancel');
+  let progress = await handle.query<TransferProgress>('progress');
+  await waitFor('progress from the running upload', async () => (progress = await handle.query<TransferProgress>('progress')).bytesDone > 0);
+  assert.equal(progress.phase, 'transferring');
+  assert.equal(progress.filesTotal, 1);
+  assert.equal(progress.bytesTotal, 26 * MiB);
+  assert.equal(progress.currentFile, 'big.bin');
+  assert.ok(progress.bytesDone < 26 * MiB);
+  await handle.cancel();
+  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
+  const left = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  assert.deepEqual(left.Uploads ?? [], [], 'no multipart upload is left behind');
+
+  // The same file, uploaded in full, then a download cancelled half-way.
+  await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5 });
+  const mark = partsStarted;
+  const down = await client.workflow.start('transfer', {
+    taskQueue: slowWorker.taskQueue,
+    workflowId: uniqueName('transfer-cancel'),
+    args: [{ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+  });
+  await waitFor('two ranges to start', () => partsStarted - mark >= 2);
+  assert.ok(readdirSync(dst).some((f) => f.endsWith('.trainctl-partial')), 'the download writes a temp file');
+  await down.cancel();
+  await down.result().catch(() => undefined);
+  assert.deepEqual(readdirSync(dst), [], 'no temp file and no partial file are left');
+});
+
+test('a source file changed during its upload restarts that file only, and the object holds the new bytes', async () => {
+  const src = tempDir('changed');
+  writeTree(src, { 'grows.bin': randomData(15 * MiB), 'steady.txt': 'steady' });
+  const prefix = `changed-${uniqueName('p')}/`;
+  const mark = partsStarted;
+  const handle = await client.workflow.start('transfer', {
+    taskQueue: slowWorker.taskQueue,
+    workflowId: uniqueName('transfer-changed'),
+    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+  });
+  await waitFor('the upload to start', () => partsStarted - mark >= 2);
+  appendFileSync(join(src, 'grows.bin'), randomData(1024));
+  const report = (await handle.result()) as TransferReport;
+  assert.equal(report.files, 2);
+  const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}grows.bin` }));
+  const bytes = await got.Body!.transformToByteArray();
+  assert.equal(createHash('sha256').update(bytes).digest('hex'), createHash('sha256').update(readFileSync(join(src, 'grows.bin'))).digest('hex'), 'the object is the file as it is now, not a mix');
+  const left = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  assert.deepEqual(left.Uploads ?? [], [], 'the upload of the old version was aborted');
+});
+
+test('trainctl transfer --watch draws a progress bar from the progress query and prints the summary', async () => {
+  const src = tempDir('watch');
+  writeTree(src, { 'w.bin': randomData(16 * MiB) });
+  const uri = `s3://${bucket}/watch-${uniqueName('p')}/`;
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const write = process.stderr.write.bind(process.stderr);
+  console.log = (...a: unknown[]) => out.push(a.join(' '));
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  let code: number;
+  try {
+    code = await runCli(['transfer', src, uri, '--watch', '--part-size-mib', '5', '--concurrency', '1'], {
+      ...process.env,
+      TRAINCTL_TASK_QUEUE: slowWorker.taskQueue,
+      TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS,
+      AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL,
+    });
+  } finally {
+    console.log = log;
+    process.stderr.write = write;
+  }
+  assert.equal(code, 0, err.join(''));
+  const bars = err.join('').split(/[\r\n]/).filter((l) => /^\[[#.]{30}\]/.test(l));
+  assert.ok(bars.length >= 2, `progress lines: ${JSON.stringify(bars)}`);
+  assert.ok(bars.some((l) => /w\.bin/.test(l)), 'the bar names the current file');
+  assert.match(out.join('\n'), /1 files, 16\.0 MiB transferred in [\d.]+ s \([\d.]+ MiB\/s\); 0 skipped \(already identical\); 1 verified by checksum/);
+});
