@@ -1,8 +1,7 @@
 /**
- * The local cache's bookkeeping, kept apart from how objects are fetched (today the host's own S3
- * GETs in activities/prewarm.ts; the transfer engine's verified download can replace that without
- * touching this): which objects are cached with what size and checksum, which a sync must fetch,
- * and which least-recently-used entries to evict to stay under a capacity. Pure functions.
+ * The local cache's bookkeeping, kept apart from how objects are fetched (the transfer engine's
+ * verified download, src/transfer/download.ts): which objects are cached with what size and
+ * checksum, which a sync must fetch, and which least-recently-used entries to evict to stay under a capacity. Pure functions.
  *
  * @module
  */

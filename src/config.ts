@@ -302,6 +302,12 @@ export const TransferInputSchema = z
     /** How soon a dead worker is noticed (its file activity then resumes elsewhere from its checkpoint). */
     heartbeatTimeoutSeconds: z.number().int().min(2).max(600).default(15),
     progressIntervalMs: z.number().int().min(100).max(60_000).default(2_000),
+    /** Delete destination files/objects that the (filtered) source does not have; implies sync; honours dryRun. */
+    deleteExtraneous: z.boolean().default(false),
+    /** Compress text-like files on their way to S3 (zstd only where node:zlib has it); undone on download. */
+    compress: z.enum(['none', 'gzip', 'zstd']).default('none'),
+    /** Compress every file, not only text-like ones (by extension). */
+    compressAll: z.boolean().default(false),
   })
   .superRefine((t, ctx) => {
     const pair = `${t.source.kind}->${t.destination.kind}`;

@@ -1,11 +1,12 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { testServices, testClient, startWorker, uniqueName, onCleanup, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.js';
 import { createS3Client } from '../src/aws.js';
@@ -109,6 +110,33 @@ test('LocalCache transfers a prefix once, verified, and a second run transfers 0
   assert.equal(third.objectsTransferred, 1);
   assert.equal(third.bytesTransferred, OBJ);
   assert.deepEqual(readFileSync(join(host.root, cacheDir, bucket, 'ds/p1/b.bin')), content.get('ds/p1/b.bin'));
+});
+
+test('LocalCache goes through the transfer engine: a trainctl-uploaded object whose bytes were changed is refused with Integrity and not cached', async () => {
+  const src = mkdtempSync(join(tmpdir(), 'trainctl-cache-tamper-'));
+  onCleanup(() => rmSync(src, { recursive: true, force: true }));
+  writeFileSync(join(src, 'good.bin'), randomBytes(OBJ));
+  writeFileSync(join(src, 'bad.bin'), randomBytes(OBJ));
+  const prefix = `tamper-${uniqueName('p')}/`;
+  await client.workflow.execute('transfer', {
+    taskQueue: worker.taskQueue,
+    workflowId: uniqueName('transfer'),
+    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` } }],
+  });
+  const key = `${prefix}bad.bin`;
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+  assert.match(head.Metadata?.['trainctl-sha256'] ?? '', /^[0-9a-f]{64}-1$/, 'the transfer recorded its checksum');
+  // Same metadata, other bytes: the new ETag is the new bytes' MD5, so only trainctl's checksum can tell.
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomBytes(OBJ), Metadata: head.Metadata }));
+
+  const cacheDir = uniqueName('cache');
+  const f = await failure(cacheRequest(cacheDir, prefix));
+  assert.equal(f.type, 'Integrity');
+  assert.match(f.message, /bad\.bin/, 'the failure names the object');
+  assert.equal(existsSync(join(host.root, cacheDir, bucket, key)), false, 'the tampered object is not in the cache');
+  const leftovers = readdirSync(join(host.root, cacheDir), { recursive: true }).map(String).filter((n) => n.includes('trainctl-partial'));
+  assert.deepEqual(leftovers, [], 'no temp file is left behind');
+  assert.equal(manifestOf(cacheDir).entries[`${bucket}/${key}`], undefined, 'the manifest does not list it');
 });
 
 test('LocalCache evicts the least recently used prefix to stay under its capacity', async () => {

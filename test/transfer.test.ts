@@ -79,6 +79,27 @@ test('a tree with nested folders, empty files, Unicode names and a 5-part file g
   assert.deepEqual(treeDigests(join(dst, 'copy')), treeDigests(src));
 });
 
+test('file activities are scheduled with the longTransfer profile: startToClose, heartbeat timeout, retry with maximumInterval and the non-retryable kinds', async () => {
+  const src = tempDir('profile');
+  writeTree(src, { 'one.txt': 'one' });
+  const workflowId = uniqueName('transfer');
+  await client.workflow.execute('transfer', {
+    taskQueue: worker.taskQueue,
+    workflowId,
+    args: [{ source: { kind: 'local', path: join(src, 'one.txt') }, destination: { kind: 's3', uri: `s3://${bucket}/profile-${uniqueName('p')}/` }, heartbeatTimeoutSeconds: 9 } satisfies TransferRequest],
+  });
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const scheduled = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a?.activityType?.name === 'transferUpload');
+  assert.equal(scheduled.length, 1);
+  const a = scheduled[0]!;
+  const seconds = (d: { seconds?: unknown } | null | undefined) => Number(d?.seconds ?? 0);
+  assert.equal(seconds(a.startToCloseTimeout), 24 * 3600, 'startToClose from longTransfer');
+  assert.equal(seconds(a.heartbeatTimeout), 9, 'the request may shorten the heartbeat timeout');
+  assert.equal(seconds(a.retryPolicy?.maximumInterval), 30);
+  assert.equal(a.retryPolicy?.maximumAttempts, 20);
+  for (const kind of ['InvalidInput', 'Integrity', 'NotFound', 'PermissionDenied']) assert.ok(a.retryPolicy?.nonRetryableErrorTypes?.includes(kind), `${kind} is not retried`);
+});
+
 test('a single file goes to an exact key and back to an exact path', async () => {
   const src = tempDir('single');
   writeTree(src, { 'model.pt': 'weights' });

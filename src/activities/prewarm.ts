@@ -1,18 +1,18 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { access, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, delimiter, dirname, isAbsolute, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { basename, delimiter, isAbsolute, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
 import { CancelledFailure, Context, log } from '@temporalio/activity';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ErrorKind, TrainctlError } from '../errors.js';
 import { MANIFEST_FILE, cachedBytes, parseManifest, planEviction, planSync, type CacheEntry, type CacheManifest, type RemoteObject } from '../cache-manifest.js';
 import { abortSignal, step } from './aws-call.js';
+import { downloadVerified } from '../transfer/download.js';
 import type { HostDeps } from './host.js';
 
 const MiB = 1024 * 1024;
@@ -231,8 +231,6 @@ export interface SyncCacheResult {
   localPath: string;
 }
 
-const FETCH_ATTEMPTS = 3;
-
 /**
  * The host's data activities: read every block of a device (PreWarmedEBS), check a dataset against
  * its manifest (ExistingEBS), sync an S3 prefix into a local cache (LocalCache), list a prefix
@@ -256,46 +254,23 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
     return out;
   }
 
-  /** Streams one object to a temp file, checking length and (single-part ETag) MD5, and renames it into place. */
-  async function fetchObject(region: string, o: RemoteObject, dest: string, tmpDir: string): Promise<CacheEntry> {
-    const key = o.id.slice(o.id.indexOf('/') + 1);
-    const bucket = o.id.slice(0, o.id.indexOf('/'));
-    let lastProblem = '';
-    for (let attempt = 1; attempt <= FETCH_ATTEMPTS; attempt++) {
-      const tmp = join(tmpDir, randomUUID());
-      try {
-        const res = await deps.s3(region).send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: abortSignal() });
-        if (!(res.Body instanceof Readable)) throw new TrainctlError(ErrorKind.Unknown, `GetObject ${o.id} returned no stream`);
-        const sha = createHash('sha256');
-        const md5 = createHash('md5');
-        let length = 0;
-        await pipeline(
-          res.Body,
-          async function* (source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              sha.update(chunk);
-              md5.update(chunk);
-              length += chunk.length;
-              yield chunk;
-            }
-          },
-          createWriteStream(tmp),
-        );
-        const etag = (res.ETag ?? o.etag).replace(/"/g, '');
-        const md5hex = md5.digest('hex');
-        if (length !== o.size) lastProblem = `${o.id}: got ${length} bytes, the listing says ${o.size}`;
-        else if (/^[0-9a-f]{32}$/.test(etag) && etag !== md5hex) lastProblem = `${o.id}: MD5 ${md5hex} differs from its ETag ${etag}`;
-        else {
-          await mkdir(dirname(dest), { recursive: true });
-          await rename(tmp, dest);
-          return { id: o.id, size: length, sha256: sha.digest('hex'), etag: res.ETag ?? o.etag, lastUsed: Date.now() };
-        }
-        log.warn('cached object failed verification; fetching again', { id: o.id, attempt, problem: lastProblem });
-      } finally {
-        await rm(tmp, { force: true });
-      }
-    }
-    throw new TrainctlError(ErrorKind.Integrity, `${lastProblem} (after ${FETCH_ATTEMPTS} attempts)`);
+  /**
+   * Fetches one object through the transfer engine's verified download: ranged parallel GETs into a
+   * temp file next to `dest`, checked against trainctl's checksum when the object has one (else its
+   * single-part ETag's MD5, else its length), renamed into place; the temp file is removed on failure.
+   */
+  async function fetchObject(region: string, o: RemoteObject, dest: string, concurrency: number): Promise<CacheEntry> {
+    const slash = o.id.indexOf('/');
+    const r = await downloadVerified({
+      s3: deps.s3(region),
+      bucket: o.id.slice(0, slash),
+      key: o.id.slice(slash + 1),
+      path: dest,
+      label: o.id,
+      concurrency,
+      signal: abortSignal(),
+    });
+    return { id: o.id, size: r.size, sha256: r.sha256, etag: r.etag || o.etag, lastUsed: Date.now() };
   }
 
   async function saveManifest(cacheDir: string, m: CacheManifest): Promise<void> {
@@ -353,9 +328,8 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
     const t0 = performance.now();
     const cacheDir = await step(`resolve ${args.cacheDir}`, () => deps.fs.resolve(args.cacheDir));
     await step(`create ${cacheDir}`, () => mkdir(cacheDir, { recursive: true }));
-    const tmpDir = join(cacheDir, '.trainctl-tmp');
-    await rm(tmpDir, { recursive: true, force: true });
-    await mkdir(tmpDir, { recursive: true });
+    // Left by caches synced before objects went through the transfer engine.
+    await rm(join(cacheDir, '.trainctl-tmp'), { recursive: true, force: true });
     const localOf = (id: string) => join(cacheDir, ...id.split('/'));
 
     const listing = await step(`list s3://${args.bucket}/${args.prefix}`, () => listObjects(args.region, args.bucket, args.prefix));
@@ -387,7 +361,7 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
     const worker = async () => {
       for (let o = queue.shift(); o; o = queue.shift()) {
         if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cache sync cancelled');
-        const entry = await step(`fetch s3://${o.id}`, () => fetchObject(args.region, o, localOf(o.id), tmpDir));
+        const entry = await step(`fetch s3://${o.id}`, () => fetchObject(args.region, o, localOf(o.id), args.concurrency));
         manifest.entries[o.id] = entry;
         transferred += entry.size;
         done++;
@@ -403,7 +377,6 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
     } finally {
       // What finished is recorded even when a fetch failed, so the retry skips it.
       await saveManifest(cacheDir, manifest);
-      await rm(tmpDir, { recursive: true, force: true });
     }
     const seconds = (performance.now() - t0) / 1000;
     const result: SyncCacheResult = {
@@ -519,8 +492,9 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
      * id, size, SHA-256, ETag and last use: objects whose size and ETag match their entry (and whose
      * file is present) are not fetched again, so a second sync transfers nothing. With a capacity,
      * least-recently-used entries of other prefixes are evicted first; a prefix larger than the
-     * capacity fails with QuotaExceeded before anything is fetched. Each object is streamed to a
-     * temp file, checked (length, MD5 against a single-part ETag) and renamed into place. Idempotent:
+     * capacity fails with QuotaExceeded before anything is fetched. Each object goes through the
+     * transfer engine's verified download (`downloadVerified`): a trainctl-uploaded object must match
+     * its recorded checksum (kind Integrity otherwise, and nothing is left in the cache). Idempotent:
      * a retry re-lists and skips what an earlier attempt finished. Cancel stops between objects.
      */
     async syncCache(args: { region: string; bucket: string; prefix: string; cacheDir: string; capacityBytes?: number; concurrency: number }): Promise<SyncCacheResult> {

@@ -1,16 +1,16 @@
-import { mkdir, open, readFile, readdir, realpath, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { appendFileSync, createReadStream } from 'node:fs';
+import { lstat, mkdir, readFile, readdir, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFileSync, createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, relative, resolve as resolvePathLocal, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve as resolvePathLocal, sep } from 'node:path';
 import { Context, log } from '@temporalio/activity';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
-  GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -23,6 +23,8 @@ import {
 import { ErrorKind, TrainctlError, classify, isRetryable, toFailure } from '../errors.js';
 import { abortSignal, step } from './aws-call.js';
 import { META_CHECKSUM, META_PART_SIZE, fileChecksum } from '../transfer/checksum.js';
+import { META_ENCODING, META_ORIGINAL_SIZE, downloadVerified, objectMeta } from '../transfer/download.js';
+import { checkEncoding, compressor, encodingFor, type Encoding } from '../transfer/compress.js';
 import { PROGRESS_SIGNAL, checkRelativeKey, partCount, partRange, planPartSize, selected, tempPathFor, baseName } from '../transfer/plan.js';
 import type { HostFs } from './host-fs.js';
 
@@ -77,6 +79,10 @@ export interface ScanInput {
   include: string[];
   exclude: string[];
   followSymlinks: boolean;
+  /** A path that does not exist is an empty folder (listing a destination), not NotFound. */
+  missingOk?: boolean;
+  /** The compression the upload will use: refused here (InvalidInput) when this Node cannot do it. */
+  compress?: Encoding;
 }
 
 export interface ScanResult {
@@ -97,6 +103,9 @@ export interface UploadInput {
   sync: boolean;
   label: string;
   progressIntervalMs: number;
+  /** Compress text-like files (all with `compressAll`) before they go up. */
+  compress?: Encoding | undefined;
+  compressAll?: boolean | undefined;
 }
 
 export interface DownloadInput {
@@ -147,14 +156,6 @@ interface UploadCheckpoint {
   checksum: string;
   uploadId?: string;
   parts: { n: number; etag: string; sha256?: string }[];
-}
-
-interface DownloadCheckpoint {
-  kind: 'download';
-  etag: string;
-  size: number;
-  rangeSize: number;
-  done: number[];
 }
 
 /** The checkpoint to resume from: the heartbeat's and the state file's, parts merged when they name the same upload. */
@@ -324,8 +325,13 @@ export function createTransferEngine(deps: TransferEngineDeps) {
   const hbEvery = deps.heartbeatIntervalMs ?? 1_000;
 
   async function scanTree(input: ScanInput): Promise<ScanResult> {
+    if (input.compress) checkEncoding(input.compress);
     const root = await deps.resolvePath(input.path);
-    const rootStat = await stat(root);
+    const rootStat = await stat(root).catch((err: unknown) => {
+      if (input.missingOk && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (!rootStat) return { single: false, files: [], skippedSymlinks: [] };
     const skippedSymlinks: string[] = [];
     if (rootStat.isFile()) {
       const rel = baseName(root);
@@ -375,9 +381,40 @@ export function createTransferEngine(deps: TransferEngineDeps) {
       if (!nested) ctx.heartbeat(d);
     };
     const s3 = deps.s3(input.region);
-    const abs = await deps.resolvePath(input.path);
-    const st = await stat(abs);
-    if (!st.isFile()) throw new TrainctlError(ErrorKind.InvalidInput, `${input.label} is not a regular file`);
+    const origAbs = await deps.resolvePath(input.path);
+    const origSt = await stat(origAbs);
+    if (!origSt.isFile()) throw new TrainctlError(ErrorKind.InvalidInput, `${input.label} is not a regular file`);
+    const encoding = encodingFor(baseName(input.path), input.compress ?? 'none', input.compressAll ?? false);
+    // A compressed file goes up from a compressed copy; the object records the original's checksum.
+    let abs = origAbs;
+    let st: { size: number; mtimeMs: number } = origSt;
+    let original: { checksum: string; partSize: number } | undefined;
+    let compressedTemp: string | undefined;
+    if (encoding !== 'none') {
+      checkEncoding(encoding);
+      // Named by activity and key: a retry overwrites what a killed attempt left instead of adding to it.
+      const info = ctx.info;
+      const temp = join(tmpdir(), 'trainctl-compress', `${createHash('sha256').update(`${info.workflowExecution?.workflowId}/${info.activityId}/${input.key}`).digest('hex')}.${encoding}`);
+      compressedTemp = temp;
+      try {
+        const origPartSize = planPartSize(origSt.size);
+        const sum = await step(`checksum ${input.label}`, () => fileChecksum(origAbs, origPartSize, undefined, abortSignal()));
+        const signal = abortSignal();
+        await step(`compress ${input.label}`, async () => {
+          await mkdir(dirname(temp), { recursive: true });
+          await pipeline(createReadStream(origAbs), compressor(encoding), createWriteStream(temp), ...(signal ? [{ signal }] : []));
+        });
+        original = { checksum: sum.checksum, partSize: origPartSize };
+        abs = temp;
+        // The same input compresses to the same bytes, so its size and the original's mtime
+        // identify the body: a retry re-creates it and resumes the upload's finished parts.
+        st = { size: (await stat(temp)).size, mtimeMs: origSt.mtimeMs };
+      } catch (err) {
+        await rm(temp, { force: true });
+        throw err;
+      }
+    }
+    const unchanged = () => checkUnchanged(origAbs, origSt.size, origSt.mtimeMs, input.label);
     const partSize = planPartSize(st.size, input.partSize);
     const nParts = partCount(st.size, partSize);
     // The server keeps the last heartbeat that got through, at most one per ~80 % of the heartbeat
@@ -400,19 +437,25 @@ export function createTransferEngine(deps: TransferEngineDeps) {
     let partDigests: Buffer[] | undefined;
     try {
       if (!cp) {
-        const { checksum, parts } = await step(`checksum ${input.label}`, () => fileChecksum(abs, partSize, undefined, abortSignal()));
-        partDigests = parts;
+        const body = await step(`checksum ${input.label}`, () => fileChecksum(abs, partSize, undefined, abortSignal()));
+        partDigests = body.parts;
+        const checksum = original?.checksum ?? body.checksum;
         if (input.sync) {
           const head = await step(`head s3://${input.bucket}/${input.key}`, () => headOrUndefined(s3, input.bucket, input.key));
-          if (head && head.ContentLength === st.size && metaOf(head).checksum === checksum) {
+          const meta = head ? objectMeta(head) : undefined;
+          if (head && head.ContentLength === st.size && meta?.checksum === checksum && meta.encoding === encoding) {
             progress.add(st.size);
             finished = true;
-            return { label: input.label, size: st.size, sent: 0, skipped: true, verified: true, checksum, resumed: 0 };
+            return { label: input.label, size: origSt.size, sent: 0, skipped: true, verified: true, checksum, resumed: 0 };
           }
         }
         cp = { kind: 'upload', key: input.key, size: st.size, mtimeMs: st.mtimeMs, partSize, checksum, parts: [] };
       }
-      const metadata = { [META_CHECKSUM]: cp.checksum, [META_PART_SIZE]: String(partSize) };
+      const metadata = {
+        [META_CHECKSUM]: cp.checksum,
+        [META_PART_SIZE]: String(original?.partSize ?? partSize),
+        ...(encoding !== 'none' ? { [META_ENCODING]: encoding, [META_ORIGINAL_SIZE]: String(origSt.size) } : {}),
+      };
 
       // Part bodies are streamed from the file, never held whole: memory stays at a few read buffers
       // per part in flight, whatever the part size.
@@ -435,10 +478,10 @@ export function createTransferEngine(deps: TransferEngineDeps) {
         );
         deps.hooks?.afterPart?.('upload', 1, input.label);
         progress.add(st.size);
-        await checkUnchanged(abs, st.size, st.mtimeMs, input.label);
+        await unchanged();
         await verifyUploaded(s3, input, st.size, cp.checksum);
         finished = true;
-        return { label: input.label, size: st.size, sent: st.size, skipped: false, verified: true, checksum: cp.checksum, resumed: 0 };
+        return { label: input.label, size: origSt.size, sent: st.size, skipped: false, verified: true, checksum: cp.checksum, resumed: 0 };
       }
 
       let resumed = 0;
@@ -492,7 +535,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
         await saveState(checkpoint);
         deps.hooks?.afterPart?.('upload', n, input.label);
       });
-      await checkUnchanged(abs, st.size, st.mtimeMs, input.label);
+      await unchanged();
       const parts = [...checkpoint.parts].sort((a, b) => a.n - b.n);
       for (const p of parts) {
         // Parts recovered from ListParts on an emulator carry no checksum: compute it from the file.
@@ -514,7 +557,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
       );
       await verifyUploaded(s3, input, st.size, checkpoint.checksum);
       finished = true;
-      return { label: input.label, size: st.size, sent, skipped: false, verified: true, checksum: checkpoint.checksum, resumed };
+      return { label: input.label, size: origSt.size, sent, skipped: false, verified: true, checksum: checkpoint.checksum, resumed };
     } catch (err) {
       // A cancel or a failure no retry can fix must not leave a multipart upload (and its bill) behind.
       const finalFailure = isCancelled(err) || !isRetryable(classify(err));
@@ -525,127 +568,48 @@ export function createTransferEngine(deps: TransferEngineDeps) {
       stopHb();
       await state.settle();
       if (finished) await state.remove();
+      if (compressedTemp) await rm(compressedTemp, { force: true });
     }
   }
 
   async function download(input: DownloadInput, nested?: Nested): Promise<FileResult> {
     const ctx = Context.current();
-    const s3 = deps.s3(input.region);
     const abs = await deps.resolvePath(input.path);
-    const tmp = tempPathFor(abs);
-    const head = await step(`head s3://${input.bucket}/${input.key}`, () =>
-      s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key }), { abortSignal: abortSignal() }),
-    );
-    const size = head.ContentLength ?? 0;
-    const etag = head.ETag ?? '';
-    const meta = metaOf(head);
-    const verifyPartSize = meta.partSize ?? planPartSize(size);
     const progress = nested?.progress ?? progressReporter(input.label, input.progressIntervalMs);
-    let fileBytes = 0;
-    const moved = (n: number) => {
-      fileBytes += n;
-      progress.add(n);
-    };
-
-    if (input.sync && meta.checksum) {
-      const local = await stat(abs).catch(() => undefined);
-      if (local?.isFile() && local.size === size) {
-        const { checksum } = await step(`checksum ${input.label}`, () => fileChecksum(abs, verifyPartSize, undefined, abortSignal()));
-        if (checksum === meta.checksum) {
-          moved(size);
-          return { label: input.label, size, sent: 0, skipped: true, verified: true, checksum, resumed: 0 };
-        }
-      }
-    }
-
-    const rangeSize = input.partSize ?? verifyPartSize;
-    const nRanges = partCount(size, rangeSize);
-    const sidecar = `${tmp}.json`;
-    let cp = nested ? undefined : (ctx.info.heartbeatDetails as DownloadCheckpoint | undefined);
-    // The heartbeat reaches the server at most every ~80 % of the heartbeat timeout; the sidecar
-    // next to the temp file records every finished range, so a killed worker re-fetches only
-    // the ranges that were in flight.
-    const local = await readFile(sidecar, 'utf8').then((t) => JSON.parse(t) as DownloadCheckpoint, () => undefined);
-    const matches = (c: DownloadCheckpoint | undefined): c is DownloadCheckpoint => c?.kind === 'download' && c.etag === etag && c.size === size && c.rangeSize === rangeSize;
-    if (!(await exists(tmp))) cp = undefined;
-    else if (matches(cp) || matches(local)) cp = { kind: 'download', etag, size, rangeSize, done: [...new Set([...(matches(cp) ? cp.done : []), ...(matches(local) ? local.done : [])])] };
-    else cp = undefined;
-    await mkdir(dirname(abs), { recursive: true });
-    const fresh = !cp;
-    const resumedRanges = cp?.done.length ?? 0;
-    const checkpoint: DownloadCheckpoint = cp ?? { kind: 'download', etag, size, rangeSize, done: [] };
-    const stopHb = nested ? () => undefined : heartbeatLoop(() => checkpoint, hbEvery);
-    let sent = 0;
-    let sidecarWrites = Promise.resolve();
-    const saveSidecar = (fh: FileHandle) => {
-      // Data first, then the record that says it is there; writes are chained so they never interleave.
-      sidecarWrites = sidecarWrites.then(async () => {
-        await fh.datasync();
-        await writeFile(sidecar, JSON.stringify(checkpoint));
-      });
-      return sidecarWrites;
-    };
+    // Until a range finishes, the heartbeat repeats the last attempt's checkpoint rather than losing it.
+    let checkpoint: unknown = nested ? undefined : ctx.info.heartbeatDetails;
+    const stopHb = nested ? () => undefined : heartbeatLoop(() => checkpoint ?? { kind: 'download', phase: 'starting' }, hbEvery);
     try {
-      for (let attempt = 1; ; attempt++) {
-        const fh = await open(tmp, fresh || attempt > 1 ? 'w' : 'r+');
-        try {
-          if (fresh || attempt > 1) await fh.truncate(size);
-          const done = new Set(checkpoint.done);
-          for (const i of done) {
-            const r = partRange(size, rangeSize, i);
-            moved(r.end - r.start);
-          }
-          const todo = Array.from({ length: nRanges }, (_, i) => i + 1).filter((i) => !done.has(i));
-          await pool(todo, input.concurrency, async (i) => {
-            const { start, end } = partRange(size, rangeSize, i);
-            await deps.hooks?.beforePart?.('download', i, input.label);
-            const got = await step(`download bytes ${start}-${end - 1} of ${input.label}`, async () => {
-              const out = await s3.send(new GetObjectCommand({ Bucket: input.bucket, Key: input.key, Range: `bytes=${start}-${end - 1}`, IfMatch: etag }), {
-                abortSignal: abortSignal(),
-              });
-              if (!out.Body) throw new TrainctlError(ErrorKind.Transient, 'GetObject returned no body');
-              let pos = start;
-              for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
-                if (pos + chunk.length > end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${input.label} returned too many bytes`);
-                await fh.write(chunk, 0, chunk.length, pos);
-                pos += chunk.length;
-                moved(chunk.length);
-              }
-              if (pos !== end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${input.label} ended after ${pos - start} of ${end - start} bytes`);
-              return end - start;
-            });
-            sent += got;
-            checkpoint.done.push(i);
-            if (!nested) ctx.heartbeat(checkpoint);
-            await saveSidecar(fh);
-            deps.hooks?.afterPart?.('download', i, input.label);
-          });
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        if (!meta.checksum) break;
-        const { checksum } = await step(`checksum ${input.label}`, () => fileChecksum(tmp, verifyPartSize, undefined, abortSignal()));
-        if (checksum === meta.checksum) break;
-        if (attempt >= 2) {
-          throw new TrainctlError(ErrorKind.Integrity, `checksum mismatch after download (object s3://${input.bucket}/${input.key} has ${checksum}, its upload recorded ${meta.checksum})`);
-        }
-        log.warn('checksum mismatch; downloading the whole object again', { label: input.label });
-        checkpoint.done = [];
-        progress.add(-fileBytes);
-        fileBytes = 0;
-      }
-      await rename(tmp, abs);
-      await rm(sidecar, { force: true });
-      return { label: input.label, size, sent, skipped: false, verified: meta.checksum !== undefined, ...(meta.checksum ? { checksum: meta.checksum } : {}), resumed: resumedRanges };
-    } catch (err) {
-      // Keep the partial file only for a retry that can resume from it.
-      if (isCancelled(err) || !isRetryable(classify(err))) {
-        await sidecarWrites.catch(() => undefined);
-        await rm(tmp, { force: true });
-        await rm(sidecar, { force: true });
-      }
-      throw err;
+      const r = await downloadVerified({
+        s3: deps.s3(input.region),
+        bucket: input.bucket,
+        key: input.key,
+        path: abs,
+        label: input.label,
+        concurrency: input.concurrency,
+        rangeSize: input.partSize,
+        sync: input.sync,
+        resumable: true,
+        resume: nested ? undefined : ctx.info.heartbeatDetails,
+        signal: abortSignal(),
+        onBytes: (n) => progress.add(n),
+        onCheckpoint: (cp) => {
+          checkpoint = cp;
+          if (!nested) ctx.heartbeat(cp);
+        },
+        beforeRange: (n) => deps.hooks?.beforePart?.('download', n, input.label) ?? Promise.resolve(),
+        afterRange: (n) => deps.hooks?.afterPart?.('download', n, input.label),
+        step,
+      });
+      return {
+        label: input.label,
+        size: r.size,
+        sent: r.sent,
+        skipped: r.skipped,
+        verified: r.verifiedBy === 'checksum',
+        ...(r.checksum ? { checksum: r.checksum } : {}),
+        resumed: r.resumed,
+      };
     } finally {
       stopHb();
     }
@@ -694,6 +658,32 @@ export function createTransferEngine(deps: TransferEngineDeps) {
     async transferDownloadBatch(input: BatchInput<DownloadInput>): Promise<FileResult[]> {
       return runBatch(input, 'download', download);
     },
+    /**
+     * Deletes files under `root` named by relative paths (a sync's extraneous destination files).
+     * Each path is checked (no `..`, absolute, backslash or NUL) and its folder, symlinks resolved,
+     * must lie inside `root`: nothing outside the destination is ever removed. A symlink is removed
+     * itself, never its target. Idempotent: a file already gone counts as deleted.
+     */
+    async transferDeleteFiles(input: { root: string; rels: string[] }): Promise<number> {
+      return step(`delete ${input.rels.length} extraneous files under ${input.root}`, async () => {
+        const root = await realpath(await deps.resolvePath(input.root));
+        let deleted = 0;
+        for (const rel of input.rels) {
+          checkRelativeKey(rel);
+          const full = join(root, ...rel.split('/'));
+          const parent = await realpath(dirname(full)).catch(() => undefined);
+          if (parent === undefined) continue;
+          const r = relative(root, parent);
+          if (r === '..' || r.startsWith(`..${sep}`) || isAbsolute(r)) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete ${JSON.stringify(rel)}: its folder leads outside ${input.root}`);
+          const st = await lstat(join(parent, basename(full))).catch(() => undefined);
+          if (st?.isDirectory()) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete ${JSON.stringify(rel)}: it is a folder`);
+          await rm(join(parent, basename(full)), { force: true });
+          deleted++;
+          Context.current().heartbeat(deleted);
+        }
+        return deleted;
+      });
+    },
     /** Removes the temp files of unfinished downloads to these paths. Idempotent. */
     async transferRemoveTemp(input: { paths: string[] }): Promise<number> {
       let removed = 0;
@@ -702,6 +692,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
         if (await exists(tmp)) removed++;
         await rm(tmp, { force: true });
         await rm(`${tmp}.json`, { force: true });
+        await rm(`${tmp}.decoded`, { force: true });
       }
       return removed;
     },
@@ -860,6 +851,30 @@ export function createTransferActivities(deps: { s3(region: string): S3Client; t
         keyMarker = page.NextKeyMarker;
         idMarker = page.NextUploadIdMarker;
       }
+    },
+
+    /**
+     * Deletes the objects `prefix + rel` (a sync's extraneous destination objects). Every rel is
+     * checked as a relative key, so nothing outside the prefix is named. Idempotent.
+     */
+    async transferDeleteObjects(input: { region: string; bucket: string; prefix: string; rels: string[] }): Promise<number> {
+      if (input.prefix !== '' && !input.prefix.endsWith('/')) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete under prefix ${JSON.stringify(input.prefix)}: it must end with /`);
+      const s3 = deps.s3(input.region);
+      const keys: string[] = [];
+      for (const rel of input.rels) {
+        await step(`check key ${rel}`, async () => checkRelativeKey(rel));
+        keys.push(`${input.prefix}${rel}`);
+      }
+      for (let i = 0; i < keys.length; i += 1000) {
+        const objects = keys.slice(i, i + 1000).map((Key) => ({ Key }));
+        const out = await step(`delete ${objects.length} extraneous objects`, () =>
+          s3.send(new DeleteObjectsCommand({ Bucket: input.bucket, Delete: { Objects: objects, Quiet: true } }), { abortSignal: abortSignal() }),
+        );
+        const failed = out.Errors ?? [];
+        if (failed.length > 0) throw new TrainctlError(ErrorKind.Transient, `${failed.length} objects could not be deleted (first: ${failed[0]?.Key}: ${failed[0]?.Code})`);
+        Context.current().heartbeat(i + objects.length);
+      }
+      return keys.length;
     },
 
     /** Deletes every object under a (non-empty) staging prefix. Idempotent. */

@@ -7,6 +7,7 @@ import type { TransferProgress, TransferReport, transfer } from '../workflows/tr
 import { SA } from '../search-attributes.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
+import { encodingAvailable } from '../transfer/compress.js';
 
 const FLAGS: FlagNames = {
   source: 'SRC',
@@ -45,7 +46,11 @@ options:
   --region REGION        default AWS_REGION
   --watch                show a progress bar (from the workflow's progress query)
   --json                 machine-readable result on stdout
-  --delete               (not supported yet: deleting extraneous destination files)`;
+  --delete               delete destination files the (filtered) source lacks; implies --sync;
+                         with --dry-run, only lists them. Never touches anything outside DST
+  --compress gzip|zstd   compress text-like files (by extension) in S3; undone on download
+                         (zstd needs a Node whose node:zlib has it)
+  --compress-all         compress every file, not only text-like ones`;
 
 /** `s3://…`, `host:ID:/path` or a local path (made absolute, keeping a trailing /). */
 export function parseLocation(arg: string, cwd = process.cwd()): DataLocation {
@@ -87,6 +92,10 @@ export function summarize(r: TransferReport): string {
   if (r.dryRun) {
     const lines = [`dry run: ${r.files} files would be transferred (${formatBytes((r.planned ?? []).reduce((a, p) => a + p.size, 0))}); nothing was written`];
     for (const p of (r.planned ?? []).slice(0, 20)) lines.push(`  ${p.from} -> ${p.to} (${formatBytes(p.size)})`);
+    if (r.deleted) {
+      lines.push(`dry run: ${r.deleted.count} extraneous destination files would be deleted`);
+      for (const d of r.deleted.items.slice(0, 20)) lines.push(`  delete ${d}`);
+    }
     return lines.join('\n');
   }
   const lines = [
@@ -94,6 +103,10 @@ export function summarize(r: TransferReport): string {
   ];
   if (r.files > 0 && r.skipped === r.files) lines.push('nothing to transfer: every file is already identical at the destination');
   if (r.skippedSymlinks.length > 0) lines.push(`${r.skippedSymlinks.length} symlinks leaving the source were not followed (--follow-symlinks follows them)`);
+  if (r.deleted) {
+    lines.push(`${r.deleted.count} extraneous destination files deleted`);
+    for (const d of r.deleted.items.slice(0, 20)) lines.push(`  deleted ${d}`);
+  }
   if (r.stagingObjectsDeleted !== undefined) lines.push(`staging: ${r.stagingObjectsDeleted} objects removed`);
   return lines.join('\n');
 }
@@ -124,10 +137,14 @@ export async function transferCommand(argv: string[], env: Env, connect: () => P
         region: { type: 'string' },
         watch: { type: 'boolean' },
         json: { type: 'boolean' },
+        compress: { type: 'string' },
+        'compress-all': { type: 'boolean' },
       },
     });
     if (positionals.length !== 2) throw new UsageError(`transfer needs SRC and DST\n${HELP}`);
-    if (values.delete) throw new UsageError('--delete (removing extraneous destination files) is not supported yet');
+    const compress = values.compress ?? 'none';
+    if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd') throw new UsageError(`--compress: ${JSON.stringify(compress)} is not gzip, zstd or none`);
+    if (!encodingAvailable(compress)) throw new UsageError(`--compress zstd: node:zlib of Node ${process.version} has no zstd (it needs Node ≥ 22.15); use --compress gzip`);
     const request: TransferRequest = {
       source: parseLocation(positionals[0] ?? ''),
       destination: parseLocation(positionals[1] ?? ''),
@@ -137,6 +154,9 @@ export async function transferCommand(argv: string[], env: Env, connect: () => P
       sync: values.sync ?? false,
       dryRun: values['dry-run'] ?? false,
       followSymlinks: values['follow-symlinks'] ?? false,
+      deleteExtraneous: values.delete ?? false,
+      compress,
+      compressAll: values['compress-all'] ?? false,
       ...(values.concurrency !== undefined ? { concurrency: parsePositiveInt('--concurrency', values.concurrency) } : {}),
       ...(values['file-concurrency'] !== undefined ? { fileConcurrency: parsePositiveInt('--file-concurrency', values['file-concurrency']) } : {}),
       ...(values['part-size-mib'] !== undefined ? { partSizeMiB: parsePositiveInt('--part-size-mib', values['part-size-mib']) } : {}),
@@ -156,7 +176,7 @@ export async function transferCommand(argv: string[], env: Env, connect: () => P
         { key: SA.kind, value: 'transfer' },
         { key: SA.resource, value: where(input.destination).slice(0, 200) },
       ],
-      staticSummary: `Transfer ${where(input.source)} → ${where(input.destination)}${input.sync ? ' (sync)' : ''}${input.dryRun ? ' (dry run)' : ''}`,
+      staticSummary: `Transfer ${where(input.source)} → ${where(input.destination)}${input.sync ? ' (sync)' : ''}${input.deleteExtraneous ? ' (delete extraneous)' : ''}${input.dryRun ? ' (dry run)' : ''}`,
     });
     uiUrl = workflowUiUrl(env, handle.workflowId, handle.firstExecutionRunId);
     if (!json) console.error(`transfer ${where(input.source)} -> ${where(input.destination)}: ${uiUrl}`);

@@ -44,3 +44,20 @@ export const hostBound = {
     nonRetryableErrorTypes,
   },
 } as const satisfies ActivityOptions;
+
+/**
+ * A file transfer activity: long (a 5 GiB file over a slow link), so startToClose is generous,
+ * and the heartbeat timeout is what notices a dead worker; the retry resumes from the heartbeated
+ * checkpoint, so attempts are cheap and many are allowed. Callers may shorten `heartbeatTimeout`.
+ */
+export const longTransfer = {
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '15 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 20,
+    nonRetryableErrorTypes,
+  },
+} as const satisfies ActivityOptions;

@@ -17,11 +17,11 @@ import type { TransferActivities, TransferEngine, FileResult } from '../activiti
 import { TransferInputSchema, hostTaskQueue, type DataLocation, type TransferRequest } from '../config.js';
 import { ErrorKind } from '../errors.js';
 import { DEFAULT_MIN_PART_SIZE, MiB, PROGRESS_SIGNAL, checkRelativeKey, destinationKey, destinationPath, joinPath, parseS3Uri } from '../transfer/plan.js';
-import { nonRetryableErrorTypes } from './options.js';
+import { longTransfer } from './options.js';
 
 /** What the `progress` query answers while a transfer runs. */
 export interface TransferProgress {
-  phase: 'planning' | 'transferring' | 'staging upload' | 'staging download' | 'cleaning up' | 'done';
+  phase: 'planning' | 'transferring' | 'staging upload' | 'staging download' | 'deleting extraneous' | 'cleaning up' | 'done';
   filesDone: number;
   filesTotal: number;
   bytesDone: number;
@@ -48,6 +48,11 @@ export interface TransferReport {
   planned?: { from: string; to: string; size: number }[];
   skippedSymlinks: string[];
   stagingObjectsDeleted?: number;
+  /**
+   * With `deleteExtraneous`: destination files or objects the (filtered) source does not have,
+   * deleted after every file arrived — or, in a dry run, that would be (first 1000 named).
+   */
+  deleted?: { count: number; items: string[] };
 }
 
 export const transferProgressQuery = defineQuery<TransferProgress>('progress');
@@ -129,20 +134,15 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
     );
 
   const heartbeatTimeout = `${input.heartbeatTimeoutSeconds} seconds`;
-  const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20, nonRetryableErrorTypes };
-  const local = proxyActivities<TransferActivities>({
-    startToCloseTimeout: '24 hours',
-    heartbeatTimeout,
-    retry,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  });
+  const { retry } = longTransfer;
+  const local = proxyActivities<TransferActivities>({ ...longTransfer, heartbeatTimeout, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
   const quick = proxyActivities<TransferActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry: { ...retry, maximumAttempts: 10 } });
   const engineFor = (loc: DataLocation): Engine =>
     loc.kind === 'host'
       ? proxyActivities<TransferEngine>({
           taskQueue: hostTaskQueue(loc.hostId),
-          // Work on a host progresses only while that host is alive: bound the whole thing.
-          scheduleToCloseTimeout: '24 hours',
+          // Work on a host progresses only while that host is alive: bound the whole thing, retries included.
+          scheduleToCloseTimeout: longTransfer.startToCloseTimeout,
           heartbeatTimeout,
           retry,
           cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -155,7 +155,8 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
   const quickEngineFor = (loc: DataLocation): Engine => (loc.kind === 'host' ? hostQuick(loc.hostId) : quick);
   const pathOf = (loc: DataLocation) => (loc.kind === 's3' ? loc.uri : loc.path);
   const partSize = input.partSizeMiB === undefined ? undefined : input.partSizeMiB * MiB;
-  const common = { region: input.region, partSize, concurrency: input.concurrency, sync: input.sync, progressIntervalMs: input.progressIntervalMs };
+  // Deleting what the source lacks only makes sense for a mirror: it implies sync.
+  const common = { region: input.region, partSize, concurrency: input.concurrency, sync: input.sync || input.deleteExtraneous, progressIntervalMs: input.progressIntervalMs };
 
   // Sweeps after a cancel or failure: uploads whose activity could not abort them, partial downloads.
   const startedUploads: { bucket: string; keys: Set<string> }[] = [];
@@ -219,7 +220,7 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
         uploads.keys.add(j.key);
       }
       for (const j of downloadJobs) downloads.paths.add(j.path);
-      const uploadArgs = uploadJobs.map((j) => ({ ...common, path: j.path, bucket: j.bucket, key: j.key, label: j.label }));
+      const uploadArgs = uploadJobs.map((j) => ({ ...common, path: j.path, bucket: j.bucket, key: j.key, label: j.label, compress: input.compress, compressAll: input.compressAll }));
       const downloadArgs = downloadJobs.map((j) => ({ ...common, path: j.path, bucket: j.bucket, key: j.key, label: j.label }));
       const batchOf = <T>(files: T[]) => ({ label, files, concurrency: input.fileConcurrency, progressIntervalMs: input.progressIntervalMs });
       let done: FileResult[];
@@ -253,6 +254,7 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
   const staging = input.stagingUri === undefined ? undefined : parseS3Uri(input.stagingUri);
   const stagingPrefix = staging ? joinPath(staging.prefix, `trainctl-staging/${workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}/`) : undefined;
   let stagingObjectsDeleted: number | undefined;
+  let deleted: TransferReport['deleted'];
   const planned: Job[][] = [];
 
   try {
@@ -266,7 +268,8 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
         sourceList = listed;
       } else {
         const scanned = await quickEngineFor(src).transferScan.executeWithOptions({ summary: `scan ${pathOf(src)}` }, [
-          { path: src.path, include: input.include, exclude: input.exclude, followSymlinks: input.followSymlinks },
+          // The machine that will compress checks it can, before anything is written.
+          { path: src.path, include: input.include, exclude: input.exclude, followSymlinks: input.followSymlinks, compress: input.compress },
         ]);
         skippedSymlinks = scanned.skippedSymlinks;
         sourceList = scanned;
@@ -297,6 +300,46 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
       throw invalid(`${src.kind} → ${dst.kind} is not supported`);
     }
 
+    // Extraneous destination entries are found before anything moves (what the transfer adds is
+    // never among them) and deleted only after every file arrived.
+    let extraneous: { rels: string[]; items: string[]; remove: () => Promise<number> } | undefined;
+    if (input.deleteExtraneous) {
+      if (single) throw invalid('deleteExtraneous needs a folder (or prefix) source: a single file has no extraneous siblings to delete');
+      const sourceRels = new Set(files.map((f) => f.rel));
+      const keep = (rel: string) => !sourceRels.has(rel) && !/\.trainctl-partial(\.json|\.decoded)?$/.test(rel);
+      try {
+        if (dst.kind === 's3') {
+          const { bucket, prefix } = parseS3Uri(dst.uri);
+          const root = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+          const listed = await quick.transferListS3.executeWithOptions({ summary: `list destination s3://${bucket}/${root}` }, [
+            { region: input.region, uri: `s3://${bucket}/${root}`, include: input.include, exclude: input.exclude },
+          ]);
+          const rels = listed.files.map((f) => f.rel).filter(keep);
+          extraneous = {
+            rels,
+            items: rels.map((r) => `s3://${bucket}/${root}${r}`),
+            remove: () => quick.transferDeleteObjects.executeWithOptions({ summary: `delete ${rels.length} extraneous objects` }, [{ region: input.region, bucket, prefix: root, rels }]),
+          };
+        } else {
+          const engine = quickEngineFor(dst);
+          const scanned = await engine.transferScan.executeWithOptions({ summary: `scan destination ${dst.path}` }, [
+            { path: dst.path, include: input.include, exclude: input.exclude, followSymlinks: false, missingOk: true },
+          ]);
+          if (scanned.single) throw invalid(`deleteExtraneous needs a destination folder, and ${dst.path} is a file`);
+          const rels = scanned.files.map((f) => f.rel).filter(keep);
+          extraneous = {
+            rels,
+            items: rels.map((r) => joinPath(dst.path, r)),
+            remove: () => engine.transferDeleteFiles.executeWithOptions({ summary: `delete ${rels.length} extraneous files` }, [{ root: dst.path, rels }]),
+          };
+        }
+      } catch (err) {
+        throw planFailure(err);
+      }
+      if (extraneous.rels.length > MAX_FILES) throw invalid(`${extraneous.rels.length} extraneous files is more than one transfer deletes (${MAX_FILES}); split it by prefix or --include`);
+    }
+    const deletedReport = () => (extraneous ? { deleted: { count: extraneous.rels.length, items: extraneous.items.slice(0, 1000) } } : {});
+
     if (input.dryRun) {
       const first = planned[0] ?? [];
       const last = planned[planned.length - 1] ?? [];
@@ -307,7 +350,7 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
       progress.phase = 'done';
       progress.filesTotal = pairs.length;
       progress.bytesTotal = pairs.reduce((a, p) => a + p.size, 0);
-      return { files: pairs.length, bytes: 0, seconds: 0, MiBps: 0, skipped: 0, verified: 0, dryRun: true, planned: pairs.slice(0, 1000), skippedSymlinks };
+      return { files: pairs.length, bytes: 0, seconds: 0, MiBps: 0, skipped: 0, verified: 0, dryRun: true, planned: pairs.slice(0, 1000), skippedSymlinks, ...deletedReport() };
     }
 
     if (planned.length === 1) {
@@ -317,6 +360,13 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
       results.length = 0;
       await runJobs(planned[1] ?? [], engineFor(dst), 'staging download');
     }
+    if (extraneous && extraneous.rels.length > 0) {
+      progress.phase = 'deleting extraneous';
+      describe();
+      await extraneous.remove();
+      log.info('deleted extraneous destination entries', { count: extraneous.rels.length });
+    }
+    deleted = deletedReport().deleted;
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
       progress.phase = 'cleaning up';
@@ -369,6 +419,7 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
     dryRun: false,
     skippedSymlinks,
     ...(stagingObjectsDeleted !== undefined ? { stagingObjectsDeleted } : {}),
+    ...(deleted ? { deleted } : {}),
   };
 }
 

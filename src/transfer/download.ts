@@ -1,0 +1,306 @@
+/**
+ * The transfer engine's verified single-object download, as a plain library function: the transfer
+ * activities and the host's local cache (prewarm's LocalCache) both fetch objects through it, so
+ * both get the same ranged parallel GETs, the same verification and the same temp-file discipline.
+ * It knows nothing of Temporal: the caller passes its abort signal, a checkpoint to resume from and
+ * callbacks for progress and heartbeats.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { ErrorKind, TrainctlError, classify, isRetryable } from '../errors.js';
+import { META_CHECKSUM, META_PART_SIZE, compositeChecksum } from './checksum.js';
+import { decompressor, encodingOf, type Encoding } from './compress.js';
+import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';
+
+/** The finished ranges of a download, heartbeated and kept in a sidecar next to the temp file. */
+export interface DownloadCheckpoint {
+  kind: 'download';
+  etag: string;
+  size: number;
+  rangeSize: number;
+  done: number[];
+}
+
+export interface VerifiedDownloadOptions {
+  s3: S3Client;
+  bucket: string;
+  key: string;
+  /** Absolute destination path; the caller has confined it. */
+  path: string;
+  /** How messages name the file. */
+  label: string;
+  /** Ranges in flight at once. */
+  concurrency: number;
+  /** Range size in bytes; trainctl's recorded part size (or one planned from the size) when absent. */
+  rangeSize?: number | undefined;
+  /** Skip the download when the file at `path` already has the object's checksum. */
+  sync?: boolean | undefined;
+  /**
+   * Keep the temp file and its sidecar after a retryable failure, so that the next call resumes
+   * from them. Without it the temp file is removed on any failure.
+   */
+  resumable?: boolean | undefined;
+  /** A checkpoint heartbeated by an earlier attempt; merged with the sidecar's. */
+  resume?: unknown;
+  signal?: AbortSignal | undefined;
+  /** Bytes written (negative when a whole re-fetch discards them). */
+  onBytes?(n: number): void;
+  /** A range finished: the checkpoint to heartbeat. */
+  onCheckpoint?(cp: DownloadCheckpoint): void;
+  beforeRange?(n: number): Promise<void>;
+  afterRange?(n: number): void;
+  /** Wraps each S3 call or file pass (the activities turn errors into taxonomy failures there). */
+  step?<T>(what: string, fn: () => Promise<T>): Promise<T>;
+}
+
+export interface VerifiedDownloadResult {
+  /** Bytes of the file as it lands (after decoding). */
+  size: number;
+  /** Bytes fetched from S3 by this call (0 when skipped). */
+  sent: number;
+  skipped: boolean;
+  /** What the bytes were checked against. */
+  verifiedBy: 'checksum' | 'etag-md5' | 'length';
+  /** trainctl's composite checksum, when the object carries one. */
+  checksum?: string;
+  /** SHA-256 (hex) of the whole file as it landed. */
+  sha256: string;
+  etag: string;
+  encoding: Encoding;
+  /** Ranges a resumed call found finished. */
+  resumed: number;
+}
+
+/** trainctl's metadata on an object: checksum of the original bytes, its part size, encoding, original size. */
+export function objectMeta(head: Pick<HeadObjectCommandOutput, 'Metadata'>): { checksum?: string; partSize?: number; encoding: Encoding; originalSize?: number } {
+  const m = head.Metadata ?? {};
+  const ps = Number(m[META_PART_SIZE]);
+  const os = Number(m[META_ORIGINAL_SIZE]);
+  return {
+    ...(m[META_CHECKSUM] ? { checksum: m[META_CHECKSUM] } : {}),
+    ...(Number.isInteger(ps) && ps > 0 ? { partSize: ps } : {}),
+    encoding: encodingOf(m[META_ENCODING]),
+    ...(m[META_ORIGINAL_SIZE] !== undefined && Number.isInteger(os) && os >= 0 ? { originalSize: os } : {}),
+  };
+}
+
+/** Object metadata keys for compressed objects (S3 lower-cases them). */
+export const META_ENCODING = 'trainctl-encoding';
+export const META_ORIGINAL_SIZE = 'trainctl-size';
+
+/** One pass over a file: trainctl's composite checksum, whole-file SHA-256 and MD5, length. */
+export async function digestFile(path: string, partSize: number, signal?: AbortSignal): Promise<{ checksum: string; sha256: string; md5: string; size: number }> {
+  const parts: Buffer[] = [];
+  const whole = createHash('sha256');
+  const md5 = createHash('md5');
+  let h = createHash('sha256');
+  let inPart = 0;
+  let size = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) }) as AsyncIterable<Buffer>) {
+    whole.update(chunk);
+    md5.update(chunk);
+    size += chunk.length;
+    let off = 0;
+    while (off < chunk.length) {
+      const take = Math.min(partSize - inPart, chunk.length - off);
+      h.update(chunk.subarray(off, off + take));
+      inPart += take;
+      off += take;
+      if (inPart === partSize) {
+        parts.push(h.digest());
+        h = createHash('sha256');
+        inPart = 0;
+      }
+    }
+  }
+  if (inPart > 0) parts.push(h.digest());
+  return { checksum: compositeChecksum(parts), sha256: whole.digest('hex'), md5: md5.digest('hex'), size };
+}
+
+const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
+
+/**
+ * Downloads one object with `concurrency` parallel ranged GETs (pinned to the ETag seen at the
+ * start) into a temp file next to `path`, decodes it if trainctl compressed it, verifies it — against
+ * trainctl's stored checksum when the object has one, else against a single-part ETag's MD5, else
+ * by length — and renames it into place. A mismatch fetches the whole object once more; a second
+ * mismatch throws kind Integrity and nothing is left at `path` or its temp name. With `resumable`,
+ * a retryable failure leaves the temp file and a sidecar of finished ranges for the next call.
+ */
+export async function downloadVerified(o: VerifiedDownloadOptions): Promise<VerifiedDownloadResult> {
+  const step = o.step ?? identity;
+  const signal = o.signal;
+  const tmp = tempPathFor(o.path);
+  const decoded = `${tmp}.decoded`;
+  const sidecar = `${tmp}.json`;
+  const head = await step(`head s3://${o.bucket}/${o.key}`, () => o.s3.send(new HeadObjectCommand({ Bucket: o.bucket, Key: o.key }), { abortSignal: signal }));
+  const storedSize = head.ContentLength ?? 0;
+  const etag = head.ETag ?? '';
+  const meta = objectMeta(head);
+  if (meta.encoding !== 'none' && !meta.checksum) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: a ${meta.encoding}-encoded object without trainctl's checksum cannot be verified`);
+  const verifyPartSize = meta.partSize ?? planPartSize(meta.originalSize ?? storedSize);
+  const singlePartMd5 = /^"?([0-9a-f]{32})"?$/.exec(etag)?.[1];
+  const verifiedBy: VerifiedDownloadResult['verifiedBy'] = meta.checksum ? 'checksum' : singlePartMd5 ? 'etag-md5' : 'length';
+  const bytes = (n: number) => o.onBytes?.(n);
+
+  if (o.sync && meta.checksum) {
+    const local = await stat(o.path).catch(() => undefined);
+    if (local?.isFile() && local.size === (meta.originalSize ?? storedSize)) {
+      const d = await step(`checksum ${o.label}`, () => digestFile(o.path, verifyPartSize, signal));
+      if (d.checksum === meta.checksum) {
+        bytes(storedSize);
+        return { size: d.size, sent: 0, skipped: true, verifiedBy, checksum: d.checksum, sha256: d.sha256, etag, encoding: meta.encoding, resumed: 0 };
+      }
+    }
+  }
+
+  const rangeSize = o.rangeSize ?? verifyPartSize;
+  const nRanges = partCount(storedSize, rangeSize);
+  // The heartbeat reaches the server at most every ~80 % of the heartbeat timeout; the sidecar
+  // records every finished range, so a killed worker re-fetches only the ranges in flight.
+  const matches = (c: unknown): c is DownloadCheckpoint => {
+    const d = c as DownloadCheckpoint | undefined;
+    return d?.kind === 'download' && d.etag === etag && d.size === storedSize && d.rangeSize === rangeSize && Array.isArray(d.done);
+  };
+  let cp: DownloadCheckpoint | undefined;
+  if (o.resumable && (await exists(tmp))) {
+    const fromDisk: unknown = await readFile(sidecar, 'utf8').then((t) => JSON.parse(t) as unknown, () => undefined);
+    const fromHb = o.resume;
+    if (matches(fromHb) || matches(fromDisk)) {
+      cp = { kind: 'download', etag, size: storedSize, rangeSize, done: [...new Set([...(matches(fromHb) ? fromHb.done : []), ...(matches(fromDisk) ? fromDisk.done : [])])] };
+    }
+  }
+  await mkdir(dirname(o.path), { recursive: true });
+  const fresh = !cp;
+  const resumed = cp?.done.length ?? 0;
+  const checkpoint: DownloadCheckpoint = cp ?? { kind: 'download', etag, size: storedSize, rangeSize, done: [] };
+  let sent = 0;
+  let fileBytes = 0;
+  const moved = (n: number) => {
+    fileBytes += n;
+    bytes(n);
+  };
+  let sidecarWrites = Promise.resolve();
+  const saveSidecar = (fh: FileHandle) => {
+    if (!o.resumable) return sidecarWrites;
+    // Data first, then the record that says it is there; writes are chained so they never interleave.
+    sidecarWrites = sidecarWrites.then(async () => {
+      await fh.datasync();
+      await writeFile(sidecar, JSON.stringify(checkpoint));
+    });
+    return sidecarWrites;
+  };
+  const removeTemps = async () => {
+    await sidecarWrites.catch(() => undefined);
+    await rm(tmp, { force: true });
+    await rm(decoded, { force: true });
+    await rm(sidecar, { force: true });
+  };
+  try {
+    let digest: Awaited<ReturnType<typeof digestFile>>;
+    for (let attempt = 1; ; attempt++) {
+      const fh = await open(tmp, fresh || attempt > 1 ? 'w' : 'r+');
+      try {
+        if (fresh || attempt > 1) await fh.truncate(storedSize);
+        const done = new Set(checkpoint.done);
+        for (const i of done) {
+          const r = partRange(storedSize, rangeSize, i);
+          moved(r.end - r.start);
+        }
+        const todo = Array.from({ length: nRanges }, (_, i) => i + 1).filter((i) => !done.has(i));
+        await pool(todo, o.concurrency, async (i) => {
+          const { start, end } = partRange(storedSize, rangeSize, i);
+          await o.beforeRange?.(i);
+          const got = await step(`download bytes ${start}-${end - 1} of ${o.label}`, async () => {
+            const out = await o.s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: o.key, Range: `bytes=${start}-${end - 1}`, IfMatch: etag || undefined }), { abortSignal: signal });
+            if (!out.Body) throw new TrainctlError(ErrorKind.Transient, 'GetObject returned no body');
+            let pos = start;
+            for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
+              if (pos + chunk.length > end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} returned too many bytes`);
+              await fh.write(chunk, 0, chunk.length, pos);
+              pos += chunk.length;
+              moved(chunk.length);
+            }
+            if (pos !== end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} ended after ${pos - start} of ${end - start} bytes`);
+            return end - start;
+          });
+          sent += got;
+          checkpoint.done.push(i);
+          o.onCheckpoint?.(checkpoint);
+          await saveSidecar(fh);
+          o.afterRange?.(i);
+        });
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      let landed = tmp;
+      if (meta.encoding !== 'none') {
+        const encoding = meta.encoding;
+        await step(`decode ${o.label}`, () => pipeline(createReadStream(tmp), decompressor(encoding), createWriteStream(decoded), ...(signal ? [{ signal }] : [])));
+        landed = decoded;
+      }
+      digest = await step(`checksum ${o.label}`, () => digestFile(landed, verifyPartSize, signal));
+      const problem = meta.checksum
+        ? digest.checksum !== meta.checksum && `object s3://${o.bucket}/${o.key} has ${digest.checksum}, its upload recorded ${meta.checksum}`
+        : singlePartMd5
+          ? digest.md5 !== singlePartMd5 && `object s3://${o.bucket}/${o.key} has MD5 ${digest.md5}, its ETag says ${singlePartMd5}`
+          : digest.size !== storedSize && `object s3://${o.bucket}/${o.key} gave ${digest.size} bytes, HeadObject said ${storedSize}`;
+      if (!problem) {
+        await rename(landed, o.path);
+        break;
+      }
+      if (attempt >= 2) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: checksum mismatch after download (${problem})`);
+      checkpoint.done = [];
+      bytes(-fileBytes);
+      fileBytes = 0;
+    }
+    await removeTemps();
+    return {
+      size: digest.size,
+      sent,
+      skipped: false,
+      verifiedBy,
+      ...(meta.checksum ? { checksum: meta.checksum } : {}),
+      sha256: digest.sha256,
+      etag,
+      encoding: meta.encoding,
+      resumed,
+    };
+  } catch (err) {
+    // Keep the partial file only for a retry that can resume from it.
+    if (!o.resumable || signal?.aborted || (err instanceof Error && err.name === 'CancelledFailure') || !isRetryable(classify(err))) await removeTemps();
+    else await rm(decoded, { force: true });
+    throw err;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const run = async () => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, run));
+  if (failed !== undefined) throw failed;
+}
