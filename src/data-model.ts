@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HostIdSchema, RegionSchema, VolumeType } from './config.js';
+import { ProjectSchema } from './cost-model.js';
 
 /**
  * The four ways a training instance can get at its dataset (the original tool's strategies).
@@ -34,6 +35,18 @@ const HostPathSchema = z
 
 const common = {
   hostId: HostIdSchema,
+  /**
+   * Record the time spent with this project's cost tracker, as a `transfer` resource of the run's
+   * duration. Its rate is the instance's when given (the hours it spent warming instead of
+   * training), else $0/h: warming adds no charge of its own.
+   */
+  cost: z
+    .object({
+      project: ProjectSchema,
+      region: RegionSchema,
+      hourlyRate: z.number().finite().nonnegative('must not be negative').max(2_000, 'must be at most $2000/h').default(0),
+    })
+    .optional(),
   /** How soon a dead host is noticed: the host activity's heartbeat timeout. */
   heartbeatTimeoutSeconds: z.number().int('must be a whole number').min(1, 'must be at least 1').max(600, 'must be at most 600').default(30),
   /** The whole host-bound step, retries included (it progresses only while that host is alive). */

@@ -12,6 +12,8 @@ import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.j
 import type { PrewarmRequest } from '../src/data-model.js';
 import type { PrewarmCheckpoint } from '../src/activities/prewarm.js';
 import type { PrewarmResult } from '../src/workflows/prewarm.js';
+import { resourceQuery } from '../src/workflows/cost-tracker.js';
+import { writeFileSync } from 'node:fs';
 
 const MiB = 1024 * 1024;
 const SIZE = 512 * MiB;
@@ -138,4 +140,21 @@ test('an invalid prewarm request fails the run with InvalidInput before anything
   assert.ok(err.cause instanceof ApplicationFailure);
   assert.equal(err.cause.type, 'InvalidInput');
   assert.match(err.cause.message, /heartbeatTimeoutSeconds/);
+});
+
+test('with a cost project, the time a prewarm spent is recorded with the tracker from start to end', async () => {
+  const host = await startHostWorker(services.env, { root });
+  writeFileSync(join(root, 'small.img'), Buffer.alloc(4 * MiB, 7));
+  const project = uniqueName('prewarm-cost');
+  const handle = await prewarm({ strategy: 'PreWarmedEBS', hostId: host.hostId, device: 'small.img', fio: 'never', cost: { project, region: 'us-east-1', hourlyRate: 1.006 } });
+  const r = (await handle.result()) as PrewarmResult;
+  assert.equal(r.bytes, 4 * MiB);
+  const tracker = client.workflow.getHandle(`cost-tracker/${project}`);
+  onCleanup(() => tracker.terminate().catch(() => undefined));
+  const view = await tracker.query(resourceQuery, `prewarm:${handle.workflowId}`);
+  assert.ok(view, 'the tracker knows the prewarm');
+  assert.equal(view.kind, 'transfer');
+  assert.equal(view.type, 'prewarm-PreWarmedEBS');
+  assert.equal(view.running, false, 'stopped when the prewarm ended');
+  assert.equal(view.tags.host, host.hostId);
 });

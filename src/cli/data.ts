@@ -37,6 +37,7 @@ prewarm options:
   ExistingEBS:   --dataset-dir DIR [--manifest manifest.json] [--verify size|checksum]
   DirectS3:      --s3-uri s3://BUCKET/PREFIX
   --heartbeat-timeout SECONDS --timeout-minutes N --region REGION
+  --cost-project P [--cost-rate USD_PER_HOUR]   record the time spent with P's cost tracker
 
 every command: --json for machine-readable output on stdout`;
 
@@ -128,6 +129,8 @@ const OPTIONS = {
   'block-kib': { type: 'string' },
   concurrency: { type: 'string' },
   'no-fio': { type: 'boolean' },
+  'cost-project': { type: 'string' },
+  'cost-rate': { type: 'string' },
   'cache-dir': { type: 'string' },
   'capacity-gib': { type: 'string' },
   'dataset-dir': { type: 'string' },
@@ -235,6 +238,7 @@ async function prewarmCommand(values: Values, env: Env, connect: () => Promise<C
     datasetDir: values['dataset-dir'],
     manifest: values.manifest,
     verify: values.verify,
+    cost: values['cost-project'] !== undefined ? { project: values['cost-project'], region: values.region ?? env.AWS_REGION, hourlyRate: num('--cost-rate', values['cost-rate']) } : undefined,
   } as PrewarmRequest;
   // Validate before connecting: a bad request never reaches Temporal.
   const input = PrewarmInputSchema.parse(request);

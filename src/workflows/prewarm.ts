@@ -1,10 +1,14 @@
-import { ApplicationFailure, log, proxyActivities, setCurrentDetails, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, log, proxyActivities, setCurrentDetails, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
 import type { HostActivities } from '../activities/host.js';
 import type { PrewarmDeviceResult, SyncCacheResult, VerifyManifestResult } from '../activities/prewarm.js';
 import { hostTaskQueue } from '../config.js';
 import { PrewarmInputSchema, type PrewarmInput, type PrewarmRequest } from '../data-model.js';
 import { ErrorKind, describeError } from '../errors.js';
-import { hostBound } from './options.js';
+import { awsCall, hostBound } from './options.js';
+
+// Recording time with the cost tracker is best-effort: a few attempts, then the run goes on without it.
+const costs = proxyActivities<Activities>({ ...awsCall, retry: { ...awsCall.retry, maximumAttempts: 3 } });
 
 export interface PrewarmResult {
   strategy: PrewarmInput['strategy'];
@@ -41,7 +45,8 @@ function hostActivities(input: PrewarmInput) {
  *   Integrity (or NotFound) when it does not match; no warming;
  * - DirectS3: no warming; lists the prefix from the host to show it is reachable.
  *
- * Returns the measured figures. Idempotent: every step is read-only or skips finished work. The
+ * Returns the measured figures; with `cost`, records the time spent with that project's cost
+ * tracker (best-effort). Idempotent: every step is read-only or skips finished work. The
  * host steps progress only while that host is alive (scheduleToClose `timeoutMinutes`). On cancel
  * the running host step stops at its next block or object; nothing needs undoing.
  */
@@ -54,8 +59,40 @@ export async function prewarm(request: PrewarmRequest): Promise<PrewarmResult> {
   const host = hostActivities(input);
   const started = workflowInfo().runStartTime.getTime();
   const elapsed = () => (new Date().getTime() - started) / 1000;
-  let result: PrewarmResult;
+  const recorded = await recordTime(input, 'start');
+  try {
+    return await run(input, host, elapsed);
+  } finally {
+    if (recorded) await CancellationScope.nonCancellable(() => recordTime(input, 'stop'));
+  }
+}
 
+/**
+ * Tells the project's cost tracker when this run started or stopped spending the instance's time
+ * (`input.cost`). Best-effort: a failure is logged and never fails the prewarm.
+ */
+async function recordTime(input: PrewarmInput, what: 'start' | 'stop'): Promise<boolean> {
+  if (!input.cost) return false;
+  const { project, region, hourlyRate } = input.cost;
+  const id = `prewarm:${workflowInfo().workflowId}`;
+  try {
+    if (what === 'start') {
+      await costs.recordResourceStarted.executeWithOptions({ summary: `record ${id} with cost-tracker/${project}` }, [
+        { project, resource: { id, kind: 'transfer', type: `prewarm-${input.strategy}`, region, hourlyRate, tags: { host: input.hostId }, at: workflowInfo().runStartTime.getTime() } },
+      ]);
+    } else {
+      await costs.recordResourceStopped.executeWithOptions({ summary: `record ${id} stopped` }, [{ project, stop: { id } }]);
+    }
+    return true;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    log.warn('could not record prewarm time with the cost tracker', { project, id, error: describeError(err) });
+    return false;
+  }
+}
+
+async function run(input: PrewarmInput, host: ReturnType<typeof hostActivities>, elapsed: () => number): Promise<PrewarmResult> {
+  let result: PrewarmResult;
   switch (input.strategy) {
     case 'PreWarmedEBS': {
       setCurrentDetails(`Reading every block of \`${input.device}\` on host ${input.hostId}`);
