@@ -1,13 +1,17 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import type { transfer } from '../src/workflows/transfer.js';
+import type { prewarm } from '../src/workflows/prewarm.js';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
 import { execFileSync } from 'node:child_process';
 import { loadEnv } from '../src/config.js';
-import { createEc2Client } from '../src/aws.js';
+import { createEc2Client, createS3Client } from '../src/aws.js';
 import { injectFaults } from '../src/dev/faults.js';
 import { repoRoot, toolPath, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
-import { awsClientsFor, createWorker } from '../src/worker.js';
+import { awsClientsFor, createHostWorker, createWorker } from '../src/worker.js';
 import { startProvisionVolume } from '../src/cli/volume.js';
 import { AttachVolumeCommand, CreateTagsCommand, CreateVolumeCommand, DescribeImagesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { resourceStartedSignal, resourceStoppedSignal, setBudgetUpdate, type costTracker } from '../src/workflows/cost-tracker.js';
@@ -118,6 +122,51 @@ async function main(): Promise<void> {
     await cleanupRun.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: hash ?? '' }] });
     await cleanupRun.result();
     await save('cleanup-approved.json', cleanupRun.workflowId, cleanupRun.firstExecutionRunId);
+
+    // A transfer up and back down, with a multi-part file, a small-file batch and a sync skip.
+    const s3 = createS3Client(env);
+    await s3.send(new CreateBucketCommand({ Bucket: 'recorded-data' }));
+    const tree = mkdtempSync(join(tmpdir(), 'trainctl-record-'));
+    const back = mkdtempSync(join(tmpdir(), 'trainctl-record-back-'));
+    try {
+      mkdirSync(join(tree, 'sub'));
+      writeFileSync(join(tree, 'big.bin'), Buffer.alloc(12 * 1024 * 1024, 3));
+      writeFileSync(join(tree, 'sub', 'a.txt'), 'alpha');
+      writeFileSync(join(tree, 'empty.txt'), '');
+      const up = await client.workflow.start<typeof transfer>('transfer', {
+        taskQueue: 'record',
+        workflowId: 'transfer/recorded-up',
+        args: [{ source: { kind: 'local', path: tree }, destination: { kind: 's3', uri: 's3://recorded-data/ds' }, partSizeMiB: 5 }],
+      });
+      await up.result();
+      await save('transfer-upload.json', up.workflowId, up.firstExecutionRunId);
+      const down = await client.workflow.start<typeof transfer>('transfer', {
+        taskQueue: 'record',
+        workflowId: 'transfer/recorded-down',
+        args: [{ source: { kind: 's3', uri: 's3://recorded-data/ds' }, destination: { kind: 'local', path: back }, sync: true }],
+      });
+      await down.result();
+      await save('transfer-download.json', down.workflowId, down.firstExecutionRunId);
+
+      // A prewarm on a host worker (in-process here), reading every block of a small device.
+      const hostWorker = await createHostWorker({ connection: workerConnection, namespace: 'default', hostId: 'recorded-host', roots: [tree], env });
+      const hostRunning = hostWorker.run();
+      try {
+        const warm = await client.workflow.start<typeof prewarm>('prewarm', {
+          taskQueue: 'record',
+          workflowId: 'prewarm/recorded',
+          args: [{ strategy: 'PreWarmedEBS', hostId: 'recorded-host', device: 'big.bin', fio: 'never', cost: { project: 'recorded', region: 'us-east-1' } }],
+        });
+        await warm.result();
+        await save('prewarm-device.json', warm.workflowId, warm.firstExecutionRunId);
+      } finally {
+        hostWorker.shutdown();
+        await hostRunning;
+      }
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+      rmSync(back, { recursive: true, force: true });
+    }
   } finally {
     worker.shutdown();
     await running;

@@ -16,9 +16,9 @@ function load(file: string): { workflowId: string; history: unknown } {
   return { workflowId: file.replace(/\.json$/, ''), history: JSON.parse(readFileSync(join(dir, file), 'utf8')) as unknown };
 }
 
-test('there are recorded histories of every provisioning outcome (before and after cost tracking), the cost tracker and an approved cleanup', () => {
+test('there are recorded histories of every provisioning outcome (before and after cost tracking), the cost tracker, an approved cleanup, a transfer each way and a prewarm', () => {
   const expected = ['provision-volume-created', 'provision-volume-reused', 'provision-volume-cancelled'].flatMap((n) => [n, `${n}-before-cost`]);
-  for (const name of [...expected, 'cost-tracker-continued', 'cleanup-approved']) {
+  for (const name of [...expected, 'cost-tracker-continued', 'cleanup-approved', 'transfer-upload', 'transfer-download', 'prewarm-device']) {
     assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
   }
 });
