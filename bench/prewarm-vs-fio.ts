@@ -9,10 +9,11 @@
  * buffered (--direct=0, like the built-in reader, which reads through the page cache).
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readEveryBlock } from '../src/activities/prewarm.js';
+import { writeDeviceFile } from '../test/helpers/device.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,26 +35,6 @@ function dropCaches(): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-function makeFile(path: string): void {
-  const block = Buffer.alloc(MiB);
-  let x = 0x2545f491;
-  for (let i = 0; i < MiB; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    block.writeUInt32LE(x >>> 0, i);
-  }
-  const fd = openSync(path, 'w');
-  try {
-    for (let b = 0; b < size / MiB; b++) {
-      block.writeUInt32LE(b, 0);
-      writeSync(fd, block, 0, MiB, b * MiB);
-    }
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -84,7 +65,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(values.dir, 'trainctl-bench-'));
   const path = join(dir, 'device.img');
   try {
-    makeFile(path);
+    writeDeviceFile(path, size, 0x2545f491);
     const rows: [string, string][] = [];
     const dropped = dropCaches();
     rows.push([`built-in reader, ${depth} × ${blockSize / 1024} KiB, buffered, CRC-32 on`, `${(await builtin(path, true)).toFixed(0)} MiB/s`]);

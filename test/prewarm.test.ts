@@ -1,6 +1,6 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createReadStream, mkdtempSync, openSync, closeSync, writeSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +9,7 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { testServices, testClient, startWorker, uniqueName, onCleanup, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.js';
+import { writeDeviceFile } from './helpers/device.js';
 import type { PrewarmRequest } from '../src/data-model.js';
 import type { PrewarmCheckpoint } from '../src/activities/prewarm.js';
 import type { PrewarmResult } from '../src/workflows/prewarm.js';
@@ -27,28 +28,6 @@ let worker: RunningWorker;
 let root: string;
 let fileCrc: string;
 
-/** 512 MiB of deterministic content: one pseudo-random MiB, with each block's index stamped in. */
-function writeDevice(path: string): void {
-  const block = Buffer.alloc(BLOCK);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < BLOCK; i += 4) {
-    // xorshift32: reproducible, and no two blocks alike once the index is stamped in.
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    block.writeUInt32LE(x >>> 0, i);
-  }
-  const fd = openSync(path, 'w');
-  try {
-    for (let b = 0; b < SIZE / BLOCK; b++) {
-      block.writeUInt32LE(b, 0);
-      writeSync(fd, block, 0, BLOCK, b * BLOCK);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The file's CRC-32, read independently of the code under test. */
 async function crcOfFile(path: string): Promise<string> {
   let crc = 0;
@@ -63,7 +42,7 @@ before(async () => {
   // One folder shared by both host workers: the "instance's disk" holding the device stand-in.
   root = mkdtempSync(join(tmpdir(), 'trainctl-prewarm-'));
   onCleanup(() => rmSync(root, { recursive: true, force: true }));
-  writeDevice(join(root, DEVICE));
+  writeDeviceFile(join(root, DEVICE), SIZE);
   fileCrc = await crcOfFile(join(root, DEVICE));
 });
 
