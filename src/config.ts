@@ -308,6 +308,11 @@ export const TransferInputSchema = z
     compress: z.enum(['none', 'gzip', 'zstd']).default('none'),
     /** Compress every file, not only text-like ones (by extension). */
     compressAll: z.boolean().default(false),
+    /**
+     * Who copies local ↔ S3 files: trainctl's engine, `s5cmd` (required on the worker's PATH), or
+     * `auto` (s5cmd when the worker has it). trainctl verifies the result either way.
+     */
+    engine: z.enum(['builtin', 's5cmd', 'auto']).default('builtin'),
   })
   .superRefine((t, ctx) => {
     const pair = `${t.source.kind}->${t.destination.kind}`;

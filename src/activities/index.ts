@@ -5,6 +5,7 @@ import { createVolumeActivities } from './volumes.js';
 import { createCleanupActivities } from './cleanup.js';
 import { createCostActivities } from './cost.js';
 import { createTransferActivities, type TransferHooks } from './transfer.js';
+import { createS5cmdActivities } from './transfer-s5cmd.js';
 
 export interface ActivityDeps {
   /** EC2 client for a region (cached by the caller). */
@@ -14,6 +15,8 @@ export interface ActivityDeps {
   throttleBackoff?: ThrottleBackoff;
   /** Test-only fault hooks around every transfer part. */
   transferHooks?: TransferHooks;
+  /** The PATH searched for `s5cmd` (the transfer engine option); this process's PATH when absent. */
+  s5cmdSearchPath?: string;
 }
 
 /** The one object a worker registers: every activity, closed over its clients. */
@@ -23,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createCleanupActivities(deps),
     ...createCostActivities(deps),
     ...createTransferActivities(deps),
+    ...createS5cmdActivities(deps),
   };
 }
 

@@ -23,6 +23,7 @@ const FLAGS: FlagNames = {
   partSizeMiB: '--part-size-mib',
   stagingUri: '--staging (or TRAINCTL_STAGING_URI)',
   region: '--region',
+  engine: '--engine',
 };
 
 const HELP = `usage: trainctl transfer SRC DST [options]
@@ -50,7 +51,10 @@ options:
                          with --dry-run, only lists them. Never touches anything outside DST
   --compress gzip|zstd   compress text-like files (by extension) in S3; undone on download
                          (zstd needs a Node whose node:zlib has it)
-  --compress-all         compress every file, not only text-like ones`;
+  --compress-all         compress every file, not only text-like ones
+  --engine builtin|s5cmd|auto
+                         who copies local <-> S3 files: trainctl (default), s5cmd (must be on the
+                         worker's PATH), or auto (s5cmd when the worker has it); verified either way`;
 
 /** `s3://…`, `host:ID:/path` or a local path (made absolute, keeping a trailing /). */
 export function parseLocation(arg: string, cwd = process.cwd()): DataLocation {
@@ -108,6 +112,7 @@ export function summarize(r: TransferReport): string {
     for (const d of r.deleted.items.slice(0, 20)) lines.push(`  deleted ${d}`);
   }
   if (r.stagingObjectsDeleted !== undefined) lines.push(`staging: ${r.stagingObjectsDeleted} objects removed`);
+  if (r.engine === 's5cmd') lines.push('copied by s5cmd, verified by trainctl');
   return lines.join('\n');
 }
 
@@ -139,12 +144,15 @@ export async function transferCommand(argv: string[], env: Env, connect: () => P
         json: { type: 'boolean' },
         compress: { type: 'string' },
         'compress-all': { type: 'boolean' },
+        engine: { type: 'string' },
       },
     });
     if (positionals.length !== 2) throw new UsageError(`transfer needs SRC and DST\n${HELP}`);
     const compress = values.compress ?? 'none';
     if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd') throw new UsageError(`--compress: ${JSON.stringify(compress)} is not gzip, zstd or none`);
     if (!encodingAvailable(compress)) throw new UsageError(`--compress zstd: node:zlib of Node ${process.version} has no zstd (it needs Node ≥ 22.15); use --compress gzip`);
+    const engine = values.engine ?? 'builtin';
+    if (engine !== 'builtin' && engine !== 's5cmd' && engine !== 'auto') throw new UsageError(`--engine: ${JSON.stringify(engine)} is not builtin, s5cmd or auto`);
     const request: TransferRequest = {
       source: parseLocation(positionals[0] ?? ''),
       destination: parseLocation(positionals[1] ?? ''),
@@ -157,6 +165,7 @@ export async function transferCommand(argv: string[], env: Env, connect: () => P
       deleteExtraneous: values.delete ?? false,
       compress,
       compressAll: values['compress-all'] ?? false,
+      engine,
       ...(values.concurrency !== undefined ? { concurrency: parsePositiveInt('--concurrency', values.concurrency) } : {}),
       ...(values['file-concurrency'] !== undefined ? { fileConcurrency: parsePositiveInt('--file-concurrency', values['file-concurrency']) } : {}),
       ...(values['part-size-mib'] !== undefined ? { partSizeMiB: parsePositiveInt('--part-size-mib', values['part-size-mib']) } : {}),

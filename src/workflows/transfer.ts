@@ -14,6 +14,7 @@ import {
   type ActivityInterfaceFor,
 } from '@temporalio/workflow';
 import type { TransferActivities, TransferEngine, FileResult } from '../activities/transfer.js';
+import type { S5cmdActivities, TransferEngineKind } from '../activities/transfer-s5cmd.js';
 import { TransferInputSchema, hostTaskQueue, type DataLocation, type TransferRequest } from '../config.js';
 import { ErrorKind } from '../errors.js';
 import { DEFAULT_MIN_PART_SIZE, MiB, PROGRESS_SIGNAL, checkRelativeKey, destinationKey, destinationPath, joinPath, parseS3Uri } from '../transfer/plan.js';
@@ -53,6 +54,8 @@ export interface TransferReport {
    * deleted after every file arrived — or, in a dry run, that would be (first 1000 named).
    */
   deleted?: { count: number; items: string[] };
+  /** Who copied the files: trainctl's engine or s5cmd (then verified by trainctl). Absent in a dry run. */
+  engine?: TransferEngineKind;
 }
 
 export const transferProgressQuery = defineQuery<TransferProgress>('progress');
@@ -135,7 +138,7 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
 
   const heartbeatTimeout = `${input.heartbeatTimeoutSeconds} seconds`;
   const { retry } = longTransfer;
-  const local = proxyActivities<TransferActivities>({ ...longTransfer, heartbeatTimeout, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+  const local = proxyActivities<TransferActivities & S5cmdActivities>({ ...longTransfer, heartbeatTimeout, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
   const quick = proxyActivities<TransferActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry: { ...retry, maximumAttempts: 10 } });
   const engineFor = (loc: DataLocation): Engine =>
     loc.kind === 'host'
@@ -249,8 +252,70 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
     if (failure !== undefined) throw failure;
   }
 
+  /**
+   * Local ↔ S3 files through s5cmd on the orchestration worker, which looks it up on its PATH.
+   * False when engine `auto` found none there: the built-in engine then copies.
+   */
+  async function runS5cmd(jobs: Job[]): Promise<boolean> {
+    progress.phase = 'transferring';
+    progress.filesDone = 0;
+    progress.filesTotal = jobs.length;
+    progress.bytesTotal = jobs.reduce((a, j) => a + j.size, 0);
+    finishedBytes = 0;
+    inFlight.clear();
+    legStarted = lastUpdate = now();
+    refresh();
+    describe();
+    const label = jobs.length === 1 ? (jobs[0]?.label ?? '') : `${jobs.length} files`;
+    const uploads = { bucket: '', keys: new Set<string>() };
+    const downloads = { engine: quick, paths: new Set<string>() };
+    for (const j of jobs) {
+      if (j.kind === 'upload') {
+        uploads.bucket = j.bucket;
+        uploads.keys.add(j.key);
+      } else downloads.paths.add(j.path);
+    }
+    startedUploads.push(uploads);
+    startedDownloads.push(downloads);
+    inFlight.set(label, 0);
+    let out: Awaited<ReturnType<S5cmdActivities['transferS5cmd']>>;
+    try {
+      out = await local.transferS5cmd.executeWithOptions({ summary: `s5cmd ${jobs[0]?.kind ?? 'copy'} ${label}` }, [
+        {
+          region: input.region,
+          engine: input.engine === 's5cmd' ? 's5cmd' : 'auto',
+          direction: jobs[0]?.kind ?? 'upload',
+          files: jobs.map((j) => ({ label: j.label, path: j.path, bucket: j.bucket, key: j.key, size: j.size })),
+          partSize,
+          concurrency: input.concurrency,
+          fileConcurrency: input.fileConcurrency,
+          sync: common.sync,
+          label,
+          progressIntervalMs: input.progressIntervalMs,
+        },
+      ]);
+    } catch (err) {
+      throw fileFailure(jobs, err);
+    }
+    uploads.keys.clear();
+    downloads.paths.clear();
+    inFlight.delete(label);
+    if (out.engine !== 's5cmd') return false;
+    for (const r of out.files) {
+      finishedBytes += r.size;
+      progress.filesDone++;
+      if (r.skipped) progress.skipped++;
+      results.push(r);
+    }
+    lastUpdate = now();
+    refresh();
+    describe();
+    return true;
+  }
+
   const src = input.source;
   const dst = input.destination;
+  let engineUsed: TransferEngineKind = 'builtin';
   const staging = input.stagingUri === undefined ? undefined : parseS3Uri(input.stagingUri);
   const stagingPrefix = staging ? joinPath(staging.prefix, `trainctl-staging/${workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}/`) : undefined;
   let stagingObjectsDeleted: number | undefined;
@@ -354,7 +419,11 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
     }
 
     if (planned.length === 1) {
-      await runJobs(planned[0] ?? [], engineFor(src.kind === 's3' ? dst : src), 'transferring');
+      const jobs = planned[0] ?? [];
+      // s5cmd takes plain local ↔ S3 copies; compression and hosts stay with the built-in engine.
+      const bulk = input.engine !== 'builtin' && jobs.length > 0 && src.kind !== 'host' && dst.kind !== 'host' && !(src.kind === 'local' && input.compress !== 'none');
+      if (bulk && (await runS5cmd(jobs))) engineUsed = 's5cmd';
+      else await runJobs(jobs, engineFor(src.kind === 's3' ? dst : src), 'transferring');
     } else {
       await runJobs(planned[0] ?? [], engineFor(src), 'staging upload');
       results.length = 0;
@@ -420,6 +489,7 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
     skippedSymlinks,
     ...(stagingObjectsDeleted !== undefined ? { stagingObjectsDeleted } : {}),
     ...(deleted ? { deleted } : {}),
+    engine: engineUsed,
   };
 }
 
