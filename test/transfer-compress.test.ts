@@ -6,14 +6,16 @@ import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { testServices, testClient, startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+import { uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+
 import { startHostWorker } from './helpers/host-worker.js';
-import { MiB, randomData, tempDir, testBucket, treeDigests, writeTree } from './helpers/transfer.js';
-import { createS3Client } from '../src/aws.js';
+import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
+
 import type { TransferRequest } from '../src/config.js';
 import type { TransferReport } from '../src/workflows/transfer.js';
 import { encodingAvailable, encodingFor } from '../src/transfer/compress.js';
 
+let suite: TransferSuite;
 let services: TestServices;
 let client: Client;
 let worker: RunningWorker;
@@ -21,15 +23,12 @@ let s3: S3Client;
 let bucket: string;
 
 before(async () => {
-  services = await testServices();
-  client = await testClient(services.env);
-  worker = await startWorker(services);
-  s3 = createS3Client(services.env);
-  bucket = await testBucket(s3, 'txgz');
+  suite = await transferSuite('txgz');
+  ({ services, client, worker, s3, bucket } = suite);
 });
 
 function runTransfer(request: TransferRequest): Promise<TransferReport> {
-  return client.workflow.execute('transfer', { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
+  return suite.run(request);
 }
 
 const head = (key: string) => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));

@@ -5,14 +5,16 @@ import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { testServices, testClient, startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+import { uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+
 import { startHostWorker } from './helpers/host-worker.js';
-import { tempDir, testBucket, treeDigests, writeTree } from './helpers/transfer.js';
-import { createS3Client } from '../src/aws.js';
+import { tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
+
 import type { TransferRequest } from '../src/config.js';
 import type { TransferReport } from '../src/workflows/transfer.js';
 import { run as runCli } from '../src/client.js';
 
+let suite: TransferSuite;
 let services: TestServices;
 let client: Client;
 let worker: RunningWorker;
@@ -20,15 +22,12 @@ let s3: S3Client;
 let bucket: string;
 
 before(async () => {
-  services = await testServices();
-  client = await testClient(services.env);
-  worker = await startWorker(services);
-  s3 = createS3Client(services.env);
-  bucket = await testBucket(s3, 'txdel');
+  suite = await transferSuite('txdel');
+  ({ services, client, worker, s3, bucket } = suite);
 });
 
 function runTransfer(request: TransferRequest): Promise<TransferReport> {
-  return client.workflow.execute('transfer', { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
+  return suite.run(request);
 }
 
 async function allKeys(): Promise<string[]> {

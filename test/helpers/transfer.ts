@@ -11,7 +11,11 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { onCleanup, uniqueName } from './harness.js';
+import type { Client } from '@temporalio/client';
+import { onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './harness.js';
+import { createS3Client } from '../../src/aws.js';
+import type { TransferRequest } from '../../src/config.js';
+import type { TransferReport } from '../../src/workflows/transfer.js';
 
 /** A bucket for one test file, emptied (objects and multipart uploads) and deleted when it ends. */
 export async function testBucket(s3: S3Client, prefix = 'tx'): Promise<string> {
@@ -64,3 +68,25 @@ export function randomData(bytes: number): Buffer {
 }
 
 export const MiB = 1024 * 1024;
+
+/** What every transfer test file starts from: the suite's servers, a worker, S3 and its own bucket. */
+export interface TransferSuite {
+  services: TestServices;
+  client: Client;
+  worker: RunningWorker;
+  s3: S3Client;
+  bucket: string;
+  /** Runs a transfer to its end (on `taskQueue`, default the suite's worker) and returns its report. */
+  run(request: TransferRequest, taskQueue?: string): Promise<TransferReport>;
+}
+
+export async function transferSuite(bucketPrefix: string): Promise<TransferSuite> {
+  const services = await testServices();
+  const client = await testClient(services.env);
+  const worker = await startWorker(services);
+  const s3 = createS3Client(services.env);
+  const bucket = await testBucket(s3, bucketPrefix);
+  const run = (request: TransferRequest, taskQueue = worker.taskQueue) =>
+    client.workflow.execute('transfer', { taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
+  return { services, client, worker, s3, bucket, run };
+}
