@@ -30,3 +30,35 @@ test('npm run demo exits 0, prints a vol- id with a UI link, and its second prov
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('npm run demo -- --keep keeps the servers and worker up until Ctrl-C, then stops them all and exits 0', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'trainctl-demo-'));
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env, TRAINCTL_DEMO_DB: join(dir, 'demo.db') };
+    delete env.TEMPORAL_ADDRESS;
+    delete env.AWS_ENDPOINT_URL;
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'dev', 'demo.ts'), '--keep'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const kept = new Promise<void>((resolve, reject) => {
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('Ctrl-C here stops')) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.once('exit', () => reject(new Error(`the demo exited early:\n${out}`)));
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await kept;
+    const emulator = /^  export TEMPORAL_ADDRESS=(\S+) AWS_ENDPOINT_URL=(\S+)/m.exec(out);
+    assert.ok(emulator, out);
+    const res = await fetch(`${emulator[2]}/moto-api/data.json`);
+    assert.equal(res.ok, true, 'the emulator still answers while kept');
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, out);
+    assert.match(out, /Demo done; everything it started is stopped\./);
+    await assert.rejects(fetch(`${emulator[2]}/moto-api/data.json`), 'the emulator is gone after Ctrl-C');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

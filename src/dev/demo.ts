@@ -14,6 +14,16 @@ import { repoRoot, startMoto, startTemporalDevServer, stopAll } from './services
  */
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { keep: { type: 'boolean', default: false } } });
+  // Ctrl-C (or a TERM) ends the demo in order: worker drained, then the servers stopped.
+  let stopRequested = false;
+  const interrupted = new Promise<void>((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        stopRequested = true;
+        resolve();
+      });
+    }
+  });
   const env: Record<string, string | undefined> = { ...process.env };
 
   if (env.TEMPORAL_ADDRESS) {
@@ -43,8 +53,9 @@ async function main(): Promise<number> {
   let code = 0;
   const args = ['volume', 'create', '--name', 'demo-dataset', '--size-gib', '20', '--az', `${parsed.AWS_REGION}a`, '--type', 'gp3', '--tag', 'project=demo'];
   for (const attempt of ['first', 'second']) {
+    if (stopRequested) break;
     console.log(`$ trainctl ${args.join(' ')}    # ${attempt} time`);
-    code = await runCli(args, env);
+    code = await Promise.race([runCli(args, env), interrupted.then(() => 130)]);
     console.log('');
     if (code !== 0) break;
   }
@@ -54,13 +65,18 @@ async function main(): Promise<number> {
     console.log(`  export TEMPORAL_ADDRESS=${env.TEMPORAL_ADDRESS} AWS_ENDPOINT_URL=${moto.endpoint} TRAINCTL_TASK_QUEUE=${taskQueue}`);
     console.log('  npx trainctl volume create --name another --size-gib 10 --az us-east-1a');
     console.log('Ctrl-C here stops the worker, the emulator and the dev server.');
-    await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    await interrupted;
+  } else if (stopRequested) {
+    code = 130;
   }
-  worker.shutdown();
+  // The worker may be draining already: the SDK shuts workers down on SIGINT/SIGTERM by itself.
+  if (worker.getState() === 'RUNNING') worker.shutdown();
   await running;
   await connection.close();
   await stopAll();
-  console.log(code === 0 ? 'Demo done; everything it started is stopped.' : 'Demo failed; everything it started is stopped.');
+  console.log(
+    code === 0 ? 'Demo done; everything it started is stopped.' : `Demo ${stopRequested ? 'interrupted' : 'failed'}; everything it started is stopped.`,
+  );
   return code;
 }
 

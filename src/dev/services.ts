@@ -84,6 +84,9 @@ function installExitHooks(): void {
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
+      // A program with its own handler for the signal (the demo) stops things in its own order
+      // and calls stopAll itself; otherwise stop every service and exit as the signal would.
+      if (process.listenerCount(sig) > 0) return;
       void stopAll().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
     });
   }
