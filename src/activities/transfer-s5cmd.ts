@@ -18,8 +18,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, toFailure } from '../errors.js';
 import { abortSignal, step } from './aws-call.js';
-import { META_CHECKSUM, META_PART_SIZE, compositeChecksum } from '../transfer/checksum.js';
-import { digestFile, downloadVerified, objectMeta } from '../transfer/download.js';
+import { META_CHECKSUM, META_PART_SIZE, compositeChecksum, digestFile } from '../transfer/checksum.js';
+import { downloadVerified, objectMeta } from '../transfer/download.js';
 import { MiB, PROGRESS_SIGNAL, planPartSize } from '../transfer/plan.js';
 import type { FileResult } from './transfer.js';
 

@@ -23,7 +23,7 @@ import {
 import { ErrorKind, TrainctlError, classify, isRetryable, toFailure } from '../errors.js';
 import { abortSignal, step } from './aws-call.js';
 import { META_CHECKSUM, META_PART_SIZE, fileChecksum } from '../transfer/checksum.js';
-import { META_ENCODING, META_ORIGINAL_SIZE, downloadVerified, objectMeta } from '../transfer/download.js';
+import { META_ENCODING, META_ORIGINAL_SIZE, downloadVerified, objectMeta, pool } from '../transfer/download.js';
 import { checkEncoding, compressor, encodingFor, type Encoding } from '../transfer/compress.js';
 import { PROGRESS_SIGNAL, checkRelativeKey, partCount, partRange, planPartSize, selected, tempPathFor, baseName } from '../transfer/plan.js';
 import type { HostFs } from './host-fs.js';
@@ -171,23 +171,6 @@ function mergeUploadCheckpoints(a: UploadCheckpoint | undefined, b: UploadCheckp
 
 function isCancelled(err: unknown): boolean {
   return abortSignal()?.aborted === true || (err instanceof Error && err.name === 'CancelledFailure');
-}
-
-async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const run = async () => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, run));
-  if (failed !== undefined) throw failed;
 }
 
 /**
@@ -398,7 +381,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
       compressedTemp = temp;
       try {
         const origPartSize = planPartSize(origSt.size);
-        const sum = await step(`checksum ${input.label}`, () => fileChecksum(origAbs, origPartSize, undefined, abortSignal()));
+        const sum = await step(`checksum ${input.label}`, () => fileChecksum(origAbs, origPartSize, abortSignal()));
         const signal = abortSignal();
         await step(`compress ${input.label}`, async () => {
           await mkdir(dirname(temp), { recursive: true });
@@ -437,7 +420,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
     let partDigests: Buffer[] | undefined;
     try {
       if (!cp) {
-        const body = await step(`checksum ${input.label}`, () => fileChecksum(abs, partSize, undefined, abortSignal()));
+        const body = await step(`checksum ${input.label}`, () => fileChecksum(abs, partSize, abortSignal()));
         partDigests = body.parts;
         const checksum = original?.checksum ?? body.checksum;
         if (input.sync) {

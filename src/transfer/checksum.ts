@@ -23,15 +23,21 @@ export const META_CHECKSUM = 'trainctl-sha256';
 export const META_PART_SIZE = 'trainctl-part-size';
 
 /**
- * Streams a file once and returns its part digests and composite checksum. Memory: one read
- * buffer, whatever the file size. `onBytes` is called as bytes are read (for heartbeats).
+ * Streams a file once: part digests and composite checksum, its length, and — with `whole` — the
+ * whole-file SHA-256 and MD5 (what S3 ETags and single-part checks compare). Memory: one read
+ * buffer, whatever the file size.
  */
-export async function fileChecksum(path: string, partSize: number, onBytes?: (n: number) => void, signal?: AbortSignal): Promise<{ checksum: string; parts: Buffer[] }> {
+async function hashFile(path: string, partSize: number, signal: AbortSignal | undefined, whole: boolean) {
   const parts: Buffer[] = [];
+  const sha = whole ? createHash('sha256') : undefined;
+  const md5 = whole ? createHash('md5') : undefined;
   let h = createHash('sha256');
   let inPart = 0;
-  const stream = createReadStream(path, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) });
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
+  let size = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) }) as AsyncIterable<Buffer>) {
+    sha?.update(chunk);
+    md5?.update(chunk);
+    size += chunk.length;
     let off = 0;
     while (off < chunk.length) {
       const take = Math.min(partSize - inPart, chunk.length - off);
@@ -44,8 +50,19 @@ export async function fileChecksum(path: string, partSize: number, onBytes?: (n:
         inPart = 0;
       }
     }
-    onBytes?.(chunk.length);
   }
   if (inPart > 0) parts.push(h.digest());
-  return { checksum: compositeChecksum(parts), parts };
+  return { checksum: compositeChecksum(parts), parts, size, sha256: sha?.digest('hex') ?? '', md5: md5?.digest('hex') ?? '' };
+}
+
+/** A file's part digests and composite checksum (what an upload stores). */
+export async function fileChecksum(path: string, partSize: number, signal?: AbortSignal): Promise<{ checksum: string; parts: Buffer[] }> {
+  const { checksum, parts } = await hashFile(path, partSize, signal, false);
+  return { checksum, parts };
+}
+
+/** One pass over a file: trainctl's composite checksum, whole-file SHA-256 and MD5, length. */
+export async function digestFile(path: string, partSize: number, signal?: AbortSignal): Promise<{ checksum: string; sha256: string; md5: string; size: number }> {
+  const { checksum, sha256, md5, size } = await hashFile(path, partSize, signal, true);
+  return { checksum, sha256, md5, size };
 }

@@ -7,14 +7,13 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, classify, isRetryable } from '../errors.js';
-import { META_CHECKSUM, META_PART_SIZE, compositeChecksum } from './checksum.js';
+import { META_CHECKSUM, META_PART_SIZE, digestFile } from './checksum.js';
 import { decompressor, encodingOf, type Encoding } from './compress.js';
 import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';
 
@@ -93,35 +92,6 @@ export function objectMeta(head: Pick<HeadObjectCommandOutput, 'Metadata'>): { c
 /** Object metadata keys for compressed objects (S3 lower-cases them). */
 export const META_ENCODING = 'trainctl-encoding';
 export const META_ORIGINAL_SIZE = 'trainctl-size';
-
-/** One pass over a file: trainctl's composite checksum, whole-file SHA-256 and MD5, length. */
-export async function digestFile(path: string, partSize: number, signal?: AbortSignal): Promise<{ checksum: string; sha256: string; md5: string; size: number }> {
-  const parts: Buffer[] = [];
-  const whole = createHash('sha256');
-  const md5 = createHash('md5');
-  let h = createHash('sha256');
-  let inPart = 0;
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) }) as AsyncIterable<Buffer>) {
-    whole.update(chunk);
-    md5.update(chunk);
-    size += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      const take = Math.min(partSize - inPart, chunk.length - off);
-      h.update(chunk.subarray(off, off + take));
-      inPart += take;
-      off += take;
-      if (inPart === partSize) {
-        parts.push(h.digest());
-        h = createHash('sha256');
-        inPart = 0;
-      }
-    }
-  }
-  if (inPart > 0) parts.push(h.digest());
-  return { checksum: compositeChecksum(parts), sha256: whole.digest('hex'), md5: md5.digest('hex'), size };
-}
 
 const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
 
@@ -288,7 +258,8 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+/** Runs `fn` over `items`, `concurrency` at a time; stops starting new ones after the first failure, which it rethrows. */
+export async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed: unknown;
   const run = async () => {

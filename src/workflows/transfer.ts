@@ -166,6 +166,18 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
   const startedDownloads: { engine: Engine; paths: Set<string> }[] = [];
 
   const results: FileResult[] = [];
+  /** Counts finished files (by either engine) into the progress and the report. */
+  const finished = (done: FileResult[]) => {
+    for (const r of done) {
+      finishedBytes += r.size;
+      progress.filesDone++;
+      if (r.skipped) progress.skipped++;
+      results.push(r);
+    }
+    lastUpdate = now();
+    refresh();
+    describe();
+  };
   let skippedSymlinks: string[] = [];
 
   async function runJobs(jobs: Job[], engine: Engine, phase: TransferProgress['phase']): Promise<void> {
@@ -200,17 +212,6 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
     }
     if (batch.length > 0) units.push(batch);
 
-    const finished = (done: FileResult[]) => {
-      for (const r of done) {
-        finishedBytes += r.size;
-        progress.filesDone++;
-        if (r.skipped) progress.skipped++;
-        results.push(r);
-      }
-      lastUpdate = now();
-      refresh();
-      describe();
-    };
     const one = async (unit: Job[]) => {
       const first = unit[0] as Job;
       const label = unit.length === 1 ? first.label : `${unit.length} files from ${first.label}`;
@@ -301,15 +302,7 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
     downloads.paths.clear();
     inFlight.delete(label);
     if (out.engine !== 's5cmd') return false;
-    for (const r of out.files) {
-      finishedBytes += r.size;
-      progress.filesDone++;
-      if (r.skipped) progress.skipped++;
-      results.push(r);
-    }
-    lastUpdate = now();
-    refresh();
-    describe();
+    finished(out.files);
     return true;
   }
 
