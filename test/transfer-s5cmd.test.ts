@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
-import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
+import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
 import { toolsDir } from '../src/dev/services.js';
 import type { TransferRequest } from '../src/config.js';
 import type { TransferReport } from '../src/workflows/transfer.js';
@@ -40,13 +40,6 @@ before(async () => {
 
 function runTransfer(request: TransferRequest, taskQueue = worker.taskQueue): Promise<TransferReport> {
   return suite.run(request, taskQueue);
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  assert.ok(err instanceof WorkflowFailedError, `expected the workflow to fail, got ${String(err)}`);
-  assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
-  return err.cause;
 }
 
 test('a tree goes Local → S3 → Local through s5cmd byte-identical, the objects carry trainctl-sha256, and a built-in download verifies them', async () => {

@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
-import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
+import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
 import type { TransferRequest } from '../src/config.js';
 import type { TransferProgress, TransferReport } from '../src/workflows/transfer.js';
 import { run as runCli } from '../src/client.js';
@@ -41,13 +41,6 @@ before(async () => {
 
 function runTransfer(request: TransferRequest, taskQueue = worker.taskQueue): Promise<TransferReport> {
   return suite.run(request, taskQueue);
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  assert.ok(err instanceof WorkflowFailedError, `expected the workflow to fail, got ${String(err)}`);
-  assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
-  return err.cause;
 }
 
 test('a tree with nested folders, empty files, Unicode names and a 5-part file goes Local → S3 → Local byte-identical and verified', async () => {

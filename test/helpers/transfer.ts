@@ -11,7 +11,9 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { Client } from '@temporalio/client';
+import assert from 'node:assert/strict';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './harness.js';
 import { createS3Client } from '../../src/aws.js';
 import type { TransferRequest } from '../../src/config.js';
@@ -89,4 +91,15 @@ export async function transferSuite(bucketPrefix: string): Promise<TransferSuite
   const run = (request: TransferRequest, taskQueue = worker.taskQueue) =>
     client.workflow.execute('transfer', { taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
   return { services, client, worker, s3, bucket, run };
+}
+
+/** The ApplicationFailure a transfer run failed with; fails the test if it succeeded. */
+export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof WorkflowFailedError, `expected the workflow to fail, got ${String(err)}`);
+  assert.ok(err.cause instanceof ApplicationFailure, String(err.cause));
+  return err.cause;
 }
