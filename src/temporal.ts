@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Env } from './config.js';
+import { ErrorKind, TrainctlError, describeError } from './errors.js';
 
 type TemporalEnv = Pick<
   Env,
@@ -27,13 +28,26 @@ export function connectionOptions(env: TemporalEnv): ConnectionOptions & NativeC
   };
 }
 
+/** A failed connection says where it tried and what to do, not only the transport's words. */
+function unreachable(env: TemporalEnv, err: unknown): TrainctlError {
+  return new TrainctlError(
+    ErrorKind.Transient,
+    `cannot reach Temporal at ${env.TEMPORAL_ADDRESS} (${describeError(err)}); start a local one with \`npm run demo -- --keep\`, or set TEMPORAL_ADDRESS`,
+    { cause: err },
+  );
+}
+
 export async function connectClient(env: TemporalEnv): Promise<Client> {
-  const connection = await Connection.connect(connectionOptions(env));
+  const connection = await Connection.connect(connectionOptions(env)).catch((err: unknown) => {
+    throw unreachable(env, err);
+  });
   return new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
 }
 
 export async function connectWorker(env: TemporalEnv): Promise<NativeConnection> {
-  return NativeConnection.connect(connectionOptions(env));
+  return NativeConnection.connect(connectionOptions(env)).catch((err: unknown) => {
+    throw unreachable(env, err);
+  });
 }
 
 /** The Web UI page of one run. */

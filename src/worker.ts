@@ -82,9 +82,7 @@ async function main(): Promise<void> {
     options: { host: { type: 'string' }, root: { type: 'string', multiple: true } },
   });
   const env = loadEnv(process.env);
-  const connection = await connectWorker(env).catch((err: unknown) => {
-    throw new Error(`cannot reach Temporal at ${env.TEMPORAL_ADDRESS} (set TEMPORAL_ADDRESS, or run npm run demo -- --keep): ${describeError(err)}`);
-  });
+  const connection = await connectWorker(env);
   let worker: Worker;
   let queue: string;
   if (values.host !== undefined) {
