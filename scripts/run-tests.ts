@@ -18,6 +18,10 @@ function findTests(dir: string): string[] {
   });
 }
 
+/** Per test: generous for a loaded 2-core machine, far below the whole run's limit. */
+const PER_TEST_TIMEOUT_MS = 5 * 60_000;
+const RUN_TIMEOUT_MS = 40 * 60_000;
+
 async function main(): Promise<number> {
   const started = Date.now();
   const files = process.argv.slice(2).length ? process.argv.slice(2) : findTests(join(repoRoot, 'test')).sort();
@@ -36,7 +40,15 @@ async function main(): Promise<number> {
   for (const k of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_SESSION_TOKEN']) delete env[k];
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TRAINCTL_TEST_CONCURRENCY ?? '3'}`, ...files],
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-concurrency=${process.env.TRAINCTL_TEST_CONCURRENCY ?? '3'}`,
+      // One hung test fails itself after this long instead of stalling the whole run.
+      `--test-timeout=${PER_TEST_TIMEOUT_MS}`,
+      ...files,
+    ],
     {
       cwd: repoRoot,
       stdio: 'inherit',
@@ -57,7 +69,14 @@ async function main(): Promise<number> {
       },
     },
   );
+  // The whole run stays well inside CI's 90 minutes even if a test process hangs outside any test.
+  const deadline = setTimeout(() => {
+    console.error(`[npm test] the suite ran past ${RUN_TIMEOUT_MS / 60_000} minutes; stopping it`);
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  }, RUN_TIMEOUT_MS);
   const code = await new Promise<number>((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+  clearTimeout(deadline);
   console.error(`[npm test] finished in ${((Date.now() - started) / 1000).toFixed(1)} s; stopping the dev server and moto`);
   return code;
 }

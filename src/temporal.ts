@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Env } from './config.js';
-import { ErrorKind, TrainctlError, describeError } from './errors.js';
+import { ErrorKind, TrainctlError } from './errors/kinds.js';
+import { describeError } from './errors/classify.js';
 
 type TemporalEnv = Pick<
   Env,

@@ -9,7 +9,7 @@ import { createActivities, type ActivityDeps } from './activities/index.js';
 import { createHostActivities } from './activities/host.js';
 import { createHostFs } from './activities/host-fs.js';
 import { connectWorker } from './temporal.js';
-import { describeError } from './errors.js';
+import { describeError } from './errors/classify.js';
 
 /** The bundle entry: the one workflowsPath (`.ts` under tsx, `.js` once compiled). */
 export const workflowsPath = fileURLToPath(new URL(`./workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));

@@ -21,17 +21,8 @@ import {
 import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
 import { z } from 'zod';
 import * as zm from 'zod/mini';
-import {
-  ErrorKind,
-  NON_RETRYABLE_KINDS,
-  RETRYABLE_KINDS,
-  TrainctlError,
-  awsErrorName,
-  classify,
-  describeError,
-  isRetryable,
-  toFailure,
-} from '../src/errors.js';
+import { ErrorKind, NON_RETRYABLE_KINDS, RETRYABLE_KINDS, TrainctlError, isRetryable } from '../src/errors/kinds.js';
+import { awsErrorName, classify, describeError, toFailure } from '../src/errors/classify.js';
 
 // ---------------------------------------------------------------------------
 // Fake AWS SDK v3 errors, built the way the SDK builds them.

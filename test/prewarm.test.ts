@@ -80,7 +80,7 @@ test('a host worker killed half-way through PreWarmedEBS resumes from its heartb
   // a heartbeat every 0.8 s, so the server's watermark moves in steps of about 32 MiB and the kill
   // lands just past half-way.
   const host: HostWorkerProcess = await startHostWorker(services.env, { root, extraEnv: { TRAINCTL_TEST_PREWARM_DELAY_MS: '800' } });
-  const handle = await prewarm({ strategy: 'PreWarmedEBS', hostId: host.hostId, device: DEVICE, fio: 'never', concurrency: CONCURRENCY, heartbeatTimeoutSeconds: 1, timeoutMinutes: 5 });
+  const handle = await prewarm({ strategy: 'PreWarmedEBS', hostId: host.hostId, device: DEVICE, fio: 'never', concurrency: CONCURRENCY, heartbeatTimeoutSeconds: 10, timeoutMinutes: 5 });
   let mark = 0;
   for (let i = 0; i < 600 && mark < SIZE / 2; i++) {
     await sleep(100);

@@ -140,7 +140,7 @@ test('a compressed multipart upload killed with SIGKILL resumes on restart witho
   const handle = await client.workflow.start('transfer', {
     taskQueue: worker.taskQueue,
     workflowId: uniqueName('transfer-gz-kill'),
-    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'corpus/shard.txt' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, compress: 'gzip', partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'corpus/shard.txt' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, compress: 'gzip', partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
   });
   const firstPid = host.pid();
   const until = Date.now() + 60_000;

@@ -12,7 +12,7 @@ import { tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } fr
 
 import type { TransferRequest } from '../src/config.js';
 import type { TransferReport } from '../src/workflows/transfer.js';
-import { run as runCli } from '../src/client.js';
+import { run as runCli } from '../src/cli/main.js';
 
 let suite: TransferSuite;
 let services: TestServices;

@@ -100,7 +100,7 @@ test('a host worker killed with SIGKILL mid-upload resumes on restart without re
   const handle = await client.workflow.start('transfer', {
     taskQueue: worker.taskQueue,
     workflowId: uniqueName('transfer-kill'),
-    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'ckpt/model.bin' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5, concurrency, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'ckpt/model.bin' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5, concurrency, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
   });
   const firstPid = host.pid();
   await waitFor('half the parts to finish', () => partLog(logFile).filter((l) => l.kind === 'upload' && l.what === 'done').length >= parts / 2);
@@ -134,7 +134,7 @@ test('a host worker killed with SIGKILL mid-download resumes on restart and re-f
   const handle = await client.workflow.start('transfer', {
     taskQueue: worker.taskQueue,
     workflowId: uniqueName('transfer-kill-dl'),
-    args: [{ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'host', hostId: host.hostId, path: 'in/shard.bin' }, concurrency, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+    args: [{ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'host', hostId: host.hostId, path: 'in/shard.bin' }, concurrency, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
   });
   const firstPid = host.pid();
   await waitFor('half the ranges to finish', () => partLog(logFile).filter((l) => l.kind === 'download' && l.what === 'done').length >= ranges / 2);
@@ -162,7 +162,7 @@ test('a host worker killed mid-way through a tree of small files resumes on rest
   const handle = await client.workflow.start('transfer', {
     taskQueue: worker.taskQueue,
     workflowId: uniqueName('transfer-kill-tree'),
-    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'shards' }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, fileConcurrency: 2, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'shards' }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, fileConcurrency: 2, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
   });
   const firstPid = host.pid();
   await waitFor('half the files to finish', () => partLog(logFile).filter((l) => l.what === 'file-done').length >= 8);

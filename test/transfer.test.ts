@@ -11,7 +11,7 @@ import { startWorker, uniqueName, type TestServices, type RunningWorker } from '
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
 import type { TransferRequest } from '../src/config.js';
 import type { TransferProgress, TransferReport } from '../src/workflows/transfer.js';
-import { run as runCli } from '../src/client.js';
+import { run as runCli } from '../src/cli/main.js';
 
 let suite: TransferSuite;
 let services: TestServices;
@@ -187,7 +187,7 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   const handle = await client.workflow.start('transfer', {
     taskQueue: slowWorker.taskQueue,
     workflowId: uniqueName('transfer-cancel'),
-    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, progressIntervalMs: 100, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, progressIntervalMs: 100, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
   });
   await waitFor('two parts to start', () => partsStarted - before >= 2);
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
@@ -211,7 +211,7 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   const down = await client.workflow.start('transfer', {
     taskQueue: slowWorker.taskQueue,
     workflowId: uniqueName('transfer-cancel'),
-    args: [{ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+    args: [{ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
   });
   await waitFor('two ranges to start', () => partsStarted - mark >= 2);
   assert.ok(readdirSync(dst).some((f) => f.endsWith('.trainctl-partial')), 'the download writes a temp file');
@@ -228,7 +228,7 @@ test('a source file changed during its upload restarts that file only, and the o
   const handle = await client.workflow.start('transfer', {
     taskQueue: slowWorker.taskQueue,
     workflowId: uniqueName('transfer-changed'),
-    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 2 } satisfies TransferRequest],
+    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
   });
   await waitFor('the upload to start', () => partsStarted - mark >= 2);
   appendFileSync(join(src, 'grows.bin'), randomData(1024));

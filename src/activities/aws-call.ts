@@ -1,5 +1,6 @@
 import { Context, ApplicationFailure, CancelledFailure } from '@temporalio/activity';
-import { ErrorKind, classify, toFailure } from '../errors.js';
+import { ErrorKind } from '../errors/kinds.js';
+import { classify, toFailure } from '../errors/classify.js';
 
 /** How long a throttled call waits before its next attempt: longer than Temporal's default backoff. */
 export interface ThrottleBackoff {

@@ -18,7 +18,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { AbortMultipartUploadCommand, DeleteObjectsCommand, GetBucketTaggingCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { TagKey, type CleanupSelector } from '../config.js';
-import { ErrorKind, TrainctlError, classify } from '../errors.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
+import { classify } from '../errors/classify.js';
 import { SOURCE_VOLUME_TAG, parseS3Id, type DiscoveredResource, type Discovery } from '../cleanup-plan.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 

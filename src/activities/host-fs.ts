@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep, dirname, basename } from 'node:path';
-import { ErrorKind, TrainctlError } from '../errors.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 
 /**
  * File access confined to a host's roots: every path an activity receives on a training instance

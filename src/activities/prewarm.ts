@@ -9,7 +9,7 @@ import { crc32 } from 'node:zlib';
 import { CancelledFailure, Context, log } from '@temporalio/activity';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { ErrorKind, TrainctlError } from '../errors.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { MANIFEST_FILE, cachedBytes, parseManifest, planEviction, planSync, type CacheEntry, type CacheManifest, type RemoteObject } from '../cache-manifest.js';
 import { abortSignal, step } from './aws-call.js';
 import { downloadVerified } from '../transfer/download.js';

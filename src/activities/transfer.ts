@@ -20,7 +20,8 @@ import {
   type HeadObjectCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { ErrorKind, TrainctlError, classify, isRetryable, toFailure } from '../errors.js';
+import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
+import { classify, toFailure } from '../errors/classify.js';
 import { abortSignal, step } from './aws-call.js';
 import { META_CHECKSUM, META_PART_SIZE, fileChecksum } from '../transfer/checksum.js';
 import { META_ENCODING, META_ORIGINAL_SIZE, downloadVerified, objectMeta, pool } from '../transfer/download.js';
@@ -368,6 +369,19 @@ export function createTransferEngine(deps: TransferEngineDeps) {
     const origSt = await stat(origAbs);
     if (!origSt.isFile()) throw new TrainctlError(ErrorKind.InvalidInput, `${input.label} is not a regular file`);
     const encoding = encodingFor(baseName(input.path), input.compress ?? 'none', input.compressAll ?? false);
+    // The heartbeat runs from the first step: hashing and compressing a large file take longer than a
+    // heartbeat timeout on a loaded machine. Until this attempt has a checkpoint of its own it repeats
+    // the last attempt's, so a crash while compressing loses nothing the server had.
+    let cp: UploadCheckpoint | undefined;
+    let previous = nested ? undefined : (ctx.info.heartbeatDetails as UploadCheckpoint | undefined);
+    const stopHb = nested ? () => undefined : heartbeatLoop(() => cp ?? previous ?? { kind: 'upload', phase: 'checksum' }, hbEvery);
+    try {
+      return await uploadBody();
+    } finally {
+      stopHb();
+    }
+
+    async function uploadBody(): Promise<FileResult> {
     // A compressed file goes up from a compressed copy; the object records the original's checksum.
     let abs = origAbs;
     let st: { size: number; mtimeMs: number } = origSt;
@@ -404,17 +418,16 @@ export function createTransferEngine(deps: TransferEngineDeps) {
     // timeout; a state file on this machine keeps every step, so a SIGKILL right after the upload
     // was created or a part finished loses nothing. Both are merged.
     const state = localState<UploadCheckpoint>(`upload/${input.key}`);
-    const fromHb = nested ? undefined : (ctx.info.heartbeatDetails as UploadCheckpoint | undefined);
     const fromDisk = await state.read();
-    let cp = mergeUploadCheckpoints(fromHb, fromDisk);
+    cp = mergeUploadCheckpoints(previous, fromDisk);
     if (cp && (cp.kind !== 'upload' || cp.key !== input.key || cp.size !== st.size || cp.mtimeMs !== st.mtimeMs || cp.partSize !== partSize)) {
       // The source changed since the checkpoint: this file starts over, never a mix of old and new parts.
       log.info('source changed since checkpoint; restarting file', { label: input.label });
       if (cp.kind === 'upload' && cp.uploadId) await abortUpload(s3, input.bucket, cp.key, cp.uploadId);
       cp = undefined;
+      previous = undefined;
     }
     const progress = nested?.progress ?? progressReporter(input.label, input.progressIntervalMs);
-    const stopHb = nested ? () => undefined : heartbeatLoop(() => cp ?? { kind: 'upload', phase: 'checksum' }, hbEvery);
     const saveState = (c: UploadCheckpoint) => state.save(c);
     let finished = false;
     let partDigests: Buffer[] | undefined;
@@ -548,10 +561,10 @@ export function createTransferEngine(deps: TransferEngineDeps) {
       if (finalFailure) finished = true;
       throw err;
     } finally {
-      stopHb();
       await state.settle();
       if (finished) await state.remove();
       if (compressedTemp) await rm(compressedTemp, { force: true });
+    }
     }
   }
 

@@ -12,7 +12,8 @@ import {
 } from '@aws-sdk/client-ec2';
 import { TagKey, type ProvisionVolumeInput } from '../config.js';
 import { PROJECT_TAG } from '../cost-model.js';
-import { ErrorKind, TrainctlError, classify } from '../errors.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
+import { classify } from '../errors/classify.js';
 import type { VolumeInfo } from '../volume-spec.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 

@@ -1,7 +1,7 @@
 import { ZodError } from 'zod';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
-import { classify, describeError } from '../errors.js';
+import { classify, describeError } from '../errors/classify.js';
 
 /** A user mistake the CLI reports in one line per problem, without a stack trace. */
 export class UsageError extends Error {

@@ -4,7 +4,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadEnv } from '../config.js';
 import { connectWorker } from '../temporal.js';
 import { createWorker, awsClientsFor } from '../worker.js';
-import { run as runCli } from '../client.js';
+import { run as runCli } from '../cli/main.js';
 import { repoRoot, startMoto, startTemporalDevServer, stopAll } from './services.js';
 
 /**

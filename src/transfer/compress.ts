@@ -7,7 +7,7 @@
  */
 import * as zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
-import { ErrorKind, TrainctlError } from '../errors.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 
 export const Encoding = { none: 'none', gzip: 'gzip', zstd: 'zstd' } as const;
 export type Encoding = (typeof Encoding)[keyof typeof Encoding];

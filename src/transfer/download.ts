@@ -12,7 +12,8 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } f
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
-import { ErrorKind, TrainctlError, classify, isRetryable } from '../errors.js';
+import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
+import { classify } from '../errors/classify.js';
 import { META_CHECKSUM, META_PART_SIZE, digestFile } from './checksum.js';
 import { decompressor, encodingOf, type Encoding } from './compress.js';
 import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';

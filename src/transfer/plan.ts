@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ErrorKind, TrainctlError } from '../errors.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 
 /** The signal a running file activity sends its workflow with the bytes it has moved so far. */
 export const PROGRESS_SIGNAL = 'transferProgress';

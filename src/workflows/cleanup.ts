@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { CleanupInputSchema, type CleanupInput, type CleanupRequest } from '../config.js';
-import { ErrorKind, describeError } from '../errors.js';
+import { ErrorKind, describeFailure } from '../errors/kinds.js';
 import { CleanupStep, durationMs, planCleanup, type CleanupDependency, type CleanupPlan, type PlannedResource } from '../cleanup-plan.js';
 import { costTrackerWorkflowId } from '../cost-model.js';
 import { resourceStoppedSignal } from './cost-tracker.js';
@@ -160,7 +160,7 @@ export async function cleanup(request: CleanupRequest): Promise<CleanupResult> {
 
   const parsed = CleanupInputSchema.safeParse(request);
   if (!parsed.success) {
-    throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `invalid cleanup request: ${describeError(parsed.error)}` });
+    throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `invalid cleanup request: ${describeFailure(parsed.error)}` });
   }
   const input = parsed.data;
 
@@ -297,7 +297,7 @@ async function notifyCostTracker(costProject: string | undefined, r: PlannedReso
   try {
     await getExternalWorkflowHandle(costTrackerWorkflowId(project)).signal(resourceStoppedSignal, { id: r.id });
   } catch (err) {
-    log.warn('could not tell the cost tracker about a deletion', { project, id: r.id, error: describeError(err) });
+    log.warn('could not tell the cost tracker about a deletion', { project, id: r.id, error: describeFailure(err) });
   }
 }
 

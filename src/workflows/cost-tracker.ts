@@ -48,7 +48,7 @@ import {
   type SetRateRequest,
   type TrackedResource,
 } from '../cost-model.js';
-import { ErrorKind, describeError } from '../errors.js';
+import { ErrorKind, describeFailure } from '../errors/kinds.js';
 import { microsToUsd, quote, type ResourceKind } from '../pricing.js';
 import { SA } from '../search-attributes.js';
 import { awsCall } from './options.js';
@@ -359,7 +359,7 @@ function totals(state: TrackerState, t: number): TotalCost {
 }
 
 function failureFromZod(err: z.ZodError): ApplicationFailure {
-  return ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: describeError(err) });
+  return ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: describeFailure(err) });
 }
 
 /**
@@ -421,7 +421,7 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
 
   const startResource = (raw: unknown, orphan: boolean): Outcome => {
     const p = ResourceStartedSchema.safeParse(raw);
-    if (!p.success) return { rejected: describeError(p.error) };
+    if (!p.success) return { rejected: describeFailure(p.error) };
     const s = p.data;
     const now = workflowNow();
     const at = s.at ?? now;
@@ -465,7 +465,7 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
 
   const stopResource = (raw: unknown): Outcome => {
     const p = ResourceStoppedSchema.safeParse(raw);
-    if (!p.success) return { rejected: describeError(p.error) };
+    if (!p.success) return { rejected: describeFailure(p.error) };
     const r = state.resources[p.data.id];
     if (!r) return { rejected: 'stop of an unknown resource id' };
     if (r.stoppedAt !== undefined) return 'duplicate';
@@ -490,7 +490,7 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
   setHandler(resourceUsageSignal, (raw) => {
     received();
     const p = ResourceUsageSchema.safeParse(raw);
-    if (!p.success) return count('resourceUsage', { rejected: describeError(p.error) }, raw);
+    if (!p.success) return count('resourceUsage', { rejected: describeFailure(p.error) }, raw);
     const r = state.resources[p.data.id];
     if (!r) return count('resourceUsage', { rejected: 'usage for an unknown resource id' }, raw);
     const { id: _id, at, ...metrics } = p.data;
@@ -509,7 +509,7 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
   setHandler(reconcileReportSignal, (raw) => {
     received();
     const p = ReconcileReportSchema.safeParse(raw);
-    if (!p.success) return count('reconcileReport', { rejected: describeError(p.error) }, raw);
+    if (!p.success) return count('reconcileReport', { rejected: describeFailure(p.error) }, raw);
     const report = p.data;
     const orphans: string[] = [];
     const vanished: string[] = [];
@@ -667,7 +667,7 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
           }
         } catch (err) {
           failed.push(...instanceIds);
-          log.error('budget action failed', { budget: b.name, region, error: describeError(err) });
+          log.error('budget action failed', { budget: b.name, region, error: describeFailure(err) });
         }
       }
       outcome = `stopped ${stopped.length ? stopped.join(', ') : 'no instances'}${failed.length ? `; could NOT stop ${failed.join(', ')}` : ''}`;
@@ -691,7 +691,7 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
           });
           started.push(workflowId);
         } catch (err) {
-          log.error('budget cleanup could not start', { budget: b.name, region, error: describeError(err) });
+          log.error('budget cleanup could not start', { budget: b.name, region, error: describeFailure(err) });
         }
       }
       outcome = started.length

@@ -1,7 +1,7 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/host.js';
 import { HostIdSchema, hostTaskQueue } from '../config.js';
-import { ErrorKind } from '../errors.js';
+import { ErrorKind } from '../errors/kinds.js';
 import { nonRetryableErrorTypes } from './options.js';
 
 /**

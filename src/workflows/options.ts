@@ -1,5 +1,5 @@
 import type { ActivityOptions } from '@temporalio/workflow';
-import { NON_RETRYABLE_KINDS } from '../errors.js';
+import { NON_RETRYABLE_KINDS } from '../errors/kinds.js';
 
 /** Failure types the server must not retry: the taxonomy's non-retryable kinds, by name. */
 export const nonRetryableErrorTypes: string[] = [...NON_RETRYABLE_KINDS];

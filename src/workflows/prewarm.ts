@@ -4,7 +4,7 @@ import type { HostActivities } from '../activities/host.js';
 import type { PrewarmDeviceResult, SyncCacheResult, VerifyManifestResult } from '../activities/prewarm.js';
 import { hostTaskQueue } from '../config.js';
 import { PrewarmInputSchema, type PrewarmInput, type PrewarmRequest } from '../data-model.js';
-import { ErrorKind, describeError } from '../errors.js';
+import { ErrorKind, describeFailure } from '../errors/kinds.js';
 import { awsCall, hostBound } from './options.js';
 
 // Recording time with the cost tracker is best-effort: a few attempts, then the run goes on without it.
@@ -53,7 +53,7 @@ function hostActivities(input: PrewarmInput) {
 export async function prewarm(request: PrewarmRequest): Promise<PrewarmResult> {
   const parsed = PrewarmInputSchema.safeParse(request);
   if (!parsed.success) {
-    throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `invalid prewarm request: ${describeError(parsed.error)}` });
+    throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `invalid prewarm request: ${describeFailure(parsed.error)}` });
   }
   const input = parsed.data;
   const host = hostActivities(input);
@@ -86,7 +86,7 @@ async function recordTime(input: PrewarmInput, what: 'start' | 'stop'): Promise<
     return true;
   } catch (err) {
     if (isCancellation(err)) throw err;
-    log.warn('could not record prewarm time with the cost tracker', { project, id, error: describeError(err) });
+    log.warn('could not record prewarm time with the cost tracker', { project, id, error: describeFailure(err) });
     return false;
   }
 }

@@ -13,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { ProvisionVolumeInputSchema, type ProvisionVolumeInput, type ProvisionVolumeRequest } from '../config.js';
-import { ErrorKind, describeError } from '../errors.js';
+import { ErrorKind, describeFailure } from '../errors/kinds.js';
 import { specMismatches, type VolumeInfo } from '../volume-spec.js';
 import { awsCall, awsWait } from './options.js';
 
@@ -53,7 +53,7 @@ export async function provisionVolume(request: ProvisionVolumeRequest): Promise<
     throw ApplicationFailure.create({
       type: ErrorKind.InvalidInput,
       nonRetryable: true,
-      message: `invalid volume request: ${describeError(parsed.error)}`,
+      message: `invalid volume request: ${describeFailure(parsed.error)}`,
     });
   }
   const input = parsed.data;
@@ -187,7 +187,7 @@ async function recordCost(input: ProvisionVolumeInput, volume: VolumeInfo): Prom
     return true;
   } catch (err) {
     if (isCancellation(err)) throw err;
-    log.warn('could not record the volume with the cost tracker', { volumeId: volume.volumeId, project: input.project, error: describeError(err) });
+    log.warn('could not record the volume with the cost tracker', { volumeId: volume.volumeId, project: input.project, error: describeFailure(err) });
     return false;
   }
 }
@@ -230,6 +230,6 @@ async function recordCostStopped(input: ProvisionVolumeInput, volumeId: string):
       { project: input.project, stop: { id: volumeId } },
     ]);
   } catch (err) {
-    log.warn('could not record the deletion with the cost tracker', { volumeId, project: input.project, error: describeError(err) });
+    log.warn('could not record the deletion with the cost tracker', { volumeId, project: input.project, error: describeFailure(err) });
   }
 }

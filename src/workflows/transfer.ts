@@ -16,7 +16,7 @@ import {
 import type { TransferActivities, TransferEngine, FileResult } from '../activities/transfer.js';
 import type { S5cmdActivities, TransferEngineKind } from '../activities/transfer-s5cmd.js';
 import { TransferInputSchema, hostTaskQueue, type DataLocation, type TransferRequest } from '../config.js';
-import { ErrorKind } from '../errors.js';
+import { ErrorKind } from '../errors/kinds.js';
 import { DEFAULT_MIN_PART_SIZE, MiB, PROGRESS_SIGNAL, checkRelativeKey, destinationKey, destinationPath, joinPath, parseS3Uri } from '../transfer/plan.js';
 import { longTransfer } from './options.js';
 

@@ -12,7 +12,7 @@ export interface CliResult {
 /** Runs `trainctl ARGS` as its own process, the way a user would, against the given environment. */
 export function runCli(args: string[], env: Partial<Record<keyof Env | string, string>>, timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'client.ts'), ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
