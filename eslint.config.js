@@ -36,7 +36,7 @@ export default tseslint.config(
               allowTypeImports: true,
               message: 'Import activities only as types (import type) and call them through proxyActivities.',
             },
-            { group: ['**/dev/*', '**/aws', '**/aws.js'], message: 'Workflow code must not reach dev tooling or AWS clients.' },
+            { group: ['**/dev/*', '**/aws/*', '**/errors/classify*', '**/errors/aws-codes*'], message: 'Workflow code must not reach dev tooling or AWS clients.' },
           ],
         },
       ],

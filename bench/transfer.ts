@@ -20,7 +20,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { repoRoot, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { workflowsPath } from '../src/worker.js';
-import { createS3Client } from '../src/aws.js';
+import { createS3Client } from '../src/aws/clients.js';
 import { loadEnv, type TransferRequest } from '../src/config.js';
 import type { TransferReport } from '../src/workflows/transfer.js';
 

@@ -8,7 +8,7 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
 import { execFileSync } from 'node:child_process';
 import { loadEnv } from '../src/config.js';
-import { createEc2Client, createS3Client } from '../src/aws.js';
+import { createEc2Client, createS3Client } from '../src/aws/clients.js';
 import { injectFaults } from '../src/dev/faults.js';
 import { repoRoot, toolPath, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { awsClientsFor, createHostWorker, createWorker } from '../src/worker.js';

@@ -4,7 +4,7 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { HostIdSchema, hostTaskQueue, loadEnv, type Env } from './config.js';
-import { createEc2Client, createS3Client, type AwsClientOptions } from './aws.js';
+import { createEc2Client, createS3Client, type AwsClientOptions } from './aws/clients.js';
 import { createActivities, type ActivityDeps } from './activities/index.js';
 import { createHostActivities } from './activities/host.js';
 import { createHostFs } from './activities/host-fs.js';

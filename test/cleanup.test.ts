@@ -29,7 +29,7 @@ import {
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Env } from '../src/config.js';
-import { createEc2Client, createS3Client } from '../src/aws.js';
+import { createEc2Client, createS3Client } from '../src/aws/clients.js';
 import { injectFaults, type FaultRule } from '../src/dev/faults.js';
 import { startCleanup } from '../src/cli/cleanup.js';
 import { cleanupApproveUpdate, cleanupPlanQuery, cleanupRejectUpdate, cleanupStatusQuery, type CleanupResult } from '../src/workflows/cleanup.js';

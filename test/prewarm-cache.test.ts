@@ -9,7 +9,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { testServices, testClient, startWorker, uniqueName, onCleanup, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.js';
-import { createS3Client } from '../src/aws.js';
+import { createS3Client } from '../src/aws/clients.js';
 import { MANIFEST_FILE, CacheManifestSchema, planEviction, type CacheManifest } from '../src/cache-manifest.js';
 import type { PrewarmRequest } from '../src/data-model.js';
 import type { PrewarmResult } from '../src/workflows/prewarm.js';

@@ -6,7 +6,7 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { volumeWorkflowId, type ProvisionVolumeRequest } from '../src/config.js';
-import { createEc2Client } from '../src/aws.js';
+import { createEc2Client } from '../src/aws/clients.js';
 import { injectFaults } from '../src/dev/faults.js';
 import { toolPath } from '../src/dev/services.js';
 import { startProvisionVolume } from '../src/cli/volume.js';

@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { loadEnv, type Env } from '../../src/config.js';
 import { awsClientsFor, createWorker } from '../../src/worker.js';
-import { createEc2Client } from '../../src/aws.js';
+import { createEc2Client } from '../../src/aws/clients.js';
 import type { ActivityDeps } from '../../src/activities/index.js';
 import { startMoto, startTemporalDevServer, stopAll } from '../../src/dev/services.js';
 

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './harness.js';
-import { createS3Client } from '../../src/aws.js';
+import { createS3Client } from '../../src/aws/clients.js';
 import type { TransferRequest } from '../../src/config.js';
 import type { TransferReport } from '../../src/workflows/transfer.js';
 

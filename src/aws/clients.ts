@@ -1,6 +1,6 @@
 import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import type { Env } from './config.js';
+import type { Env } from '../config.js';
 
 /** Dummy credentials for the emulator: moto accepts any, and real AWS rejects these. */
 const EMULATOR_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' } as const;
