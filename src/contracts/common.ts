@@ -1,0 +1,68 @@
+/**
+ * Schemas and constants shared by several workflow families' contracts: regions, zones, tags,
+ * resource names and EBS volume limits.
+ *
+ * @module
+ */
+import { z } from 'zod';
+
+/** Tag keys trainctl owns; users may not set them. */
+export const TagKey = {
+  Name: 'Name',
+  Managed: 'trainctl:managed',
+  WorkflowId: 'trainctl:workflow-id',
+  RunId: 'trainctl:run-id',
+  Protected: 'trainctl:protected',
+  Important: 'trainctl:important',
+} as const;
+
+export const VolumeType = { gp3: 'gp3', gp2: 'gp2', io1: 'io1', io2: 'io2', st1: 'st1', sc1: 'sc1' } as const;
+export type VolumeType = (typeof VolumeType)[keyof typeof VolumeType];
+
+/**
+ * AWS's published limits per EBS volume type (EBS User Guide, "Amazon EBS volume types", read
+ * 2026-11): size in GiB, provisioned IOPS, IOPS per GiB, throughput in MiB/s. gp3 carries the
+ * 2025 raise to 64 TiB / 80,000 IOPS / 2,000 MiB/s; io2 is Block Express.
+ */
+export const VOLUME_LIMITS = {
+  gp3: { minGiB: 1, maxGiB: 65_536, iops: { min: 3_000, max: 80_000, perGiB: 500 }, throughput: { min: 125, max: 2_000, perIops: 0.25 } },
+  gp2: { minGiB: 1, maxGiB: 16_384 },
+  io1: { minGiB: 4, maxGiB: 16_384, iops: { min: 100, max: 64_000, perGiB: 50 } },
+  io2: { minGiB: 4, maxGiB: 65_536, iops: { min: 100, max: 256_000, perGiB: 1_000 } },
+  st1: { minGiB: 125, maxGiB: 16_384 },
+  sc1: { minGiB: 125, maxGiB: 16_384 },
+} as const satisfies Record<
+  VolumeType,
+  {
+    minGiB: number;
+    maxGiB: number;
+    iops?: { min: number; max: number; perGiB: number };
+    throughput?: { min: number; max: number; perIops: number };
+  }
+>;
+
+export const RegionSchema = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+$/, 'must be an AWS region such as us-east-1');
+/** Regular zones (us-east-1a) and Local Zones (us-west-2-lax-1a). */
+export const AvailabilityZoneSchema = z
+  .string()
+  .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+(-[a-z]+-\d+)?[a-z]$/, 'must be an availability zone such as us-east-1a');
+
+const TagKeySchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128, 'must be at most 128 characters')
+  .refine((k) => !k.toLowerCase().startsWith('aws:'), 'must not start with aws: (reserved by AWS)')
+  .refine((k) => k !== TagKey.Name && !k.startsWith('trainctl:'), 'is set by trainctl (Name and trainctl:* are reserved)');
+
+export const TagsSchema = z
+  .record(TagKeySchema, z.string().max(256, 'tag values must be at most 256 characters'))
+  .refine((t) => Object.keys(t).length <= 40, 'at most 40 user tags (AWS allows 50 and trainctl sets a few)')
+  .default({});
+
+/** A name is the volume's identity: the Name tag, and part of the workflow id. */
+export const ResourceNameSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128, 'must be at most 128 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._+=@:-]*$/, 'may contain letters, digits and . _ + = @ : - and must start with a letter or digit');
+
