@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import { loadEnv } from '../config.js';
+import { loadClientEnv } from '../config.js';
 import { connectClient } from '../temporal.js';
 
 /**
@@ -12,5 +12,5 @@ import { connectClient } from '../temporal.js';
  *   a ZodError naming the variable when a setting is malformed.
  */
 export async function connect(environment: Record<string, string | undefined> = process.env): Promise<Client> {
-  return connectClient(loadEnv(environment));
+  return connectClient(loadClientEnv(environment));
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { loadEnv } from '../config.js';
+import { loadClientEnv } from '../config.js';
 import { connectClient } from '../temporal.js';
 import { volumeCommand } from './volume.js';
 import { cleanupCommand } from './cleanup.js';
@@ -35,7 +35,7 @@ export async function run(argv: string[], environment: Record<string, string | u
   const json = rest.includes('--json');
   let env;
   try {
-    env = loadEnv(environment);
+    env = loadClientEnv(environment);
   } catch (err) {
     return reportError(err, { json, what: 'environment' });
   }
