@@ -110,7 +110,7 @@ export function alive(pid: number): boolean {
   }
 }
 
-function startProcess(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ManagedProcess {
+export function startProcess(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ManagedProcess {
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${name}-${process.pid}-${Date.now()}.log`);
   const fd = openSync(logFile, 'a');
