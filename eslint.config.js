@@ -45,7 +45,7 @@ const LAYERS = [
   { name: 'api', files: ['src/api/**/*.ts', 'src/client.ts'], patterns: [...NO_CLI, ...NO_ACTIVITIES] },
   {
     name: 'domain',
-    files: ['src/transfer/**/*.ts', 'src/cost/**/*.ts', 'src/cleanup/**/*.ts', 'src/prewarm/**/*.ts', 'src/aws/**/*.ts', 'src/errors/**/*.ts', 'src/*.ts'],
+    files: ['src/transfer/**/*.ts', 'src/cost/**/*.ts', 'src/cleanup/**/*.ts', 'src/prewarm/**/*.ts', 'src/run/**/*.ts', 'src/aws/**/*.ts', 'src/errors/**/*.ts', 'src/*.ts'],
     ignores: ['src/worker.ts', 'src/client.ts', 'src/temporal.ts'],
     patterns: [...NO_CLI, ...NO_API, ...NO_WORKFLOWS, ...NO_ACTIVITIES],
   },
