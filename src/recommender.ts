@@ -36,7 +36,7 @@
  * @module
  */
 import { quote } from './pricing.js';
-import { DATA_STRATEGIES, type DataStrategy, type RecommendInput } from './data-model.js';
+import { DATA_STRATEGIES, type DataStrategy, type RecommendInput } from './contracts/prewarm.js';
 
 export interface InstanceSpec {
   vCpus: number;

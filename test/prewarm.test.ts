@@ -10,9 +10,9 @@ import { ActivityFailure, ApplicationFailure, defaultPayloadConverter } from '@t
 import { testServices, testClient, startWorker, uniqueName, onCleanup, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.js';
 import { writeDeviceFile } from './helpers/device.js';
-import type { PrewarmRequest } from '../src/data-model.js';
-import type { PrewarmCheckpoint } from '../src/activities/prewarm.js';
-import type { PrewarmResult } from '../src/workflows/prewarm.js';
+import type { PrewarmRequest, PrewarmResult } from '../src/contracts/prewarm.js';
+import type { PrewarmCheckpoint } from '../src/prewarm/device.js';
+import * as prewarmApi from '../src/api/prewarm.js';
 import { resourceQuery } from '../src/workflows/cost-tracker.js';
 import { writeFileSync } from 'node:fs';
 
@@ -47,7 +47,7 @@ before(async () => {
 });
 
 function prewarm(request: PrewarmRequest) {
-  return client.workflow.start('prewarm', { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm'), args: [request] });
+  return prewarmApi.start(client, request, { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm') });
 }
 
 test('PreWarmedEBS on a host worker reads every byte of a 512 MiB device once and reports MiB/s', async () => {

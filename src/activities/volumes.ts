@@ -6,15 +6,17 @@ import {
   DeleteVolumeCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
+  paginateDescribeVolumes,
   type EC2Client,
   type Volume,
   type Filter,
 } from '@aws-sdk/client-ec2';
-import { TagKey, type ProvisionVolumeInput } from '../config.js';
+import { TagKey } from '../contracts/common.js';
+import type { ProvisionVolumeInput, VolumeInfo } from '../contracts/volume.js';
 import { PROJECT_TAG } from '../cost-model.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
-import type { VolumeInfo } from '../volume-spec.js';
+import { pollUntil } from '../aws/poll.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 
 export interface VolumeDeps {
@@ -53,14 +55,8 @@ export function createVolumeActivities(deps: VolumeDeps) {
 
   async function describe(region: string, filters: Filter[]): Promise<VolumeInfo[]> {
     const out: VolumeInfo[] = [];
-    let token: string | undefined;
-    do {
-      const res = await deps.ec2(region).send(new DescribeVolumesCommand({ Filters: filters, NextToken: token, MaxResults: 500 }), {
-        abortSignal: abortSignal(),
-      });
-      out.push(...(res.Volumes ?? []).map(toInfo));
-      token = res.NextToken;
-    } while (token);
+    const pages = paginateDescribeVolumes({ client: deps.ec2(region), pageSize: 500 }, { Filters: filters }, { abortSignal: abortSignal() });
+    for await (const page of pages) out.push(...(page.Volumes ?? []).map(toInfo));
     // A volume being deleted no longer holds its name.
     return out.filter((v) => v.state !== 'deleting' && v.state !== 'deleted');
   }
@@ -142,18 +138,15 @@ export function createVolumeActivities(deps: VolumeDeps) {
      * stays one activity long however slow EC2 is. Cancellable between polls.
      */
     async waitForVolumeState(args: { region: string; volumeId: string; state: 'available' | 'in-use' }): Promise<VolumeInfo> {
-      const ctx = Context.current();
       return step(
         `wait for ${args.volumeId} to be ${args.state}`,
-        async () => {
-          for (;;) {
+        () =>
+          pollUntil(async () => {
             const v = await describeOne(args.region, args.volumeId);
-            ctx.heartbeat({ state: v.state });
-            if (v.state === args.state) return v;
+            if (v.state === args.state) return { done: true, value: v };
             if (v.state === 'error') throw new TrainctlError(ErrorKind.Unknown, `volume ${args.volumeId} entered state error`);
-            await ctx.sleep(deps.pollIntervalMs ?? 2_000);
-          }
-        },
+            return { done: false, seen: { state: v.state } };
+          }, deps.pollIntervalMs ?? 2_000),
         backoff,
       );
     },

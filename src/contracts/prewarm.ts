@@ -1,10 +1,21 @@
+/**
+ * Contract of the prewarm family: the `prewarm` workflow (prepare a training instance's data for
+ * one of four strategies), its id, input schema and result, the figures each host step reports,
+ * and the recommender's input schema.
+ *
+ * @module
+ */
 import { z } from 'zod';
-import { HostIdSchema, RegionSchema, VolumeType } from './config.js';
-import { ProjectSchema } from './cost-model.js';
+import { RegionSchema, VolumeType } from './common.js';
+import { HostIdSchema } from './host.js';
+// ProjectSchema belongs in the cost contract; import it from './cost.js' once it lives there.
+import { ProjectSchema } from '../cost-model.js';
+
+/** Workflow type of the run that prepares a host's data. */
+export const PrewarmWorkflowType = 'prewarm';
 
 /**
  * The four ways a training instance can get at its dataset (the original tool's strategies).
- * Imported by workflow code: zod and config only.
  */
 export const DataStrategy = {
   PreWarmedEBS: 'PreWarmedEBS',
@@ -144,3 +155,77 @@ export const RecommendInputSchema = z
   });
 export type RecommendRequest = z.input<typeof RecommendInputSchema>;
 export type RecommendInput = z.output<typeof RecommendInputSchema>;
+
+/** What one `prewarmDevice` attempt reports (PreWarmedEBS). */
+export interface PrewarmDeviceResult {
+  path: string;
+  method: 'builtin' | 'fio';
+  /** The device's (or file's) size: every byte of it has now been read once. */
+  bytes: number;
+  /** Where this attempt started: the watermark a crashed attempt heartbeated, or 0. */
+  resumedFrom: number;
+  bytesReadThisAttempt: number;
+  attempt: number;
+  /** This attempt's reading time and rate. */
+  seconds: number;
+  mibPerSecond: number;
+  blockSize: number;
+  concurrency: number;
+  /** CRC-32 (hex) of every byte in order, across attempts; built-in reader only. */
+  checksum?: { algorithm: 'crc32'; value: string };
+}
+
+/** What a dataset check against its manifest found (ExistingEBS). */
+export interface VerifyManifestResult {
+  files: number;
+  bytes: number;
+  ok: boolean;
+  /** At most the first 100 of each. */
+  missing: string[];
+  mismatched: { path: string; reason: string }[];
+  seconds: number;
+}
+
+/** What a cache sync did (LocalCache). */
+export interface SyncCacheResult {
+  objects: number;
+  hits: number;
+  objectsTransferred: number;
+  bytesTransferred: number;
+  /** Size of the prefix. */
+  bytes: number;
+  evicted: { id: string; size: number }[];
+  cacheBytes: number;
+  capacityBytes?: number;
+  seconds: number;
+  mibPerSecond: number;
+  /** The folder holding the prefix in the cache: what the loader script reads. */
+  localPath: string;
+}
+
+/** What listing a prefix from the host found (DirectS3). */
+export interface PrefixListing {
+  objects: number;
+  bytes: number;
+}
+
+/** What a `prewarm` run returns. */
+export interface PrewarmResult {
+  strategy: DataStrategy;
+  hostId: string;
+  /** Bytes read (PreWarmedEBS), checked (ExistingEBS), in the prefix (LocalCache, DirectS3). */
+  bytes: number;
+  /** Wall time of the whole run, retries included. */
+  seconds: number;
+  /** Rate of the work that moved data (the last attempt's reading, the sync's transfer); 0 when none moved. */
+  mibPerSecond: number;
+  prewarm?: PrewarmDeviceResult;
+  cache?: SyncCacheResult;
+  verification?: VerifyManifestResult;
+  listing?: PrefixListing;
+}
+
+/** The memo a finished `prewarm` run leaves: its one-line summary. */
+export interface PrewarmMemo {
+  result?: string;
+}
