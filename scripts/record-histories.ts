@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { transfer } from '../src/workflows/transfer.js';
 import type { prewarm } from '../src/workflows/prewarm.js';
+import { PrewarmWorkflowType } from '../src/contracts/prewarm.js';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
       const hostWorker = await createHostWorker({ connection: workerConnection, namespace: 'default', hostId: 'recorded-host', roots: [tree], env });
       const hostRunning = hostWorker.run();
       try {
-        const warm = await client.workflow.start<typeof prewarm>('prewarm', {
+        const warm = await client.workflow.start<typeof prewarm>(PrewarmWorkflowType, {
           taskQueue: 'record',
           workflowId: 'prewarm/recorded',
           args: [{ strategy: 'PreWarmedEBS', hostId: 'recorded-host', device: 'big.bin', fio: 'never', cost: { project: 'recorded', region: 'us-east-1' } }],

@@ -24,12 +24,14 @@ export const DataStrategy = {
   DirectS3: 'DirectS3',
 } as const;
 export type DataStrategy = (typeof DataStrategy)[keyof typeof DataStrategy];
+/** Every strategy, in the order the recommender and the CLI list them. */
 export const DATA_STRATEGIES = Object.values(DataStrategy);
 
 const BucketSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
 
+/** A dataset's S3 prefix and the bucket's region. */
 export const S3LocationSchema = z.object({
   bucket: BucketSchema,
   prefix: z.string().max(1_024, 'must be at most 1024 characters').default(''),
@@ -64,6 +66,7 @@ const common = {
   timeoutMinutes: z.number().int('must be a whole number').min(1, 'must be at least 1').max(7 * 24 * 60, 'must be at most a week').default(120),
 };
 
+/** A prewarm request: the host, the strategy and that strategy's target, and the host step's timeouts. */
 export const PrewarmInputSchema = z.discriminatedUnion('strategy', [
   z.object({
     strategy: z.literal(DataStrategy.PreWarmedEBS),
@@ -99,7 +102,9 @@ export const PrewarmInputSchema = z.discriminatedUnion('strategy', [
     s3: S3LocationSchema,
   }),
 ]);
+/** What callers pass (defaults may be omitted). */
 export type PrewarmRequest = z.input<typeof PrewarmInputSchema>;
+/** The validated, defaulted input the workflow works on. */
 export type PrewarmInput = z.output<typeof PrewarmInputSchema>;
 
 /** `prewarm/HOST/STRATEGY/TARGET`: one run per host and target at a time. */
@@ -115,6 +120,7 @@ export function prewarmWorkflowId(input: PrewarmInput): string {
   return `prewarm/${input.hostId}/${input.strategy}/${target}`;
 }
 
+/** What the recommender weighs: the dataset's shape, how often it is read, the instance, the volume and the cache. */
 export const RecommendInputSchema = z
   .object({
     datasetGiB: z.number().positive('must be positive').max(1_048_576, 'must be at most 1 PiB'),
@@ -153,7 +159,9 @@ export const RecommendInputSchema = z
       ctx.addIssue({ code: 'custom', path: ['initRateMiBps'], message: 'applies only to a volume restored from a snapshot (snapshotExists)' });
     }
   });
+/** What callers pass (defaults may be omitted). */
 export type RecommendRequest = z.input<typeof RecommendInputSchema>;
+/** The validated, defaulted input the recommender works on. */
 export type RecommendInput = z.output<typeof RecommendInputSchema>;
 
 /** What one `prewarmDevice` attempt reports (PreWarmedEBS). */

@@ -15,6 +15,10 @@ export function volumeWorkflowId(region: string, name: string): string {
   return `volume/${region}/${name}`;
 }
 
+/**
+ * A volume request: its name (the identity), region and zone, size, type and performance, tags,
+ * where to attach it, and what to do when the name exists. Checked against AWS's limits per type.
+ */
 export const ProvisionVolumeInputSchema = z
   .object({
     name: ResourceNameSchema,
