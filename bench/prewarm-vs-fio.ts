@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readEveryBlock } from '../src/activities/prewarm.js';
+import { readEveryBlock } from '../src/prewarm/reader.js';
 import { writeDeviceFile } from '../test/helpers/device.js';
 
 const { values } = parseArgs({

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { transfer } from '../src/workflows/transfer.js';
 import type { prewarm } from '../src/workflows/prewarm.js';
+import { PrewarmWorkflowType } from '../src/contracts/prewarm.js';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
@@ -12,7 +13,7 @@ import { createEc2Client, createS3Client } from '../src/aws/clients.js';
 import { injectFaults } from '../src/dev/faults.js';
 import { repoRoot, toolPath, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { awsClientsFor, createHostWorker, createWorker } from '../src/worker.js';
-import { startProvisionVolume } from '../src/cli/volume.js';
+import { provision } from '../src/api/volume.js';
 import { AttachVolumeCommand, CreateTagsCommand, CreateVolumeCommand, DescribeImagesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { resourceStartedSignal, resourceStoppedSignal, setBudgetUpdate, type costTracker } from '../src/workflows/cost-tracker.js';
 import { cleanupApproveUpdate, cleanupStatusQuery, type cleanup } from '../src/workflows/cleanup.js';
@@ -62,15 +63,15 @@ async function main(): Promise<void> {
   };
   try {
     const req = { name: 'recorded-volume', region: 'us-east-1', sizeGiB: 8, availabilityZone: 'us-east-1a', tags: { project: 'replay' } };
-    const created = await startProvisionVolume(client, 'record', req);
+    const created = await provision(client, req, { taskQueue: 'record' });
     await created.result();
     await save('provision-volume-created.json', created.workflowId, created.firstExecutionRunId);
-    const reused = await startProvisionVolume(client, 'record', req);
+    const reused = await provision(client, req, { taskQueue: 'record' });
     await reused.result();
     await save('provision-volume-reused.json', reused.workflowId, reused.firstExecutionRunId);
 
     holdCreating = true;
-    const cancelled = await startProvisionVolume(client, 'record', { ...req, name: 'recorded-cancelled' });
+    const cancelled = await provision(client, { ...req, name: 'recorded-cancelled' }, { taskQueue: 'record' });
     await new Promise((r) => setTimeout(r, 1_500));
     await cancelled.cancel();
     await cancelled.result().catch((err: unknown) => {
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
       const hostWorker = await createHostWorker({ connection: workerConnection, namespace: 'default', hostId: 'recorded-host', roots: [tree], env });
       const hostRunning = hostWorker.run();
       try {
-        const warm = await client.workflow.start<typeof prewarm>('prewarm', {
+        const warm = await client.workflow.start<typeof prewarm>(PrewarmWorkflowType, {
           taskQueue: 'record',
           workflowId: 'prewarm/recorded',
           args: [{ strategy: 'PreWarmedEBS', hostId: 'recorded-host', device: 'big.bin', fio: 'never', cost: { project: 'recorded', region: 'us-east-1' } }],

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { DataStrategy } from './data-model.js';
+import type { DataStrategy } from './contracts/prewarm.js';
 import { loaderWorkers } from './recommender.js';
 
 export interface LoaderScriptOptions {

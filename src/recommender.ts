@@ -36,7 +36,7 @@
  * @module
  */
 import { quote } from './pricing.js';
-import { DATA_STRATEGIES, type DataStrategy, type RecommendInput } from './data-model.js';
+import { DATA_STRATEGIES, type DataStrategy, type RecommendInput } from './contracts/prewarm.js';
 
 export interface InstanceSpec {
   vCpus: number;
@@ -182,13 +182,22 @@ function fmtRate(mibps: number): string {
   return mibps >= 1024 ? `${(mibps / 1024).toFixed(1)} GiB/s` : `${Math.round(mibps)} MiB/s`;
 }
 
+type Basis = Recommendation['basis'];
+
+/** What the estimates also need beyond the reported basis. */
+interface Derived extends Basis {
+  datasetMiB: number;
+  volumeGiB: number;
+  localEpochSeconds: number;
+  cacheEpochSeconds: number;
+}
+
 /**
- * Recommends a strategy: every feasible strategy is estimated (preparation time, one epoch's read
- * time, their total over every planned epoch, and the instance-time plus request cost of that, as if
- * the epochs were input-bound), and the one with the least total time wins, cost breaking ties.
- * Throws when the instance type is unknown and no overrides are given.
+ * The figures every estimate rests on: the instance's bandwidths (from the table or the input's
+ * overrides), the dataset's shape, the volume's and cache's rates, S3's rates for a sync and for
+ * streaming, and the instance's price. Throws when the instance type is unknown and no overrides are given.
  */
-export function recommend(input: RecommendInput): Recommendation {
+function deriveBasis(input: RecommendInput): Derived {
   const spec = INSTANCE_SPECS[input.instanceType];
   const networkGbps = input.networkGbps ?? spec?.networkGbps;
   const ebsGbps = input.ebsGbps ?? spec?.ebsGbps;
@@ -201,7 +210,6 @@ export function recommend(input: RecommendInput): Recommendation {
   const datasetMiB = input.datasetGiB * 1024;
   const fileCount = input.fileCount ?? Math.max(1, Math.round(datasetMiB / (input.meanFileMiB ?? 1)));
   const meanFileMiB = input.meanFileMiB ?? datasetMiB / fileCount;
-  const epochs = input.runs * input.epochsPerRun;
   const volumeGiB = input.volumeGiB ?? Math.max(input.datasetGiB, 1);
 
   const networkMiBps = networkGbps * MIB_PER_GBPS;
@@ -211,19 +219,36 @@ export function recommend(input: RecommendInput): Recommendation {
   const localReadMiBps = Math.min(volumeMiBps, instanceEbsMiBps);
   // A small file costs at least one I/O; large ones are throughput-bound.
   const localEpochSeconds = Math.max(datasetMiB / localReadMiBps, fileCount / iops);
-  const initMiBps = Math.min(input.initRateMiBps ?? FIGURES.defaultInitMiBps, localReadMiBps);
   const cacheMiBps = input.cacheMiBps ?? localReadMiBps;
-  // An instance-store cache has no IOPS budget worth modelling; an EBS one shares the volume's.
-  const cacheEpochSeconds = input.cacheMiBps !== undefined ? datasetMiB / cacheMiBps : localEpochSeconds;
-  const syncMiBps = Math.min(s3Throughput(meanFileMiB, FIGURES.syncConcurrency, networkMiBps, input.s3Prefixes), cacheMiBps);
-  const workers = loaderWorkers(vCpus);
-  const streamMiBps = s3Throughput(meanFileMiB, workers * FIGURES.streamsPerWorker, networkMiBps, input.s3Prefixes);
-
   const price = quote({ kind: 'instance', type: input.instanceType, region: input.region });
-  const usdPerHour = price.priced ? price.microUsdPerHour / 1e6 : null;
-  const getsUsd = (passes: number) => (fileCount * passes * FIGURES.s3UsdPer1000Gets) / 1000;
+  return {
+    datasetMiB,
+    volumeGiB,
+    localEpochSeconds,
+    // An instance-store cache has no IOPS budget worth modelling; an EBS one shares the volume's.
+    cacheEpochSeconds: input.cacheMiBps !== undefined ? datasetMiB / cacheMiBps : localEpochSeconds,
+    fileCount,
+    meanFileMiB,
+    epochs: input.runs * input.epochsPerRun,
+    vCpus,
+    networkMiBps,
+    instanceEbsMiBps,
+    volumeMiBps,
+    volumeIops: iops,
+    localReadMiBps,
+    cacheMiBps,
+    initMiBps: Math.min(input.initRateMiBps ?? FIGURES.defaultInitMiBps, localReadMiBps),
+    syncMiBps: Math.min(s3Throughput(meanFileMiB, FIGURES.syncConcurrency, networkMiBps, input.s3Prefixes), cacheMiBps),
+    streamMiBps: s3Throughput(meanFileMiB, loaderWorkers(vCpus) * FIGURES.streamsPerWorker, networkMiBps, input.s3Prefixes),
+    instanceUsdPerHour: price.priced ? price.microUsdPerHour / 1e6 : null,
+  };
+}
+
+/** Every strategy's estimate, with the reason it is not possible where it is not. */
+function estimateAll(input: RecommendInput, d: Derived): StrategyEstimate[] {
+  const getsUsd = (passes: number) => (d.fileCount * passes * FIGURES.s3UsdPer1000Gets) / 1000;
   const estimate = (strategy: DataStrategy, prep: number, epoch: number, gets: number, reason?: string): StrategyEstimate => {
-    const total = prep + epochs * epoch;
+    const total = prep + d.epochs * epoch;
     return {
       strategy,
       feasible: reason === undefined,
@@ -231,73 +256,66 @@ export function recommend(input: RecommendInput): Recommendation {
       prepSeconds: prep,
       epochSeconds: epoch,
       totalSeconds: total,
-      costUsd: usdPerHour === null ? null : (total / 3600) * usdPerHour + getsUsd(gets),
+      costUsd: d.instanceUsdPerHour === null ? null : (total / 3600) * d.instanceUsdPerHour + getsUsd(gets),
     };
   };
-
-  const table: StrategyEstimate[] = DATA_STRATEGIES.map((s) => {
+  return DATA_STRATEGIES.map((s) => {
     switch (s) {
       case 'PreWarmedEBS':
         return estimate(
           s,
-          (volumeGiB * 1024) / initMiBps,
-          localEpochSeconds,
+          (d.volumeGiB * 1024) / d.initMiBps,
+          d.localEpochSeconds,
           0,
           input.snapshotExists ? undefined : 'no snapshot of the dataset to restore a volume from',
         );
       case 'LocalCache':
         return estimate(
           s,
-          datasetMiB / syncMiBps,
-          cacheEpochSeconds,
+          d.datasetMiB / d.syncMiBps,
+          d.cacheEpochSeconds,
           1,
           input.cacheGiB !== undefined && input.cacheGiB < input.datasetGiB ? `the dataset (${input.datasetGiB} GiB) does not fit the ${input.cacheGiB} GiB cache` : undefined,
         );
       case 'ExistingEBS':
-        return estimate(s, fileCount * FIGURES.manifestStatSeconds, localEpochSeconds, 0, input.onVolume ? undefined : 'no attached volume holds the dataset');
+        return estimate(s, d.fileCount * FIGURES.manifestStatSeconds, d.localEpochSeconds, 0, input.onVolume ? undefined : 'no attached volume holds the dataset');
       case 'DirectS3':
-        return estimate(s, 0, datasetMiB / streamMiBps, epochs);
+        return estimate(s, 0, d.datasetMiB / d.streamMiBps, d.epochs);
     }
   });
+}
 
-  const feasible = table.filter((e) => e.feasible).sort((a, b) => a.totalSeconds - b.totalSeconds || (a.costUsd ?? 0) - (b.costUsd ?? 0));
-  // DirectS3 is always feasible, so there is always a winner.
-  const best = feasible[0]!;
-  const runner = feasible[1];
+/** Why `best` wins, against the runner-up, and what was not possible. */
+function rationaleFor(input: RecommendInput, d: Derived, table: StrategyEstimate[], best: StrategyEstimate, runner: StrategyEstimate | undefined): string {
+  const { fileCount, meanFileMiB, epochs } = d;
   const shape = `${input.datasetGiB} GiB in ${fileCount.toLocaleString('en-US')} files (mean ${meanFileMiB < 1 ? `${Math.round(meanFileMiB * 1024)} KiB` : `${meanFileMiB.toFixed(1)} MiB`}), read ${epochs} time${epochs === 1 ? '' : 's'} (${input.runs} run${input.runs === 1 ? '' : 's'} × ${input.epochsPerRun} epoch${input.epochsPerRun === 1 ? '' : 's'}) on ${input.instanceType}`;
   const why: Record<DataStrategy, string> = {
-    PreWarmedEBS: `restoring the snapshot and reading every block once (${fmtDuration(best.prepSeconds)} at ${fmtRate(initMiBps)}) leaves the volume at full speed, so each epoch reads locally at ${fmtRate(localReadMiBps)} (${fmtDuration(best.epochSeconds)}) instead of paying S3's per-request latency on every small object`,
-    LocalCache: `copying the prefix once into the local cache (${fmtDuration(best.prepSeconds)} at ${fmtRate(syncMiBps)}) is repaid over ${epochs} epochs that each read locally at ${fmtRate(cacheMiBps)} (${fmtDuration(best.epochSeconds)}), and a later run transfers only what changed`,
-    ExistingEBS: `the attached volume already holds the dataset, so a manifest check (${fmtDuration(best.prepSeconds)}) replaces any copy and each epoch reads at ${fmtRate(localReadMiBps)} (${fmtDuration(best.epochSeconds)})`,
-    DirectS3: `streaming from S3 at ${fmtRate(streamMiBps)} (${fmtDuration(best.epochSeconds)} an epoch) needs no preparation and no disk, and with ${epochs === 1 ? 'a single pass' : `only ${epochs} passes`} a copy would not pay for itself`,
+    PreWarmedEBS: `restoring the snapshot and reading every block once (${fmtDuration(best.prepSeconds)} at ${fmtRate(d.initMiBps)}) leaves the volume at full speed, so each epoch reads locally at ${fmtRate(d.localReadMiBps)} (${fmtDuration(best.epochSeconds)}) instead of paying S3's per-request latency on every small object`,
+    LocalCache: `copying the prefix once into the local cache (${fmtDuration(best.prepSeconds)} at ${fmtRate(d.syncMiBps)}) is repaid over ${epochs} epochs that each read locally at ${fmtRate(d.cacheMiBps)} (${fmtDuration(best.epochSeconds)}), and a later run transfers only what changed`,
+    ExistingEBS: `the attached volume already holds the dataset, so a manifest check (${fmtDuration(best.prepSeconds)}) replaces any copy and each epoch reads at ${fmtRate(d.localReadMiBps)} (${fmtDuration(best.epochSeconds)})`,
+    DirectS3: `streaming from S3 at ${fmtRate(d.streamMiBps)} (${fmtDuration(best.epochSeconds)} an epoch) needs no preparation and no disk, and with ${epochs === 1 ? 'a single pass' : `only ${epochs} passes`} a copy would not pay for itself`,
   };
   const versus = runner
     ? ` The runner-up, ${runner.strategy}, would take ${fmtDuration(runner.totalSeconds)} in all against ${fmtDuration(best.totalSeconds)}${best.costUsd !== null && runner.costUsd !== null ? ` ($${runner.costUsd.toFixed(2)} against $${best.costUsd.toFixed(2)})` : ''}.`
     : '';
   const ruledOut = table.filter((e) => !e.feasible).map((e) => `${e.strategy} (${e.reason})`);
-  const rationale = `${best.strategy}: for ${shape}, ${why[best.strategy]}.${versus}${ruledOut.length ? ` Not possible here: ${ruledOut.join('; ')}.` : ''}`;
+  return `${best.strategy}: for ${shape}, ${why[best.strategy]}.${versus}${ruledOut.length ? ` Not possible here: ${ruledOut.join('; ')}.` : ''}`;
+}
 
-  return {
-    strategy: best.strategy,
-    rationale,
-    table,
-    basis: {
-      fileCount,
-      meanFileMiB,
-      epochs,
-      vCpus,
-      networkMiBps,
-      instanceEbsMiBps,
-      volumeMiBps,
-      volumeIops: iops,
-      localReadMiBps,
-      cacheMiBps,
-      initMiBps,
-      syncMiBps,
-      streamMiBps,
-      instanceUsdPerHour: usdPerHour,
-    },
-  };
+/**
+ * Recommends a strategy: every feasible strategy is estimated (preparation time, one epoch's read
+ * time, their total over every planned epoch, and the instance-time plus request cost of that, as if
+ * the epochs were input-bound), and the one with the least total time wins, cost breaking ties.
+ * Throws when the instance type is unknown and no overrides are given.
+ */
+export function recommend(input: RecommendInput): Recommendation {
+  const derived = deriveBasis(input);
+  const table = estimateAll(input, derived);
+  const feasible = table.filter((e) => e.feasible).sort((a, b) => a.totalSeconds - b.totalSeconds || (a.costUsd ?? 0) - (b.costUsd ?? 0));
+  // DirectS3 is always feasible, so there is always a winner.
+  const best = feasible[0]!;
+  const { datasetMiB: _datasetMiB, volumeGiB: _volumeGiB, localEpochSeconds: _local, cacheEpochSeconds: _cache, ...basis } = derived;
+  return { strategy: best.strategy, rationale: rationaleFor(input, derived, table, best, feasible[1]), table, basis };
 }
 
 /** The table as text for a terminal. */

@@ -1,20 +1,4 @@
-import type { ProvisionVolumeInput } from './config.js';
-
-/** What EC2 says about one volume, reduced to what trainctl compares and reports. */
-export interface VolumeInfo {
-  volumeId: string;
-  state: string;
-  sizeGiB: number;
-  volumeType: string;
-  iops?: number;
-  throughputMiBps?: number;
-  availabilityZone: string;
-  snapshotId?: string;
-  encrypted: boolean;
-  tags: Record<string, string>;
-  attachments: { instanceId: string; device: string; state: string }[];
-  createTime?: string;
-}
+import type { ProvisionVolumeInput, VolumeInfo } from './contracts/volume.js';
 
 /**
  * The differences between a requested spec and an existing volume, one readable line each

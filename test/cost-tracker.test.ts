@@ -29,7 +29,7 @@ import {
   type costTracker,
 } from '../src/workflows/cost-tracker.js';
 import { ensureReconcileSchedule } from '../src/cli/cost.js';
-import { startProvisionVolume } from '../src/cli/volume.js';
+import { provision as startProvisionVolume } from '../src/api/volume.js';
 import { volumeJanitor } from './helpers/volumes.js';
 import { cliEnv, runCli } from './helpers/cli.js';
 
@@ -86,7 +86,7 @@ describe('cost tracker on the dev server', () => {
     const name = volumeJanitor(ec2)(uniqueName('cost-vol'));
     // The largest io2 volume there is, so that seconds of life cost whole cents.
     const request = { name, region: 'us-east-1', sizeGiB: 65_536, volumeType: 'io2' as const, iops: 256_000, availabilityZone: 'us-east-1a', project };
-    const handle = await startProvisionVolume(client, taskQueue, request);
+    const handle = await startProvisionVolume(client, request, { taskQueue });
     onCleanup(() => client.workflow.getHandle(costTrackerWorkflowId(project)).terminate('test over').catch(() => undefined));
     const result = await handle.result();
     const tracker = client.workflow.getHandle<typeof costTracker>(costTrackerWorkflowId(project));

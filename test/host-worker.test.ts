@@ -6,6 +6,7 @@ import { ActivityFailure, TimeoutFailure } from '@temporalio/common';
 import { testServices, testClient, startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker } from './helpers/host-worker.js';
 import { createHostFs } from '../src/activities/host-fs.js';
+import { checkHost } from '../src/api/prewarm.js';
 import { mkdtempSync, mkdirSync, symlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,16 +23,14 @@ before(async () => {
 
 test('a host worker process polls trainctl-host-ID and answers work routed to it with its own root', async () => {
   const host = await startHostWorker(services.env);
-  const info = await client.workflow.execute('checkHost', { taskQueue: worker.taskQueue, workflowId: uniqueName('host-check'), args: [host.hostId] });
-  const { hostId, roots } = info as { hostId: string; roots: { path: string; freeBytes: number }[] };
+  const { hostId, roots } = await checkHost(client, host.hostId, { taskQueue: worker.taskQueue, workflowId: uniqueName('host-check') });
   assert.equal(hostId, host.hostId);
   assert.deepEqual(roots.map((r) => r.path), [realpathSync(host.root)]);
   assert.ok((roots[0]?.freeBytes ?? 0) > 0);
 });
 
 test('checking a host whose worker is not running fails with a timeout instead of waiting forever', async () => {
-  const err = await client.workflow
-    .execute('checkHost', { taskQueue: worker.taskQueue, workflowId: uniqueName('host-check'), args: ['no-such-host', 2] })
+  const err = await checkHost(client, 'no-such-host', { taskQueue: worker.taskQueue, workflowId: uniqueName('host-check'), waitSeconds: 2 })
     .then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof WorkflowFailedError);
   assert.ok(err.cause instanceof ActivityFailure, String(err.cause));

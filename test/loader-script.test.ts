@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DATA_STRATEGIES } from '../src/data-model.js';
+import { DATA_STRATEGIES } from '../src/contracts/prewarm.js';
 import { loaderScript, pyStr, type LoaderScriptOptions } from '../src/loader-script.js';
 
 const run = promisify(execFile);

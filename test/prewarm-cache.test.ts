@@ -10,9 +10,9 @@ import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, HeadObj
 import { testServices, testClient, startWorker, uniqueName, onCleanup, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.js';
 import { createS3Client } from '../src/aws/clients.js';
-import { MANIFEST_FILE, CacheManifestSchema, planEviction, type CacheManifest } from '../src/cache-manifest.js';
-import type { PrewarmRequest } from '../src/data-model.js';
-import type { PrewarmResult } from '../src/workflows/prewarm.js';
+import { MANIFEST_FILE, CacheManifestSchema, planEviction, type CacheManifest } from '../src/prewarm/cache-manifest.js';
+import type { PrewarmRequest, PrewarmResult } from '../src/contracts/prewarm.js';
+import * as prewarmApi from '../src/api/prewarm.js';
 
 const KiB = 1024;
 const OBJ = 64 * KiB;
@@ -49,12 +49,12 @@ before(async () => {
 });
 
 async function run(request: PrewarmRequest): Promise<PrewarmResult> {
-  return (await client.workflow.execute('prewarm', { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm'), args: [request] })) as PrewarmResult;
+  return prewarmApi.execute(client, request, { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm') });
 }
 
 async function failure(request: PrewarmRequest): Promise<ApplicationFailure> {
-  const err = await client.workflow
-    .execute('prewarm', { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm'), args: [request] })
+  const err = await prewarmApi
+    .execute(client, request, { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm') })
     .then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof WorkflowFailedError, String(err));
   const cause = err.cause instanceof ActivityFailure ? err.cause.cause : err.cause;

@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHostFs } from '../src/activities/host-fs.js';
-import { createPrewarmActivities, readEveryBlock, type PrewarmCheckpoint, type PrewarmDeviceResult } from '../src/activities/prewarm.js';
+import { createPrewarmActivities } from '../src/activities/prewarm.js';
+import type { PrewarmDeviceResult } from '../src/contracts/prewarm.js';
+import type { PrewarmCheckpoint } from '../src/prewarm/device.js';
+import { readEveryBlock } from '../src/prewarm/reader.js';
 
 const KiB = 1024;
 const BLOCK = 64 * KiB;

@@ -10,9 +10,10 @@ import { ActivityFailure, ApplicationFailure, defaultPayloadConverter } from '@t
 import { testServices, testClient, startWorker, uniqueName, onCleanup, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.js';
 import { writeDeviceFile } from './helpers/device.js';
-import type { PrewarmRequest } from '../src/data-model.js';
-import type { PrewarmCheckpoint } from '../src/activities/prewarm.js';
-import type { PrewarmResult } from '../src/workflows/prewarm.js';
+import { PrewarmWorkflowType, type PrewarmRequest, type PrewarmResult } from '../src/contracts/prewarm.js';
+import type { prewarm as prewarmWorkflow } from '../src/workflows/prewarm.js';
+import type { PrewarmCheckpoint } from '../src/prewarm/device.js';
+import * as prewarmApi from '../src/api/prewarm.js';
 import { resourceQuery } from '../src/workflows/cost-tracker.js';
 import { writeFileSync } from 'node:fs';
 
@@ -47,7 +48,7 @@ before(async () => {
 });
 
 function prewarm(request: PrewarmRequest) {
-  return client.workflow.start('prewarm', { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm'), args: [request] });
+  return prewarmApi.start(client, request, { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm') });
 }
 
 test('PreWarmedEBS on a host worker reads every byte of a 512 MiB device once and reports MiB/s', async () => {
@@ -113,7 +114,12 @@ test('PreWarmedEBS refuses a device outside the host’s roots without retrying'
 });
 
 test('an invalid prewarm request fails the run with InvalidInput before anything reaches the host', async () => {
-  const handle = await prewarm({ strategy: 'PreWarmedEBS', hostId: 'no-such-host', device: 'x', heartbeatTimeoutSeconds: 0 } as PrewarmRequest);
+  // Straight to the server, past the API's validation: the workflow must check its input itself.
+  const handle = await client.workflow.start<typeof prewarmWorkflow>(PrewarmWorkflowType, {
+    taskQueue: worker.taskQueue,
+    workflowId: uniqueName('prewarm'),
+    args: [{ strategy: 'PreWarmedEBS', hostId: 'no-such-host', device: 'x', heartbeatTimeoutSeconds: 0 } as PrewarmRequest],
+  });
   const err = await handle.result().then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof WorkflowFailedError);
   assert.ok(err.cause instanceof ApplicationFailure);

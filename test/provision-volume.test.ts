@@ -5,12 +5,12 @@ import { RunInstancesCommand, TerminateInstancesCommand, DescribeImagesCommand, 
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { volumeWorkflowId, type ProvisionVolumeRequest } from '../src/config.js';
+import { ProvisionVolumeWorkflowType, volumeWorkflowId, type ProvisionVolumeRequest, type ProvisionVolumeResult } from '../src/contracts/volume.js';
 import { createEc2Client } from '../src/aws/clients.js';
 import { injectFaults } from '../src/dev/faults.js';
 import { toolPath } from '../src/dev/services.js';
-import { startProvisionVolume } from '../src/cli/volume.js';
-import type { ProvisionVolumeResult } from '../src/workflows/provision-volume.js';
+import * as volume from '../src/api/volume.js';
+import type { provisionVolume } from '../src/workflows/provision-volume.js';
 import { resourceQuery, runningQuery } from '../src/workflows/cost-tracker.js';
 import { onCleanup, testServices, testClient, startWorker, uniqueName, ec2For, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { runCli, cliEnv } from './helpers/cli.js';
@@ -39,8 +39,8 @@ function request(name: string, extra: Partial<ProvisionVolumeRequest> = {}): Pro
 }
 
 async function provision(req: ProvisionVolumeRequest, taskQueue = worker.taskQueue) {
-  const handle = await startProvisionVolume(client, taskQueue, req);
-  return { handle, result: handle.result() as Promise<ProvisionVolumeResult> };
+  const handle = await volume.provision(client, req, { taskQueue });
+  return { handle, result: handle.result() };
 }
 
 /** The failure at the bottom of a failed workflow run. */
@@ -194,7 +194,8 @@ describe('invalid input', () => {
     const counted = createEc2Client(services.env);
     const faults = injectFaults(counted, []);
     const w = await startWorker({ ...services, deps: { ec2: () => counted } });
-    const handle = await client.workflow.start('provisionVolume', {
+    // Straight to the server, past the API's validation: the workflow must check its input itself.
+    const handle = await client.workflow.start<typeof provisionVolume>(ProvisionVolumeWorkflowType, {
       taskQueue: w.taskQueue,
       workflowId: uniqueName('volume/us-east-1/raw'),
       args: [{ name: 'ok-name', region: 'us-east-1', sizeGiB: 0, availabilityZone: 'us-east-1a', volumeType: 'gp3', throughputMiBps: 9 }],

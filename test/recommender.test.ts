@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecommendInputSchema, type RecommendRequest } from '../src/data-model.js';
+import { RecommendInputSchema, type RecommendRequest } from '../src/contracts/prewarm.js';
 import { FIGURES, formatRecommendation, recommend, s3Throughput } from '../src/recommender.js';
 
 interface Case {

@@ -1,5 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep, dirname, basename } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 
 /**
@@ -10,6 +11,14 @@ export interface HostFs {
   readonly roots: readonly string[];
   /** The absolute, symlink-resolved path for `path` (relative paths are relative to the first root). */
   resolve(path: string): Promise<string>;
+}
+
+/** What a host worker's activities are built from: who the host is, its confined files, its S3 clients. */
+export interface HostDeps {
+  hostId: string;
+  fs: HostFs;
+  /** S3 client for a region, for data the host pulls or pushes itself. */
+  s3(region: string): S3Client;
 }
 
 async function realpathOfExistingPrefix(p: string): Promise<string> {

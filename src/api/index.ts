@@ -6,3 +6,5 @@
  * @module
  */
 export { connect } from './connect.js';
+export * as volume from './volume.js';
+export * as prewarm from './prewarm.js';

@@ -2,12 +2,11 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { Env } from '../config.js';
-import { DATA_STRATEGIES, PrewarmInputSchema, RecommendInputSchema, prewarmWorkflowId, type DataStrategy, type PrewarmRequest } from '../data-model.js';
+import { start as startPrewarm } from '../api/prewarm.js';
+import { DATA_STRATEGIES, PrewarmInputSchema, RecommendInputSchema, type DataStrategy, type PrewarmRequest, type PrewarmResult } from '../contracts/prewarm.js';
 import { loaderScript } from '../loader-script.js';
 import { INSTANCE_SPECS, formatRecommendation, recommend } from '../recommender.js';
-import { SA } from '../search-attributes.js';
 import { workflowUiUrl } from '../temporal.js';
-import type { PrewarmResult, prewarm } from '../workflows/prewarm.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
 
 const HELP = `usage: trainctl data recommend --dataset-gib N (--files N | --mean-file-mib N) --instance-type TYPE [options]
@@ -243,19 +242,8 @@ async function prewarmCommand(values: Values, env: Env, connect: () => Promise<C
   // Validate before connecting: a bad request never reaches Temporal.
   const input = PrewarmInputSchema.parse(request);
   const client = await connect();
-  const workflowId = prewarmWorkflowId(input);
-  const handle = await client.workflow.start<typeof prewarm>('prewarm', {
-    taskQueue: env.TRAINCTL_TASK_QUEUE,
-    workflowId,
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'prewarm' },
-      { key: SA.resource, value: input.hostId },
-    ],
-    staticSummary: `Prepare data on host **${input.hostId}** (${input.strategy})`,
-  });
+  const handle = await startPrewarm(client, input, { taskQueue: env.TRAINCTL_TASK_QUEUE });
+  const { workflowId } = handle;
   const uiUrl = workflowUiUrl(env, handle.workflowId, handle.firstExecutionRunId);
   if (!json) console.error(`preparing data on ${input.hostId}: ${uiUrl}`);
   try {

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { ProvisionVolumeInputSchema, volumeWorkflowId, type Env, type ProvisionVolumeRequest } from '../config.js';
-import type { provisionVolume, ProvisionVolumeResult } from '../workflows/provision-volume.js';
-import { SA } from '../search-attributes.js';
+import type { Client } from '@temporalio/client';
+import { provision, cancel } from '../api/volume.js';
+import type { Env } from '../config.js';
+import { ProvisionVolumeInputSchema, type ProvisionVolumeResult } from '../contracts/volume.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
 import { asUsageError, parseNumber, parseTags } from './args.js';
@@ -22,39 +22,6 @@ export const VOLUME_FLAGS: FlagNames = {
   'attachTo.device': '--attach-device',
   ifExists: '--if-exists',
 };
-
-/**
- * Validates the request and starts (or joins) the provisioning run for that volume name. The
- * workflow id is `volume/REGION/NAME` with the USE_EXISTING conflict policy: concurrent callers
- * all get the one running execution; after it has finished, a new run finds the volume and reuses it.
- * Throws a ZodError before contacting anything when the request is invalid.
- */
-export async function startProvisionVolume(
-  client: Client,
-  taskQueue: string,
-  request: ProvisionVolumeRequest,
-): Promise<WorkflowHandleWithFirstExecutionRunId<typeof provisionVolume>> {
-  const input = ProvisionVolumeInputSchema.parse(request);
-  const workflowId = volumeWorkflowId(input.region, input.name);
-  return client.workflow.start<typeof provisionVolume>('provisionVolume', {
-    taskQueue,
-    workflowId,
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'volume' },
-      { key: SA.resource, value: input.name },
-    ],
-    staticSummary: `Provision ${input.sizeGiB} GiB ${input.volumeType} volume **${input.name}** in ${input.availabilityZone}`,
-    staticDetails: [
-      `region: ${input.region}`,
-      `if it exists: ${input.ifExists}`,
-      ...(input.snapshotId ? [`from snapshot: ${input.snapshotId}`] : []),
-      ...(input.attachTo ? [`attach to: ${input.attachTo.instanceId} at ${input.attachTo.device}`] : []),
-    ].join('\n'),
-  });
-}
 
 const VOLUME_OPTIONS = {
   name: { type: 'string' },
@@ -104,10 +71,9 @@ export async function volumeCommand(argv: string[], env: Env, connect: () => Pro
 
   if (sub === 'cancel') {
     if (!values.name) return reportError(new UsageError('volume cancel needs --name'), { json, what: 'volume cancel' });
-    const workflowId = volumeWorkflowId(region, values.name);
     try {
       const client = await connect();
-      await client.workflow.getHandle(workflowId).cancel();
+      const workflowId = await cancel(client, region, values.name);
       if (json) console.log(JSON.stringify({ ok: true, workflowId, cancelRequested: true }));
       else console.log(`cancellation requested for ${workflowId}; it deletes what it created, then stops\n  run: ${workflowUiUrl(env, workflowId)}`);
       return ExitCode.Ok;
@@ -139,7 +105,7 @@ export async function volumeCommand(argv: string[], env: Env, connect: () => Pro
     // Validate before connecting: a bad request never reaches Temporal or AWS.
     const input = ProvisionVolumeInputSchema.parse(request);
     const client = await connect();
-    const handle = await startProvisionVolume(client, env.TRAINCTL_TASK_QUEUE, input);
+    const handle = await provision(client, input, { taskQueue: env.TRAINCTL_TASK_QUEUE });
     uiUrl = workflowUiUrl(env, handle.workflowId, handle.firstExecutionRunId);
     if (!json) console.error(`provisioning ${input.name}: ${uiUrl}`);
     const result: ProvisionVolumeResult = await handle.result();

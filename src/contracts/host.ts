@@ -19,3 +19,11 @@ export function hostTaskQueue(hostId: string): string {
   return `trainctl-host-${hostId}`;
 }
 
+
+/** What a host worker says of itself: the result of the `hostInfo` activity and of `checkHost`. */
+export interface HostInfo {
+  hostId: string;
+  hostname: string;
+  /** Each root folder the host worker may touch, with the room left on its file system. */
+  roots: { path: string; freeBytes: number }[];
+}

@@ -1,4 +1,5 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
+import { hostTaskQueue } from '../contracts/host.js';
 import { NON_RETRYABLE_KINDS } from '../errors/kinds.js';
 
 /** Failure types the server must not retry: the taxonomy's non-retryable kinds, by name. */
@@ -61,3 +62,40 @@ export const longTransfer = {
     nonRetryableErrorTypes,
   },
 } as const satisfies ActivityOptions;
+
+/**
+ * An AWS call whose cancellation the workflow waits out: it must know whether the call (a
+ * CreateVolume) went out before it compensates.
+ */
+export const awsCallAwaitingCancel = {
+  ...awsCall,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+} as const satisfies ActivityOptions;
+
+/** Best-effort bookkeeping (telling the cost tracker): a few attempts, then the workflow goes on without it. */
+export const bestEffort = {
+  ...awsCall,
+  retry: { ...awsCall.retry, maximumAttempts: 3 },
+} as const satisfies ActivityOptions;
+
+/**
+ * A quick question to a host worker (`checkHost`): no heartbeat; scheduleToClose is how long to
+ * wait for a host worker to pick it up, overridden per call with {@link onHost}.
+ */
+export const hostProbe = {
+  scheduleToCloseTimeout: '30 seconds',
+  retry: { maximumInterval: '5 seconds', nonRetryableErrorTypes },
+} as const satisfies ActivityOptions;
+
+/**
+ * `profile` routed to the task queue of host `hostId` (`trainctl-host-ID`), with the timeouts the
+ * caller's input sets (how long that host may take, how soon a dead one is noticed) in place of the
+ * profile's. Everything else — the retry policy above all — is the profile's.
+ */
+export function onHost(
+  profile: ActivityOptions,
+  hostId: string,
+  timeouts: Pick<ActivityOptions, 'scheduleToCloseTimeout' | 'heartbeatTimeout'> = {},
+): ActivityOptions {
+  return { ...profile, taskQueue: hostTaskQueue(hostId), ...timeouts };
+}

@@ -1,38 +1,20 @@
 import { ApplicationFailure, CancellationScope, isCancellation, log, proxyActivities, setCurrentDetails, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { HostActivities } from '../activities/host.js';
-import type { PrewarmDeviceResult, SyncCacheResult, VerifyManifestResult } from '../activities/prewarm.js';
-import { hostTaskQueue } from '../config.js';
-import { PrewarmInputSchema, type PrewarmInput, type PrewarmRequest } from '../data-model.js';
+import { PrewarmInputSchema, type PrewarmInput, type PrewarmMemo, type PrewarmRequest, type PrewarmResult } from '../contracts/prewarm.js';
 import { ErrorKind, describeFailure } from '../errors/kinds.js';
-import { awsCall, hostBound } from './options.js';
+import { bestEffort, hostBound, onHost } from './options.js';
 
-// Recording time with the cost tracker is best-effort: a few attempts, then the run goes on without it.
-const costs = proxyActivities<Activities>({ ...awsCall, retry: { ...awsCall.retry, maximumAttempts: 3 } });
+const costs = proxyActivities<Activities>(bestEffort);
 
-export interface PrewarmResult {
-  strategy: PrewarmInput['strategy'];
-  hostId: string;
-  /** Bytes read (PreWarmedEBS), checked (ExistingEBS), in the prefix (LocalCache, DirectS3). */
-  bytes: number;
-  /** Wall time of the whole run, retries included. */
-  seconds: number;
-  /** Rate of the work that moved data (the last attempt's reading, the sync's transfer); 0 when none moved. */
-  mibPerSecond: number;
-  prewarm?: PrewarmDeviceResult;
-  cache?: SyncCacheResult;
-  verification?: VerifyManifestResult;
-  listing?: { objects: number; bytes: number };
-}
-
+/** The host worker's activities, on its task queue, bounded by the input's timeouts. */
 function hostActivities(input: PrewarmInput) {
-  return proxyActivities<HostActivities>({
-    ...hostBound,
-    taskQueue: hostTaskQueue(input.hostId),
-    scheduleToCloseTimeout: `${input.timeoutMinutes} minutes`,
-    heartbeatTimeout: `${input.heartbeatTimeoutSeconds} seconds`,
-  });
+  return proxyActivities<HostActivities>(
+    onHost(hostBound, input.hostId, { scheduleToCloseTimeout: `${input.timeoutMinutes} minutes`, heartbeatTimeout: `${input.heartbeatTimeoutSeconds} seconds` }),
+  );
 }
+type Host = ReturnType<typeof hostActivities>;
+type ByStrategy<S extends PrewarmInput['strategy']> = Extract<PrewarmInput, { strategy: S }>;
 
 /**
  * Prepares a training instance's data for one strategy, on that instance's host worker
@@ -61,7 +43,9 @@ export async function prewarm(request: PrewarmRequest): Promise<PrewarmResult> {
   const elapsed = () => (new Date().getTime() - started) / 1000;
   const recorded = await recordTime(input, 'start');
   try {
-    return await run(input, host, elapsed);
+    const result = await prepare(input, host, elapsed);
+    report(result);
+    return result;
   } finally {
     if (recorded) await CancellationScope.nonCancellable(() => recordTime(input, 'stop'));
   }
@@ -91,57 +75,73 @@ async function recordTime(input: PrewarmInput, what: 'start' | 'stop'): Promise<
   }
 }
 
-async function run(input: PrewarmInput, host: ReturnType<typeof hostActivities>, elapsed: () => number): Promise<PrewarmResult> {
-  let result: PrewarmResult;
+/** The strategy's one host step. */
+async function prepare(input: PrewarmInput, host: Host, elapsed: () => number): Promise<PrewarmResult> {
   switch (input.strategy) {
-    case 'PreWarmedEBS': {
-      setCurrentDetails(`Reading every block of \`${input.device}\` on host ${input.hostId}`);
-      const r = await host.prewarmDevice.executeWithOptions({ summary: `read every block of ${input.device}` }, [
-        { path: input.device, blockSize: input.blockSizeKiB * 1024, concurrency: input.concurrency, fio: input.fio },
-      ]);
-      result = { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: r.mibPerSecond, prewarm: r };
-      break;
-    }
-    case 'LocalCache': {
-      const { bucket, prefix, region } = input.s3;
-      setCurrentDetails(`Syncing s3://${bucket}/${prefix} into \`${input.cacheDir}\` on host ${input.hostId}`);
-      const r = await host.syncCache.executeWithOptions({ summary: `sync s3://${bucket}/${prefix} to the cache` }, [
-        { region, bucket, prefix, cacheDir: input.cacheDir, concurrency: input.concurrency, ...(input.capacityBytes !== undefined ? { capacityBytes: input.capacityBytes } : {}) },
-      ]);
-      result = { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: r.mibPerSecond, cache: r };
-      break;
-    }
-    case 'ExistingEBS': {
-      setCurrentDetails(`Checking \`${input.datasetDir}\` against its manifest on host ${input.hostId}`);
-      const r = await host.verifyManifest.executeWithOptions({ summary: `verify ${input.datasetDir} (${input.verify})` }, [
-        { datasetDir: input.datasetDir, manifest: input.manifest, verify: input.verify },
-      ]);
-      if (!r.ok) {
-        const what = [
-          r.missing.length ? `${r.missing.length} missing (${r.missing.slice(0, 3).join(', ')})` : '',
-          r.mismatched.length ? `${r.mismatched.length} different (${r.mismatched.slice(0, 3).map((m) => `${m.path}: ${m.reason}`).join('; ')})` : '',
-        ].filter(Boolean);
-        throw ApplicationFailure.create({
-          type: r.mismatched.length ? ErrorKind.Integrity : ErrorKind.NotFound,
-          nonRetryable: true,
-          message: `${input.datasetDir} does not hold the dataset its manifest lists: ${what.join('; ')}`,
-          details: [{ missing: r.missing, mismatched: r.mismatched }],
-        });
-      }
-      result = { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: 0, verification: r };
-      break;
-    }
-    case 'DirectS3': {
-      const { bucket, prefix, region } = input.s3;
-      setCurrentDetails(`DirectS3: nothing to warm; checking that host ${input.hostId} reaches s3://${bucket}/${prefix}`);
-      const r = await host.listDatasetPrefix.executeWithOptions({ summary: `list s3://${bucket}/${prefix}` }, [{ region, bucket, prefix }]);
-      result = { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: 0, listing: r };
-      break;
-    }
+    case 'PreWarmedEBS':
+      return readDevice(input, host, elapsed);
+    case 'LocalCache':
+      return syncCache(input, host, elapsed);
+    case 'ExistingEBS':
+      return verifyDataset(input, host, elapsed);
+    case 'DirectS3':
+      return listPrefix(input, host, elapsed);
   }
+}
+
+/** PreWarmedEBS: read every block of the device once. */
+async function readDevice(input: ByStrategy<'PreWarmedEBS'>, host: Host, elapsed: () => number): Promise<PrewarmResult> {
+  setCurrentDetails(`Reading every block of \`${input.device}\` on host ${input.hostId}`);
+  const r = await host.prewarmDevice.executeWithOptions({ summary: `read every block of ${input.device}` }, [
+    { path: input.device, blockSize: input.blockSizeKiB * 1024, concurrency: input.concurrency, fio: input.fio },
+  ]);
+  return { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: r.mibPerSecond, prewarm: r };
+}
+
+/** LocalCache: sync the prefix into the host's cache. */
+async function syncCache(input: ByStrategy<'LocalCache'>, host: Host, elapsed: () => number): Promise<PrewarmResult> {
+  const { bucket, prefix, region } = input.s3;
+  setCurrentDetails(`Syncing s3://${bucket}/${prefix} into \`${input.cacheDir}\` on host ${input.hostId}`);
+  const r = await host.syncCache.executeWithOptions({ summary: `sync s3://${bucket}/${prefix} to the cache` }, [
+    { region, bucket, prefix, cacheDir: input.cacheDir, concurrency: input.concurrency, ...(input.capacityBytes !== undefined ? { capacityBytes: input.capacityBytes } : {}) },
+  ]);
+  return { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: r.mibPerSecond, cache: r };
+}
+
+/** ExistingEBS: check the dataset against its manifest; Integrity (or NotFound) when it does not match. */
+async function verifyDataset(input: ByStrategy<'ExistingEBS'>, host: Host, elapsed: () => number): Promise<PrewarmResult> {
+  setCurrentDetails(`Checking \`${input.datasetDir}\` against its manifest on host ${input.hostId}`);
+  const r = await host.verifyManifest.executeWithOptions({ summary: `verify ${input.datasetDir} (${input.verify})` }, [
+    { datasetDir: input.datasetDir, manifest: input.manifest, verify: input.verify },
+  ]);
+  if (!r.ok) {
+    const what = [
+      r.missing.length ? `${r.missing.length} missing (${r.missing.slice(0, 3).join(', ')})` : '',
+      r.mismatched.length ? `${r.mismatched.length} different (${r.mismatched.slice(0, 3).map((m) => `${m.path}: ${m.reason}`).join('; ')})` : '',
+    ].filter(Boolean);
+    throw ApplicationFailure.create({
+      type: r.mismatched.length ? ErrorKind.Integrity : ErrorKind.NotFound,
+      nonRetryable: true,
+      message: `${input.datasetDir} does not hold the dataset its manifest lists: ${what.join('; ')}`,
+      details: [{ missing: r.missing, mismatched: r.mismatched }],
+    });
+  }
+  return { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: 0, verification: r };
+}
+
+/** DirectS3: nothing to warm; list the prefix from the host to show it is reachable. */
+async function listPrefix(input: ByStrategy<'DirectS3'>, host: Host, elapsed: () => number): Promise<PrewarmResult> {
+  const { bucket, prefix, region } = input.s3;
+  setCurrentDetails(`DirectS3: nothing to warm; checking that host ${input.hostId} reaches s3://${bucket}/${prefix}`);
+  const r = await host.listDatasetPrefix.executeWithOptions({ summary: `list s3://${bucket}/${prefix}` }, [{ region, bucket, prefix }]);
+  return { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: 0, listing: r };
+}
+
+/** Puts the run's one-line summary in its current details and memo. */
+function report(result: PrewarmResult): void {
   const summary = `${result.strategy} on ${result.hostId}: ${result.bytes} bytes in ${result.seconds.toFixed(1)} s${result.mibPerSecond ? ` (${result.mibPerSecond.toFixed(0)} MiB/s)` : ''}`;
   setCurrentDetails(summary);
-  upsertMemo({ result: summary });
+  const memo: PrewarmMemo = { result: summary };
+  upsertMemo({ ...memo });
   log.info('prewarm finished', { strategy: result.strategy, bytes: result.bytes, seconds: result.seconds });
-  return result;
 }

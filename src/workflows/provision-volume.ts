@@ -1,5 +1,4 @@
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
@@ -12,30 +11,22 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { ProvisionVolumeInputSchema, type ProvisionVolumeInput, type ProvisionVolumeRequest } from '../config.js';
+import {
+  ProvisionVolumeInputSchema,
+  type ProvisionVolumeInput,
+  type ProvisionVolumeMemo,
+  type ProvisionVolumeRequest,
+  type ProvisionVolumeResult,
+  type VolumeInfo,
+} from '../contracts/volume.js';
 import { ErrorKind, describeFailure } from '../errors/kinds.js';
-import { specMismatches, type VolumeInfo } from '../volume-spec.js';
-import { awsCall, awsWait } from './options.js';
+import { specMismatches } from '../volume-spec.js';
+import { awsCall, awsCallAwaitingCancel, awsWait, bestEffort } from './options.js';
 
 const aws = proxyActivities<Activities>(awsCall);
 const waits = proxyActivities<Activities>(awsWait);
-// The workflow must know whether CreateVolume went out before it compensates.
-const creates = proxyActivities<Activities>({ ...awsCall, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
-// Cost recording is best-effort: a few attempts, then the provisioning goes on without it.
-const costs = proxyActivities<Activities>({ ...awsCall, retry: { ...awsCall.retry, maximumAttempts: 3 } });
-
-export interface ProvisionVolumeResult {
-  volumeId: string;
-  /** false when an existing volume with this name and spec was reused. */
-  created: boolean;
-  name: string;
-  region: string;
-  availabilityZone: string;
-  sizeGiB: number;
-  volumeType: string;
-  state: string;
-  attachedTo?: { instanceId: string; device: string };
-}
+const creates = proxyActivities<Activities>(awsCallAwaitingCancel);
+const costs = proxyActivities<Activities>(bestEffort);
 
 /**
  * Provisions the EBS volume named `name` in `region`: reuses a managed volume of that name whose
@@ -48,26 +39,14 @@ export interface ProvisionVolumeResult {
  * memo and current details before ending as cancelled.
  */
 export async function provisionVolume(request: ProvisionVolumeRequest): Promise<ProvisionVolumeResult> {
-  const parsed = ProvisionVolumeInputSchema.safeParse(request);
-  if (!parsed.success) {
-    throw ApplicationFailure.create({
-      type: ErrorKind.InvalidInput,
-      nonRetryable: true,
-      message: `invalid volume request: ${describeFailure(parsed.error)}`,
-    });
-  }
-  const input = parsed.data;
+  const input = validate(request);
   const run: RunState = { costRecorded: false };
   try {
     return await provision(input, run);
   } catch (err) {
     if (!isCancellation(err)) throw err;
-    const { undone, failed } = await CancellationScope.nonCancellable(() => compensate(input, run));
-    let summary = undone.length ? `cancelled; deleted ${undone.join(', ')}, created by this run` : 'cancelled; this run had created no volume';
-    if (failed.length) summary += `; could NOT delete ${failed.join(', ')}: delete by hand`;
-    upsertMemo({ compensation: summary });
-    setCurrentDetails(summary);
-    log.info('provisioning cancelled', { undone, failed });
+    const outcome = await CancellationScope.nonCancellable(() => compensate(input, run));
+    reportCompensation(outcome);
     throw err;
   }
 }
@@ -78,86 +57,127 @@ interface RunState {
   costRecorded: boolean;
 }
 
+/** The request checked again inside the workflow: a start that skipped the API still fails as InvalidInput. */
+function validate(request: ProvisionVolumeRequest): ProvisionVolumeInput {
+  const parsed = ProvisionVolumeInputSchema.safeParse(request);
+  if (!parsed.success) {
+    throw ApplicationFailure.create({
+      type: ErrorKind.InvalidInput,
+      nonRetryable: true,
+      message: `invalid volume request: ${describeFailure(parsed.error)}`,
+    });
+  }
+  return parsed.data;
+}
+
+/** The phases: find or create, wait until available, record the cost, attach. */
 async function provision(input: ProvisionVolumeInput, run: RunState): Promise<ProvisionVolumeResult> {
-  const { workflowId, firstExecutionRunId: runId } = workflowInfo();
+  const found = await findOrCreate(input);
+  let volume = await waitUntilAvailable(input, found.volume);
+  // Patched so that histories recorded before cost tracking still replay.
+  if (patched('record-cost')) run.costRecorded = await recordCost(input, volume);
+  if (input.attachTo) volume = await attach(input, volume, input.attachTo);
+
+  setCurrentDetails(`${found.created ? 'Created' : 'Reused'} ${volume.volumeId} (${volume.state})`);
+  return {
+    volumeId: volume.volumeId,
+    created: found.created,
+    name: input.name,
+    region: input.region,
+    availabilityZone: volume.availabilityZone,
+    sizeGiB: volume.sizeGiB,
+    volumeType: volume.volumeType,
+    state: volume.state,
+    ...(input.attachTo ? { attachedTo: { instanceId: input.attachTo.instanceId, device: input.attachTo.device } } : {}),
+  };
+}
+
+/**
+ * The managed volume of this name if there is exactly one and it may be reused; otherwise a new
+ * one. Several of that name, an existing one with `ifExists: 'fail'` or another spec: AlreadyExists.
+ */
+async function findOrCreate(input: ProvisionVolumeInput): Promise<{ volume: VolumeInfo; created: boolean }> {
   const { region, name } = input;
   setCurrentDetails(`Looking up volume **${name}** in ${region}`);
   const existing = await aws.findVolumesByName.executeWithOptions({ summary: `find volume named ${name}` }, [{ region, name }]);
-
-  let volume: VolumeInfo;
-  let created = false;
   if (existing.length > 1) {
     throw ApplicationFailure.create({
       type: ErrorKind.AlreadyExists,
       nonRetryable: true,
       message: `${existing.length} managed volumes are named ${name} (${existing.map((v) => v.volumeId).join(', ')}); resolve the duplicate by hand`,
     });
-  } else if (existing[0]) {
-    volume = existing[0];
-    if (input.ifExists === 'fail') {
-      throw ApplicationFailure.create({
-        type: ErrorKind.AlreadyExists,
-        nonRetryable: true,
-        message: `volume ${name} already exists as ${volume.volumeId} and ifExists is 'fail'`,
-        details: [{ volumeId: volume.volumeId }],
-      });
-    }
-    const mismatches = specMismatches(input, volume);
-    if (mismatches.length) {
-      throw ApplicationFailure.create({
-        type: ErrorKind.AlreadyExists,
-        nonRetryable: true,
-        message: `volume ${name} already exists as ${volume.volumeId} with another spec: ${mismatches.join('; ')}`,
-        details: [{ volumeId: volume.volumeId, mismatches }],
-      });
-    }
-    log.info('reusing existing volume', { volumeId: volume.volumeId });
-  } else {
-    setCurrentDetails(`Creating ${input.sizeGiB} GiB ${input.volumeType} volume **${name}** in ${input.availabilityZone}`);
-    volume = await creates.createVolume.executeWithOptions({ summary: `create ${input.sizeGiB} GiB ${input.volumeType} ${name}` }, [
-      { input, workflowId, runId },
-    ]);
-    created = true;
-    // The create ran to completion even if a cancel came meanwhile (it waits for the activity);
-    // a run that was cancelled must not go on to report success with a volume nobody wants.
-    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while the volume was being created');
   }
-
-  if (volume.state !== 'available' && volume.state !== 'in-use') {
-    setCurrentDetails(`Waiting for ${volume.volumeId} to become available (now ${volume.state})`);
-    volume = await waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${volume.volumeId} available` }, [
-      { region, volumeId: volume.volumeId, state: 'available' },
-    ]);
+  if (existing[0]) {
+    checkReusable(input, existing[0]);
+    log.info('reusing existing volume', { volumeId: existing[0].volumeId });
+    return { volume: existing[0], created: false };
   }
+  return { volume: await create(input), created: true };
+}
 
-  // Patched so that histories recorded before cost tracking still replay.
-  if (patched('record-cost')) run.costRecorded = await recordCost(input, volume);
-
-  let attachedTo: ProvisionVolumeResult['attachedTo'];
-  if (input.attachTo) {
-    const { instanceId, device } = input.attachTo;
-    setCurrentDetails(`Attaching ${volume.volumeId} to ${instanceId} at ${device}`);
-    await aws.attachVolume.executeWithOptions({ summary: `attach ${volume.volumeId} to ${instanceId}` }, [
-      { region, volumeId: volume.volumeId, instanceId, device },
-    ]);
-    volume = await waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${volume.volumeId} in-use` }, [
-      { region, volumeId: volume.volumeId, state: 'in-use' },
-    ]);
-    attachedTo = { instanceId, device };
+/** Throws AlreadyExists unless `volume` may stand for the requested one. */
+function checkReusable(input: ProvisionVolumeInput, volume: VolumeInfo): void {
+  if (input.ifExists === 'fail') {
+    throw ApplicationFailure.create({
+      type: ErrorKind.AlreadyExists,
+      nonRetryable: true,
+      message: `volume ${input.name} already exists as ${volume.volumeId} and ifExists is 'fail'`,
+      details: [{ volumeId: volume.volumeId }],
+    });
   }
+  const mismatches = specMismatches(input, volume);
+  if (mismatches.length) {
+    throw ApplicationFailure.create({
+      type: ErrorKind.AlreadyExists,
+      nonRetryable: true,
+      message: `volume ${input.name} already exists as ${volume.volumeId} with another spec: ${mismatches.join('; ')}`,
+      details: [{ volumeId: volume.volumeId, mismatches }],
+    });
+  }
+}
 
-  setCurrentDetails(`${created ? 'Created' : 'Reused'} ${volume.volumeId} (${volume.state})`);
-  return {
-    volumeId: volume.volumeId,
-    created,
-    name,
-    region,
-    availabilityZone: volume.availabilityZone,
-    sizeGiB: volume.sizeGiB,
-    volumeType: volume.volumeType,
-    state: volume.state,
-    ...(attachedTo ? { attachedTo } : {}),
-  };
+/** Creates the volume, tagged with this run's ids; a cancel that came meanwhile ends the run here. */
+async function create(input: ProvisionVolumeInput): Promise<VolumeInfo> {
+  const { workflowId, firstExecutionRunId: runId } = workflowInfo();
+  setCurrentDetails(`Creating ${input.sizeGiB} GiB ${input.volumeType} volume **${input.name}** in ${input.availabilityZone}`);
+  const volume = await creates.createVolume.executeWithOptions({ summary: `create ${input.sizeGiB} GiB ${input.volumeType} ${input.name}` }, [
+    { input, workflowId, runId },
+  ]);
+  // The create ran to completion even if a cancel came meanwhile (it waits for the activity);
+  // a run that was cancelled must not go on to report success with a volume nobody wants.
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while the volume was being created');
+  return volume;
+}
+
+/** Waits until the volume is available; nothing to wait for when it already is (or is in use). */
+async function waitUntilAvailable(input: ProvisionVolumeInput, volume: VolumeInfo): Promise<VolumeInfo> {
+  if (volume.state === 'available' || volume.state === 'in-use') return volume;
+  setCurrentDetails(`Waiting for ${volume.volumeId} to become available (now ${volume.state})`);
+  return waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${volume.volumeId} available` }, [
+    { region: input.region, volumeId: volume.volumeId, state: 'available' },
+  ]);
+}
+
+/** Attaches the volume where asked and waits until it is in use. */
+async function attach(input: ProvisionVolumeInput, volume: VolumeInfo, to: { instanceId: string; device: string }): Promise<VolumeInfo> {
+  const { instanceId, device } = to;
+  setCurrentDetails(`Attaching ${volume.volumeId} to ${instanceId} at ${device}`);
+  await aws.attachVolume.executeWithOptions({ summary: `attach ${volume.volumeId} to ${instanceId}` }, [
+    { region: input.region, volumeId: volume.volumeId, instanceId, device },
+  ]);
+  return waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${volume.volumeId} in-use` }, [
+    { region: input.region, volumeId: volume.volumeId, state: 'in-use' },
+  ]);
+}
+
+/** Says in the memo and the current details what the compensation deleted, or could not. */
+function reportCompensation({ undone, failed }: { undone: string[]; failed: string[] }): void {
+  let summary = undone.length ? `cancelled; deleted ${undone.join(', ')}, created by this run` : 'cancelled; this run had created no volume';
+  if (failed.length) summary += `; could NOT delete ${failed.join(', ')}: delete by hand`;
+  const memo: ProvisionVolumeMemo = { compensation: summary };
+  upsertMemo({ ...memo });
+  setCurrentDetails(summary);
+  log.info('provisioning cancelled', { undone, failed });
 }
 
 /**

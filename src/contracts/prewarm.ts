@@ -1,10 +1,21 @@
+/**
+ * Contract of the prewarm family: the `prewarm` workflow (prepare a training instance's data for
+ * one of four strategies), its id, input schema and result, the figures each host step reports,
+ * and the recommender's input schema.
+ *
+ * @module
+ */
 import { z } from 'zod';
-import { HostIdSchema, RegionSchema, VolumeType } from './config.js';
-import { ProjectSchema } from './cost-model.js';
+import { RegionSchema, VolumeType } from './common.js';
+import { HostIdSchema } from './host.js';
+// ProjectSchema belongs in the cost contract; import it from './cost.js' once it lives there.
+import { ProjectSchema } from '../cost-model.js';
+
+/** Workflow type of the run that prepares a host's data. */
+export const PrewarmWorkflowType = 'prewarm';
 
 /**
  * The four ways a training instance can get at its dataset (the original tool's strategies).
- * Imported by workflow code: zod and config only.
  */
 export const DataStrategy = {
   PreWarmedEBS: 'PreWarmedEBS',
@@ -13,12 +24,14 @@ export const DataStrategy = {
   DirectS3: 'DirectS3',
 } as const;
 export type DataStrategy = (typeof DataStrategy)[keyof typeof DataStrategy];
+/** Every strategy, in the order the recommender and the CLI list them. */
 export const DATA_STRATEGIES = Object.values(DataStrategy);
 
 const BucketSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
 
+/** A dataset's S3 prefix and the bucket's region. */
 export const S3LocationSchema = z.object({
   bucket: BucketSchema,
   prefix: z.string().max(1_024, 'must be at most 1024 characters').default(''),
@@ -53,6 +66,7 @@ const common = {
   timeoutMinutes: z.number().int('must be a whole number').min(1, 'must be at least 1').max(7 * 24 * 60, 'must be at most a week').default(120),
 };
 
+/** A prewarm request: the host, the strategy and that strategy's target, and the host step's timeouts. */
 export const PrewarmInputSchema = z.discriminatedUnion('strategy', [
   z.object({
     strategy: z.literal(DataStrategy.PreWarmedEBS),
@@ -88,7 +102,9 @@ export const PrewarmInputSchema = z.discriminatedUnion('strategy', [
     s3: S3LocationSchema,
   }),
 ]);
+/** What callers pass (defaults may be omitted). */
 export type PrewarmRequest = z.input<typeof PrewarmInputSchema>;
+/** The validated, defaulted input the workflow works on. */
 export type PrewarmInput = z.output<typeof PrewarmInputSchema>;
 
 /** `prewarm/HOST/STRATEGY/TARGET`: one run per host and target at a time. */
@@ -104,6 +120,7 @@ export function prewarmWorkflowId(input: PrewarmInput): string {
   return `prewarm/${input.hostId}/${input.strategy}/${target}`;
 }
 
+/** What the recommender weighs: the dataset's shape, how often it is read, the instance, the volume and the cache. */
 export const RecommendInputSchema = z
   .object({
     datasetGiB: z.number().positive('must be positive').max(1_048_576, 'must be at most 1 PiB'),
@@ -142,5 +159,81 @@ export const RecommendInputSchema = z
       ctx.addIssue({ code: 'custom', path: ['initRateMiBps'], message: 'applies only to a volume restored from a snapshot (snapshotExists)' });
     }
   });
+/** What callers pass (defaults may be omitted). */
 export type RecommendRequest = z.input<typeof RecommendInputSchema>;
+/** The validated, defaulted input the recommender works on. */
 export type RecommendInput = z.output<typeof RecommendInputSchema>;
+
+/** What one `prewarmDevice` attempt reports (PreWarmedEBS). */
+export interface PrewarmDeviceResult {
+  path: string;
+  method: 'builtin' | 'fio';
+  /** The device's (or file's) size: every byte of it has now been read once. */
+  bytes: number;
+  /** Where this attempt started: the watermark a crashed attempt heartbeated, or 0. */
+  resumedFrom: number;
+  bytesReadThisAttempt: number;
+  attempt: number;
+  /** This attempt's reading time and rate. */
+  seconds: number;
+  mibPerSecond: number;
+  blockSize: number;
+  concurrency: number;
+  /** CRC-32 (hex) of every byte in order, across attempts; built-in reader only. */
+  checksum?: { algorithm: 'crc32'; value: string };
+}
+
+/** What a dataset check against its manifest found (ExistingEBS). */
+export interface VerifyManifestResult {
+  files: number;
+  bytes: number;
+  ok: boolean;
+  /** At most the first 100 of each. */
+  missing: string[];
+  mismatched: { path: string; reason: string }[];
+  seconds: number;
+}
+
+/** What a cache sync did (LocalCache). */
+export interface SyncCacheResult {
+  objects: number;
+  hits: number;
+  objectsTransferred: number;
+  bytesTransferred: number;
+  /** Size of the prefix. */
+  bytes: number;
+  evicted: { id: string; size: number }[];
+  cacheBytes: number;
+  capacityBytes?: number;
+  seconds: number;
+  mibPerSecond: number;
+  /** The folder holding the prefix in the cache: what the loader script reads. */
+  localPath: string;
+}
+
+/** What listing a prefix from the host found (DirectS3). */
+export interface PrefixListing {
+  objects: number;
+  bytes: number;
+}
+
+/** What a `prewarm` run returns. */
+export interface PrewarmResult {
+  strategy: DataStrategy;
+  hostId: string;
+  /** Bytes read (PreWarmedEBS), checked (ExistingEBS), in the prefix (LocalCache, DirectS3). */
+  bytes: number;
+  /** Wall time of the whole run, retries included. */
+  seconds: number;
+  /** Rate of the work that moved data (the last attempt's reading, the sync's transfer); 0 when none moved. */
+  mibPerSecond: number;
+  prewarm?: PrewarmDeviceResult;
+  cache?: SyncCacheResult;
+  verification?: VerifyManifestResult;
+  listing?: PrefixListing;
+}
+
+/** The memo a finished `prewarm` run leaves: its one-line summary. */
+export interface PrewarmMemo {
+  result?: string;
+}
