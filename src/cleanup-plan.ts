@@ -4,29 +4,23 @@
  * the dependencies between resources, and a hash the approver must name.
  *
  * Imported by workflow code, the CLI and the activities, so no Node built-ins, no AWS SDK and no
- * clock: time comes in as `Discovery.discoveredAt`.
+ * clock: time comes in as `Discovery.discoveredAt`. The plan's types are in `contracts/cleanup.ts`.
  *
  * @module
  */
-import { TagKey, type CleanupInput, type CleanupKind } from './config.js';
-import { PROJECT_TAG } from './cost-model.js';
-
-/** One step of a resource's line, run as one activity. */
-export const CleanupStep = {
-  stopInstance: 'stop-instance',
-  waitInstanceStopped: 'wait-instance-stopped',
-  terminateInstance: 'terminate-instance',
-  waitInstanceTerminated: 'wait-instance-terminated',
-  detachVolume: 'detach-volume',
-  waitVolumeAvailable: 'wait-volume-available',
-  snapshotVolume: 'snapshot-volume',
-  waitSnapshotCompleted: 'wait-snapshot-completed',
-  deleteVolume: 'delete-volume',
-  deleteSnapshot: 'delete-snapshot',
-  abortMultipartUpload: 'abort-multipart-upload',
-  deleteS3Prefix: 'delete-s3-prefix',
-} as const;
-export type CleanupStep = (typeof CleanupStep)[keyof typeof CleanupStep];
+import { TagKey } from './contracts/common.js';
+import {
+  CleanupStep,
+  canonical,
+  fnv1a64,
+  type CleanupDependency,
+  type CleanupInput,
+  type CleanupKind,
+  type CleanupPlan,
+  type PlannedResource,
+  type SkippedResource,
+} from './contracts/cleanup.js';
+import { PROJECT_TAG } from './contracts/cost.js';
 
 /** Tag key trainctl puts on a snapshot taken before a volume's deletion. */
 export const SOURCE_VOLUME_TAG = 'trainctl:source-volume';
@@ -57,50 +51,6 @@ export interface Discovery {
   resources: DiscoveredResource[];
   /** Ids listed explicitly that do not exist. */
   missingIds: string[];
-}
-
-/** A step that must be reached by another resource's line before this line runs `beforeStep`. */
-export interface CleanupDependency {
-  beforeStep: CleanupStep;
-  resourceId: string;
-  /** The other line's step, or `settled`: that line has ended, however. */
-  after: CleanupStep | 'settled';
-}
-
-export interface PlannedResource {
-  id: string;
-  kind: CleanupKind;
-  name?: string;
-  steps: CleanupStep[];
-  dependsOn: CleanupDependency[];
-  /** Set when the resource is deleted although protected or important (force was given). */
-  protection?: 'important' | 'protected';
-  /** What else the deletion takes with it, for the reader of the plan. */
-  notes?: string[];
-  /** The cost-tracker project the resource is billed to (its trainctl:project tag). */
-  project?: string;
-  /** Everything the steps need besides the id. */
-  target: { instanceId?: string; device?: string; bucket?: string; key?: string; uploadId?: string; prefix?: string };
-}
-
-export interface SkippedResource {
-  id: string;
-  kind: CleanupKind | 'unknown';
-  reason: string;
-}
-
-export interface CleanupPlan {
-  region: string;
-  /** What the approver names: a hash of everything the plan will do. */
-  hash: string;
-  dryRun: boolean;
-  force: boolean;
-  snapshotBeforeDelete: boolean;
-  discoveredAt: string;
-  resources: PlannedResource[];
-  skipped: SkippedResource[];
-  needsApproval: boolean;
-  approvalReasons: string[];
 }
 
 const TRUTHY = /^(true|yes|1)$/i;
@@ -134,30 +84,6 @@ export function durationMs(d: string): number {
   return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
 }
 
-/** 64-bit FNV-1a of a string's UTF-16 code units, as 16 hex digits: deterministic, no crypto needed. */
-export function fnv1a64(text: string): string {
-  let h = 0xcbf29ce484222325n;
-  const prime = 0x100000001b3n;
-  const mask = 0xffffffffffffffffn;
-  for (let i = 0; i < text.length; i++) {
-    h ^= BigInt(text.charCodeAt(i));
-    h = (h * prime) & mask;
-  }
-  return h.toString(16).padStart(16, '0');
-}
-
-/** JSON with object keys sorted, so equal values always hash equal. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /**
  * The plan's hash: region, options, every planned resource with its steps and dependencies, every
  * skip with its reason. Not the discovery time, so re-planning an unchanged account gives the same hash.
@@ -172,16 +98,6 @@ export function planHash(plan: Omit<CleanupPlan, 'hash' | 'discoveredAt' | 'dryR
       skipped: plan.skipped.map((s) => ({ id: s.id, reason: s.reason })),
     }),
   );
-}
-
-/** A short, stable hash of a request, for readable workflow ids (`cleanup/REGION/apply-1a2b3c4d`). */
-export function requestHash(input: Pick<CleanupInput, 'region' | 'selector' | 'force' | 'snapshotBeforeDelete' | 'dryRun'>): string {
-  return fnv1a64(canonical({ r: input.region, s: input.selector, f: input.force, b: input.snapshotBeforeDelete, d: input.dryRun })).slice(0, 8);
-}
-
-/** `cleanup/REGION/plan-HASH` or `cleanup/REGION/apply-HASH`. */
-export function cleanupWorkflowId(input: Pick<CleanupInput, 'region' | 'selector' | 'force' | 'snapshotBeforeDelete' | 'dryRun'>): string {
-  return `cleanup/${input.region}/${input.dryRun ? 'plan' : 'apply'}-${requestHash(input)}`;
 }
 
 type Protection = { level: 'protected' | 'important'; because: string } | undefined;

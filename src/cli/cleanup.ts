@@ -1,19 +1,10 @@
 import { parseArgs } from 'node:util';
 import { ZodError } from 'zod';
 import { createInterface } from 'node:readline/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client, WorkflowHandle } from '@temporalio/client';
-import { CleanupInputSchema, type CleanupInput, type CleanupRequest, type Env } from '../config.js';
-import { cleanupWorkflowId, type CleanupPlan } from '../cleanup-plan.js';
-import {
-  cleanupApproveUpdate,
-  cleanupRejectUpdate,
-  cleanupStatusQuery,
-  type cleanup,
-  type CleanupReport,
-  type CleanupResult,
-} from '../workflows/cleanup.js';
-import { SA } from '../search-attributes.js';
+import type { Client } from '@temporalio/client';
+import * as cleanupApi from '../api/cleanup.js';
+import type { Env } from '../config.js';
+import { CleanupInputSchema, type CleanupInput, type CleanupPlan, type CleanupReport, type CleanupRequest, type CleanupResult } from '../contracts/cleanup.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
 import { parseNumber, parseTags } from './args.js';
@@ -60,43 +51,6 @@ apply options:
   --concurrency N            resources worked on at once (default 4)
   --cost-project P           tell project P's cost tracker about every deletion (resourceStopped)`;
 
-/**
- * Starts (or joins) a cleanup run. The id is `cleanup/REGION/plan-HASH` or `…/apply-HASH` from the
- * request, with USE_EXISTING: starting the same apply twice while the first waits for approval joins
- * it. Throws a ZodError before contacting anything when the request is invalid.
- */
-export async function startCleanup(
-  client: Client,
-  taskQueue: string,
-  request: CleanupRequest,
-  opts: { workflowId?: string } = {},
-): Promise<WorkflowHandle<typeof cleanup>> {
-  const input = CleanupInputSchema.parse(request);
-  const workflowId = opts.workflowId ?? cleanupWorkflowId(input);
-  const sel = input.selector;
-  const what = [
-    ...Object.entries(sel.tags).map(([k, v]) => `${k}=${v}`),
-    ...(sel.ids.length ? [`${sel.ids.length} ids`] : []),
-    ...(sel.olderThan ? [`older than ${sel.olderThan}`] : []),
-    ...(sel.s3 ? [`s3://${sel.s3.bucket}/${sel.s3.prefix}`] : []),
-  ].join(', ');
-  return client.workflow.start<typeof cleanup>('cleanup', {
-    taskQueue,
-    workflowId,
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [{ key: SA.kind, value: 'cleanup' }],
-    staticSummary: `${input.dryRun ? 'Plan' : 'Apply'} cleanup of ${sel.kinds.join('/')} in ${input.region}: ${what}`,
-    staticDetails: [
-      `force: ${input.force}`,
-      `snapshot before delete: ${input.snapshotBeforeDelete}`,
-      `approval: over ${input.approvalThreshold} resources or anything protected/important; timeout ${input.approvalTimeout}`,
-      `protected ids: ${input.protectedIds.length}`,
-    ].join('\n'),
-  });
-}
-
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
@@ -135,16 +89,6 @@ async function confirm(question: string): Promise<boolean> {
     return /^y(es)?$/i.test(answer.trim());
   } finally {
     rl.close();
-  }
-}
-
-/** Waits until the run has a plan (or has ended), by query: nothing is written to its history. */
-async function waitForPlan(handle: WorkflowHandle<typeof cleanup>, ended: () => boolean): Promise<CleanupPlan | null> {
-  for (;;) {
-    if (ended()) return null;
-    const status = await handle.query(cleanupStatusQuery);
-    if (status.phase !== 'planning') return status.phase === 'awaiting-approval' ? status.plan : null;
-    await sleep(250);
   }
 }
 
@@ -219,9 +163,9 @@ export async function cleanupCommand(
       if (!workflowId) throw new UsageError(`cleanup ${sub} needs --workflow-id`);
       if (sub === 'approve' && !values['plan-hash']) throw new UsageError('cleanup approve needs --plan-hash (printed with the plan)');
       const client = await connect();
-      const handle = client.workflow.getHandle<typeof cleanup>(workflowId);
-      if (sub === 'approve') await handle.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: values['plan-hash']! }] });
-      else await handle.executeUpdate(cleanupRejectUpdate, { args: [{ reason: values.reason ?? 'rejected from the CLI' }] });
+      const handle = cleanupApi.cleanupHandle(client, workflowId);
+      if (sub === 'approve') await cleanupApi.approve(handle, values['plan-hash']!);
+      else await cleanupApi.reject(handle, values.reason ?? 'rejected from the CLI');
       if (json) console.log(JSON.stringify({ ok: true, workflowId, [sub === 'approve' ? 'approved' : 'rejected']: true }));
       else console.log(`${sub === 'approve' ? 'approved' : 'rejected'}: ${workflowUiUrl(env, workflowId)}`);
       return ExitCode.Ok;
@@ -232,7 +176,10 @@ export async function cleanupCommand(
     // Validate before connecting: a bad request never reaches Temporal or AWS.
     const input = CleanupInputSchema.parse(requestFrom(values, env, protectedFromEnv, sub === 'plan'));
     const client = await connect();
-    const handle = await startCleanup(client, env.TRAINCTL_TASK_QUEUE, input, values['workflow-id'] ? { workflowId: values['workflow-id'] } : {});
+    const handle = await cleanupApi.startCleanup(client, input, {
+      taskQueue: env.TRAINCTL_TASK_QUEUE,
+      ...(values['workflow-id'] ? { workflowId: values['workflow-id'] } : {}),
+    });
     uiUrl = workflowUiUrl(env, handle.workflowId);
     if (!json) console.error(`cleanup ${sub}: ${uiUrl}`);
 
@@ -245,14 +192,14 @@ export async function cleanupCommand(
 
     let approved: boolean | undefined;
     if (sub === 'apply') {
-      const plan = await waitForPlan(handle, () => ended);
+      const plan = await cleanupApi.awaitPlan(handle, { ended: () => ended });
       if (plan) {
         if (!json) console.log(formatPlan(plan));
         if (values.yes) approved = true;
         else if (process.stdin.isTTY && !json) approved = await confirm(`delete ${plan.resources.length} resources as planned (plan ${plan.hash})? [y/N] `);
         else throw new UsageError(`cleanup apply needs --yes when not run on a terminal; the run waits for approval: ${uiUrl}`);
-        if (approved) await handle.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: plan.hash }] });
-        else await handle.executeUpdate(cleanupRejectUpdate, { args: [{ reason: 'declined at the confirmation prompt' }] });
+        if (approved) await cleanupApi.approve(handle, plan.hash);
+        else await cleanupApi.reject(handle, 'declined at the confirmation prompt');
       }
     }
     const result: CleanupResult = await resultP;

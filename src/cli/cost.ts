@@ -1,19 +1,9 @@
 import { parseArgs } from 'node:util';
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, WithStartWorkflowOperation, type Client, type ScheduleHandle } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import * as cost from '../api/cost.js';
 import type { Env } from '../config.js';
-import { ProjectSchema, ReconcileInputSchema, SetBudgetSchema, SetRateSchema, costTrackerWorkflowId, type SetBudgetRequest } from '../cost-model.js';
-import { SA } from '../search-attributes.js';
+import { ProjectSchema, ReconcileInputSchema, SetBudgetSchema, SetRateSchema, costTrackerWorkflowId, type CostGroup, type ResourceView, type SetBudgetRequest } from '../contracts/cost.js';
 import { workflowUiUrl } from '../temporal.js';
-import {
-  runningQuery,
-  setBudgetUpdate,
-  setRateUpdate,
-  summaryQuery,
-  type CostGroup,
-  type ResourceView,
-  type costTracker,
-  type reconcileCost,
-} from '../workflows/cost-tracker.js';
 import { ExitCode, UsageError, reportError } from './output.js';
 import { asUsageError, parseKeyValue, parseNumber } from './args.js';
 
@@ -40,44 +30,6 @@ function groupRows(groups: Record<string, CostGroup>): string[][] {
   return Object.entries(groups)
     .sort(([, a], [, b]) => b.totalMicroUsd - a.totalMicroUsd)
     .map(([k, g]) => [k, String(g.resources), String(g.running), usd(g.totalUsd), `${usd(g.burnMicroUsdPerHour / 1e6)}/h`, g.unpriced ? `${g.unpriced} unpriced` : '']);
-}
-
-/**
- * Creates (or updates to this spec) the Schedule `cost-reconcile/PROJECT`, which runs the
- * `reconcileCost` workflow every `every` on `taskQueue`, skipping a run while one is still going.
- */
-export async function ensureReconcileSchedule(
-  client: Client,
-  opts: { project: string; regions: string[]; every: string; taskQueue: string },
-): Promise<ScheduleHandle> {
-  const input = ReconcileInputSchema.parse({ project: opts.project, regions: opts.regions });
-  const scheduleId = `cost-reconcile/${input.project}`;
-  const action = {
-    type: 'startWorkflow' as const,
-    workflowType: 'reconcileCost',
-    args: [input] as Parameters<typeof reconcileCost>,
-    taskQueue: opts.taskQueue,
-    workflowId: scheduleId,
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'cost-reconcile' },
-      { key: SA.project, value: input.project },
-    ],
-  };
-  const spec = { intervals: [{ every: opts.every as `${number}h` }] };
-  try {
-    return await client.schedule.create({
-      scheduleId,
-      spec,
-      action,
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-      memo: { what: `reconcile the cost tracker of ${input.project} with EC2 in ${input.regions.join(', ')}` },
-    });
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    const handle = client.schedule.getHandle(scheduleId);
-    await handle.update((prev) => ({ ...prev, spec, action }));
-    return handle;
-  }
 }
 
 export async function costCommand(argv: string[], env: Env, connect: () => Promise<Client>): Promise<number> {
@@ -118,25 +70,13 @@ export async function costCommand(argv: string[], env: Env, connect: () => Promi
     json = values.json ?? false;
     const project = ProjectSchema.parse(values.project);
     const workflowId = costTrackerWorkflowId(project);
-    const startTracker = () =>
-      new WithStartWorkflowOperation<typeof costTracker>('costTracker', {
-        workflowId,
-        taskQueue: env.TRAINCTL_TASK_QUEUE,
-        args: [{ project }],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        typedSearchAttributes: [
-          { key: SA.kind, value: 'cost-tracker' },
-          { key: SA.project, value: project },
-        ],
-        staticSummary: `Cost tracker of project **${project}**`,
-      });
+    const target = { project, taskQueue: env.TRAINCTL_TASK_QUEUE };
 
     if (sub === 'show') {
       const client = await connect();
-      const handle = client.workflow.getHandle<typeof costTracker>(workflowId);
       const asOf = Date.now();
-      const summary = await handle.query(summaryQuery, { asOf, ...(values['by-tag'] ? { tagKey: values['by-tag'] } : {}) });
-      const running: ResourceView[] = await handle.query(runningQuery, { asOf });
+      const summary = await cost.summary(client, project, { asOf, ...(values['by-tag'] ? { tagKey: values['by-tag'] } : {}) });
+      const running: ResourceView[] = await cost.running(client, project, asOf);
       if (json) {
         console.log(JSON.stringify({ ok: true, ...summary, running }));
         return ExitCode.Ok;
@@ -184,7 +124,7 @@ export async function costCommand(argv: string[], env: Env, connect: () => Promi
         tagFilter: values['tag-filter'] !== undefined ? parseKeyValue('--tag-filter', values['tag-filter']) : undefined,
       });
       const client = await connect();
-      const view = await client.workflow.executeUpdateWithStart(setBudgetUpdate, { args: [request], startWorkflowOperation: startTracker() });
+      const view = await cost.setBudget(client, target, request);
       if (json) console.log(JSON.stringify({ ok: true, ...view }));
       else {
         console.log(`budget ${view.name} of project ${project}: ${usd(view.limitUsd)} (${view.window}), action ${view.action}; ${usd(view.spentUsd)} spent`);
@@ -196,7 +136,7 @@ export async function costCommand(argv: string[], env: Env, connect: () => Promi
     if (sub === 'rate' && verb === 'set') {
       const request = SetRateSchema.parse({ type: values.type, usdPerHour: parseNumber('--usd-per-hour', values['usd-per-hour']), unit: values['per-gib'] ? 'GiB' : 'resource' });
       const client = await connect();
-      const res = await client.workflow.executeUpdateWithStart(setRateUpdate, { args: [request], startWorkflowOperation: startTracker() });
+      const res = await cost.setRate(client, target, request);
       if (json) console.log(JSON.stringify({ ok: true, ...res }));
       else console.log(`${res.type}: $${res.microUsdPerHour / 1e6}/h per ${res.unit}; ${res.affected} tracked resources repriced`);
       return ExitCode.Ok;
@@ -206,17 +146,12 @@ export async function costCommand(argv: string[], env: Env, connect: () => Promi
       const input = ReconcileInputSchema.parse({ project, regions: (values.regions ?? env.AWS_REGION).split(',').filter(Boolean) });
       const client = await connect();
       if (verb === 'schedule') {
-        const handle = await ensureReconcileSchedule(client, { ...input, every: values.every ?? '1h', taskQueue: env.TRAINCTL_TASK_QUEUE });
+        const handle = await cost.ensureReconcileSchedule(client, { ...input, every: values.every ?? '1h', taskQueue: env.TRAINCTL_TASK_QUEUE });
         if (json) console.log(JSON.stringify({ ok: true, scheduleId: handle.scheduleId, every: values.every, regions: input.regions }));
         else console.log(`schedule ${handle.scheduleId}: reconcile ${project} in ${input.regions.join(', ')} every ${values.every}`);
         return ExitCode.Ok;
       }
-      const handle = await client.workflow.start<typeof reconcileCost>('reconcileCost', {
-        taskQueue: env.TRAINCTL_TASK_QUEUE,
-        workflowId: `cost-reconcile/${project}/manual-${Date.now()}`,
-        args: [input],
-      });
-      const outcome = await handle.result();
+      const outcome = await cost.reconcileNow(client, input, { taskQueue: env.TRAINCTL_TASK_QUEUE });
       if (json) console.log(JSON.stringify({ ok: true, ...outcome }));
       else {
         console.log(`${outcome.checked} managed resources checked in ${outcome.regions.join(', ')}`);

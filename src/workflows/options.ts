@@ -61,3 +61,9 @@ export const longTransfer = {
     nonRetryableErrorTypes,
   },
 } as const satisfies ActivityOptions;
+
+/** A read-only sweep of several AWS calls (listing every managed resource of a few regions). */
+export const awsSweep = {
+  ...awsCall,
+  startToCloseTimeout: '5 minutes',
+} as const satisfies ActivityOptions;
