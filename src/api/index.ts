@@ -6,3 +6,5 @@
  * @module
  */
 export { connect } from './connect.js';
+export * as cost from './cost.js';
+export * as cleanup from './cleanup.js';
