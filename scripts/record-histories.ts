@@ -15,8 +15,10 @@ import { repoRoot, toolPath, startMoto, startTemporalDevServer, stopAll } from '
 import { awsClientsFor, createHostWorker, createWorker } from '../src/worker.js';
 import { provision } from '../src/api/volume.js';
 import { AttachVolumeCommand, CreateTagsCommand, CreateVolumeCommand, DescribeImagesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { resourceStartedSignal, resourceStoppedSignal, setBudgetUpdate, type costTracker } from '../src/workflows/cost-tracker.js';
-import { cleanupApproveUpdate, cleanupStatusQuery, type cleanup } from '../src/workflows/cleanup.js';
+import { resourceStartedSignal, resourceStoppedSignal, setBudgetUpdate } from '../src/contracts/cost.js';
+import type { costTracker } from '../src/workflows/cost-tracker.js';
+import { cleanupApproveUpdate, cleanupStatusQuery } from '../src/contracts/cleanup.js';
+import type { cleanup } from '../src/workflows/cleanup.js';
 
 /**
  * `npm run record-histories`: runs each recorded scenario against a fresh dev server and moto and

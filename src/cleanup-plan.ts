@@ -4,29 +4,23 @@
  * the dependencies between resources, and a hash the approver must name.
  *
  * Imported by workflow code, the CLI and the activities, so no Node built-ins, no AWS SDK and no
- * clock: time comes in as `Discovery.discoveredAt`.
+ * clock: time comes in as `Discovery.discoveredAt`. The plan's types are in `contracts/cleanup.ts`.
  *
  * @module
  */
-import { TagKey, type CleanupInput, type CleanupKind } from './config.js';
-import { PROJECT_TAG } from './cost-model.js';
-
-/** One step of a resource's line, run as one activity. */
-export const CleanupStep = {
-  stopInstance: 'stop-instance',
-  waitInstanceStopped: 'wait-instance-stopped',
-  terminateInstance: 'terminate-instance',
-  waitInstanceTerminated: 'wait-instance-terminated',
-  detachVolume: 'detach-volume',
-  waitVolumeAvailable: 'wait-volume-available',
-  snapshotVolume: 'snapshot-volume',
-  waitSnapshotCompleted: 'wait-snapshot-completed',
-  deleteVolume: 'delete-volume',
-  deleteSnapshot: 'delete-snapshot',
-  abortMultipartUpload: 'abort-multipart-upload',
-  deleteS3Prefix: 'delete-s3-prefix',
-} as const;
-export type CleanupStep = (typeof CleanupStep)[keyof typeof CleanupStep];
+import { TagKey } from './contracts/common.js';
+import {
+  CleanupStep,
+  canonical,
+  fnv1a64,
+  type CleanupDependency,
+  type CleanupInput,
+  type CleanupKind,
+  type CleanupPlan,
+  type PlannedResource,
+  type SkippedResource,
+} from './contracts/cleanup.js';
+import { PROJECT_TAG } from './contracts/cost.js';
 
 /** Tag key trainctl puts on a snapshot taken before a volume's deletion. */
 export const SOURCE_VOLUME_TAG = 'trainctl:source-volume';
@@ -57,50 +51,6 @@ export interface Discovery {
   resources: DiscoveredResource[];
   /** Ids listed explicitly that do not exist. */
   missingIds: string[];
-}
-
-/** A step that must be reached by another resource's line before this line runs `beforeStep`. */
-export interface CleanupDependency {
-  beforeStep: CleanupStep;
-  resourceId: string;
-  /** The other line's step, or `settled`: that line has ended, however. */
-  after: CleanupStep | 'settled';
-}
-
-export interface PlannedResource {
-  id: string;
-  kind: CleanupKind;
-  name?: string;
-  steps: CleanupStep[];
-  dependsOn: CleanupDependency[];
-  /** Set when the resource is deleted although protected or important (force was given). */
-  protection?: 'important' | 'protected';
-  /** What else the deletion takes with it, for the reader of the plan. */
-  notes?: string[];
-  /** The cost-tracker project the resource is billed to (its trainctl:project tag). */
-  project?: string;
-  /** Everything the steps need besides the id. */
-  target: { instanceId?: string; device?: string; bucket?: string; key?: string; uploadId?: string; prefix?: string };
-}
-
-export interface SkippedResource {
-  id: string;
-  kind: CleanupKind | 'unknown';
-  reason: string;
-}
-
-export interface CleanupPlan {
-  region: string;
-  /** What the approver names: a hash of everything the plan will do. */
-  hash: string;
-  dryRun: boolean;
-  force: boolean;
-  snapshotBeforeDelete: boolean;
-  discoveredAt: string;
-  resources: PlannedResource[];
-  skipped: SkippedResource[];
-  needsApproval: boolean;
-  approvalReasons: string[];
 }
 
 const TRUTHY = /^(true|yes|1)$/i;
@@ -134,30 +84,6 @@ export function durationMs(d: string): number {
   return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
 }
 
-/** 64-bit FNV-1a of a string's UTF-16 code units, as 16 hex digits: deterministic, no crypto needed. */
-export function fnv1a64(text: string): string {
-  let h = 0xcbf29ce484222325n;
-  const prime = 0x100000001b3n;
-  const mask = 0xffffffffffffffffn;
-  for (let i = 0; i < text.length; i++) {
-    h ^= BigInt(text.charCodeAt(i));
-    h = (h * prime) & mask;
-  }
-  return h.toString(16).padStart(16, '0');
-}
-
-/** JSON with object keys sorted, so equal values always hash equal. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /**
  * The plan's hash: region, options, every planned resource with its steps and dependencies, every
  * skip with its reason. Not the discovery time, so re-planning an unchanged account gives the same hash.
@@ -172,16 +98,6 @@ export function planHash(plan: Omit<CleanupPlan, 'hash' | 'discoveredAt' | 'dryR
       skipped: plan.skipped.map((s) => ({ id: s.id, reason: s.reason })),
     }),
   );
-}
-
-/** A short, stable hash of a request, for readable workflow ids (`cleanup/REGION/apply-1a2b3c4d`). */
-export function requestHash(input: Pick<CleanupInput, 'region' | 'selector' | 'force' | 'snapshotBeforeDelete' | 'dryRun'>): string {
-  return fnv1a64(canonical({ r: input.region, s: input.selector, f: input.force, b: input.snapshotBeforeDelete, d: input.dryRun })).slice(0, 8);
-}
-
-/** `cleanup/REGION/plan-HASH` or `cleanup/REGION/apply-HASH`. */
-export function cleanupWorkflowId(input: Pick<CleanupInput, 'region' | 'selector' | 'force' | 'snapshotBeforeDelete' | 'dryRun'>): string {
-  return `cleanup/${input.region}/${input.dryRun ? 'plan' : 'apply'}-${requestHash(input)}`;
 }
 
 type Protection = { level: 'protected' | 'important'; because: string } | undefined;
@@ -227,24 +143,14 @@ function selectionBlocks(r: DiscoveredResource, input: CleanupInput, explicit: b
   return undefined;
 }
 
-/**
- * Plans a cleanup. Pure and deterministic: the same discovery and input give the same plan and hash.
- *
- * Order of the steps (each resource its own line; a dependency makes one line wait for another):
- * instance: stop → wait stopped → (its planned volumes detached) → terminate → wait terminated;
- * volume: (its instance stopped) → detach → wait available → [snapshot → wait completed] → delete;
- * snapshot: (every volume line ended) → delete; multipart upload: abort; prefix: delete objects.
- */
-export function planCleanup(discovery: Discovery, input: CleanupInput): CleanupPlan {
-  const now = Date.parse(discovery.discoveredAt);
-  const explicitIds = new Set(input.selector.ids);
-  const protectedIds = new Set(input.protectedIds);
-  const skipped: SkippedResource[] = [];
-  const chosen = new Map<string, { r: DiscoveredResource; protection: Protection }>();
+type Chosen = Map<string, { r: DiscoveredResource; protection: Protection }>;
 
+/** Sorted by id, each id once, then split into what the selector and protection allow and what they skip. */
+function choose(discovery: Discovery, input: CleanupInput, explicitIds: ReadonlySet<string>, protectedIds: ReadonlySet<string>, skipped: SkippedResource[]): Chosen {
+  const now = Date.parse(discovery.discoveredAt);
+  const chosen: Chosen = new Map();
   const seen = new Set<string>();
   const resources = [...discovery.resources].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).filter((r) => !seen.has(r.id) && seen.add(r.id));
-
   for (const r of resources) {
     const explicit = explicitIds.has(r.id);
     const notSelected = selectionBlocks(r, input, explicit, now);
@@ -260,9 +166,14 @@ export function planCleanup(discovery: Discovery, input: CleanupInput): CleanupP
     }
     chosen.set(r.id, { r, protection });
   }
+  return chosen;
+}
 
-  // An instance whose termination would also delete a volume that is protected (or otherwise
-  // kept) is left alone: AWS deletes DeleteOnTermination volumes with the instance.
+/**
+ * An instance whose termination would also delete a volume that is protected (or otherwise kept)
+ * is left alone: AWS deletes DeleteOnTermination volumes with the instance.
+ */
+function keepInstancesHoldingKeptVolumes(chosen: Chosen, input: CleanupInput, explicitIds: ReadonlySet<string>, protectedIds: ReadonlySet<string>, skipped: SkippedResource[]): void {
   for (const [id, { r }] of [...chosen]) {
     if (r.kind !== 'instance') continue;
     for (const v of r.volumes ?? []) {
@@ -275,8 +186,10 @@ export function planCleanup(discovery: Discovery, input: CleanupInput): CleanupP
       }
     }
   }
+}
 
-  // A volume held by an instance this cleanup does not stop can only be detached if that instance is stopped.
+/** A volume held by an instance this cleanup does not stop can only be detached if that instance is stopped. */
+function keepVolumesHeldByRunningInstances(chosen: Chosen, skipped: SkippedResource[]): void {
   for (const [id, { r }] of [...chosen]) {
     const a = r.kind === 'volume' ? r.attachment : undefined;
     if (!a || chosen.has(a.instanceId)) continue;
@@ -285,71 +198,90 @@ export function planCleanup(discovery: Discovery, input: CleanupInput): CleanupP
       skipped.push({ id, kind: r.kind, reason: `attached to ${a.instanceState} instance ${a.instanceId}, which this cleanup does not stop; select that instance too or stop it first` });
     }
   }
+}
 
-  const planned: PlannedResource[] = [];
-  const volumeIds = [...chosen.values()].filter(({ r }) => r.kind === 'volume').map(({ r }) => r.id);
-  for (const { r, protection } of chosen.values()) {
-    const project = tagValue(r.tags, PROJECT_TAG);
-    const base = {
-      id: r.id,
-      kind: r.kind,
-      ...(nameOf(r.tags) ? { name: nameOf(r.tags) } : {}),
-      ...(protection ? { protection: protection.level } : {}),
-      ...(project ? { project } : {}),
-    };
-    switch (r.kind) {
-      case 'instance': {
-        const mine = (r.volumes ?? []).filter((v) => chosen.has(v.volumeId));
-        const goesWithIt = (r.volumes ?? []).filter((v) => v.deleteOnTermination && !chosen.has(v.volumeId)).map((v) => v.volumeId);
-        planned.push({
-          ...base,
-          steps: [CleanupStep.stopInstance, CleanupStep.waitInstanceStopped, CleanupStep.terminateInstance, CleanupStep.waitInstanceTerminated],
-          dependsOn: mine.map((v) => ({ beforeStep: CleanupStep.terminateInstance, resourceId: v.volumeId, after: 'settled' as const })),
-          ...(goesWithIt.length ? { notes: [`AWS deletes ${goesWithIt.join(', ')} with it (DeleteOnTermination)`] } : {}),
-          target: {},
-        });
-        break;
-      }
-      case 'volume': {
-        const a = r.attachment;
-        const steps: CleanupStep[] = [];
-        const dependsOn: CleanupDependency[] = [];
-        if (a) {
-          steps.push(CleanupStep.detachVolume, CleanupStep.waitVolumeAvailable);
-          if (chosen.has(a.instanceId)) dependsOn.push({ beforeStep: CleanupStep.detachVolume, resourceId: a.instanceId, after: CleanupStep.waitInstanceStopped });
-        }
-        if (input.snapshotBeforeDelete) steps.push(CleanupStep.snapshotVolume, CleanupStep.waitSnapshotCompleted);
-        steps.push(CleanupStep.deleteVolume);
-        planned.push({ ...base, steps, dependsOn, target: a ? { instanceId: a.instanceId, device: a.device } : {} });
-        break;
-      }
-      case 'snapshot':
-        planned.push({
-          ...base,
-          steps: [CleanupStep.deleteSnapshot],
-          dependsOn: volumeIds.map((v) => ({ beforeStep: CleanupStep.deleteSnapshot, resourceId: v, after: 'settled' as const })),
-          target: {},
-        });
-        break;
-      case 'multipart-upload':
-        planned.push({ ...base, steps: [CleanupStep.abortMultipartUpload], dependsOn: [], target: { bucket: r.bucket, key: r.key, uploadId: r.uploadId } });
-        break;
-      case 's3-prefix':
-        planned.push({ ...base, steps: [CleanupStep.deleteS3Prefix], dependsOn: [], target: { bucket: r.bucket, prefix: r.prefix } });
-        break;
+/** One chosen resource's line: its steps, and what other lines they wait for. */
+function lineOf(r: DiscoveredResource, protection: Protection, chosen: Chosen, volumeIds: string[], input: CleanupInput): PlannedResource {
+  const project = tagValue(r.tags, PROJECT_TAG);
+  const base = {
+    id: r.id,
+    kind: r.kind,
+    ...(nameOf(r.tags) ? { name: nameOf(r.tags) } : {}),
+    ...(protection ? { protection: protection.level } : {}),
+    ...(project ? { project } : {}),
+  };
+  switch (r.kind) {
+    case 'instance': {
+      const mine = (r.volumes ?? []).filter((v) => chosen.has(v.volumeId));
+      const goesWithIt = (r.volumes ?? []).filter((v) => v.deleteOnTermination && !chosen.has(v.volumeId)).map((v) => v.volumeId);
+      return {
+        ...base,
+        steps: [CleanupStep.stopInstance, CleanupStep.waitInstanceStopped, CleanupStep.terminateInstance, CleanupStep.waitInstanceTerminated],
+        dependsOn: mine.map((v) => ({ beforeStep: CleanupStep.terminateInstance, resourceId: v.volumeId, after: 'settled' as const })),
+        ...(goesWithIt.length ? { notes: [`AWS deletes ${goesWithIt.join(', ')} with it (DeleteOnTermination)`] } : {}),
+        target: {},
+      };
     }
+    case 'volume': {
+      const a = r.attachment;
+      const steps: CleanupStep[] = [];
+      const dependsOn: CleanupDependency[] = [];
+      if (a) {
+        steps.push(CleanupStep.detachVolume, CleanupStep.waitVolumeAvailable);
+        if (chosen.has(a.instanceId)) dependsOn.push({ beforeStep: CleanupStep.detachVolume, resourceId: a.instanceId, after: CleanupStep.waitInstanceStopped });
+      }
+      if (input.snapshotBeforeDelete) steps.push(CleanupStep.snapshotVolume, CleanupStep.waitSnapshotCompleted);
+      steps.push(CleanupStep.deleteVolume);
+      return { ...base, steps, dependsOn, target: a ? { instanceId: a.instanceId, device: a.device } : {} };
+    }
+    case 'snapshot':
+      return {
+        ...base,
+        steps: [CleanupStep.deleteSnapshot],
+        dependsOn: volumeIds.map((v) => ({ beforeStep: CleanupStep.deleteSnapshot, resourceId: v, after: 'settled' as const })),
+        target: {},
+      };
+    case 'multipart-upload':
+      return { ...base, steps: [CleanupStep.abortMultipartUpload], dependsOn: [], target: { bucket: r.bucket, key: r.key, uploadId: r.uploadId } };
+    case 's3-prefix':
+      return { ...base, steps: [CleanupStep.deleteS3Prefix], dependsOn: [], target: { bucket: r.bucket, prefix: r.prefix } };
   }
+}
+
+/** Why a real run of this plan must wait for a person's approval (none for a dry run). */
+function approvalReasonsOf(planned: PlannedResource[], input: CleanupInput): string[] {
+  const reasons: string[] = [];
+  if (input.dryRun) return reasons;
+  if (planned.length > input.approvalThreshold) reasons.push(`deletes ${planned.length} resources, more than the approval threshold of ${input.approvalThreshold}`);
+  const risky = planned.filter((p) => p.protection);
+  if (risky.length) reasons.push(`deletes protected or important resources: ${risky.map((p) => `${p.id} (${p.protection})`).join(', ')}`);
+  return reasons;
+}
+
+const KIND_ORDER: CleanupKind[] = ['instance', 'volume', 'snapshot', 'multipart-upload', 's3-prefix'];
+
+/**
+ * Plans a cleanup. Pure and deterministic: the same discovery and input give the same plan and hash.
+ *
+ * Order of the steps (each resource its own line; a dependency makes one line wait for another):
+ * instance: stop → wait stopped → (its planned volumes detached) → terminate → wait terminated;
+ * volume: (its instance stopped) → detach → wait available → [snapshot → wait completed] → delete;
+ * snapshot: (every volume line ended) → delete; multipart upload: abort; prefix: delete objects.
+ */
+export function planCleanup(discovery: Discovery, input: CleanupInput): CleanupPlan {
+  const explicitIds = new Set(input.selector.ids);
+  const protectedIds = new Set(input.protectedIds);
+  const skipped: SkippedResource[] = [];
+  const chosen = choose(discovery, input, explicitIds, protectedIds, skipped);
+  keepInstancesHoldingKeptVolumes(chosen, input, explicitIds, protectedIds, skipped);
+  keepVolumesHeldByRunningInstances(chosen, skipped);
+
+  const volumeIds = [...chosen.values()].filter(({ r }) => r.kind === 'volume').map(({ r }) => r.id);
+  const planned = [...chosen.values()].map(({ r, protection }) => lineOf(r, protection, chosen, volumeIds, input));
   for (const id of [...discovery.missingIds].sort()) skipped.push({ id, kind: 'unknown', reason: 'not found: it does not exist (already gone?)' });
+  planned.sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
-  const kindOrder: CleanupKind[] = ['instance', 'volume', 'snapshot', 'multipart-upload', 's3-prefix'];
-  planned.sort((a, b) => kindOrder.indexOf(a.kind) - kindOrder.indexOf(b.kind) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-
-  const approvalReasons: string[] = [];
-  if (!input.dryRun) {
-    if (planned.length > input.approvalThreshold) approvalReasons.push(`deletes ${planned.length} resources, more than the approval threshold of ${input.approvalThreshold}`);
-    const risky = planned.filter((p) => p.protection);
-    if (risky.length) approvalReasons.push(`deletes protected or important resources: ${risky.map((p) => `${p.id} (${p.protection})`).join(', ')}`);
-  }
+  const approvalReasons = approvalReasonsOf(planned, input);
   const body = { region: discovery.region, force: input.force, snapshotBeforeDelete: input.snapshotBeforeDelete, resources: planned, skipped };
   return {
     ...body,

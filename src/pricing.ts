@@ -13,8 +13,10 @@
  * Everything is kept in integer micro-dollars (µ$), so sums and comparisons are exact. A type not in
  * the table is `unpriced` — never silently $0.
  *
- * No imports and no I/O: the cost tracker workflow prices resources with this module, in its sandbox.
+ * No I/O, and nothing imported but the cost contract's `ResourceKind`: the cost tracker workflow
+ * prices resources with this module, in its sandbox.
  */
+import { ResourceKind } from './contracts/cost.js';
 
 export const PRICING_SOURCE = {
   url: 'https://aws.amazon.com/ec2/pricing/on-demand/ ; https://aws.amazon.com/ebs/pricing/ ; https://aws.amazon.com/s3/pricing/',
@@ -169,14 +171,7 @@ const STORAGE: Record<PricedRegion, StoragePrices> = {
 /** gp3's baseline performance, included in the GB-month price. */
 export const GP3_FREE = { iops: 3_000, throughputMiBps: 125 } as const;
 
-export const ResourceKind = {
-  instance: 'instance',
-  volume: 'volume',
-  snapshot: 'snapshot',
-  s3Storage: 's3-storage',
-  transfer: 'transfer',
-} as const;
-export type ResourceKind = (typeof ResourceKind)[keyof typeof ResourceKind];
+export { ResourceKind };
 
 /** What determines a resource's price. */
 export interface PriceSpec {

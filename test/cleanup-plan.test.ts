@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { CleanupInputSchema, type CleanupRequest } from '../src/config.js';
-import { CleanupStep, durationMs, fnv1a64, planCleanup, tagIsTrue, cleanupWorkflowId, type DiscoveredResource, type Discovery } from '../src/cleanup-plan.js';
+import { CleanupInputSchema, CleanupStep, cleanupWorkflowId, fnv1a64, type CleanupRequest } from '../src/contracts/cleanup.js';
+import { durationMs, planCleanup, tagIsTrue, type DiscoveredResource, type Discovery } from '../src/cleanup-plan.js';
 
 const NOW = '2026-11-28T12:00:00.000Z';
 const RUN = { 'trainctl:test-run': 'r1' };

@@ -31,11 +31,17 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Env } from '../src/config.js';
 import { createEc2Client, createS3Client } from '../src/aws/clients.js';
 import { injectFaults, type FaultRule } from '../src/dev/faults.js';
-import { startCleanup } from '../src/cli/cleanup.js';
-import { cleanupApproveUpdate, cleanupPlanQuery, cleanupRejectUpdate, cleanupStatusQuery, type CleanupResult } from '../src/workflows/cleanup.js';
-import type { CleanupRequest } from '../src/config.js';
-import { costTrackerWorkflowId } from '../src/cost-model.js';
-import { resourceQuery, resourceStartedSignal, type costTracker } from '../src/workflows/cost-tracker.js';
+import { startCleanup } from '../src/api/cleanup.js';
+import {
+  cleanupApproveUpdate,
+  cleanupPlanQuery,
+  cleanupRejectUpdate,
+  cleanupStatusQuery,
+  type CleanupRequest,
+  type CleanupResult,
+} from '../src/contracts/cleanup.js';
+import { costTrackerWorkflowId, resourceQuery, resourceStartedSignal } from '../src/contracts/cost.js';
+import type { costTracker } from '../src/workflows/cost-tracker.js';
 import { ec2For, startWorker, testClient, testServices, uniqueName, type RunningWorker } from './helpers/harness.js';
 import { cliEnv, runCli } from './helpers/cli.js';
 
@@ -142,7 +148,7 @@ function request(f: { run: string }, over: Partial<CleanupRequest> = {}, ids: st
 }
 
 async function start(req: CleanupRequest, taskQueue = worker.taskQueue) {
-  return startCleanup(client, taskQueue, req, { workflowId: uniqueName('cleanup-test') });
+  return startCleanup(client, req, { taskQueue, workflowId: uniqueName('cleanup-test') });
 }
 
 async function volumeExists(id: string): Promise<boolean> {

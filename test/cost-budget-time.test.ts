@@ -5,8 +5,9 @@ import type { Worker } from '@temporalio/worker';
 import { testServices, uniqueName } from './helpers/harness.js';
 import { timeSkippingEnv } from './helpers/time-skipping.js';
 import { awsClientsFor, createWorker } from '../src/worker.js';
-import { MS_PER_HOUR, costTrackerWorkflowId, segmentMicros } from '../src/cost-model.js';
-import { resourceQuery, resourceStartedSignal, setBudgetUpdate, summaryQuery, totalCostQuery, type costTracker } from '../src/workflows/cost-tracker.js';
+import { MS_PER_HOUR, segmentMicros } from '../src/cost-model.js';
+import { costTrackerWorkflowId, resourceQuery, resourceStartedSignal, setBudgetUpdate, summaryQuery, totalCostQuery } from '../src/contracts/cost.js';
+import type { costTracker } from '../src/workflows/cost-tracker.js';
 
 let env: TestWorkflowEnvironment;
 let worker: Worker;

@@ -12,9 +12,13 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { onCleanup, startWorker, testClient, testServices, uniqueName, ec2For, type TestServices } from './helpers/harness.js';
-import { MS_PER_HOUR, PROJECT_TAG, costTrackerWorkflowId, type CostTrackerRequest, type ResourceStarted } from '../src/cost-model.js';
+import { MS_PER_HOUR } from '../src/cost-model.js';
 import { quote } from '../src/pricing.js';
 import {
+  PROJECT_TAG,
+  costTrackerWorkflowId,
+  type CostTrackerRequest,
+  type ResourceStarted,
   byTagQuery,
   reconciliationQuery,
   resourceQuery,
@@ -26,9 +30,9 @@ import {
   setRateUpdate,
   summaryQuery,
   totalCostQuery,
-  type costTracker,
-} from '../src/workflows/cost-tracker.js';
-import { ensureReconcileSchedule } from '../src/cli/cost.js';
+} from '../src/contracts/cost.js';
+import type { costTracker } from '../src/workflows/cost-tracker.js';
+import { ensureReconcileSchedule } from '../src/api/cost.js';
 import { provision as startProvisionVolume } from '../src/api/volume.js';
 import { volumeJanitor } from './helpers/volumes.js';
 import { cliEnv, runCli } from './helpers/cli.js';

@@ -1,7 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { HOURS_PER_MONTH, PRICED_REGIONS, PRICING_SOURCE, knownInstanceTypes, microsToUsd, quote } from '../src/pricing.js';
-import { MAX_USD_PER_HOUR, MS_PER_HOUR, idiv, resourceMicros, segmentMicros, type TrackedResource } from '../src/cost-model.js';
+import { MS_PER_HOUR, idiv, resourceMicros, segmentMicros, type TrackedResource } from '../src/cost-model.js';
+import { MAX_USD_PER_HOUR } from '../src/contracts/cost.js';
 
 describe('pricing table', () => {
   test('the table names its source and date', () => {

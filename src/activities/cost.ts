@@ -1,31 +1,14 @@
 import { Context, getClient, log } from '@temporalio/activity';
-import { WorkflowNotFoundError } from '@temporalio/client';
-import { DescribeInstancesCommand, DescribeVolumesCommand, StopInstancesCommand, type EC2Client, type Filter, type Instance, type Tag, type Volume } from '@aws-sdk/client-ec2';
-import { TagKey } from '../config.js';
-import { PROJECT_TAG, costTrackerWorkflowId, type ReconcileReport, type ResourceStarted, type ResourceStopped } from '../cost-model.js';
-import { SA } from '../search-attributes.js';
-import type { costTracker } from '../workflows/cost-tracker.js';
-import { reconcileReportSignal, resourceStartedSignal, resourceStoppedSignal, runningQuery } from '../workflows/cost-tracker.js';
+import { StopInstancesCommand, paginateDescribeInstances, paginateDescribeVolumes, type EC2Client, type Filter, type Instance, type Volume } from '@aws-sdk/client-ec2';
+import * as tracker from '../api/cost-signals.js';
+import { tagsOf } from '../aws/tags.js';
+import { TagKey } from '../contracts/common.js';
+import { PROJECT_TAG, type ReconcileOutcome, type ReconcileReport, type ResourceStarted, type ResourceStopped } from '../contracts/cost.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 
 export interface CostDeps {
   ec2(region: string): EC2Client;
   throttleBackoff?: ThrottleBackoff;
-}
-
-export interface ReconcileOutcome {
-  project: string;
-  at: string;
-  regions: string[];
-  checked: number;
-  orphans: { id: string; kind: string; type: string; region: string }[];
-  vanished: { id: string; state: string }[];
-}
-
-function tagsOf(tags: Tag[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const t of tags ?? []) if (t.Key !== undefined) out[t.Key] = t.Value ?? '';
-  return out;
 }
 
 /** The tags a tracker keeps: the user's and Name, not trainctl's bookkeeping or AWS's. */
@@ -42,26 +25,29 @@ function inProject(tags: Record<string, string>, project: string): boolean {
 const GONE_INSTANCE_STATES = new Set(['stopping', 'stopped', 'shutting-down', 'terminated']);
 const GONE_VOLUME_STATES = new Set(['deleting', 'deleted', 'error']);
 
-/**
- * Signals the project's tracker, starting it if it is not running (signal-with-start), on the
- * activity's own task queue, where a worker runs the tracker too.
- */
-async function signalTracker<A>(project: string, signal: { name: string }, arg: A): Promise<string> {
-  const client = getClient();
-  const workflowId = costTrackerWorkflowId(project);
-  await client.workflow.signalWithStart<typeof costTracker, [A]>('costTracker', {
-    workflowId,
-    taskQueue: Context.current().info.taskQueue,
-    args: [{ project }],
-    signal: signal.name,
-    signalArgs: [arg],
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'cost-tracker' },
-      { key: SA.project, value: project },
-    ],
-    staticSummary: `Cost tracker of project **${project}**`,
-  });
-  return workflowId;
+/** An untracked volume as the tracker records it: from its creation time (never in the future). */
+function volumeOrphan(v: Volume, id: string, region: string, tags: Record<string, string>, now: number): ResourceStarted {
+  return {
+    id,
+    kind: 'volume',
+    type: v.VolumeType ?? 'unknown',
+    ...(v.Size !== undefined ? { sizeGiB: v.Size } : {}),
+    ...(v.Iops !== undefined ? { iops: v.Iops } : {}),
+    ...(v.Throughput !== undefined ? { throughputMiBps: v.Throughput } : {}),
+    region,
+    tags: userTags(tags),
+    at: Math.min(v.CreateTime?.getTime() ?? now, now),
+  };
+}
+
+/** An untracked instance as the tracker records it: from its launch time (never in the future). */
+function instanceOrphan(i: Instance, id: string, region: string, tags: Record<string, string>, now: number): ResourceStarted {
+  return { id, kind: 'instance', type: i.InstanceType ?? 'unknown', region, tags: userTags(tags), at: Math.min(i.LaunchTime?.getTime() ?? now, now) };
+}
+
+/** The tracker of `project`, started (if it must be) on this activity's own task queue, where a worker runs the tracker too. */
+function trackerOf(project: string) {
+  return { project, taskQueue: Context.current().info.taskQueue };
 }
 
 export function createCostActivities(deps: CostDeps) {
@@ -69,24 +55,73 @@ export function createCostActivities(deps: CostDeps) {
 
   async function describeVolumes(region: string, filters: Filter[]): Promise<Volume[]> {
     const out: Volume[] = [];
-    let token: string | undefined;
-    do {
-      const res = await deps.ec2(region).send(new DescribeVolumesCommand({ Filters: filters, NextToken: token, MaxResults: 500 }), { abortSignal: abortSignal() });
-      out.push(...(res.Volumes ?? []));
-      token = res.NextToken;
-    } while (token);
+    const pages = paginateDescribeVolumes({ client: deps.ec2(region), pageSize: 500 }, { Filters: filters }, { abortSignal: abortSignal() });
+    for await (const page of pages) out.push(...(page.Volumes ?? []));
     return out;
   }
 
   async function describeInstances(region: string, filters: Filter[]): Promise<Instance[]> {
     const out: Instance[] = [];
-    let token: string | undefined;
-    do {
-      const res = await deps.ec2(region).send(new DescribeInstancesCommand({ Filters: filters, NextToken: token, MaxResults: 500 }), { abortSignal: abortSignal() });
-      for (const r of res.Reservations ?? []) out.push(...(r.Instances ?? []));
-      token = res.NextToken;
-    } while (token);
+    const pages = paginateDescribeInstances({ client: deps.ec2(region), pageSize: 500 }, { Filters: filters }, { abortSignal: abortSignal() });
+    for await (const page of pages) for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []));
     return out;
+  }
+
+  /** The project's managed resources in the region that still cost money, and those the tracker does not know. */
+  async function findOrphans(project: string, region: string, trackedIds: Set<string>, now: number): Promise<{ checked: number; orphans: ResourceStarted[] }> {
+    const managed = [{ Name: `tag:${TagKey.Managed}`, Values: ['true'] }];
+    const projectFilter = project === 'default' ? [] : [{ Name: `tag:${PROJECT_TAG}`, Values: [project] }];
+    const [volumes, instances] = await step(
+      `list managed resources in ${region}`,
+      () => Promise.all([describeVolumes(region, [...managed, ...projectFilter]), describeInstances(region, [...managed, ...projectFilter])]),
+      backoff,
+    );
+    let checked = 0;
+    const orphans: ResourceStarted[] = [];
+    for (const v of volumes) {
+      const tags = tagsOf(v.Tags);
+      if (!v.VolumeId || !inProject(tags, project) || GONE_VOLUME_STATES.has(v.State ?? '')) continue;
+      checked++;
+      if (!trackedIds.has(v.VolumeId)) orphans.push(volumeOrphan(v, v.VolumeId, region, tags, now));
+    }
+    for (const i of instances) {
+      const tags = tagsOf(i.Tags);
+      if (!i.InstanceId || !inProject(tags, project) || GONE_INSTANCE_STATES.has(i.State?.Name ?? '')) continue;
+      checked++;
+      if (!trackedIds.has(i.InstanceId)) orphans.push(instanceOrphan(i, i.InstanceId, region, tags, now));
+    }
+    return { checked, orphans };
+  }
+
+  /**
+   * The tracked resources of the region EC2 no longer has (or has stopped). They are looked up by
+   * id, whatever their tags say, so an untagged or re-tagged one is not mistaken for gone.
+   */
+  async function findVanished(region: string, tracked: { id: string; kind: string; region: string }[]): Promise<{ id: string; state: string }[]> {
+    const mine = tracked.filter((r) => r.region === region);
+    const volIds = mine.filter((r) => r.kind === 'volume').map((r) => r.id);
+    const instIds = mine.filter((r) => r.kind === 'instance').map((r) => r.id);
+    const [liveVols, liveInsts] = await step(
+      `look up tracked resources in ${region}`,
+      () =>
+        Promise.all([
+          volIds.length ? describeVolumes(region, [{ Name: 'volume-id', Values: volIds }]) : Promise.resolve([]),
+          instIds.length ? describeInstances(region, [{ Name: 'instance-id', Values: instIds }]) : Promise.resolve([]),
+        ]),
+      backoff,
+    );
+    const volState = new Map(liveVols.map((v) => [v.VolumeId, v.State ?? 'unknown']));
+    const instState = new Map(liveInsts.map((i) => [i.InstanceId, i.State?.Name ?? 'unknown']));
+    const vanished: { id: string; state: string }[] = [];
+    for (const id of volIds) {
+      const s = volState.get(id);
+      if (s === undefined || GONE_VOLUME_STATES.has(s)) vanished.push({ id, state: s ?? 'not found' });
+    }
+    for (const id of instIds) {
+      const s = instState.get(id);
+      if (s === undefined || GONE_INSTANCE_STATES.has(s)) vanished.push({ id, state: s ?? 'not found' });
+    }
+    return vanished;
   }
 
   return {
@@ -95,14 +130,14 @@ export function createCostActivities(deps: CostDeps) {
      * tracker counts a repeated start of the same id as a duplicate. Safe to retry; nothing to cancel.
      */
     async recordResourceStarted(args: { project: string; resource: ResourceStarted }): Promise<{ workflowId: string }> {
-      const workflowId = await signalTracker(args.project, resourceStartedSignal, args.resource);
+      const { workflowId } = await tracker.recordResourceStarted(getClient(), trackerOf(args.project), args.resource);
       log.info('cost tracker told of a start', { project: args.project, id: args.resource.id });
       return { workflowId };
     },
 
     /** Tells the project's cost tracker that a resource stopped. Idempotent like `recordResourceStarted`. */
     async recordResourceStopped(args: { project: string; stop: ResourceStopped }): Promise<{ workflowId: string }> {
-      const workflowId = await signalTracker(args.project, resourceStoppedSignal, args.stop);
+      const { workflowId } = await tracker.recordResourceStopped(getClient(), trackerOf(args.project), args.stop);
       log.info('cost tracker told of a stop', { project: args.project, id: args.stop.id });
       return { workflowId };
     },
@@ -138,84 +173,20 @@ export function createCostActivities(deps: CostDeps) {
      */
     async reconcileProject(args: { project: string; regions: string[] }): Promise<ReconcileOutcome> {
       const { project, regions } = args;
-      const handle = getClient().workflow.getHandle(costTrackerWorkflowId(project));
-      let tracked: { id: string; kind: string; region: string }[] = [];
-      try {
-        tracked = await handle.query(runningQuery);
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      }
+      const tracked = await tracker.trackedRunning(getClient(), project);
       const trackedIds = new Set(tracked.map((r) => r.id));
       const now = Date.now();
       const orphans: ResourceStarted[] = [];
       const vanished: { id: string; state: string }[] = [];
       let checked = 0;
       for (const region of regions) {
-        const managed = [{ Name: `tag:${TagKey.Managed}`, Values: ['true'] }];
-        const projectFilter = project === 'default' ? [] : [{ Name: `tag:${PROJECT_TAG}`, Values: [project] }];
-        const [volumes, instances] = await step(
-          `list managed resources in ${region}`,
-          () => Promise.all([describeVolumes(region, [...managed, ...projectFilter]), describeInstances(region, [...managed, ...projectFilter])]),
-          backoff,
-        );
-        for (const v of volumes) {
-          const tags = tagsOf(v.Tags);
-          if (!v.VolumeId || !inProject(tags, project) || GONE_VOLUME_STATES.has(v.State ?? '')) continue;
-          checked++;
-          if (trackedIds.has(v.VolumeId)) continue;
-          orphans.push({
-            id: v.VolumeId,
-            kind: 'volume',
-            type: v.VolumeType ?? 'unknown',
-            ...(v.Size !== undefined ? { sizeGiB: v.Size } : {}),
-            ...(v.Iops !== undefined ? { iops: v.Iops } : {}),
-            ...(v.Throughput !== undefined ? { throughputMiBps: v.Throughput } : {}),
-            region,
-            tags: userTags(tags),
-            at: Math.min(v.CreateTime?.getTime() ?? now, now),
-          });
-        }
-        for (const i of instances) {
-          const tags = tagsOf(i.Tags);
-          if (!i.InstanceId || !inProject(tags, project) || GONE_INSTANCE_STATES.has(i.State?.Name ?? '')) continue;
-          checked++;
-          if (trackedIds.has(i.InstanceId)) continue;
-          orphans.push({
-            id: i.InstanceId,
-            kind: 'instance',
-            type: i.InstanceType ?? 'unknown',
-            region,
-            tags: userTags(tags),
-            at: Math.min(i.LaunchTime?.getTime() ?? now, now),
-          });
-        }
-        // Tracked resources are looked up by id, whatever their tags say, so an untagged or
-        // re-tagged one is not mistaken for gone.
-        const mine = tracked.filter((r) => r.region === region);
-        const volIds = mine.filter((r) => r.kind === 'volume').map((r) => r.id);
-        const instIds = mine.filter((r) => r.kind === 'instance').map((r) => r.id);
-        const [liveVols, liveInsts] = await step(
-          `look up tracked resources in ${region}`,
-          () =>
-            Promise.all([
-              volIds.length ? describeVolumes(region, [{ Name: 'volume-id', Values: volIds }]) : Promise.resolve([]),
-              instIds.length ? describeInstances(region, [{ Name: 'instance-id', Values: instIds }]) : Promise.resolve([]),
-            ]),
-          backoff,
-        );
-        const volState = new Map(liveVols.map((v) => [v.VolumeId, v.State ?? 'unknown']));
-        const instState = new Map(liveInsts.map((i) => [i.InstanceId, i.State?.Name ?? 'unknown']));
-        for (const id of volIds) {
-          const s = volState.get(id);
-          if (s === undefined || GONE_VOLUME_STATES.has(s)) vanished.push({ id, state: s ?? 'not found' });
-        }
-        for (const id of instIds) {
-          const s = instState.get(id);
-          if (s === undefined || GONE_INSTANCE_STATES.has(s)) vanished.push({ id, state: s ?? 'not found' });
-        }
+        const found = await findOrphans(project, region, trackedIds, now);
+        checked += found.checked;
+        orphans.push(...found.orphans);
+        vanished.push(...(await findVanished(region, tracked)));
       }
       const report: ReconcileReport = { at: now, regions, orphans, vanished, checked };
-      await signalTracker(project, reconcileReportSignal, report);
+      await tracker.reportReconciliation(getClient(), trackerOf(project), report);
       if (orphans.length || vanished.length) log.warn('reconciliation found differences', { project, orphans: orphans.map((o) => o.id), vanished });
       return {
         project,

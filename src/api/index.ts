@@ -8,3 +8,5 @@
 export { connect } from './connect.js';
 export * as volume from './volume.js';
 export * as prewarm from './prewarm.js';
+export * as cost from './cost.js';
+export * as cleanup from './cleanup.js';

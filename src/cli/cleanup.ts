@@ -1,19 +1,10 @@
 import { parseArgs } from 'node:util';
 import { ZodError } from 'zod';
 import { createInterface } from 'node:readline/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client, WorkflowHandle } from '@temporalio/client';
-import { CleanupInputSchema, type CleanupInput, type CleanupRequest, type Env } from '../config.js';
-import { cleanupWorkflowId, type CleanupPlan } from '../cleanup-plan.js';
-import {
-  cleanupApproveUpdate,
-  cleanupRejectUpdate,
-  cleanupStatusQuery,
-  type cleanup,
-  type CleanupReport,
-  type CleanupResult,
-} from '../workflows/cleanup.js';
-import { SA } from '../search-attributes.js';
+import type { Client } from '@temporalio/client';
+import * as cleanupApi from '../api/cleanup.js';
+import type { Env } from '../config.js';
+import { CleanupInputSchema, type CleanupInput, type CleanupPlan, type CleanupReport, type CleanupRequest, type CleanupResult } from '../contracts/cleanup.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
 import { parseNumber, parseTags } from './args.js';
@@ -30,6 +21,8 @@ export const CLEANUP_FLAGS: FlagNames = {
   approvalTimeout: '--approval-timeout',
   concurrency: '--concurrency',
   costProject: '--cost-project',
+  planHash: '--plan-hash',
+  reason: '--reason',
 };
 
 const HELP = `usage: trainctl cleanup plan  [selectors] [--json]
@@ -59,43 +52,6 @@ apply options:
   --approval-timeout D       how long the run waits for approval (default 1h)
   --concurrency N            resources worked on at once (default 4)
   --cost-project P           tell project P's cost tracker about every deletion (resourceStopped)`;
-
-/**
- * Starts (or joins) a cleanup run. The id is `cleanup/REGION/plan-HASH` or `…/apply-HASH` from the
- * request, with USE_EXISTING: starting the same apply twice while the first waits for approval joins
- * it. Throws a ZodError before contacting anything when the request is invalid.
- */
-export async function startCleanup(
-  client: Client,
-  taskQueue: string,
-  request: CleanupRequest,
-  opts: { workflowId?: string } = {},
-): Promise<WorkflowHandle<typeof cleanup>> {
-  const input = CleanupInputSchema.parse(request);
-  const workflowId = opts.workflowId ?? cleanupWorkflowId(input);
-  const sel = input.selector;
-  const what = [
-    ...Object.entries(sel.tags).map(([k, v]) => `${k}=${v}`),
-    ...(sel.ids.length ? [`${sel.ids.length} ids`] : []),
-    ...(sel.olderThan ? [`older than ${sel.olderThan}`] : []),
-    ...(sel.s3 ? [`s3://${sel.s3.bucket}/${sel.s3.prefix}`] : []),
-  ].join(', ');
-  return client.workflow.start<typeof cleanup>('cleanup', {
-    taskQueue,
-    workflowId,
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [{ key: SA.kind, value: 'cleanup' }],
-    staticSummary: `${input.dryRun ? 'Plan' : 'Apply'} cleanup of ${sel.kinds.join('/')} in ${input.region}: ${what}`,
-    staticDetails: [
-      `force: ${input.force}`,
-      `snapshot before delete: ${input.snapshotBeforeDelete}`,
-      `approval: over ${input.approvalThreshold} resources or anything protected/important; timeout ${input.approvalTimeout}`,
-      `protected ids: ${input.protectedIds.length}`,
-    ].join('\n'),
-  });
-}
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
@@ -138,16 +94,6 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-/** Waits until the run has a plan (or has ended), by query: nothing is written to its history. */
-async function waitForPlan(handle: WorkflowHandle<typeof cleanup>, ended: () => boolean): Promise<CleanupPlan | null> {
-  for (;;) {
-    if (ended()) return null;
-    const status = await handle.query(cleanupStatusQuery);
-    if (status.phase !== 'planning') return status.phase === 'awaiting-approval' ? status.plan : null;
-    await sleep(250);
-  }
-}
-
 function requestFrom(values: Record<string, string | boolean | string[] | undefined>, env: Env, protectedFromEnv: string[], dryRun: boolean): CleanupRequest {
   const str = (k: string) => values[k] as string | undefined;
   const list = (k: string) => (values[k] as string[] | undefined) ?? [];
@@ -175,6 +121,105 @@ function requestFrom(values: Record<string, string | boolean | string[] | undefi
   };
 }
 
+function parseFlags(args: string[]) {
+  return parseArgs({
+    args,
+    strict: true,
+    options: {
+      tag: { type: 'string', multiple: true },
+      id: { type: 'string', multiple: true },
+      kind: { type: 'string', multiple: true },
+      'older-than': { type: 'string' },
+      bucket: { type: 'string' },
+      prefix: { type: 'string' },
+      region: { type: 'string' },
+      force: { type: 'boolean' },
+      'snapshot-before-delete': { type: 'boolean' },
+      yes: { type: 'boolean' },
+      'protected-id': { type: 'string', multiple: true },
+      'approval-timeout': { type: 'string' },
+      concurrency: { type: 'string' },
+      'cost-project': { type: 'string' },
+      'workflow-id': { type: 'string' },
+      'plan-hash': { type: 'string' },
+      reason: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  }).values;
+}
+
+type Flags = ReturnType<typeof parseFlags>;
+
+/** `cleanup approve` / `cleanup reject` of a run that waits for approval. */
+async function decide(sub: 'approve' | 'reject', values: Flags, json: boolean, env: Env, connect: () => Promise<Client>): Promise<number> {
+  const workflowId = values['workflow-id'];
+  if (!workflowId) throw new UsageError(`cleanup ${sub} needs --workflow-id`);
+  if (sub === 'approve' && !values['plan-hash']) throw new UsageError('cleanup approve needs --plan-hash (printed with the plan)');
+  const client = await connect();
+  const handle = cleanupApi.cleanupHandle(client, workflowId);
+  if (sub === 'approve') await cleanupApi.approve(handle, values['plan-hash']!);
+  else await cleanupApi.reject(handle, values.reason ?? 'rejected from the CLI');
+  if (json) console.log(JSON.stringify({ ok: true, workflowId, [sub === 'approve' ? 'approved' : 'rejected']: true }));
+  else console.log(`${sub === 'approve' ? 'approved' : 'rejected'}: ${workflowUiUrl(env, workflowId)}`);
+  return ExitCode.Ok;
+}
+
+/** Shows the plan the run waits on and approves it (--yes, or yes at the prompt) or rejects it; undefined when it waited on none. */
+async function confirmPlan(handle: Awaited<ReturnType<typeof cleanupApi.startCleanup>>, values: Flags, json: boolean, uiUrl: string, ended: () => boolean): Promise<boolean | undefined> {
+  const plan = await cleanupApi.awaitPlan(handle, { ended });
+  if (!plan) return undefined;
+  if (!json) console.log(formatPlan(plan));
+  let approved: boolean;
+  if (values.yes) approved = true;
+  else if (process.stdin.isTTY && !json) approved = await confirm(`delete ${plan.resources.length} resources as planned (plan ${plan.hash})? [y/N] `);
+  else throw new UsageError(`cleanup apply needs --yes when not run on a terminal; the run waits for approval: ${uiUrl}`);
+  if (approved) await cleanupApi.approve(handle, plan.hash);
+  else await cleanupApi.reject(handle, 'declined at the confirmation prompt');
+  return approved;
+}
+
+/** `cleanup plan` (a dry run) or `cleanup apply`: starts the run, confirms its plan, prints what it did. */
+async function planOrApply(
+  sub: 'plan' | 'apply',
+  values: Flags,
+  json: boolean,
+  env: Env,
+  connect: () => Promise<Client>,
+  environment: Record<string, string | undefined>,
+  shown: { uiUrl?: string },
+): Promise<number> {
+  const protectedFromEnv = (environment.TRAINCTL_PROTECTED_IDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  // Validate before connecting: a bad request never reaches Temporal or AWS.
+  const input = CleanupInputSchema.parse(requestFrom(values, env, protectedFromEnv, sub === 'plan'));
+  const client = await connect();
+  const handle = await cleanupApi.startCleanup(client, input, {
+    taskQueue: env.TRAINCTL_TASK_QUEUE,
+    ...(values['workflow-id'] ? { workflowId: values['workflow-id'] } : {}),
+  });
+  const uiUrl = workflowUiUrl(env, handle.workflowId);
+  shown.uiUrl = uiUrl;
+  if (!json) console.error(`cleanup ${sub}: ${uiUrl}`);
+
+  let ended = false;
+  const resultP = handle.result().finally(() => {
+    ended = true;
+  });
+  // Observed below; this only keeps an early failure from being reported as unhandled.
+  resultP.catch(() => undefined);
+
+  const approved = sub === 'apply' ? await confirmPlan(handle, values, json, uiUrl, () => ended) : undefined;
+  const result: CleanupResult = await resultP;
+  const ok = result.report.failed.length === 0 && (result.outcome === 'completed' || result.outcome === 'planned');
+  if (json) console.log(JSON.stringify({ ok, workflowId: handle.workflowId, outcome: result.outcome, plan: result.plan, report: result.report, ui: uiUrl }));
+  else if (result.outcome === 'planned') console.log(formatPlan(result.plan));
+  else {
+    if (sub === 'apply' && approved === undefined) console.log(formatPlan(result.plan));
+    if (result.message) console.log(result.message);
+    console.log(formatReport(result.report));
+  }
+  return ok ? ExitCode.Ok : ExitCode.Failed;
+}
+
 export async function cleanupCommand(
   argv: string[],
   env: Env,
@@ -187,87 +232,15 @@ export async function cleanupCommand(
     return sub === undefined ? ExitCode.Usage : ExitCode.Ok;
   }
   const json = rest.includes('--json');
-  let uiUrl: string | undefined;
+  const shown: { uiUrl?: string } = {};
   try {
-    const { values } = parseArgs({
-      args: rest,
-      strict: true,
-      options: {
-        tag: { type: 'string', multiple: true },
-        id: { type: 'string', multiple: true },
-        kind: { type: 'string', multiple: true },
-        'older-than': { type: 'string' },
-        bucket: { type: 'string' },
-        prefix: { type: 'string' },
-        region: { type: 'string' },
-        force: { type: 'boolean' },
-        'snapshot-before-delete': { type: 'boolean' },
-        yes: { type: 'boolean' },
-        'protected-id': { type: 'string', multiple: true },
-        'approval-timeout': { type: 'string' },
-        concurrency: { type: 'string' },
-        'cost-project': { type: 'string' },
-        'workflow-id': { type: 'string' },
-        'plan-hash': { type: 'string' },
-        reason: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    });
-
-    if (sub === 'approve' || sub === 'reject') {
-      const workflowId = values['workflow-id'];
-      if (!workflowId) throw new UsageError(`cleanup ${sub} needs --workflow-id`);
-      if (sub === 'approve' && !values['plan-hash']) throw new UsageError('cleanup approve needs --plan-hash (printed with the plan)');
-      const client = await connect();
-      const handle = client.workflow.getHandle<typeof cleanup>(workflowId);
-      if (sub === 'approve') await handle.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: values['plan-hash']! }] });
-      else await handle.executeUpdate(cleanupRejectUpdate, { args: [{ reason: values.reason ?? 'rejected from the CLI' }] });
-      if (json) console.log(JSON.stringify({ ok: true, workflowId, [sub === 'approve' ? 'approved' : 'rejected']: true }));
-      else console.log(`${sub === 'approve' ? 'approved' : 'rejected'}: ${workflowUiUrl(env, workflowId)}`);
-      return ExitCode.Ok;
-    }
+    const values = parseFlags(rest);
+    if (sub === 'approve' || sub === 'reject') return await decide(sub, values, json, env, connect);
     if (sub !== 'plan' && sub !== 'apply') throw new UsageError(`unknown cleanup command ${JSON.stringify(sub)}\n${HELP}`);
-
-    const protectedFromEnv = (environment.TRAINCTL_PROTECTED_IDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    // Validate before connecting: a bad request never reaches Temporal or AWS.
-    const input = CleanupInputSchema.parse(requestFrom(values, env, protectedFromEnv, sub === 'plan'));
-    const client = await connect();
-    const handle = await startCleanup(client, env.TRAINCTL_TASK_QUEUE, input, values['workflow-id'] ? { workflowId: values['workflow-id'] } : {});
-    uiUrl = workflowUiUrl(env, handle.workflowId);
-    if (!json) console.error(`cleanup ${sub}: ${uiUrl}`);
-
-    let ended = false;
-    const resultP = handle.result().finally(() => {
-      ended = true;
-    });
-    // Observed below; this only keeps an early failure from being reported as unhandled.
-    resultP.catch(() => undefined);
-
-    let approved: boolean | undefined;
-    if (sub === 'apply') {
-      const plan = await waitForPlan(handle, () => ended);
-      if (plan) {
-        if (!json) console.log(formatPlan(plan));
-        if (values.yes) approved = true;
-        else if (process.stdin.isTTY && !json) approved = await confirm(`delete ${plan.resources.length} resources as planned (plan ${plan.hash})? [y/N] `);
-        else throw new UsageError(`cleanup apply needs --yes when not run on a terminal; the run waits for approval: ${uiUrl}`);
-        if (approved) await handle.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: plan.hash }] });
-        else await handle.executeUpdate(cleanupRejectUpdate, { args: [{ reason: 'declined at the confirmation prompt' }] });
-      }
-    }
-    const result: CleanupResult = await resultP;
-    const ok = result.report.failed.length === 0 && (result.outcome === 'completed' || result.outcome === 'planned');
-    if (json) console.log(JSON.stringify({ ok, workflowId: handle.workflowId, outcome: result.outcome, plan: result.plan, report: result.report, ui: uiUrl }));
-    else if (result.outcome === 'planned') console.log(formatPlan(result.plan));
-    else {
-      if (sub === 'apply' && approved === undefined) console.log(formatPlan(result.plan));
-      if (result.message) console.log(result.message);
-      console.log(formatReport(result.report));
-    }
-    return ok ? ExitCode.Ok : ExitCode.Failed;
+    return await planOrApply(sub, values, json, env, connect, environment, shown);
   } catch (err) {
     // `selector.kinds.0` is the user's --kind: drop list indexes so the flag names apply.
     if (err instanceof ZodError) err = new ZodError(err.issues.map((i) => ({ ...i, path: i.path.filter((p) => typeof p !== 'number') })));
-    return reportError(err, { json, what: `cleanup ${sub}`, flags: CLEANUP_FLAGS, ...(uiUrl ? { uiUrl } : {}) });
+    return reportError(err, { json, what: `cleanup ${sub}`, flags: CLEANUP_FLAGS, ...(shown.uiUrl ? { uiUrl: shown.uiUrl } : {}) });
   }
 }

@@ -1,19 +1,9 @@
 import { parseArgs } from 'node:util';
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, WithStartWorkflowOperation, type Client, type ScheduleHandle } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import * as cost from '../api/cost.js';
 import type { Env } from '../config.js';
-import { ProjectSchema, ReconcileInputSchema, SetBudgetSchema, SetRateSchema, costTrackerWorkflowId, type SetBudgetRequest } from '../cost-model.js';
-import { SA } from '../search-attributes.js';
+import { ProjectSchema, ReconcileInputSchema, SetBudgetSchema, SetRateSchema, costTrackerWorkflowId, type CostGroup, type ResourceView, type SetBudgetRequest } from '../contracts/cost.js';
 import { workflowUiUrl } from '../temporal.js';
-import {
-  runningQuery,
-  setBudgetUpdate,
-  setRateUpdate,
-  summaryQuery,
-  type CostGroup,
-  type ResourceView,
-  type costTracker,
-  type reconcileCost,
-} from '../workflows/cost-tracker.js';
 import { ExitCode, UsageError, reportError } from './output.js';
 import { asUsageError, parseKeyValue, parseNumber } from './args.js';
 
@@ -42,42 +32,130 @@ function groupRows(groups: Record<string, CostGroup>): string[][] {
     .map(([k, g]) => [k, String(g.resources), String(g.running), usd(g.totalUsd), `${usd(g.burnMicroUsdPerHour / 1e6)}/h`, g.unpriced ? `${g.unpriced} unpriced` : '']);
 }
 
-/**
- * Creates (or updates to this spec) the Schedule `cost-reconcile/PROJECT`, which runs the
- * `reconcileCost` workflow every `every` on `taskQueue`, skipping a run while one is still going.
- */
-export async function ensureReconcileSchedule(
-  client: Client,
-  opts: { project: string; regions: string[]; every: string; taskQueue: string },
-): Promise<ScheduleHandle> {
-  const input = ReconcileInputSchema.parse({ project: opts.project, regions: opts.regions });
-  const scheduleId = `cost-reconcile/${input.project}`;
-  const action = {
-    type: 'startWorkflow' as const,
-    workflowType: 'reconcileCost',
-    args: [input] as Parameters<typeof reconcileCost>,
-    taskQueue: opts.taskQueue,
-    workflowId: scheduleId,
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'cost-reconcile' },
-      { key: SA.project, value: input.project },
-    ],
-  };
-  const spec = { intervals: [{ every: opts.every as `${number}h` }] };
+function parseFlags(flags: string[]) {
   try {
-    return await client.schedule.create({
-      scheduleId,
-      spec,
-      action,
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
-      memo: { what: `reconcile the cost tracker of ${input.project} with EC2 in ${input.regions.join(', ')}` },
-    });
+    return parseArgs({
+      args: flags,
+      strict: true,
+      options: {
+        project: { type: 'string', default: 'default' },
+        'by-tag': { type: 'string' },
+        'limit-usd': { type: 'string' },
+        window: { type: 'string' },
+        action: { type: 'string' },
+        'tag-filter': { type: 'string' },
+        name: { type: 'string' },
+        type: { type: 'string' },
+        'usd-per-hour': { type: 'string' },
+        'per-gib': { type: 'boolean' },
+        regions: { type: 'string' },
+        every: { type: 'string', default: '1h' },
+        json: { type: 'boolean', default: false },
+      },
+    }).values;
   } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    const handle = client.schedule.getHandle(scheduleId);
-    await handle.update((prev) => ({ ...prev, spec, action }));
-    return handle;
+    throw asUsageError(err);
   }
+}
+
+type Flags = ReturnType<typeof parseFlags>;
+
+/** What every subcommand needs: the parsed flags, the project, the environment and a way to connect. */
+interface Ctx {
+  values: Flags;
+  json: boolean;
+  project: string;
+  env: Env;
+  connect: () => Promise<Client>;
+}
+
+async function show({ values, json, project, env, connect }: Ctx): Promise<number> {
+  const client = await connect();
+  const asOf = Date.now();
+  const summary = await cost.summary(client, project, { asOf, ...(values['by-tag'] ? { tagKey: values['by-tag'] } : {}) });
+  const running: ResourceView[] = await cost.running(client, project, asOf);
+  if (json) {
+    console.log(JSON.stringify({ ok: true, ...summary, running }));
+    return ExitCode.Ok;
+  }
+  console.log(`project ${project}: ${usd(summary.totalUsd)} so far, burning ${usd(summary.burnUsdPerHour)}/h (as of ${summary.asOf})`);
+  if (summary.unpriced.length) console.log(`UNPRICED (cost unknown, not $0): ${summary.unpriced.map((u) => `${u.id} (${u.type})`).join(', ')}`);
+  console.log('');
+  console.log(
+    table(
+      ['running', 'kind', 'type', 'region', 'since', 'rate', 'cost'],
+      running.map((r) => [
+        r.id,
+        r.kind,
+        r.type,
+        r.region,
+        r.startedAt.slice(0, 16).replace('T', ' '),
+        r.hourlyUsd === null ? 'unpriced' : `$${r.hourlyUsd.toFixed(4)}/h`,
+        usd(r.costUsd),
+      ]),
+    ),
+  );
+  console.log('');
+  console.log(table(['kind', 'resources', 'running', 'cost', 'burn', ''], groupRows(summary.byKind as Record<string, CostGroup>)));
+  if (summary.byTag) {
+    console.log('');
+    console.log(table([summary.byTag.key, 'resources', 'running', 'cost', 'burn', ''], groupRows(summary.byTag.groups)));
+  }
+  for (const b of summary.budgets) {
+    console.log(
+      `budget ${b.name}: ${usd(b.spentUsd)} of ${usd(b.limitUsd)} (${b.window}, ${b.action})` +
+        (b.firedAt ? `, CROSSED at ${b.firedAt}` : b.projectedAt ? `, crosses at ${b.projectedAt} at this rate` : ''),
+    );
+  }
+  if (summary.rejected.count) console.log(`${summary.rejected.count} rejected messages (see --json)`);
+  console.log(`  run: ${workflowUiUrl(env, costTrackerWorkflowId(project))}`);
+  return ExitCode.Ok;
+}
+
+async function setBudget({ values, json, project, env, connect }: Ctx): Promise<number> {
+  const request: SetBudgetRequest = SetBudgetSchema.parse({
+    ...(values.name !== undefined ? { name: values.name } : {}),
+    limitUsd: parseNumber('--limit-usd', values['limit-usd']),
+    window: values.window,
+    action: values.action,
+    tagFilter: values['tag-filter'] !== undefined ? parseKeyValue('--tag-filter', values['tag-filter']) : undefined,
+  });
+  const client = await connect();
+  const view = await cost.setBudget(client, { project, taskQueue: env.TRAINCTL_TASK_QUEUE }, request);
+  if (json) console.log(JSON.stringify({ ok: true, ...view }));
+  else {
+    console.log(`budget ${view.name} of project ${project}: ${usd(view.limitUsd)} (${view.window}), action ${view.action}; ${usd(view.spentUsd)} spent`);
+    if (view.projectedAt) console.log(`  at the current ${usd(view.burnUsdPerHour)}/h it is crossed at ${view.projectedAt}`);
+  }
+  return ExitCode.Ok;
+}
+
+async function setRate({ values, json, project, env, connect }: Ctx): Promise<number> {
+  const request = SetRateSchema.parse({ type: values.type, usdPerHour: parseNumber('--usd-per-hour', values['usd-per-hour']), unit: values['per-gib'] ? 'GiB' : 'resource' });
+  const client = await connect();
+  const res = await cost.setRate(client, { project, taskQueue: env.TRAINCTL_TASK_QUEUE }, request);
+  if (json) console.log(JSON.stringify({ ok: true, ...res }));
+  else console.log(`${res.type}: $${res.microUsdPerHour / 1e6}/h per ${res.unit}; ${res.affected} tracked resources repriced`);
+  return ExitCode.Ok;
+}
+
+async function reconcile({ values, json, project, env, connect }: Ctx, verb: 'schedule' | 'now'): Promise<number> {
+  const input = ReconcileInputSchema.parse({ project, regions: (values.regions ?? env.AWS_REGION).split(',').filter(Boolean) });
+  const client = await connect();
+  if (verb === 'schedule') {
+    const handle = await cost.ensureReconcileSchedule(client, { ...input, every: values.every ?? '1h', taskQueue: env.TRAINCTL_TASK_QUEUE });
+    if (json) console.log(JSON.stringify({ ok: true, scheduleId: handle.scheduleId, every: values.every, regions: input.regions }));
+    else console.log(`schedule ${handle.scheduleId}: reconcile ${project} in ${input.regions.join(', ')} every ${values.every}`);
+    return ExitCode.Ok;
+  }
+  const outcome = await cost.reconcileNow(client, input, { taskQueue: env.TRAINCTL_TASK_QUEUE });
+  if (json) console.log(JSON.stringify({ ok: true, ...outcome }));
+  else {
+    console.log(`${outcome.checked} managed resources checked in ${outcome.regions.join(', ')}`);
+    for (const o of outcome.orphans) console.log(`  orphan   ${o.id}  ${o.kind} ${o.type} ${o.region} (now tracked)`);
+    for (const v of outcome.vanished) console.log(`  vanished ${v.id}  (${v.state}; stopped in the tracker)`);
+  }
+  return ExitCode.Ok;
 }
 
 export async function costCommand(argv: string[], env: Env, connect: () => Promise<Client>): Promise<number> {
@@ -89,142 +167,13 @@ export async function costCommand(argv: string[], env: Env, connect: () => Promi
   let json = rest.includes('--json');
   try {
     const [verb, ...flags] = sub === 'show' ? ['show', ...rest] : rest;
-    const parse = () =>
-      parseArgs({
-        args: flags,
-        strict: true,
-        options: {
-          project: { type: 'string', default: 'default' },
-          'by-tag': { type: 'string' },
-          'limit-usd': { type: 'string' },
-          window: { type: 'string' },
-          action: { type: 'string' },
-          'tag-filter': { type: 'string' },
-          name: { type: 'string' },
-          type: { type: 'string' },
-          'usd-per-hour': { type: 'string' },
-          'per-gib': { type: 'boolean' },
-          regions: { type: 'string' },
-          every: { type: 'string', default: '1h' },
-          json: { type: 'boolean', default: false },
-        },
-      });
-    let values: ReturnType<typeof parse>['values'];
-    try {
-      ({ values } = parse());
-    } catch (err) {
-      throw asUsageError(err);
-    }
+    const values = parseFlags(flags);
     json = values.json ?? false;
-    const project = ProjectSchema.parse(values.project);
-    const workflowId = costTrackerWorkflowId(project);
-    const startTracker = () =>
-      new WithStartWorkflowOperation<typeof costTracker>('costTracker', {
-        workflowId,
-        taskQueue: env.TRAINCTL_TASK_QUEUE,
-        args: [{ project }],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        typedSearchAttributes: [
-          { key: SA.kind, value: 'cost-tracker' },
-          { key: SA.project, value: project },
-        ],
-        staticSummary: `Cost tracker of project **${project}**`,
-      });
-
-    if (sub === 'show') {
-      const client = await connect();
-      const handle = client.workflow.getHandle<typeof costTracker>(workflowId);
-      const asOf = Date.now();
-      const summary = await handle.query(summaryQuery, { asOf, ...(values['by-tag'] ? { tagKey: values['by-tag'] } : {}) });
-      const running: ResourceView[] = await handle.query(runningQuery, { asOf });
-      if (json) {
-        console.log(JSON.stringify({ ok: true, ...summary, running }));
-        return ExitCode.Ok;
-      }
-      console.log(`project ${project}: ${usd(summary.totalUsd)} so far, burning ${usd(summary.burnUsdPerHour)}/h (as of ${summary.asOf})`);
-      if (summary.unpriced.length) console.log(`UNPRICED (cost unknown, not $0): ${summary.unpriced.map((u) => `${u.id} (${u.type})`).join(', ')}`);
-      console.log('');
-      console.log(
-        table(
-          ['running', 'kind', 'type', 'region', 'since', 'rate', 'cost'],
-          running.map((r) => [
-            r.id,
-            r.kind,
-            r.type,
-            r.region,
-            r.startedAt.slice(0, 16).replace('T', ' '),
-            r.hourlyUsd === null ? 'unpriced' : `$${r.hourlyUsd.toFixed(4)}/h`,
-            usd(r.costUsd),
-          ]),
-        ),
-      );
-      console.log('');
-      console.log(table(['kind', 'resources', 'running', 'cost', 'burn', ''], groupRows(summary.byKind as Record<string, CostGroup>)));
-      if (summary.byTag) {
-        console.log('');
-        console.log(table([summary.byTag.key, 'resources', 'running', 'cost', 'burn', ''], groupRows(summary.byTag.groups)));
-      }
-      for (const b of summary.budgets) {
-        console.log(
-          `budget ${b.name}: ${usd(b.spentUsd)} of ${usd(b.limitUsd)} (${b.window}, ${b.action})` +
-            (b.firedAt ? `, CROSSED at ${b.firedAt}` : b.projectedAt ? `, crosses at ${b.projectedAt} at this rate` : ''),
-        );
-      }
-      if (summary.rejected.count) console.log(`${summary.rejected.count} rejected messages (see --json)`);
-      console.log(`  run: ${workflowUiUrl(env, workflowId)}`);
-      return ExitCode.Ok;
-    }
-
-    if (sub === 'budget' && verb === 'set') {
-      const request: SetBudgetRequest = SetBudgetSchema.parse({
-        ...(values.name !== undefined ? { name: values.name } : {}),
-        limitUsd: parseNumber('--limit-usd', values['limit-usd']),
-        window: values.window,
-        action: values.action,
-        tagFilter: values['tag-filter'] !== undefined ? parseKeyValue('--tag-filter', values['tag-filter']) : undefined,
-      });
-      const client = await connect();
-      const view = await client.workflow.executeUpdateWithStart(setBudgetUpdate, { args: [request], startWorkflowOperation: startTracker() });
-      if (json) console.log(JSON.stringify({ ok: true, ...view }));
-      else {
-        console.log(`budget ${view.name} of project ${project}: ${usd(view.limitUsd)} (${view.window}), action ${view.action}; ${usd(view.spentUsd)} spent`);
-        if (view.projectedAt) console.log(`  at the current ${usd(view.burnUsdPerHour)}/h it is crossed at ${view.projectedAt}`);
-      }
-      return ExitCode.Ok;
-    }
-
-    if (sub === 'rate' && verb === 'set') {
-      const request = SetRateSchema.parse({ type: values.type, usdPerHour: parseNumber('--usd-per-hour', values['usd-per-hour']), unit: values['per-gib'] ? 'GiB' : 'resource' });
-      const client = await connect();
-      const res = await client.workflow.executeUpdateWithStart(setRateUpdate, { args: [request], startWorkflowOperation: startTracker() });
-      if (json) console.log(JSON.stringify({ ok: true, ...res }));
-      else console.log(`${res.type}: $${res.microUsdPerHour / 1e6}/h per ${res.unit}; ${res.affected} tracked resources repriced`);
-      return ExitCode.Ok;
-    }
-
-    if (sub === 'reconcile' && (verb === 'schedule' || verb === 'now')) {
-      const input = ReconcileInputSchema.parse({ project, regions: (values.regions ?? env.AWS_REGION).split(',').filter(Boolean) });
-      const client = await connect();
-      if (verb === 'schedule') {
-        const handle = await ensureReconcileSchedule(client, { ...input, every: values.every ?? '1h', taskQueue: env.TRAINCTL_TASK_QUEUE });
-        if (json) console.log(JSON.stringify({ ok: true, scheduleId: handle.scheduleId, every: values.every, regions: input.regions }));
-        else console.log(`schedule ${handle.scheduleId}: reconcile ${project} in ${input.regions.join(', ')} every ${values.every}`);
-        return ExitCode.Ok;
-      }
-      const handle = await client.workflow.start<typeof reconcileCost>('reconcileCost', {
-        taskQueue: env.TRAINCTL_TASK_QUEUE,
-        workflowId: `cost-reconcile/${project}/manual-${Date.now()}`,
-        args: [input],
-      });
-      const outcome = await handle.result();
-      if (json) console.log(JSON.stringify({ ok: true, ...outcome }));
-      else {
-        console.log(`${outcome.checked} managed resources checked in ${outcome.regions.join(', ')}`);
-        for (const o of outcome.orphans) console.log(`  orphan   ${o.id}  ${o.kind} ${o.type} ${o.region} (now tracked)`);
-        for (const v of outcome.vanished) console.log(`  vanished ${v.id}  (${v.state}; stopped in the tracker)`);
-      }
-      return ExitCode.Ok;
-    }
+    const ctx: Ctx = { values, json, project: ProjectSchema.parse(values.project), env, connect };
+    if (sub === 'show') return await show(ctx);
+    if (sub === 'budget' && verb === 'set') return await setBudget(ctx);
+    if (sub === 'rate' && verb === 'set') return await setRate(ctx);
+    if (sub === 'reconcile' && (verb === 'schedule' || verb === 'now')) return await reconcile(ctx, verb);
     throw new UsageError(`unknown cost command ${JSON.stringify([sub, verb].filter(Boolean).join(' '))}\n${HELP}`);
   } catch (err) {
     return reportError(err, { json, what: `cost ${sub}` });

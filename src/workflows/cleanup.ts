@@ -4,8 +4,6 @@ import {
   CancellationScope,
   CancelledFailure,
   condition,
-  defineQuery,
-  defineUpdate,
   getExternalWorkflowHandle,
   log,
   proxyActivities,
@@ -15,60 +13,30 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { CleanupInputSchema, type CleanupInput, type CleanupRequest } from '../config.js';
+import {
+  CleanupInputSchema,
+  CleanupOutcome,
+  CleanupStep,
+  cleanupApproveUpdate,
+  cleanupPlanQuery,
+  cleanupRejectUpdate,
+  cleanupStatusQuery,
+  type CleanupDependency,
+  type CleanupInput,
+  type CleanupPhase,
+  type CleanupPlan,
+  type CleanupReport,
+  type CleanupRequest,
+  type CleanupResult,
+  type PlannedResource,
+} from '../contracts/cleanup.js';
+import { costTrackerWorkflowId, resourceStoppedSignal } from '../contracts/cost.js';
 import { ErrorKind, describeFailure } from '../errors/kinds.js';
-import { CleanupStep, durationMs, planCleanup, type CleanupDependency, type CleanupPlan, type PlannedResource } from '../cleanup-plan.js';
-import { costTrackerWorkflowId } from '../cost-model.js';
-import { resourceStoppedSignal } from './cost-tracker.js';
+import { durationMs, planCleanup } from '../cleanup-plan.js';
 import { awsCall, awsWait } from './options.js';
 
 const aws = proxyActivities<Activities>(awsCall);
 const waits = proxyActivities<Activities>(awsWait);
-
-/** What a cleanup did: every resource by id, never only counts. */
-export interface CleanupReport {
-  deleted: string[];
-  /** Gone before this run deleted it (NotFound on delete): nothing left to do. */
-  alreadyGone: string[];
-  skipped: { id: string; reason: string }[];
-  failed: { id: string; kind: string; message: string; step?: string }[];
-  /** Snapshots taken before deletion (snapshotBeforeDelete). */
-  snapshots: { snapshotId: string; volumeId: string }[];
-}
-
-export const CleanupOutcome = {
-  planned: 'planned',
-  completed: 'completed',
-  rejected: 'rejected',
-  approvalTimedOut: 'approval-timed-out',
-} as const;
-export type CleanupOutcome = (typeof CleanupOutcome)[keyof typeof CleanupOutcome];
-
-export interface CleanupResult {
-  outcome: CleanupOutcome;
-  plan: CleanupPlan;
-  report: CleanupReport;
-  /** Why nothing was deleted (rejected, timed out). */
-  message?: string;
-}
-
-export type CleanupPhase = 'planning' | 'awaiting-approval' | 'running' | 'done';
-
-export interface CleanupStatus {
-  phase: CleanupPhase;
-  plan: CleanupPlan | null;
-  report: CleanupReport;
-  inFlight: { id: string; step: string }[];
-}
-
-/** The plan (null until discovery finished). */
-export const cleanupPlanQuery = defineQuery<CleanupPlan | null>('plan');
-/** Phase, plan, the report so far and the steps in flight; answers after the run ended too. */
-export const cleanupStatusQuery = defineQuery<CleanupStatus>('status');
-/** Approves the plan whose hash is named; the validator refuses any other hash. */
-export const cleanupApproveUpdate = defineUpdate<{ approved: true; planHash: string }, [{ planHash: string }]>('approve');
-/** Ends a cleanup waiting for approval with nothing deleted. */
-export const cleanupRejectUpdate = defineUpdate<{ rejected: true }, [{ reason?: string }]>('reject');
 
 /** A counting semaphore of plain promises: waiters are served in order, deterministically. */
 class Slots {
@@ -98,6 +66,15 @@ function emptyReport(): CleanupReport {
   return { deleted: [], alreadyGone: [], skipped: [], failed: [], snapshots: [] };
 }
 
+/** The run's state the queries and updates read: phase, plan, report so far, steps in flight, decision. */
+interface Run {
+  phase: CleanupPhase;
+  plan: CleanupPlan | null;
+  report: CleanupReport;
+  inFlight: Map<string, string>;
+  decision?: { approved: boolean; reason?: string };
+}
+
 /**
  * Cleans up the resources a selector names in one region, safely.
  *
@@ -116,24 +93,32 @@ function emptyReport(): CleanupReport {
  * as cancelled. While it waits for approval, a cancel ends it with nothing deleted.
  */
 export async function cleanup(request: CleanupRequest): Promise<CleanupResult> {
-  let phase: CleanupPhase = 'planning';
-  let plan: CleanupPlan | null = null;
-  const report = emptyReport();
-  const inFlight = new Map<string, string>();
-  let decision: { approved: boolean; reason?: string } | undefined;
+  const run: Run = { phase: 'planning', plan: null, report: emptyReport(), inFlight: new Map() };
+  registerHandlers(run);
+  const input = parseRequest(request);
+  const plan = await discoverAndPlan(run, input);
+  if (input.dryRun) return finishDryRun(run, plan);
+  if (plan.needsApproval) {
+    const refused = await awaitApproval(run, plan, input);
+    if (refused) return refused;
+  }
+  return deleteAll(run, plan, input);
+}
 
-  setHandler(cleanupPlanQuery, () => plan);
-  setHandler(cleanupStatusQuery, () => ({ phase, plan, report, inFlight: [...inFlight].map(([id, step]) => ({ id, step })) }));
+/** The `plan` and `status` queries, and the `approve` / `reject` updates (accepted only while waiting for approval). */
+function registerHandlers(run: Run): void {
+  setHandler(cleanupPlanQuery, () => run.plan);
+  setHandler(cleanupStatusQuery, () => ({ phase: run.phase, plan: run.plan, report: run.report, inFlight: [...run.inFlight].map(([id, step]) => ({ id, step })) }));
   const awaitingApproval = (): CleanupPlan => {
-    if (phase !== 'awaiting-approval' || plan === null || decision !== undefined) {
-      throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `this cleanup is not waiting for approval (it is ${phase})` });
+    if (run.phase !== 'awaiting-approval' || run.plan === null || run.decision !== undefined) {
+      throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `this cleanup is not waiting for approval (it is ${run.phase})` });
     }
-    return plan;
+    return run.plan;
   };
   setHandler(
     cleanupApproveUpdate,
     ({ planHash }) => {
-      decision = { approved: true };
+      run.decision = { approved: true };
       return { approved: true, planHash };
     },
     {
@@ -152,55 +137,71 @@ export async function cleanup(request: CleanupRequest): Promise<CleanupResult> {
   setHandler(
     cleanupRejectUpdate,
     ({ reason }) => {
-      decision = { approved: false, reason: reason ?? 'rejected' };
+      run.decision = { approved: false, reason: reason ?? 'rejected' };
       return { rejected: true };
     },
     { validator: (_arg) => void awaitingApproval() },
   );
+}
 
+function parseRequest(request: CleanupRequest): CleanupInput {
   const parsed = CleanupInputSchema.safeParse(request);
   if (!parsed.success) {
     throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `invalid cleanup request: ${describeFailure(parsed.error)}` });
   }
-  const input = parsed.data;
+  return parsed.data;
+}
 
+/** Discovers the candidates in the region (one activity) and plans their deletion (pure). */
+async function discoverAndPlan(run: Run, input: CleanupInput): Promise<CleanupPlan> {
   setCurrentDetails(`Discovering resources in ${input.region}`);
   const discovery = await aws.cleanupDiscover.executeWithOptions({ summary: `discover cleanup candidates in ${input.region}` }, [
     { region: input.region, selector: input.selector },
   ]);
-  plan = planCleanup(discovery, input);
-  const current = plan;
-  log.info('cleanup planned', { hash: current.hash, resources: current.resources.length, skipped: current.skipped.length, dryRun: input.dryRun });
+  const plan = planCleanup(discovery, input);
+  run.plan = plan;
+  log.info('cleanup planned', { hash: plan.hash, resources: plan.resources.length, skipped: plan.skipped.length, dryRun: input.dryRun });
+  return plan;
+}
 
-  if (input.dryRun) {
-    phase = 'done';
-    report.skipped.push(...current.skipped.map(({ id, reason }) => ({ id, reason })));
-    setCurrentDetails(`Dry run: would delete ${current.resources.length}, skip ${current.skipped.length} (plan ${current.hash})`);
-    return { outcome: CleanupOutcome.planned, plan: current, report };
+function skipsOf(plan: CleanupPlan): { id: string; reason: string }[] {
+  return plan.skipped.map(({ id, reason }) => ({ id, reason }));
+}
+
+function finishDryRun(run: Run, plan: CleanupPlan): CleanupResult {
+  run.phase = 'done';
+  run.report.skipped.push(...skipsOf(plan));
+  setCurrentDetails(`Dry run: would delete ${plan.resources.length}, skip ${plan.skipped.length} (plan ${plan.hash})`);
+  return { outcome: CleanupOutcome.planned, plan, report: run.report };
+}
+
+/** Waits for `approve` naming the plan's hash; returns the result when it was rejected or timed out instead. */
+async function awaitApproval(run: Run, plan: CleanupPlan, input: CleanupInput): Promise<CleanupResult | undefined> {
+  run.phase = 'awaiting-approval';
+  setCurrentDetails(
+    `**Waiting for approval** of plan ${plan.hash} (${plan.approvalReasons.join('; ')}). ` +
+      `Approve with the \`approve\` update naming the plan hash, or reject with \`reject\`; times out after ${input.approvalTimeout}.`,
+  );
+  const decided = await condition(() => run.decision !== undefined, durationMs(input.approvalTimeout));
+  if (decided && run.decision?.approved) {
+    log.info('cleanup plan approved', { hash: plan.hash });
+    return undefined;
   }
+  run.phase = 'done';
+  const message = decided ? `rejected: ${run.decision?.reason ?? 'rejected'}; nothing was deleted` : `not approved within ${input.approvalTimeout}; nothing was deleted`;
+  run.report.skipped.push(...skipsOf(plan));
+  run.report.skipped.push(...plan.resources.map((r) => ({ id: r.id, reason: decided ? 'plan rejected' : 'plan not approved in time' })));
+  setCurrentDetails(message);
+  return { outcome: decided ? CleanupOutcome.rejected : CleanupOutcome.approvalTimedOut, plan, report: run.report, message };
+}
 
-  if (current.needsApproval) {
-    phase = 'awaiting-approval';
-    setCurrentDetails(
-      `**Waiting for approval** of plan ${current.hash} (${current.approvalReasons.join('; ')}). ` +
-        `Approve with the \`approve\` update naming the plan hash, or reject with \`reject\`; times out after ${input.approvalTimeout}.`,
-    );
-    const decided = await condition(() => decision !== undefined, durationMs(input.approvalTimeout));
-    if (!decided || !decision?.approved) {
-      phase = 'done';
-      const message = decided ? `rejected: ${decision?.reason ?? 'rejected'}; nothing was deleted` : `not approved within ${input.approvalTimeout}; nothing was deleted`;
-      report.skipped.push(...current.skipped.map(({ id, reason }) => ({ id, reason })));
-      report.skipped.push(...current.resources.map((r) => ({ id: r.id, reason: decided ? 'plan rejected' : 'plan not approved in time' })));
-      setCurrentDetails(message);
-      return { outcome: decided ? CleanupOutcome.rejected : CleanupOutcome.approvalTimedOut, plan: current, report, message };
-    }
-    log.info('cleanup plan approved', { hash: current.hash });
-  }
-
-  phase = 'running';
-  report.skipped.push(...current.skipped.map(({ id, reason }) => ({ id, reason })));
-  const cancelled = await execute(current, input, report, inFlight);
-  phase = 'done';
+/** Runs the plan to the end (or to a cancel, then fails as cancelled) and says what it did. */
+async function deleteAll(run: Run, plan: CleanupPlan, input: CleanupInput): Promise<CleanupResult> {
+  const report = run.report;
+  run.phase = 'running';
+  report.skipped.push(...skipsOf(plan));
+  const cancelled = await execute(plan, input, report, run.inFlight);
+  run.phase = 'done';
   const summary =
     `${cancelled ? 'Cancelled: ' : ''}deleted ${report.deleted.length}, already gone ${report.alreadyGone.length}, ` +
     `skipped ${report.skipped.length}, failed ${report.failed.length}${report.snapshots.length ? `, snapshots ${report.snapshots.length}` : ''}`;
@@ -210,7 +211,7 @@ export async function cleanup(request: CleanupRequest): Promise<CleanupResult> {
     log.info('cleanup cancelled', { deleted: report.deleted, notDone: report.skipped.length });
     throw new CancelledFailure(`cleanup cancelled: ${summary}; the status query has the full report`);
   }
-  return { outcome: CleanupOutcome.completed, plan: current, report };
+  return { outcome: CleanupOutcome.completed, plan, report };
 }
 
 /** Runs every planned resource's line; returns whether a cancel stopped it. */

@@ -99,3 +99,9 @@ export function onHost(
 ): ActivityOptions {
   return { ...profile, taskQueue: hostTaskQueue(hostId), ...timeouts };
 }
+
+/** A read-only sweep of several AWS calls (listing every managed resource of a few regions). */
+export const awsSweep = {
+  ...awsCall,
+  startToCloseTimeout: '5 minutes',
+} as const satisfies ActivityOptions;

@@ -1,0 +1,295 @@
+import { log } from '@temporalio/activity';
+import {
+  paginateDescribeInstances,
+  paginateDescribeSnapshots,
+  paginateDescribeVolumes,
+  type EC2Client,
+  type Filter,
+  type Instance,
+  type Snapshot,
+  type Volume,
+} from '@aws-sdk/client-ec2';
+import { GetBucketTaggingCommand, type S3Client } from '@aws-sdk/client-s3';
+import { listAllMultipartUploads } from '../aws/multipart.js';
+import { tagsOf } from '../aws/tags.js';
+import { parseS3Id, type DiscoveredResource, type Discovery } from '../cleanup-plan.js';
+import type { CleanupSelector } from '../contracts/cleanup.js';
+import { ErrorKind } from '../errors/kinds.js';
+import { classify } from '../errors/classify.js';
+import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
+
+export interface CleanupDiscoveryDeps {
+  ec2(region: string): EC2Client;
+  s3(region: string): S3Client;
+  throttleBackoff?: ThrottleBackoff;
+}
+
+export function isNotFound(err: unknown): boolean {
+  return classify(err) === ErrorKind.NotFound;
+}
+
+export const GONE_INSTANCE_STATES = new Set(['terminated', 'shutting-down']);
+export const GONE_VOLUME_STATES = new Set(['deleting', 'deleted']);
+
+/**
+ * Read-only EC2 and S3 lookups, all pages, cancellable (the activity's abort signal): by filters,
+ * or by ids (then without a page size, which EC2 refuses together with ids).
+ */
+export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>) {
+  const commandOptions = () => ({ abortSignal: abortSignal() });
+
+  async function describeInstances(region: string, filters: Filter[] | undefined, ids?: string[]): Promise<Instance[]> {
+    const out: Instance[] = [];
+    const config = { client: deps.ec2(region), ...(ids ? {} : { pageSize: 500 }) };
+    const input = { ...(filters ? { Filters: filters } : {}), ...(ids ? { InstanceIds: ids } : {}) };
+    for await (const page of paginateDescribeInstances(config, input, commandOptions())) for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []));
+    return out;
+  }
+
+  async function describeVolumes(region: string, filters: Filter[] | undefined, ids?: string[]): Promise<Volume[]> {
+    const out: Volume[] = [];
+    const config = { client: deps.ec2(region), ...(ids ? {} : { pageSize: 500 }) };
+    const input = { ...(filters ? { Filters: filters } : {}), ...(ids ? { VolumeIds: ids } : {}) };
+    for await (const page of paginateDescribeVolumes(config, input, commandOptions())) out.push(...(page.Volumes ?? []));
+    return out;
+  }
+
+  async function describeSnapshots(region: string, filters: Filter[] | undefined, ids?: string[]): Promise<Snapshot[]> {
+    const out: Snapshot[] = [];
+    const input = { OwnerIds: ['self'], ...(filters ? { Filters: filters } : {}), ...(ids ? { SnapshotIds: ids } : {}) };
+    for await (const page of paginateDescribeSnapshots({ client: deps.ec2(region) }, input, commandOptions())) out.push(...(page.Snapshots ?? []));
+    return out;
+  }
+
+  /** One id at a time, so that one missing id does not hide the others: undefined when it does not exist. */
+  async function describeById<T>(describe: () => Promise<T[]>): Promise<T[] | undefined> {
+    try {
+      return await describe();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async function bucketTags(region: string, bucket: string): Promise<Record<string, string>> {
+    try {
+      const res = await deps.s3(region).send(new GetBucketTaggingCommand({ Bucket: bucket }), commandOptions());
+      return tagsOf(res.TagSet);
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchTagSet') return {};
+      throw err;
+    }
+  }
+
+  async function uploadsUnder(region: string, bucket: string, prefix: string, tags: Record<string, string>): Promise<DiscoveredResource[]> {
+    const uploads = await listAllMultipartUploads(deps.s3(region), bucket, prefix || undefined, abortSignal());
+    return uploads.flatMap((u): DiscoveredResource[] =>
+      u.Key && u.UploadId
+        ? [
+            {
+              id: `s3://${bucket}/${u.Key}#${u.UploadId}`,
+              kind: 'multipart-upload',
+              tags,
+              state: 'in-progress',
+              ...(u.Initiated ? { createdAt: u.Initiated.toISOString() } : {}),
+              bucket,
+              key: u.Key,
+              uploadId: u.UploadId,
+            },
+          ]
+        : [],
+    );
+  }
+
+  return { describeInstances, describeVolumes, describeSnapshots, describeById, bucketTags, uploadsUnder };
+}
+
+type Describers = ReturnType<typeof createDescribers>;
+
+async function volumeResource(d: Describers, region: string, v: Volume, instanceStates: Map<string, string>): Promise<DiscoveredResource> {
+  const a = (v.Attachments ?? []).find((x) => x.State === 'attached' || x.State === 'attaching');
+  let attachment: DiscoveredResource['attachment'];
+  if (a?.InstanceId) {
+    let state = instanceStates.get(a.InstanceId);
+    if (state === undefined) {
+      const found = await d.describeById(() => d.describeInstances(region, undefined, [a.InstanceId!]));
+      state = found?.[0]?.State?.Name ?? 'unknown';
+      instanceStates.set(a.InstanceId, state);
+    }
+    attachment = { instanceId: a.InstanceId, device: a.Device ?? '', instanceState: state };
+  }
+  return {
+    id: v.VolumeId ?? '',
+    kind: 'volume',
+    tags: tagsOf(v.Tags),
+    state: v.State ?? 'unknown',
+    ...(v.CreateTime ? { createdAt: v.CreateTime.toISOString() } : {}),
+    ...(v.Size !== undefined ? { sizeGiB: v.Size } : {}),
+    ...(attachment ? { attachment } : {}),
+  };
+}
+
+async function instanceResource(d: Describers, region: string, i: Instance): Promise<DiscoveredResource> {
+  const mappings = (i.BlockDeviceMappings ?? []).filter((b) => b.Ebs?.VolumeId);
+  const ids = mappings.map((b) => b.Ebs!.VolumeId!);
+  const vols = ids.length ? ((await d.describeById(() => d.describeVolumes(region, undefined, ids))) ?? []) : [];
+  const tagsById = new Map(vols.map((v) => [v.VolumeId ?? '', tagsOf(v.Tags)]));
+  return {
+    id: i.InstanceId ?? '',
+    kind: 'instance',
+    tags: tagsOf(i.Tags),
+    state: i.State?.Name ?? 'unknown',
+    ...(i.LaunchTime ? { createdAt: i.LaunchTime.toISOString() } : {}),
+    volumes: mappings.map((b) => ({
+      volumeId: b.Ebs!.VolumeId!,
+      device: b.DeviceName ?? '',
+      deleteOnTermination: b.Ebs?.DeleteOnTermination ?? false,
+      tags: tagsById.get(b.Ebs!.VolumeId!) ?? {},
+    })),
+  };
+}
+
+function snapshotResource(s: Snapshot): DiscoveredResource {
+  return {
+    id: s.SnapshotId ?? '',
+    kind: 'snapshot',
+    tags: tagsOf(s.Tags),
+    state: s.State ?? 'unknown',
+    ...(s.StartTime ? { createdAt: s.StartTime.toISOString() } : {}),
+    ...(s.VolumeSize !== undefined ? { sizeGiB: s.VolumeSize } : {}),
+  };
+}
+
+/** What one discovery gathers as it goes. */
+interface Found {
+  region: string;
+  selector: CleanupSelector;
+  tagFilters: Filter[];
+  /** Search EC2 by filters (tags or age given), besides the ids listed explicitly. */
+  searchEc2: boolean;
+  resources: DiscoveredResource[];
+  missingIds: string[];
+  instanceStates: Map<string, string>;
+}
+
+const explicit = (f: Found, prefix: string) => f.selector.ids.filter((id) => id.startsWith(prefix));
+const selected = (f: Found, kind: CleanupSelector['kinds'][number]) => f.selector.kinds.includes(kind);
+
+async function discoverInstances(d: Describers, f: Found): Promise<void> {
+  const instances: Instance[] = [];
+  if (selected(f, 'instance') && f.searchEc2) instances.push(...(await d.describeInstances(f.region, f.tagFilters)));
+  for (const id of explicit(f, 'i-')) {
+    const found = await d.describeById(() => d.describeInstances(f.region, undefined, [id]));
+    if (found?.[0]) instances.push(found[0]);
+    else f.missingIds.push(id);
+  }
+  for (const i of instances) {
+    const state = i.State?.Name ?? 'unknown';
+    if (i.InstanceId) f.instanceStates.set(i.InstanceId, state);
+    if (GONE_INSTANCE_STATES.has(state)) {
+      if (f.selector.ids.includes(i.InstanceId ?? '')) f.missingIds.push(i.InstanceId ?? '');
+      continue;
+    }
+    f.resources.push(await instanceResource(d, f.region, i));
+  }
+}
+
+async function discoverVolumes(d: Describers, f: Found): Promise<void> {
+  const volumes: Volume[] = [];
+  if (selected(f, 'volume') && f.searchEc2) volumes.push(...(await d.describeVolumes(f.region, f.tagFilters)));
+  for (const id of explicit(f, 'vol-')) {
+    const found = await d.describeById(() => d.describeVolumes(f.region, undefined, [id]));
+    if (found?.[0]) volumes.push(found[0]);
+    else f.missingIds.push(id);
+  }
+  for (const v of volumes) {
+    if (GONE_VOLUME_STATES.has(v.State ?? '')) {
+      if (f.selector.ids.includes(v.VolumeId ?? '')) f.missingIds.push(v.VolumeId ?? '');
+      continue;
+    }
+    f.resources.push(await volumeResource(d, f.region, v, f.instanceStates));
+  }
+}
+
+async function discoverSnapshots(d: Describers, f: Found): Promise<void> {
+  const snapshots: Snapshot[] = [];
+  if (selected(f, 'snapshot') && f.searchEc2) snapshots.push(...(await d.describeSnapshots(f.region, f.tagFilters)));
+  for (const id of explicit(f, 'snap-')) {
+    const found = await d.describeById(() => d.describeSnapshots(f.region, undefined, [id]));
+    if (found?.[0]) snapshots.push(found[0]);
+    else f.missingIds.push(id);
+  }
+  f.resources.push(...snapshots.map(snapshotResource));
+}
+
+/** Multipart uploads and the prefix of the selected bucket, and every s3:// id listed; each carries its bucket's tags. */
+async function discoverS3(d: Describers, f: Found): Promise<void> {
+  const s3Tags = new Map<string, Record<string, string>>();
+  const tagsOfBucket = async (bucket: string) => {
+    let t = s3Tags.get(bucket);
+    if (!t) s3Tags.set(bucket, (t = await d.bucketTags(f.region, bucket)));
+    return t;
+  };
+  if (f.selector.s3) {
+    const { bucket, prefix } = f.selector.s3;
+    if (selected(f, 'multipart-upload')) f.resources.push(...(await d.uploadsUnder(f.region, bucket, prefix, await tagsOfBucket(bucket))));
+    if (selected(f, 's3-prefix') && prefix !== '') {
+      f.resources.push({ id: `s3://${bucket}/${prefix}`, kind: 's3-prefix', tags: await tagsOfBucket(bucket), state: 'present', bucket, prefix });
+    }
+  }
+  for (const id of f.selector.ids.filter((x) => x.startsWith('s3://'))) {
+    const parsed = parseS3Id(id);
+    if (!parsed) continue;
+    try {
+      const tags = await tagsOfBucket(parsed.bucket);
+      if (parsed.uploadId === undefined) {
+        f.resources.push({ id, kind: 's3-prefix', tags, state: 'present', bucket: parsed.bucket, prefix: parsed.key });
+        continue;
+      }
+      const upload = (await d.uploadsUnder(f.region, parsed.bucket, parsed.key, tags)).find((u) => u.id === id);
+      if (upload) f.resources.push(upload);
+      else f.missingIds.push(id);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      f.missingIds.push(id);
+    }
+  }
+}
+
+export function createCleanupDiscovery(deps: CleanupDiscoveryDeps) {
+  const d = createDescribers(deps);
+  return {
+    /**
+     * Finds the resources a selector names in one region: instances, volumes and snapshots carrying
+     * every selected tag (any managed state: the planner says why unmanaged ones are skipped), every
+     * id listed explicitly, multipart uploads and the prefix of the selected bucket (which carry the
+     * bucket's tags). Read-only, so safe to retry.
+     */
+    async cleanupDiscover(args: { region: string; selector: CleanupSelector }): Promise<Discovery> {
+      const { region, selector } = args;
+      return step(
+        `discover cleanup candidates in ${region}`,
+        async () => {
+          const discoveredAt = new Date().toISOString();
+          const tagFilters: Filter[] = Object.entries(selector.tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
+          const f: Found = {
+            region,
+            selector,
+            tagFilters,
+            searchEc2: tagFilters.length > 0 || selector.olderThan !== undefined,
+            resources: [],
+            missingIds: [],
+            instanceStates: new Map(),
+          };
+          await discoverInstances(d, f);
+          await discoverVolumes(d, f);
+          await discoverSnapshots(d, f);
+          await discoverS3(d, f);
+          log.info('cleanup candidates discovered', { region, resources: f.resources.length, missing: f.missingIds.length });
+          return { region, discoveredAt, resources: f.resources, missingIds: f.missingIds };
+        },
+        deps.throttleBackoff,
+      );
+    },
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * Contract of the cleanup family: the `cleanup` workflow (plan, approve, delete in dependency
+ * order). Workflow type name and id, the request schemas, the plan, status, report and result
+ * types, and the `plan` / `status` queries and `approve` / `reject` updates.
+ *
+ * @module
+ */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import { RegionSchema, ResourceNameSchema } from './common.js';
+
+/** Workflow type of a cleanup run. */
+export const CleanupWorkflowType = 'cleanup';
+
+/** What a cleanup can delete. */
+export const CleanupKind = {
+  instance: 'instance',
+  volume: 'volume',
+  snapshot: 'snapshot',
+  multipartUpload: 'multipart-upload',
+  s3Prefix: 's3-prefix',
+} as const;
+export type CleanupKind = (typeof CleanupKind)[keyof typeof CleanupKind];
+
+/** A whole number and a unit: `30s`, `15m`, `12h`, `7d`, `2w`. */
+export const CleanupDurationSchema = z.string().regex(/^\d{1,6}(s|m|h|d|w)$/, 'must be a duration such as 30m, 12h, 7d or 2w');
+
+const BucketNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
+
+/**
+ * A resource named by id: `i-…`, `vol-…`, `snap-…`, `s3://BUCKET/PREFIX` (every object under a
+ * prefix) or `s3://BUCKET/KEY#UPLOAD_ID` (one multipart upload).
+ */
+export const CleanupIdSchema = z
+  .string()
+  .regex(
+    /^(i-[0-9a-f]{8,17}|vol-[0-9a-f]{8,17}|snap-[0-9a-f]{8,17}|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^#]+(#[A-Za-z0-9._~-]+)?)$/,
+    'must be an instance (i-…), volume (vol-…) or snapshot (snap-…) id, s3://BUCKET/PREFIX or s3://BUCKET/KEY#UPLOAD_ID',
+  );
+
+export const CleanupSelectorSchema = z
+  .object({
+    /** key=value pairs, all of which must match (exact, as EC2 compares them). */
+    tags: z
+      .record(z.string().min(1, 'tag keys must not be empty').max(128, 'tag keys must be at most 128 characters'), z.string().max(256, 'tag values must be at most 256 characters'))
+      .default({}),
+    /** Listed ids are candidates even without the trainctl:managed tag, whatever the other filters say. */
+    ids: z.array(CleanupIdSchema).max(1_000, 'at most 1000 ids').default([]),
+    kinds: z.array(z.enum(CleanupKind, { message: `must be one of ${Object.values(CleanupKind).join(', ')}` })).min(1, 'must name at least one kind').default(['instance', 'volume']),
+    olderThan: CleanupDurationSchema.optional(),
+    /** Where to look for multipart uploads and which prefix `s3-prefix` deletes. */
+    s3: z.object({ bucket: BucketNameSchema, prefix: z.string().max(1_024, 'must be at most 1024 characters').default('') }).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (Object.keys(s.tags).length === 0 && s.ids.length === 0 && s.olderThan === undefined && s.s3 === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tags'], message: 'an empty selector would match every resource in the region: give tags, ids, olderThan or an S3 location' });
+    }
+    if (s.kinds.includes('s3-prefix') && s.s3 !== undefined && s.s3.prefix === '') {
+      ctx.addIssue({ code: 'custom', path: ['s3', 'prefix'], message: 'must not be empty when s3-prefix is selected (it would delete the whole bucket)' });
+    }
+  });
+export type CleanupSelector = z.output<typeof CleanupSelectorSchema>;
+
+export const CleanupInputSchema = z.object({
+  region: RegionSchema,
+  selector: CleanupSelectorSchema,
+  /** The default: compute and return the plan, delete nothing. */
+  dryRun: z.boolean().default(true),
+  /** Deletes `important` resources, and `protected` ones whose id is listed explicitly. */
+  force: z.boolean().default(false),
+  snapshotBeforeDelete: z.boolean().default(false),
+  /** Ids never deleted without force and the id listed explicitly (the config's protected list). */
+  protectedIds: z.array(CleanupIdSchema).max(10_000, 'at most 10000 protected ids').default([]),
+  /** A plan deleting more resources than this waits for approval. */
+  approvalThreshold: z.number().int('must be a whole number').min(0, 'must be 0 or more').default(10),
+  approvalTimeout: CleanupDurationSchema.default('1h'),
+  /** Resources worked on at once. */
+  concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(32, 'must be at most 32').default(4),
+  /** The cost tracker's project, told about every deletion when given. */
+  costProject: ResourceNameSchema.optional(),
+});
+/** What callers pass (defaults may be omitted). */
+export type CleanupRequest = z.input<typeof CleanupInputSchema>;
+/** The validated, defaulted input the workflow works on. */
+export type CleanupInput = z.output<typeof CleanupInputSchema>;
+
+/** One step of a resource's line, run as one activity. */
+export const CleanupStep = {
+  stopInstance: 'stop-instance',
+  waitInstanceStopped: 'wait-instance-stopped',
+  terminateInstance: 'terminate-instance',
+  waitInstanceTerminated: 'wait-instance-terminated',
+  detachVolume: 'detach-volume',
+  waitVolumeAvailable: 'wait-volume-available',
+  snapshotVolume: 'snapshot-volume',
+  waitSnapshotCompleted: 'wait-snapshot-completed',
+  deleteVolume: 'delete-volume',
+  deleteSnapshot: 'delete-snapshot',
+  abortMultipartUpload: 'abort-multipart-upload',
+  deleteS3Prefix: 'delete-s3-prefix',
+} as const;
+export type CleanupStep = (typeof CleanupStep)[keyof typeof CleanupStep];
+
+/** A step that must be reached by another resource's line before this line runs `beforeStep`. */
+export interface CleanupDependency {
+  beforeStep: CleanupStep;
+  resourceId: string;
+  /** The other line's step, or `settled`: that line has ended, however. */
+  after: CleanupStep | 'settled';
+}
+
+export interface PlannedResource {
+  id: string;
+  kind: CleanupKind;
+  name?: string;
+  steps: CleanupStep[];
+  dependsOn: CleanupDependency[];
+  /** Set when the resource is deleted although protected or important (force was given). */
+  protection?: 'important' | 'protected';
+  /** What else the deletion takes with it, for the reader of the plan. */
+  notes?: string[];
+  /** The cost-tracker project the resource is billed to (its trainctl:project tag). */
+  project?: string;
+  /** Everything the steps need besides the id. */
+  target: { instanceId?: string; device?: string; bucket?: string; key?: string; uploadId?: string; prefix?: string };
+}
+
+export interface SkippedResource {
+  id: string;
+  kind: CleanupKind | 'unknown';
+  reason: string;
+}
+
+export interface CleanupPlan {
+  region: string;
+  /** What the approver names: a hash of everything the plan will do. */
+  hash: string;
+  dryRun: boolean;
+  force: boolean;
+  snapshotBeforeDelete: boolean;
+  discoveredAt: string;
+  resources: PlannedResource[];
+  skipped: SkippedResource[];
+  needsApproval: boolean;
+  approvalReasons: string[];
+}
+
+/** 64-bit FNV-1a of a string's UTF-16 code units, as 16 hex digits: deterministic, no crypto needed. */
+export function fnv1a64(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  const prime = 0x100000001b3n;
+  const mask = 0xffffffffffffffffn;
+  for (let i = 0; i < text.length; i++) {
+    h ^= BigInt(text.charCodeAt(i));
+    h = (h * prime) & mask;
+  }
+  return h.toString(16).padStart(16, '0');
+}
+
+/** JSON with object keys sorted, so equal values always hash equal. */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A short, stable hash of a request, for readable workflow ids (`cleanup/REGION/apply-1a2b3c4d`). */
+export function requestHash(input: Pick<CleanupInput, 'region' | 'selector' | 'force' | 'snapshotBeforeDelete' | 'dryRun'>): string {
+  return fnv1a64(canonical({ r: input.region, s: input.selector, f: input.force, b: input.snapshotBeforeDelete, d: input.dryRun })).slice(0, 8);
+}
+
+/** `cleanup/REGION/plan-HASH` or `cleanup/REGION/apply-HASH`. */
+export function cleanupWorkflowId(input: Pick<CleanupInput, 'region' | 'selector' | 'force' | 'snapshotBeforeDelete' | 'dryRun'>): string {
+  return `cleanup/${input.region}/${input.dryRun ? 'plan' : 'apply'}-${requestHash(input)}`;
+}
+
+/** What a cleanup did: every resource by id, never only counts. */
+export interface CleanupReport {
+  deleted: string[];
+  /** Gone before this run deleted it (NotFound on delete): nothing left to do. */
+  alreadyGone: string[];
+  skipped: { id: string; reason: string }[];
+  failed: { id: string; kind: string; message: string; step?: string }[];
+  /** Snapshots taken before deletion (snapshotBeforeDelete). */
+  snapshots: { snapshotId: string; volumeId: string }[];
+}
+
+export const CleanupOutcome = {
+  planned: 'planned',
+  completed: 'completed',
+  rejected: 'rejected',
+  approvalTimedOut: 'approval-timed-out',
+} as const;
+export type CleanupOutcome = (typeof CleanupOutcome)[keyof typeof CleanupOutcome];
+
+export interface CleanupResult {
+  outcome: CleanupOutcome;
+  plan: CleanupPlan;
+  report: CleanupReport;
+  /** Why nothing was deleted (rejected, timed out). */
+  message?: string;
+}
+
+export type CleanupPhase = 'planning' | 'awaiting-approval' | 'running' | 'done';
+
+export interface CleanupStatus {
+  phase: CleanupPhase;
+  plan: CleanupPlan | null;
+  report: CleanupReport;
+  inFlight: { id: string; step: string }[];
+}
+
+/** The plan (null until discovery finished). */
+export const cleanupPlanQuery = defineQuery<CleanupPlan | null>('plan');
+/** Phase, plan, the report so far and the steps in flight; answers after the run ended too. */
+export const cleanupStatusQuery = defineQuery<CleanupStatus>('status');
+/** Approves the plan whose hash is named; the validator refuses any other hash. */
+export const cleanupApproveUpdate = defineUpdate<{ approved: true; planHash: string }, [{ planHash: string }]>('approve');
+/** Ends a cleanup waiting for approval with nothing deleted. */
+export const cleanupRejectUpdate = defineUpdate<{ rejected: true }, [{ reason?: string }]>('reject');
+
+
+/** The `approve` update's argument: the hash of the plan being approved (16 hex digits). */
+export const CleanupApproveSchema = z.object({ planHash: z.string().regex(/^[0-9a-f]{16}$/, 'must be a plan hash: 16 hex digits, as printed with the plan') });
+export type CleanupApproval = z.infer<typeof CleanupApproveSchema>;
+
+/** The `reject` update's argument. */
+export const CleanupRejectSchema = z.object({ reason: z.string().max(500, 'must be at most 500 characters').optional() });
+export type CleanupRejection = z.infer<typeof CleanupRejectSchema>;
