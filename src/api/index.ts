@@ -6,3 +6,4 @@
  * @module
  */
 export { connect } from './connect.js';
+export * as transfer from './transfer.js';
