@@ -9,7 +9,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
-import type { TransferProgress, TransferReport, TransferRequest } from '../src/contracts/transfer.js';
+import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
 import * as transferApi from '../src/api/transfer.js';
 import { run as runCli } from '../src/cli/main.js';
 

@@ -21,14 +21,13 @@ import { toFailure } from '../errors/classify.js';
 import { abortSignal, step } from './aws-call.js';
 import { META_CHECKSUM, META_PART_SIZE, compositeChecksum, digestFile } from '../transfer/checksum.js';
 import { downloadVerified, objectMeta } from '../transfer/download.js';
-import { MiB, PROGRESS_SIGNAL, planPartSize } from '../transfer/plan.js';
-import type { FileResult } from './transfer.js';
+import { MiB, planPartSize } from '../transfer/plan.js';
+import { progressReporter } from '../transfer/progress.js';
+import type { FileResult } from '../transfer/types.js';
+import { TransferEngineKind } from '../contracts/transfer.js';
+import { progressSender } from './transfer-scope.js';
 
-export const TransferEngineKind = {
-  Builtin: 'builtin',
-  S5cmd: 's5cmd',
-} as const;
-export type TransferEngineKind = (typeof TransferEngineKind)[keyof typeof TransferEngineKind];
+export { TransferEngineKind } from '../contracts/transfer.js';
 
 export interface S5cmdFile {
   label: string;
@@ -221,17 +220,11 @@ export function createS5cmdActivities(deps: S5cmdDeps) {
     }
     const s3 = deps.s3(input.region);
     const signal = abortSignal();
-    const workflowId = ctx.info.workflowExecution?.workflowId;
     let bytes = 0;
-    let last = Date.now();
+    const reporter = progressReporter(input.label, input.progressIntervalMs, progressSender());
     const progress = (n: number) => {
       bytes += n;
-      if (Date.now() - last < input.progressIntervalMs || !workflowId) return;
-      last = Date.now();
-      ctx.client.workflow
-        .getHandle(workflowId)
-        .signal(PROGRESS_SIGNAL, { label: input.label, bytes, current: input.label })
-        .catch((err: unknown) => log.warn('progress signal not delivered', { label: input.label, error: String(err) }));
+      reporter.add(n);
     };
     let phase = 'checksum';
     const beat = setInterval(() => ctx.heartbeat({ phase, bytes }), 1_000);

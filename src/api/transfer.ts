@@ -12,7 +12,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import {
   TransferInputSchema,
   TransferWorkflowType,
@@ -29,6 +29,8 @@ import type { transfer as transferWorkflow } from '../workflows/transfer.js';
 
 /** A handle on a running (or finished) transfer. */
 export type TransferHandle = WorkflowHandle<typeof transferWorkflow>;
+/** The handle {@link start} returns: it also knows the run it started. */
+export type StartedTransferHandle = WorkflowHandleWithFirstExecutionRunId<typeof transferWorkflow>;
 
 /** Where and under which id a transfer starts. */
 export interface TransferStartOptions {
@@ -65,7 +67,7 @@ function staticSummary(input: TransferInput): string {
  * @throws ZodError for an invalid request; a `WorkflowExecutionAlreadyStartedError` when
  *   `opts.workflowId` names a running workflow.
  */
-export async function start(client: Client, request: TransferRequest, opts: TransferStartOptions = {}): Promise<TransferHandle> {
+export async function start(client: Client, request: TransferRequest, opts: TransferStartOptions = {}): Promise<StartedTransferHandle> {
   const input = validate(request);
   return client.workflow.start<typeof transferWorkflow>(TransferWorkflowType, {
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
