@@ -63,6 +63,59 @@ function parsePositiveInt(flag: string, v: string | undefined): number | undefin
   return n;
 }
 
+/** The transfer request the command line asks for; a UsageError when a flag is malformed. */
+function parseRequest(argv: string[], env: Env, environment: Record<string, string | undefined>): { request: TransferRequest; watch: boolean } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      include: { type: 'string', multiple: true },
+      exclude: { type: 'string', multiple: true },
+      sync: { type: 'boolean' },
+      delete: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
+      concurrency: { type: 'string' },
+      'file-concurrency': { type: 'string' },
+      'part-size-mib': { type: 'string' },
+      staging: { type: 'string' },
+      'follow-symlinks': { type: 'boolean' },
+      region: { type: 'string' },
+      watch: { type: 'boolean' },
+      json: { type: 'boolean' },
+      compress: { type: 'string' },
+      'compress-all': { type: 'boolean' },
+      engine: { type: 'string' },
+    },
+  });
+  if (positionals.length !== 2) throw new UsageError(`transfer needs SRC and DST\n${HELP}`);
+  const compress = values.compress ?? 'none';
+  if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd') throw new UsageError(`--compress: ${JSON.stringify(compress)} is not gzip, zstd or none`);
+  if (!encodingAvailable(compress)) throw new UsageError(`--compress zstd: node:zlib of Node ${process.version} has no zstd (it needs Node ≥ 22.15); use --compress gzip`);
+  const engine = values.engine ?? 'builtin';
+  if (engine !== 'builtin' && engine !== 's5cmd' && engine !== 'auto') throw new UsageError(`--engine: ${JSON.stringify(engine)} is not builtin, s5cmd or auto`);
+  const request: TransferRequest = {
+    source: parseLocation(positionals[0] ?? ''),
+    destination: parseLocation(positionals[1] ?? ''),
+    region: values.region ?? env.AWS_REGION,
+    include: values.include ?? [],
+    exclude: values.exclude ?? [],
+    sync: values.sync ?? false,
+    dryRun: values['dry-run'] ?? false,
+    followSymlinks: values['follow-symlinks'] ?? false,
+    deleteExtraneous: values.delete ?? false,
+    compress,
+    compressAll: values['compress-all'] ?? false,
+    engine,
+    ...(values.concurrency !== undefined ? { concurrency: parsePositiveInt('--concurrency', values.concurrency) } : {}),
+    ...(values['file-concurrency'] !== undefined ? { fileConcurrency: parsePositiveInt('--file-concurrency', values['file-concurrency']) } : {}),
+    ...(values['part-size-mib'] !== undefined ? { partSizeMiB: parsePositiveInt('--part-size-mib', values['part-size-mib']) } : {}),
+    ...((values.staging ?? environment.TRAINCTL_STAGING_URI) ? { stagingUri: values.staging ?? environment.TRAINCTL_STAGING_URI } : {}),
+    ...(values.watch ? { progressIntervalMs: 1_000 } : {}),
+  };
+  return { request, watch: values.watch ?? false };
+}
+
 export async function transferCommand(argv: string[], env: Env, connect: () => Promise<Client>, environment: Record<string, string | undefined> = process.env): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     console.log(HELP);
@@ -71,54 +124,7 @@ export async function transferCommand(argv: string[], env: Env, connect: () => P
   const json = argv.includes('--json');
   let uiUrl: string | undefined;
   try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        include: { type: 'string', multiple: true },
-        exclude: { type: 'string', multiple: true },
-        sync: { type: 'boolean' },
-        delete: { type: 'boolean' },
-        'dry-run': { type: 'boolean' },
-        concurrency: { type: 'string' },
-        'file-concurrency': { type: 'string' },
-        'part-size-mib': { type: 'string' },
-        staging: { type: 'string' },
-        'follow-symlinks': { type: 'boolean' },
-        region: { type: 'string' },
-        watch: { type: 'boolean' },
-        json: { type: 'boolean' },
-        compress: { type: 'string' },
-        'compress-all': { type: 'boolean' },
-        engine: { type: 'string' },
-      },
-    });
-    if (positionals.length !== 2) throw new UsageError(`transfer needs SRC and DST\n${HELP}`);
-    const compress = values.compress ?? 'none';
-    if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd') throw new UsageError(`--compress: ${JSON.stringify(compress)} is not gzip, zstd or none`);
-    if (!encodingAvailable(compress)) throw new UsageError(`--compress zstd: node:zlib of Node ${process.version} has no zstd (it needs Node ≥ 22.15); use --compress gzip`);
-    const engine = values.engine ?? 'builtin';
-    if (engine !== 'builtin' && engine !== 's5cmd' && engine !== 'auto') throw new UsageError(`--engine: ${JSON.stringify(engine)} is not builtin, s5cmd or auto`);
-    const request: TransferRequest = {
-      source: parseLocation(positionals[0] ?? ''),
-      destination: parseLocation(positionals[1] ?? ''),
-      region: values.region ?? env.AWS_REGION,
-      include: values.include ?? [],
-      exclude: values.exclude ?? [],
-      sync: values.sync ?? false,
-      dryRun: values['dry-run'] ?? false,
-      followSymlinks: values['follow-symlinks'] ?? false,
-      deleteExtraneous: values.delete ?? false,
-      compress,
-      compressAll: values['compress-all'] ?? false,
-      engine,
-      ...(values.concurrency !== undefined ? { concurrency: parsePositiveInt('--concurrency', values.concurrency) } : {}),
-      ...(values['file-concurrency'] !== undefined ? { fileConcurrency: parsePositiveInt('--file-concurrency', values['file-concurrency']) } : {}),
-      ...(values['part-size-mib'] !== undefined ? { partSizeMiB: parsePositiveInt('--part-size-mib', values['part-size-mib']) } : {}),
-      ...((values.staging ?? environment.TRAINCTL_STAGING_URI) ? { stagingUri: values.staging ?? environment.TRAINCTL_STAGING_URI } : {}),
-      ...(values.watch ? { progressIntervalMs: 1_000 } : {}),
-    };
+    const { request, watch } = parseRequest(argv, env, environment);
     // Validate before connecting: a bad request never reaches Temporal or AWS.
     const input = api.validate(request);
     const client = await connect();
@@ -131,7 +137,7 @@ export async function transferCommand(argv: string[], env: Env, connect: () => P
     const result = handle.result().finally(() => {
       done = true;
     });
-    if (values.watch && !json) {
+    if (watch && !json) {
       const tty = process.stderr.isTTY;
       while (!done) {
         await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
