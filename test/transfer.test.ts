@@ -184,9 +184,11 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   writeTree(src, { 'big.bin': randomData(26 * MiB) });
   const prefix = `cancel-${uniqueName('p')}/`;
   const before = partsStarted;
+  // A cancel reaches a running activity only in the reply to a heartbeat the worker sends, at most
+  // every 80 % of the heartbeat timeout: at 10 s that is 8 s, longer than this whole upload takes.
   const handle = await transferApi.start(
     client,
-    { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, progressIntervalMs: 100, heartbeatTimeoutSeconds: 10 },
+    { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, progressIntervalMs: 100, heartbeatTimeoutSeconds: 3 },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
   );
   await waitFor('two parts to start', () => partsStarted - before >= 2);
@@ -210,7 +212,7 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   const mark = partsStarted;
   const down = await transferApi.start(
     client,
-    { source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 10 },
+    { source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 3 },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
   );
   await waitFor('two ranges to start', () => partsStarted - mark >= 2);
