@@ -15,9 +15,6 @@ import type { HostFs } from './host-fs.js';
 
 export type { TransferHooks } from './transfer-hooks.js';
 export { transferHooksFromEnv } from './transfer-hooks.js';
-export type { BatchInput, DownloadInput, FileResult, UploadInput } from '../transfer/types.js';
-export type { ScanInput, ScanResult } from '../transfer/scan.js';
-export type { S3ListResult } from '../transfer/s3-maintenance.js';
 
 export interface TransferEngineDeps {
   s3(region: string): S3Client;
