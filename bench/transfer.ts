@@ -21,8 +21,9 @@ import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand } from '@
 import { repoRoot, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { workflowsPath } from '../src/worker.js';
 import { createS3Client } from '../src/aws/clients.js';
-import { loadEnv, type TransferRequest } from '../src/config.js';
-import type { TransferReport } from '../src/workflows/transfer.js';
+import { loadEnv } from '../src/config.js';
+import type { TransferRequest } from '../src/contracts/transfer.js';
+import type { TransferReport } from '../src/contracts/transfer.js';
 
 const MiB = 1024 * 1024;
 const { values } = parseArgs({

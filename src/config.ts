@@ -71,61 +71,7 @@ export function loadClientEnv(source: Record<string, string | undefined>): Env {
 // Moved to src/contracts/; re-exported here until every importer points there.
 export { TagKey, VolumeType, VOLUME_LIMITS, RegionSchema, AvailabilityZoneSchema, TagsSchema, ResourceNameSchema } from './contracts/common.js';
 export { HostIdSchema, hostTaskQueue } from './contracts/host.js';
-import { RegionSchema, ResourceNameSchema } from './contracts/common.js';
-import { HostIdSchema } from './contracts/host.js';
 
 
-/** Where a transfer reads or writes: this machine, S3, or a training instance through its host worker. */
-export const DataLocationSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('local'), path: z.string().min(1, 'must not be empty').refine((p) => p.startsWith('/'), 'must be an absolute path') }),
-  z.object({ kind: z.literal('s3'), uri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]') }),
-  z.object({ kind: z.literal('host'), hostId: HostIdSchema, path: z.string().min(1, 'must not be empty') }),
-]);
-export type DataLocation = z.infer<typeof DataLocationSchema>;
-
-export const TransferInputSchema = z
-  .object({
-    source: DataLocationSchema,
-    destination: DataLocationSchema,
-    region: RegionSchema.default('us-east-1'),
-    include: z.array(z.string().min(1)).max(100).default([]),
-    exclude: z.array(z.string().min(1)).max(100).default([]),
-    /** Skip files already identical at the destination (same size and checksum). */
-    sync: z.boolean().default(false),
-    /** Plan and report what would be transferred; write nothing. */
-    dryRun: z.boolean().default(false),
-    /** Parts (or ranges) of one file in flight at once. */
-    concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(64, 'must be at most 64').default(4),
-    /** Files in flight at once. */
-    fileConcurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(64, 'must be at most 64').default(4),
-    /** Part size in MiB; planned from each file's size (≥ 8 MiB, ≤ 10,000 parts) when absent. */
-    partSizeMiB: z.number().int('must be a whole number').min(5, 'must be at least 5 (S3 minimum)').max(5120, 'must be at most 5120').optional(),
-    /** An S3 prefix for local ↔ host transfers, which go through S3; emptied afterwards. */
-    stagingUri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]').optional(),
-    followSymlinks: z.boolean().default(false),
-    /** How soon a dead worker is noticed (its file activity then resumes elsewhere from its checkpoint). */
-    heartbeatTimeoutSeconds: z.number().int().min(2).max(600).default(15),
-    progressIntervalMs: z.number().int().min(100).max(60_000).default(2_000),
-    /** Delete destination files/objects that the (filtered) source does not have; implies sync; honours dryRun. */
-    deleteExtraneous: z.boolean().default(false),
-    /** Compress text-like files on their way to S3 (zstd only where node:zlib has it); undone on download. */
-    compress: z.enum(['none', 'gzip', 'zstd']).default('none'),
-    /** Compress every file, not only text-like ones (by extension). */
-    compressAll: z.boolean().default(false),
-    /**
-     * Who copies local ↔ S3 files: trainctl's engine, `s5cmd` (required on the worker's PATH), or
-     * `auto` (s5cmd when the worker has it). trainctl verifies the result either way.
-     */
-    engine: z.enum(['builtin', 's5cmd', 'auto']).default('builtin'),
-  })
-  .superRefine((t, ctx) => {
-    const pair = `${t.source.kind}->${t.destination.kind}`;
-    if (!['local->s3', 's3->local', 'host->s3', 's3->host', 'local->host', 'host->local'].includes(pair)) {
-      ctx.addIssue({ code: 'custom', path: ['destination'], message: `${t.source.kind} → ${t.destination.kind} is not a supported direction (one end must be S3, or local ↔ host)` });
-    }
-    if ((pair === 'local->host' || pair === 'host->local') && t.stagingUri === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['stagingUri'], message: 'local ↔ host transfers go through S3: give a staging s3:// prefix' });
-    }
-  });
-export type TransferRequest = z.input<typeof TransferInputSchema>;
-export type TransferInput = z.output<typeof TransferInputSchema>;
+// Moved to src/contracts/transfer.ts; re-exported for the families that still import them from here.
+export { DataLocationSchema, type DataLocation } from './contracts/transfer.js';

@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { awsClientsFor } from '../src/worker.js';
 import { startFaultProxy, operationOf, type FaultProxy } from '../src/dev/fault-proxy.js';
 import type { ProvisionVolumeRequest } from '../src/contracts/volume.js';
-import type { TransferRequest } from '../src/config.js';
+import type { TransferRequest } from '../src/contracts/transfer.js';
 import { onCleanup, testServices, testClient, startWorker, uniqueName, ec2For, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { volumeJanitor, volumesNamed } from './helpers/volumes.js';
 import { MiB, tempDir, testBucket, writeTree } from './helpers/transfer.js';

@@ -11,8 +11,8 @@ import { uniqueName, type TestServices, type RunningWorker } from './helpers/har
 import { startHostWorker } from './helpers/host-worker.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
 
-import type { TransferRequest } from '../src/config.js';
-import type { TransferReport } from '../src/workflows/transfer.js';
+import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
+import * as transferApi from '../src/api/transfer.js';
 import { encodingAvailable, encodingFor } from '../src/transfer/compress.js';
 
 let suite: TransferSuite;
@@ -137,11 +137,11 @@ test('a compressed multipart upload killed with SIGKILL resumes on restart witho
   const text = randomBytes(20 * MiB).toString('hex');
   writeTree(host.root, { 'corpus/shard.txt': text });
   const key = `gz-killed-${uniqueName('k')}/shard.txt`;
-  const handle = await client.workflow.start('transfer', {
-    taskQueue: worker.taskQueue,
-    workflowId: uniqueName('transfer-gz-kill'),
-    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'corpus/shard.txt' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, compress: 'gzip', partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
-  });
+  const handle = await transferApi.start(
+    client,
+    { source: { kind: 'host', hostId: host.hostId, path: 'corpus/shard.txt' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, compress: 'gzip', partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 10 },
+    { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-gz-kill') },
+  );
   const firstPid = host.pid();
   const until = Date.now() + 60_000;
   while (partLog(logFile).filter((l) => l.what === 'done').length < 2) {

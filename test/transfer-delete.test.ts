@@ -10,8 +10,8 @@ import { uniqueName, type TestServices, type RunningWorker } from './helpers/har
 import { startHostWorker } from './helpers/host-worker.js';
 import { tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
 
-import type { TransferRequest } from '../src/config.js';
-import type { TransferReport } from '../src/workflows/transfer.js';
+import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
+import * as transferApi from '../src/api/transfer.js';
 import { run as runCli } from '../src/cli/main.js';
 
 let suite: TransferSuite;
@@ -64,8 +64,8 @@ test('deleteExtraneous to S3: a dry run lists the extraneous objects and deletes
   const again = await runTransfer(request);
   assert.deepEqual({ deleted: again.deleted?.count, bytes: again.bytes, skipped: again.skipped }, { deleted: 0, bytes: 0, skipped: 2 }, 'deleteExtraneous has sync semantics');
 
-  const single = await client.workflow
-    .execute('transfer', { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer'), args: [{ ...request, source: { kind: 'local', path: join(src, 'a.txt') } }] })
+  const single = await transferApi
+    .execute(client, { ...request, source: { kind: 'local', path: join(src, 'a.txt') } }, { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer') })
     .then(() => undefined, (e: unknown) => e);
   assert.ok(single instanceof WorkflowFailedError && single.cause instanceof ApplicationFailure, String(single));
   assert.equal(single.cause.type, 'InvalidInput', 'a single-file source has no extraneous siblings to delete');

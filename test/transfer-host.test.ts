@@ -10,8 +10,8 @@ import { uniqueName, type TestServices, type RunningWorker } from './helpers/har
 import { startHostWorker } from './helpers/host-worker.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
 
-import type { TransferRequest } from '../src/config.js';
-import type { TransferReport } from '../src/workflows/transfer.js';
+import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
+import * as transferApi from '../src/api/transfer.js';
 
 let suite: TransferSuite;
 let services: TestServices;
@@ -83,8 +83,8 @@ test('local → host goes through an S3 staging prefix that is emptied, and host
   assert.equal(toLocal.files, 4);
   assert.deepEqual(treeDigests(back), treeDigests(src));
 
-  const escape = await client.workflow
-    .execute('transfer', { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer'), args: [{ source: { kind: 'host', hostId: host.hostId, path: '../' }, destination: { kind: 's3', uri: `s3://${bucket}/x/` } } satisfies TransferRequest] })
+  const escape = await transferApi
+    .execute(client, { source: { kind: 'host', hostId: host.hostId, path: '../' }, destination: { kind: 's3', uri: `s3://${bucket}/x/` } }, { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer') })
     .then(() => undefined, (e: unknown) => e as { cause?: { type?: string } });
   assert.equal(escape?.cause?.type, 'InvalidInput', 'a host path outside the root is refused');
 });
@@ -97,11 +97,11 @@ test('a host worker killed with SIGKILL mid-upload resumes on restart without re
   const parts = 8;
   const concurrency = 2;
   const key = `killed-${uniqueName('k')}/model.bin`;
-  const handle = await client.workflow.start('transfer', {
-    taskQueue: worker.taskQueue,
-    workflowId: uniqueName('transfer-kill'),
-    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'ckpt/model.bin' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5, concurrency, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
-  });
+  const handle = await transferApi.start(
+    client,
+    { source: { kind: 'host', hostId: host.hostId, path: 'ckpt/model.bin' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5, concurrency, heartbeatTimeoutSeconds: 10 },
+    { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill') },
+  );
   const firstPid = host.pid();
   await waitFor('half the parts to finish', () => partLog(logFile).filter((l) => l.kind === 'upload' && l.what === 'done').length >= parts / 2);
   await host.kill('SIGKILL');
@@ -131,11 +131,11 @@ test('a host worker killed with SIGKILL mid-download resumes on restart and re-f
   await runTransfer({ source: { kind: 'local', path: join(src, 'shard.bin') }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5 });
   const ranges = 8;
   const concurrency = 2;
-  const handle = await client.workflow.start('transfer', {
-    taskQueue: worker.taskQueue,
-    workflowId: uniqueName('transfer-kill-dl'),
-    args: [{ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'host', hostId: host.hostId, path: 'in/shard.bin' }, concurrency, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
-  });
+  const handle = await transferApi.start(
+    client,
+    { source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'host', hostId: host.hostId, path: 'in/shard.bin' }, concurrency, heartbeatTimeoutSeconds: 10 },
+    { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill-dl') },
+  );
   const firstPid = host.pid();
   await waitFor('half the ranges to finish', () => partLog(logFile).filter((l) => l.kind === 'download' && l.what === 'done').length >= ranges / 2);
   await host.kill('SIGKILL');
@@ -159,11 +159,11 @@ test('a host worker killed mid-way through a tree of small files resumes on rest
   for (let i = 0; i < 16; i++) files[`shards/part-${String(i).padStart(2, '0')}.bin`] = randomData(4096 + i);
   writeTree(host.root, files);
   const prefix = `tree-${uniqueName('p')}/`;
-  const handle = await client.workflow.start('transfer', {
-    taskQueue: worker.taskQueue,
-    workflowId: uniqueName('transfer-kill-tree'),
-    args: [{ source: { kind: 'host', hostId: host.hostId, path: 'shards' }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, fileConcurrency: 2, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
-  });
+  const handle = await transferApi.start(
+    client,
+    { source: { kind: 'host', hostId: host.hostId, path: 'shards' }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, fileConcurrency: 2, heartbeatTimeoutSeconds: 10 },
+    { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill-tree') },
+  );
   const firstPid = host.pid();
   await waitFor('half the files to finish', () => partLog(logFile).filter((l) => l.what === 'file-done').length >= 8);
   await host.kill('SIGKILL');

@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MiB, checkRelativeKey, destinationKey, destinationPath, globMatches, partCount, planPartSize, selected, tempPathFor } from '../src/transfer/plan.js';
 import { compositeChecksum, fileChecksum } from '../src/transfer/checksum.js';
-import { TransferInputSchema } from '../src/config.js';
-import { parseLocation, summarize } from '../src/cli/transfer.js';
+import { TransferInputSchema } from '../src/contracts/transfer.js';
+import { parseLocation } from '../src/transfer/location.js';
+import { summarize } from '../src/transfer/report.js';
 
 test('part sizes are at least 8 MiB, whole MiB, and never more than 10,000 parts', () => {
   assert.equal(planPartSize(0), 8 * MiB);

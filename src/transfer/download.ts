@@ -106,149 +106,206 @@ const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
  */
 export async function downloadVerified(o: VerifiedDownloadOptions): Promise<VerifiedDownloadResult> {
   const step = o.step ?? identity;
-  const signal = o.signal;
-  const tmp = tempPathFor(o.path);
-  const decoded = `${tmp}.decoded`;
-  const sidecar = `${tmp}.json`;
-  const head = await step(`head s3://${o.bucket}/${o.key}`, () => o.s3.send(new HeadObjectCommand({ Bucket: o.bucket, Key: o.key }), { abortSignal: signal }));
-  const storedSize = head.ContentLength ?? 0;
-  const etag = head.ETag ?? '';
-  const meta = objectMeta(head);
-  if (meta.encoding !== 'none' && !meta.checksum) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: a ${meta.encoding}-encoded object without trainctl's checksum cannot be verified`);
-  const verifyPartSize = meta.partSize ?? planPartSize(meta.originalSize ?? storedSize);
-  const singlePartMd5 = /^"?([0-9a-f]{32})"?$/.exec(etag)?.[1];
-  const verifiedBy: VerifiedDownloadResult['verifiedBy'] = meta.checksum ? 'checksum' : singlePartMd5 ? 'etag-md5' : 'length';
-  const bytes = (n: number) => o.onBytes?.(n);
+  const head = await step(`head s3://${o.bucket}/${o.key}`, () => o.s3.send(new HeadObjectCommand({ Bucket: o.bucket, Key: o.key }), { abortSignal: o.signal }));
+  const d = new VerifiedDownload(o, step, head);
+  return (await d.syncSkip()) ?? d.fetch();
+}
 
-  if (o.sync && meta.checksum) {
+/** The object as HeadObject described it, and what its bytes are checked against. */
+interface ObjectFacts {
+  storedSize: number;
+  etag: string;
+  meta: ReturnType<typeof objectMeta>;
+  verifyPartSize: number;
+  singlePartMd5: string | undefined;
+  verifiedBy: VerifiedDownloadResult['verifiedBy'];
+}
+
+/** One {@link downloadVerified} call: its temp files, checkpoint and byte counts. */
+class VerifiedDownload {
+  private readonly tmp: string;
+  private readonly decoded: string;
+  private readonly sidecar: string;
+  private readonly obj: ObjectFacts;
+  private readonly rangeSize: number;
+  private checkpoint!: DownloadCheckpoint;
+  private sent = 0;
+  private fileBytes = 0;
+  private sidecarWrites = Promise.resolve();
+
+  constructor(
+    private readonly o: VerifiedDownloadOptions,
+    private readonly step: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
+    head: HeadObjectCommandOutput,
+  ) {
+    this.tmp = tempPathFor(o.path);
+    this.decoded = `${this.tmp}.decoded`;
+    this.sidecar = `${this.tmp}.json`;
+    const storedSize = head.ContentLength ?? 0;
+    const etag = head.ETag ?? '';
+    const meta = objectMeta(head);
+    if (meta.encoding !== 'none' && !meta.checksum) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: a ${meta.encoding}-encoded object without trainctl's checksum cannot be verified`);
+    const singlePartMd5 = /^"?([0-9a-f]{32})"?$/.exec(etag)?.[1];
+    const verifyPartSize = meta.partSize ?? planPartSize(meta.originalSize ?? storedSize);
+    this.obj = { storedSize, etag, meta, verifyPartSize, singlePartMd5, verifiedBy: meta.checksum ? 'checksum' : singlePartMd5 ? 'etag-md5' : 'length' };
+    this.rangeSize = o.rangeSize ?? verifyPartSize;
+  }
+
+  private bytes(n: number): void {
+    this.o.onBytes?.(n);
+  }
+
+  private moved(n: number): void {
+    this.fileBytes += n;
+    this.bytes(n);
+  }
+
+  /** With `sync`: the result of skipping, when the file at `path` already has the object's checksum. */
+  async syncSkip(): Promise<VerifiedDownloadResult | undefined> {
+    const { o, obj } = this;
+    if (!o.sync || !obj.meta.checksum) return undefined;
     const local = await stat(o.path).catch(() => undefined);
-    if (local?.isFile() && local.size === (meta.originalSize ?? storedSize)) {
-      const d = await step(`checksum ${o.label}`, () => digestFile(o.path, verifyPartSize, signal));
-      if (d.checksum === meta.checksum) {
-        bytes(storedSize);
-        return { size: d.size, sent: 0, skipped: true, verifiedBy, checksum: d.checksum, sha256: d.sha256, etag, encoding: meta.encoding, resumed: 0 };
+    if (!local?.isFile() || local.size !== (obj.meta.originalSize ?? obj.storedSize)) return undefined;
+    const d = await this.step(`checksum ${o.label}`, () => digestFile(o.path, obj.verifyPartSize, o.signal));
+    if (d.checksum !== obj.meta.checksum) return undefined;
+    this.bytes(obj.storedSize);
+    return { size: d.size, sent: 0, skipped: true, verifiedBy: obj.verifiedBy, checksum: d.checksum, sha256: d.sha256, etag: obj.etag, encoding: obj.meta.encoding, resumed: 0 };
+  }
+
+  /**
+   * The checkpoint to resume from: the heartbeat's and the sidecar's finished ranges merged. The
+   * heartbeat reaches the server at most every ~80 % of the heartbeat timeout; the sidecar records
+   * every finished range, so a killed worker re-fetches only the ranges in flight.
+   */
+  private async resumePoint(): Promise<DownloadCheckpoint | undefined> {
+    const { o, obj, rangeSize } = this;
+    const matches = (c: unknown): c is DownloadCheckpoint => {
+      const d = c as DownloadCheckpoint | undefined;
+      return d?.kind === 'download' && d.etag === obj.etag && d.size === obj.storedSize && d.rangeSize === rangeSize && Array.isArray(d.done);
+    };
+    if (!o.resumable || !(await exists(this.tmp))) return undefined;
+    const fromDisk: unknown = await readFile(this.sidecar, 'utf8').then((t) => JSON.parse(t) as unknown, () => undefined);
+    const fromHb = o.resume;
+    if (!matches(fromHb) && !matches(fromDisk)) return undefined;
+    return { kind: 'download', etag: obj.etag, size: obj.storedSize, rangeSize, done: [...new Set([...(matches(fromHb) ? fromHb.done : []), ...(matches(fromDisk) ? fromDisk.done : [])])] };
+  }
+
+  private saveSidecar(fh: FileHandle): Promise<void> {
+    if (!this.o.resumable) return this.sidecarWrites;
+    // Data first, then the record that says it is there; writes are chained so they never interleave.
+    const text = () => JSON.stringify(this.checkpoint);
+    this.sidecarWrites = this.sidecarWrites.then(async () => {
+      await fh.datasync();
+      await writeFile(this.sidecar, text());
+    });
+    return this.sidecarWrites;
+  }
+
+  private async removeTemps(): Promise<void> {
+    await this.sidecarWrites.catch(() => undefined);
+    await rm(this.tmp, { force: true });
+    await rm(this.decoded, { force: true });
+    await rm(this.sidecar, { force: true });
+  }
+
+  /** Fetches, verifies (one whole re-fetch after a mismatch) and renames into place. */
+  async fetch(): Promise<VerifiedDownloadResult> {
+    const { o, obj } = this;
+    const cp = await this.resumePoint();
+    await mkdir(dirname(o.path), { recursive: true });
+    const fresh = !cp;
+    const resumed = cp?.done.length ?? 0;
+    this.checkpoint = cp ?? { kind: 'download', etag: obj.etag, size: obj.storedSize, rangeSize: this.rangeSize, done: [] };
+    try {
+      let digest: Awaited<ReturnType<typeof digestFile>>;
+      for (let attempt = 1; ; attempt++) {
+        await this.fetchRanges(fresh || attempt > 1);
+        const landed = await this.decode();
+        digest = await this.step(`checksum ${o.label}`, () => digestFile(landed, obj.verifyPartSize, o.signal));
+        const problem = this.mismatch(digest);
+        if (!problem) {
+          await rename(landed, o.path);
+          break;
+        }
+        if (attempt >= 2) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: checksum mismatch after download (${problem})`);
+        this.checkpoint.done = [];
+        this.bytes(-this.fileBytes);
+        this.fileBytes = 0;
       }
+      await this.removeTemps();
+      const { meta } = obj;
+      return { size: digest.size, sent: this.sent, skipped: false, verifiedBy: obj.verifiedBy, ...(meta.checksum ? { checksum: meta.checksum } : {}), sha256: digest.sha256, etag: obj.etag, encoding: meta.encoding, resumed };
+    } catch (err) {
+      // Keep the partial file only for a retry that can resume from it.
+      if (!o.resumable || o.signal?.aborted || (err instanceof Error && err.name === 'CancelledFailure') || !isRetryable(classify(err))) await this.removeTemps();
+      else await rm(this.decoded, { force: true });
+      throw err;
     }
   }
 
-  const rangeSize = o.rangeSize ?? verifyPartSize;
-  const nRanges = partCount(storedSize, rangeSize);
-  // The heartbeat reaches the server at most every ~80 % of the heartbeat timeout; the sidecar
-  // records every finished range, so a killed worker re-fetches only the ranges in flight.
-  const matches = (c: unknown): c is DownloadCheckpoint => {
-    const d = c as DownloadCheckpoint | undefined;
-    return d?.kind === 'download' && d.etag === etag && d.size === storedSize && d.rangeSize === rangeSize && Array.isArray(d.done);
-  };
-  let cp: DownloadCheckpoint | undefined;
-  if (o.resumable && (await exists(tmp))) {
-    const fromDisk: unknown = await readFile(sidecar, 'utf8').then((t) => JSON.parse(t) as unknown, () => undefined);
-    const fromHb = o.resume;
-    if (matches(fromHb) || matches(fromDisk)) {
-      cp = { kind: 'download', etag, size: storedSize, rangeSize, done: [...new Set([...(matches(fromHb) ? fromHb.done : []), ...(matches(fromDisk) ? fromDisk.done : [])])] };
+  /** Fills the temp file with every range the checkpoint lacks (`truncate`: start from an empty file). */
+  private async fetchRanges(truncate: boolean): Promise<void> {
+    const { o, obj, rangeSize } = this;
+    const fh = await open(this.tmp, truncate ? 'w' : 'r+');
+    try {
+      if (truncate) await fh.truncate(obj.storedSize);
+      const done = new Set(this.checkpoint.done);
+      for (const i of done) {
+        const r = partRange(obj.storedSize, rangeSize, i);
+        this.moved(r.end - r.start);
+      }
+      const todo = Array.from({ length: partCount(obj.storedSize, rangeSize) }, (_, i) => i + 1).filter((i) => !done.has(i));
+      await pool(todo, o.concurrency, async (i) => {
+        await o.beforeRange?.(i);
+        const got = await this.fetchRange(fh, i);
+        this.sent += got;
+        this.checkpoint.done.push(i);
+        o.onCheckpoint?.(this.checkpoint);
+        await this.saveSidecar(fh);
+        o.afterRange?.(i);
+      });
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
   }
-  await mkdir(dirname(o.path), { recursive: true });
-  const fresh = !cp;
-  const resumed = cp?.done.length ?? 0;
-  const checkpoint: DownloadCheckpoint = cp ?? { kind: 'download', etag, size: storedSize, rangeSize, done: [] };
-  let sent = 0;
-  let fileBytes = 0;
-  const moved = (n: number) => {
-    fileBytes += n;
-    bytes(n);
-  };
-  let sidecarWrites = Promise.resolve();
-  const saveSidecar = (fh: FileHandle) => {
-    if (!o.resumable) return sidecarWrites;
-    // Data first, then the record that says it is there; writes are chained so they never interleave.
-    sidecarWrites = sidecarWrites.then(async () => {
-      await fh.datasync();
-      await writeFile(sidecar, JSON.stringify(checkpoint));
+
+  /** One ranged GET, written at its offset; returns its length. */
+  private fetchRange(fh: FileHandle, i: number): Promise<number> {
+    const { o, obj } = this;
+    const { start, end } = partRange(obj.storedSize, this.rangeSize, i);
+    return this.step(`download bytes ${start}-${end - 1} of ${o.label}`, async () => {
+      const out = await o.s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: o.key, Range: `bytes=${start}-${end - 1}`, IfMatch: obj.etag || undefined }), { abortSignal: o.signal });
+      if (!out.Body) throw new TrainctlError(ErrorKind.Transient, 'GetObject returned no body');
+      let pos = start;
+      for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
+        if (pos + chunk.length > end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} returned too many bytes`);
+        await fh.write(chunk, 0, chunk.length, pos);
+        pos += chunk.length;
+        this.moved(chunk.length);
+      }
+      if (pos !== end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} ended after ${pos - start} of ${end - start} bytes`);
+      return end - start;
     });
-    return sidecarWrites;
-  };
-  const removeTemps = async () => {
-    await sidecarWrites.catch(() => undefined);
-    await rm(tmp, { force: true });
-    await rm(decoded, { force: true });
-    await rm(sidecar, { force: true });
-  };
-  try {
-    let digest: Awaited<ReturnType<typeof digestFile>>;
-    for (let attempt = 1; ; attempt++) {
-      const fh = await open(tmp, fresh || attempt > 1 ? 'w' : 'r+');
-      try {
-        if (fresh || attempt > 1) await fh.truncate(storedSize);
-        const done = new Set(checkpoint.done);
-        for (const i of done) {
-          const r = partRange(storedSize, rangeSize, i);
-          moved(r.end - r.start);
-        }
-        const todo = Array.from({ length: nRanges }, (_, i) => i + 1).filter((i) => !done.has(i));
-        await pool(todo, o.concurrency, async (i) => {
-          const { start, end } = partRange(storedSize, rangeSize, i);
-          await o.beforeRange?.(i);
-          const got = await step(`download bytes ${start}-${end - 1} of ${o.label}`, async () => {
-            const out = await o.s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: o.key, Range: `bytes=${start}-${end - 1}`, IfMatch: etag || undefined }), { abortSignal: signal });
-            if (!out.Body) throw new TrainctlError(ErrorKind.Transient, 'GetObject returned no body');
-            let pos = start;
-            for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
-              if (pos + chunk.length > end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} returned too many bytes`);
-              await fh.write(chunk, 0, chunk.length, pos);
-              pos += chunk.length;
-              moved(chunk.length);
-            }
-            if (pos !== end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} ended after ${pos - start} of ${end - start} bytes`);
-            return end - start;
-          });
-          sent += got;
-          checkpoint.done.push(i);
-          o.onCheckpoint?.(checkpoint);
-          await saveSidecar(fh);
-          o.afterRange?.(i);
-        });
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      let landed = tmp;
-      if (meta.encoding !== 'none') {
-        const encoding = meta.encoding;
-        await step(`decode ${o.label}`, () => pipeline(createReadStream(tmp), decompressor(encoding), createWriteStream(decoded), ...(signal ? [{ signal }] : [])));
-        landed = decoded;
-      }
-      digest = await step(`checksum ${o.label}`, () => digestFile(landed, verifyPartSize, signal));
-      const problem = meta.checksum
-        ? digest.checksum !== meta.checksum && `object s3://${o.bucket}/${o.key} has ${digest.checksum}, its upload recorded ${meta.checksum}`
-        : singlePartMd5
-          ? digest.md5 !== singlePartMd5 && `object s3://${o.bucket}/${o.key} has MD5 ${digest.md5}, its ETag says ${singlePartMd5}`
-          : digest.size !== storedSize && `object s3://${o.bucket}/${o.key} gave ${digest.size} bytes, HeadObject said ${storedSize}`;
-      if (!problem) {
-        await rename(landed, o.path);
-        break;
-      }
-      if (attempt >= 2) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: checksum mismatch after download (${problem})`);
-      checkpoint.done = [];
-      bytes(-fileBytes);
-      fileBytes = 0;
-    }
-    await removeTemps();
-    return {
-      size: digest.size,
-      sent,
-      skipped: false,
-      verifiedBy,
-      ...(meta.checksum ? { checksum: meta.checksum } : {}),
-      sha256: digest.sha256,
-      etag,
-      encoding: meta.encoding,
-      resumed,
-    };
-  } catch (err) {
-    // Keep the partial file only for a retry that can resume from it.
-    if (!o.resumable || signal?.aborted || (err instanceof Error && err.name === 'CancelledFailure') || !isRetryable(classify(err))) await removeTemps();
-    else await rm(decoded, { force: true });
-    throw err;
+  }
+
+  /** The file as it lands: the temp file, or its decoded copy when trainctl compressed the object. */
+  private async decode(): Promise<string> {
+    const { o, obj } = this;
+    if (obj.meta.encoding === 'none') return this.tmp;
+    const encoding = obj.meta.encoding;
+    const signal = o.signal;
+    await this.step(`decode ${o.label}`, () => pipeline(createReadStream(this.tmp), decompressor(encoding), createWriteStream(this.decoded), ...(signal ? [{ signal }] : [])));
+    return this.decoded;
+  }
+
+  /** What is wrong with the landed bytes, or false. */
+  private mismatch(digest: Awaited<ReturnType<typeof digestFile>>): string | false {
+    const { o, obj } = this;
+    const where = `s3://${o.bucket}/${o.key}`;
+    if (obj.meta.checksum) return digest.checksum !== obj.meta.checksum && `object ${where} has ${digest.checksum}, its upload recorded ${obj.meta.checksum}`;
+    if (obj.singlePartMd5) return digest.md5 !== obj.singlePartMd5 && `object ${where} has MD5 ${digest.md5}, its ETag says ${obj.singlePartMd5}`;
+    return digest.size !== obj.storedSize && `object ${where} gave ${digest.size} bytes, HeadObject said ${obj.storedSize}`;
   }
 }
 

@@ -6,9 +6,6 @@
  */
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 
-/** The signal a running file activity sends its workflow with the bytes it has moved so far. */
-export const PROGRESS_SIGNAL = 'transferProgress';
-
 export const MiB = 1024 * 1024;
 /** S3's smallest part (all but the last). */
 export const MIN_PART_SIZE = 5 * MiB;

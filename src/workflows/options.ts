@@ -1,6 +1,6 @@
 import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
-import { hostTaskQueue } from '../contracts/host.js';
 import { NON_RETRYABLE_KINDS } from '../errors/kinds.js';
+import { hostTaskQueue } from '../contracts/host.js';
 
 /** Failure types the server must not retry: the taxonomy's non-retryable kinds, by name. */
 export const nonRetryableErrorTypes: string[] = [...NON_RETRYABLE_KINDS];
@@ -92,11 +92,11 @@ export const hostProbe = {
  * caller's input sets (how long that host may take, how soon a dead one is noticed) in place of the
  * profile's. Everything else — the retry policy above all — is the profile's.
  */
-export function onHost(
-  profile: ActivityOptions,
+export function onHost<P extends ActivityOptions>(
+  profile: P,
   hostId: string,
   timeouts: Pick<ActivityOptions, 'scheduleToCloseTimeout' | 'heartbeatTimeout'> = {},
-): ActivityOptions {
+): P & { taskQueue: string } {
   return { ...profile, taskQueue: hostTaskQueue(hostId), ...timeouts };
 }
 
@@ -105,3 +105,40 @@ export const awsSweep = {
   ...awsCall,
   startToCloseTimeout: '5 minutes',
 } as const satisfies ActivityOptions;
+
+/**
+ * A transfer's file activity on the orchestration worker: {@link longTransfer}, and a cancel waits
+ * until the activity has aborted its multipart upload or removed its temp file.
+ */
+export const localTransfer = {
+  ...longTransfer,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+} as const satisfies ActivityOptions;
+
+/**
+ * A transfer's file activity on a training instance. Work on a host progresses only while that
+ * host is alive: scheduleToClose bounds the whole thing, retries included.
+ */
+export const hostTransfer = {
+  scheduleToCloseTimeout: longTransfer.startToCloseTimeout,
+  retry: longTransfer.retry,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+} as const satisfies ActivityOptions;
+
+/** A transfer's short step on the orchestration worker: list, delete, abort, sweep. */
+export const transferStep = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { ...longTransfer.retry, maximumAttempts: 10 },
+} as const satisfies ActivityOptions;
+
+/** A transfer's short step on a training instance (list its folder, remove temp files): a host that is not up fails this soon. */
+export const hostTransferStep = {
+  scheduleToCloseTimeout: '10 minutes',
+  retry: { ...longTransfer.retry, maximumAttempts: 10 },
+} as const satisfies ActivityOptions;
+
+/** `profile` with its heartbeat timeout set to `seconds`: how soon a dead worker is noticed (a transfer request may choose it). */
+export function withHeartbeat<P extends ActivityOptions>(profile: P, seconds: number): P & { heartbeatTimeout: string } {
+  return { ...profile, heartbeatTimeout: `${seconds} seconds` };
+}

@@ -16,8 +16,9 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './harness.js';
 import { createS3Client } from '../../src/aws/clients.js';
-import type { TransferRequest } from '../../src/config.js';
-import type { TransferReport } from '../../src/workflows/transfer.js';
+import type { TransferRequest } from '../../src/contracts/transfer.js';
+import type { TransferReport } from '../../src/contracts/transfer.js';
+import * as transferApi from '../../src/api/transfer.js';
 
 /** A bucket for one test file, emptied (objects and multipart uploads) and deleted when it ends. */
 export async function testBucket(s3: S3Client, prefix = 'tx'): Promise<string> {
@@ -89,7 +90,7 @@ export async function transferSuite(bucketPrefix: string): Promise<TransferSuite
   const s3 = createS3Client(services.env);
   const bucket = await testBucket(s3, bucketPrefix);
   const run = (request: TransferRequest, taskQueue = worker.taskQueue) =>
-    client.workflow.execute('transfer', { taskQueue, workflowId: uniqueName('transfer'), args: [request] }) as Promise<TransferReport>;
+    transferApi.execute(client, request, { taskQueue, workflowId: uniqueName('transfer') });
   return { services, client, worker, s3, bucket, run };
 }
 

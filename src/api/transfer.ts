@@ -1,0 +1,121 @@
+/**
+ * Transfers from a script: start one, watch its progress, wait for its report, cancel it.
+ *
+ * ```ts
+ * import { connect, transfer } from 'trainctl';
+ * const client = await connect();
+ * const handle = await transfer.start(client, { source: { kind: 'local', path: '/data' }, destination: { kind: 's3', uri: 's3://bkt/data/' } });
+ * console.log(await transfer.progress(handle));
+ * const report = await handle.result();
+ * ```
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  TransferInputSchema,
+  TransferWorkflowType,
+  transferProgressQuery,
+  transferWorkflowId,
+  type TransferInput,
+  type TransferProgress,
+  type TransferReport,
+  type TransferRequest,
+} from '../contracts/transfer.js';
+import { SA } from '../search-attributes.js';
+import { formatLocation } from '../transfer/location.js';
+import type { transfer as transferWorkflow } from '../workflows/transfer.js';
+
+/** A handle on a running (or finished) transfer. */
+export type TransferHandle = WorkflowHandle<typeof transferWorkflow>;
+/** The handle {@link start} returns: it also knows the run it started. */
+export type StartedTransferHandle = WorkflowHandleWithFirstExecutionRunId<typeof transferWorkflow>;
+
+/** Where and under which id a transfer starts. */
+export interface TransferStartOptions {
+  /** The orchestration workers' task queue (`TRAINCTL_TASK_QUEUE`); `trainctl` by default. */
+  taskQueue?: string;
+  /** The workflow id; `transfer/` and 8 random hex digits by default. */
+  workflowId?: string;
+}
+
+/** The task queue trainctl's workers poll unless `TRAINCTL_TASK_QUEUE` says otherwise. */
+const DEFAULT_TASK_QUEUE = 'trainctl';
+
+/**
+ * Validates a request with {@link TransferInputSchema} and returns the defaulted input a transfer
+ * runs on. Contacts nothing.
+ *
+ * @throws ZodError naming each bad field.
+ */
+export function validate(request: TransferRequest): TransferInput {
+  return TransferInputSchema.parse(request);
+}
+
+/** The one-line summary the Web UI shows for a transfer. */
+function staticSummary(input: TransferInput): string {
+  const flags = `${input.sync ? ' (sync)' : ''}${input.deleteExtraneous ? ' (delete extraneous)' : ''}${input.dryRun ? ' (dry run)' : ''}`;
+  return `Transfer ${formatLocation(input.source)} → ${formatLocation(input.destination)}${flags}`;
+}
+
+/**
+ * Starts a transfer and returns its handle without waiting. The request is validated first: a
+ * bad one throws a ZodError and the server is never contacted. The run carries the search
+ * attributes `TrainctlKind=transfer` and `TrainctlResource=<destination>` and a static summary.
+ *
+ * @throws ZodError for an invalid request; a `WorkflowExecutionAlreadyStartedError` when
+ *   `opts.workflowId` names a running workflow.
+ */
+export async function start(client: Client, request: TransferRequest, opts: TransferStartOptions = {}): Promise<StartedTransferHandle> {
+  const input = validate(request);
+  return client.workflow.start<typeof transferWorkflow>(TransferWorkflowType, {
+    taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
+    workflowId: opts.workflowId ?? transferWorkflowId(randomUUID().slice(0, 8)),
+    args: [input],
+    typedSearchAttributes: [
+      { key: SA.kind, value: 'transfer' },
+      { key: SA.resource, value: formatLocation(input.destination).slice(0, 200) },
+    ],
+    staticSummary: staticSummary(input),
+  });
+}
+
+/**
+ * Starts a transfer (as {@link start}) and waits for its report.
+ *
+ * @throws ZodError for an invalid request; `WorkflowFailedError` when the transfer fails or is
+ *   cancelled (its `cause` is the ApplicationFailure, whose `type` is the error kind).
+ */
+export async function execute(client: Client, request: TransferRequest, opts: TransferStartOptions = {}): Promise<TransferReport> {
+  const handle = await start(client, request, opts);
+  return handle.result();
+}
+
+/** A handle on the transfer with this workflow id (its latest run). Contacts nothing. */
+export function handle(client: Client, workflowId: string): TransferHandle {
+  return client.workflow.getHandle<typeof transferWorkflow>(workflowId);
+}
+
+/**
+ * Where a running transfer is: phase, files and bytes done, rate and ETA (the `progress` query).
+ * Takes a handle, or a client and a workflow id.
+ */
+export async function progress(target: TransferHandle): Promise<TransferProgress>;
+export async function progress(client: Client, workflowId: string): Promise<TransferProgress>;
+export async function progress(target: TransferHandle | Client, workflowId?: string): Promise<TransferProgress> {
+  const h = workflowId === undefined ? (target as TransferHandle) : handle(target as Client, workflowId);
+  return h.query(transferProgressQuery);
+}
+
+/**
+ * Asks a transfer to stop. The run aborts the multipart uploads it started, removes partial
+ * downloads and empties its staging prefix before it ends as cancelled; await `handle.result()`
+ * to know it has. Takes a handle, or a client and a workflow id.
+ */
+export async function cancel(target: TransferHandle): Promise<void>;
+export async function cancel(client: Client, workflowId: string): Promise<void>;
+export async function cancel(target: TransferHandle | Client, workflowId?: string): Promise<void> {
+  const h = workflowId === undefined ? (target as TransferHandle) : handle(target as Client, workflowId);
+  await h.cancel();
+}

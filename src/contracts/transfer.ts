@@ -1,0 +1,133 @@
+/**
+ * Contract of the transfer family: the `transfer` workflow's type name and ids, its input schema,
+ * its report and progress views, and the progress signal and query.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { RegionSchema } from './common.js';
+import { HostIdSchema } from './host.js';
+
+/** Workflow type of a transfer. */
+export const TransferWorkflowType = 'transfer';
+
+/** `transfer/TOKEN`: a transfer is not a resource, so each run gets a fresh token (the CLI's: 8 hex digits). */
+export function transferWorkflowId(token: string): string {
+  return `transfer/${token}`;
+}
+
+/** Where a transfer reads or writes: this machine, S3, or a training instance through its host worker. */
+export const DataLocationSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('local'), path: z.string().min(1, 'must not be empty').refine((p) => p.startsWith('/'), 'must be an absolute path') }),
+  z.object({ kind: z.literal('s3'), uri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]') }),
+  z.object({ kind: z.literal('host'), hostId: HostIdSchema, path: z.string().min(1, 'must not be empty') }),
+]);
+export type DataLocation = z.infer<typeof DataLocationSchema>;
+
+/** Who copies local ↔ S3 files: trainctl's own engine or an s5cmd child process. */
+export const TransferEngineKind = {
+  Builtin: 'builtin',
+  S5cmd: 's5cmd',
+} as const;
+export type TransferEngineKind = (typeof TransferEngineKind)[keyof typeof TransferEngineKind];
+
+export const TransferInputSchema = z
+  .object({
+    source: DataLocationSchema,
+    destination: DataLocationSchema,
+    region: RegionSchema.default('us-east-1'),
+    include: z.array(z.string().min(1)).max(100).default([]),
+    exclude: z.array(z.string().min(1)).max(100).default([]),
+    /** Skip files already identical at the destination (same size and checksum). */
+    sync: z.boolean().default(false),
+    /** Plan and report what would be transferred; write nothing. */
+    dryRun: z.boolean().default(false),
+    /** Parts (or ranges) of one file in flight at once. */
+    concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(64, 'must be at most 64').default(4),
+    /** Files in flight at once. */
+    fileConcurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(64, 'must be at most 64').default(4),
+    /** Part size in MiB; planned from each file's size (≥ 8 MiB, ≤ 10,000 parts) when absent. */
+    partSizeMiB: z.number().int('must be a whole number').min(5, 'must be at least 5 (S3 minimum)').max(5120, 'must be at most 5120').optional(),
+    /** An S3 prefix for local ↔ host transfers, which go through S3; emptied afterwards. */
+    stagingUri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]').optional(),
+    followSymlinks: z.boolean().default(false),
+    /** How soon a dead worker is noticed (its file activity then resumes elsewhere from its checkpoint). */
+    heartbeatTimeoutSeconds: z.number().int().min(2).max(600).default(15),
+    progressIntervalMs: z.number().int().min(100).max(60_000).default(2_000),
+    /** Delete destination files/objects that the (filtered) source does not have; implies sync; honours dryRun. */
+    deleteExtraneous: z.boolean().default(false),
+    /** Compress text-like files on their way to S3 (zstd only where node:zlib has it); undone on download. */
+    compress: z.enum(['none', 'gzip', 'zstd']).default('none'),
+    /** Compress every file, not only text-like ones (by extension). */
+    compressAll: z.boolean().default(false),
+    /**
+     * Who copies local ↔ S3 files: trainctl's engine, `s5cmd` (required on the worker's PATH), or
+     * `auto` (s5cmd when the worker has it). trainctl verifies the result either way.
+     */
+    engine: z.enum(['builtin', 's5cmd', 'auto']).default('builtin'),
+  })
+  .superRefine((t, ctx) => {
+    const pair = `${t.source.kind}->${t.destination.kind}`;
+    if (!['local->s3', 's3->local', 'host->s3', 's3->host', 'local->host', 'host->local'].includes(pair)) {
+      ctx.addIssue({ code: 'custom', path: ['destination'], message: `${t.source.kind} → ${t.destination.kind} is not a supported direction (one end must be S3, or local ↔ host)` });
+    }
+    if ((pair === 'local->host' || pair === 'host->local') && t.stagingUri === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['stagingUri'], message: 'local ↔ host transfers go through S3: give a staging s3:// prefix' });
+    }
+  });
+/** What callers pass (defaults may be omitted). */
+export type TransferRequest = z.input<typeof TransferInputSchema>;
+/** The validated, defaulted input the workflow works on. */
+export type TransferInput = z.output<typeof TransferInputSchema>;
+
+/** What the `progress` query answers while a transfer runs. */
+export interface TransferProgress {
+  phase: 'planning' | 'transferring' | 'staging upload' | 'staging download' | 'deleting extraneous' | 'cleaning up' | 'done';
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  /** Bytes per second since the transfer phase started (workflow time). */
+  bytesPerSecond: number;
+  etaSeconds: number | null;
+  currentFile: string | null;
+  skipped: number;
+}
+
+/** The summary a finished transfer returns. */
+export interface TransferReport {
+  files: number;
+  /** Bytes that crossed the wire (a resumed or skipped file counts only what was sent). */
+  bytes: number;
+  seconds: number;
+  MiBps: number;
+  skipped: number;
+  /** Files whose bytes were checked against trainctl's checksum. */
+  verified: number;
+  dryRun: boolean;
+  /** In a dry run: what would be transferred (first 1000). */
+  planned?: { from: string; to: string; size: number }[];
+  skippedSymlinks: string[];
+  stagingObjectsDeleted?: number;
+  /**
+   * With `deleteExtraneous`: destination files or objects the (filtered) source does not have,
+   * deleted after every file arrived — or, in a dry run, that would be (first 1000 named).
+   */
+  deleted?: { count: number; items: string[] };
+  /** Who copied the files: trainctl's engine or s5cmd (then verified by trainctl). Absent in a dry run. */
+  engine?: TransferEngineKind;
+}
+
+/** What a running file activity tells its workflow: the bytes moved so far under the workflow's label. */
+export interface TransferProgressUpdate {
+  label: string;
+  bytes: number;
+  current?: string;
+}
+
+/** Sent by a running file activity to the transfer that scheduled it, at most every `progressIntervalMs`. */
+export const transferProgressSignal = defineSignal<[TransferProgressUpdate]>('transferProgress');
+
+/** Where a running transfer is: phase, files and bytes done, rate and ETA. */
+export const transferProgressQuery = defineQuery<TransferProgress>('progress');

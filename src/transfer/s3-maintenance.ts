@@ -1,0 +1,140 @@
+/**
+ * The S3-only steps of a transfer: list a source (or a destination for deleteExtraneous), abort
+ * multipart uploads a failed transfer left, delete extraneous objects, empty a staging prefix.
+ * Temporal-free: the caller passes its step wrapper, abort signal, heartbeat and logger.
+ *
+ * @module
+ */
+import { AbortMultipartUploadCommand, DeleteObjectsCommand, HeadObjectCommand, paginateListObjectsV2, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { listAllMultipartUploads } from '../aws/multipart.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
+import { classify } from '../errors/classify.js';
+import { baseName, checkRelativeKey, selected } from './plan.js';
+import type { Logger, Step } from './types.js';
+
+export interface S3ListResult {
+  single: boolean;
+  bucket: string;
+  files: { rel: string; key: string; size: number }[];
+}
+
+/** What an S3 maintenance step runs with. */
+export interface S3StepDeps {
+  step: Step;
+  log: Logger;
+  signal?: AbortSignal | undefined;
+  heartbeat(details: unknown): void;
+}
+
+/** The object's head, or undefined when there is no such object. */
+export async function headOrUndefined(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
+  try {
+    return await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+  } catch (err) {
+    if (classify(err) === ErrorKind.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/** Aborts one multipart upload; one already gone is fine, any other failure is logged, never thrown. */
+export async function abortUpload(s3: S3Client, log: Logger, bucket: string, key: string, uploadId: string): Promise<void> {
+  try {
+    // Not under the activity's abort signal: this runs because the activity is being cancelled.
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+    log.info('aborted multipart upload', { bucket, key, uploadId });
+  } catch (err) {
+    if (classify(err) !== ErrorKind.NotFound) log.warn('could not abort multipart upload', { bucket, key, uploadId, error: String(err) });
+  }
+}
+
+/**
+ * Lists an S3 source: the object itself when the uri names one, else every object under the
+ * prefix (folder markers skipped), filtered by the globs. Refuses (InvalidInput) any key whose
+ * relative part could escape a destination folder.
+ */
+export async function listS3Source(s3: S3Client, input: { uri: string; include: string[]; exclude: string[] }, deps: S3StepDeps): Promise<S3ListResult> {
+  const { step, signal } = deps;
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(input.uri);
+  const bucket = m?.[1] ?? '';
+  const prefix = m?.[2] ?? '';
+  if (prefix !== '' && !prefix.endsWith('/')) {
+    const head = await step(`head ${input.uri}`, () => headOrUndefined(s3, bucket, prefix, signal));
+    if (head) {
+      const rel = baseName(prefix);
+      await step(`check key ${prefix}`, async () => checkRelativeKey(rel));
+      return { single: true, bucket, files: selected(rel, input.include, input.exclude) ? [{ rel, key: prefix, size: head.ContentLength ?? 0 }] : [] };
+    }
+  }
+  const listPrefix = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+  const objects = await step(`list ${input.uri}`, async () => {
+    const out: { key: string; size: number }[] = [];
+    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: listPrefix }, { abortSignal: signal })) {
+      for (const o of page.Contents ?? []) if (o.Key && !(o.Key.endsWith('/') && (o.Size ?? 0) === 0)) out.push({ key: o.Key, size: o.Size ?? 0 });
+      deps.heartbeat(out.length);
+    }
+    return out;
+  });
+  const files: S3ListResult['files'] = [];
+  for (const o of objects) {
+    const rel = o.key.slice(listPrefix.length);
+    await step(`check key ${o.key}`, async () => checkRelativeKey(rel));
+    if (selected(rel, input.include, input.exclude)) files.push({ rel, key: o.key, size: o.size });
+  }
+  return { single: false, bucket, files };
+}
+
+/** Aborts every multipart upload in progress for these keys (all pages of the listing); returns how many. */
+export async function abortUploadsFor(s3: S3Client, bucket: string, keys: string[], deps: S3StepDeps): Promise<number> {
+  const wanted = new Set(keys);
+  const uploads = await deps.step(`list multipart uploads in ${bucket}`, () => listAllMultipartUploads(s3, bucket, undefined));
+  let aborted = 0;
+  for (const u of uploads) {
+    if (u.Key && u.UploadId && wanted.has(u.Key)) {
+      await abortUpload(s3, deps.log, bucket, u.Key, u.UploadId);
+      aborted++;
+    }
+  }
+  return aborted;
+}
+
+/** Deletes keys, 1000 a request; fails (Transient) when S3 refuses any. */
+async function deleteKeys(s3: S3Client, bucket: string, keys: string[], what: string, deps: S3StepDeps): Promise<void> {
+  for (let i = 0; i < keys.length; i += 1000) {
+    const objects = keys.slice(i, i + 1000).map((Key) => ({ Key }));
+    const out = await deps.step(`delete ${objects.length} ${what}`, () =>
+      s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }), { abortSignal: deps.signal }),
+    );
+    const failed = out.Errors ?? [];
+    if (failed.length > 0) throw new TrainctlError(ErrorKind.Transient, `${failed.length} objects could not be deleted (first: ${failed[0]?.Key}: ${failed[0]?.Code})`);
+    deps.heartbeat(i + objects.length);
+  }
+}
+
+/** Deletes the objects `prefix + rel`, each rel checked as a relative key so nothing outside the prefix is named. */
+export async function deleteObjectsUnder(s3: S3Client, input: { bucket: string; prefix: string; rels: string[] }, deps: S3StepDeps): Promise<number> {
+  if (input.prefix !== '' && !input.prefix.endsWith('/')) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete under prefix ${JSON.stringify(input.prefix)}: it must end with /`);
+  const keys: string[] = [];
+  for (const rel of input.rels) {
+    await deps.step(`check key ${rel}`, async () => checkRelativeKey(rel));
+    keys.push(`${input.prefix}${rel}`);
+  }
+  await deleteKeys(s3, input.bucket, keys, 'extraneous objects', deps);
+  return keys.length;
+}
+
+/** Deletes every object under a (non-empty) staging prefix and aborts its unfinished uploads; returns the objects deleted. */
+export async function emptyPrefix(s3: S3Client, input: { bucket: string; prefix: string }, deps: S3StepDeps): Promise<number> {
+  if (input.prefix === '' || !input.prefix.endsWith('/')) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete prefix ${JSON.stringify(input.prefix)}`);
+  const keys = await deps.step(`list s3://${input.bucket}/${input.prefix}`, async () => {
+    const out: string[] = [];
+    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: input.bucket, Prefix: input.prefix })) {
+      for (const o of page.Contents ?? []) if (o.Key) out.push(o.Key);
+    }
+    return out;
+  });
+  await deleteKeys(s3, input.bucket, keys, 'staging objects', { ...deps, signal: undefined });
+  await deps.step('abort staging uploads', async () => {
+    for (const u of await listAllMultipartUploads(s3, input.bucket, input.prefix)) if (u.Key && u.UploadId) await abortUpload(s3, deps.log, input.bucket, u.Key, u.UploadId);
+  });
+  return keys.length;
+}

@@ -1,0 +1,111 @@
+/**
+ * The transfer engine's inputs, results and the few things it needs from whoever runs it (an
+ * activity): a stable id, a heartbeat, an abort signal, a progress sink, a logger. Temporal-free.
+ *
+ * @module
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Encoding } from './compress.js';
+
+export interface UploadInput {
+  region: string;
+  path: string;
+  bucket: string;
+  key: string;
+  /** Bytes; planned from the size when absent. */
+  partSize?: number | undefined;
+  concurrency: number;
+  sync: boolean;
+  label: string;
+  progressIntervalMs: number;
+  /** Compress text-like files (all with `compressAll`) before they go up. */
+  compress?: Encoding | undefined;
+  compressAll?: boolean | undefined;
+}
+
+export interface DownloadInput {
+  region: string;
+  bucket: string;
+  key: string;
+  path: string;
+  partSize?: number | undefined;
+  concurrency: number;
+  sync: boolean;
+  label: string;
+  progressIntervalMs: number;
+}
+
+export interface FileResult {
+  label: string;
+  size: number;
+  /** Bytes that crossed the wire in this activity's final attempt chain (0 when skipped). */
+  sent: number;
+  skipped: boolean;
+  /** The bytes were checked against trainctl's checksum (false for foreign objects without one). */
+  verified: boolean;
+  checksum?: string;
+  /** Parts (upload) or ranges (download) a retry found finished and did not send again. */
+  resumed: number;
+}
+
+export interface BatchInput<I> {
+  label: string;
+  files: I[];
+  /** Files of the batch in flight at once. */
+  concurrency: number;
+  progressIntervalMs: number;
+}
+
+/** Wraps one S3 call or file pass; the activities turn what it throws into a taxonomy failure. */
+export type Step = <T>(what: string, fn: () => Promise<T>) => Promise<T>;
+
+/** A constant message plus attributes, as `log` of `@temporalio/activity` takes them. */
+export interface Logger {
+  info(message: string, attrs?: Record<string, unknown>): void;
+  warn(message: string, attrs?: Record<string, unknown>): void;
+}
+
+/** Bytes moved so far, reported to the workflow. */
+export interface Progress {
+  add(n: number): void;
+  current(file: string): void;
+}
+
+/** Called around every part a transfer sends or fetches (test fault hooks; none in production). */
+export interface PartHooks {
+  beforePart?(kind: 'upload' | 'download', partNumber: number, label: string): Promise<void>;
+  afterPart?(kind: 'upload' | 'download', partNumber: number, label: string): void;
+  /** A file of a batch is finished and recorded. */
+  afterFile?(kind: string, label: string): void;
+}
+
+/** What one run of an engine function gets from the activity that runs it. */
+export interface RunScope {
+  /** The same for every attempt of one activity (workflow id / activity id): names state and temp files. */
+  id: string;
+  /** The checkpoint the last attempt heartbeated; undefined on a first attempt or inside a batch. */
+  resume: unknown;
+  /** Records a checkpoint with the server; absent inside a batch, whose activity owns the heartbeat. */
+  heartbeat?: ((details: unknown) => void) | undefined;
+  /** Where this run's bytes are counted. */
+  progress: Progress;
+  /** Cancellation of the activity, handed to every AWS call and file stream. */
+  signal: AbortSignal | undefined;
+}
+
+/** What the engine is built with, once per worker. */
+export interface EngineDeps {
+  s3(region: string): S3Client;
+  /** Turns a location's path into an absolute one this worker may touch (host roots, or anything locally). */
+  resolvePath(path: string): Promise<string>;
+  step: Step;
+  log: Logger;
+  hooks?: PartHooks | undefined;
+  /** How often a running activity heartbeats its checkpoint. */
+  heartbeatIntervalMs: number;
+}
+
+/** The run was cancelled: its abort signal fired, or the failure is the SDK's CancelledFailure. */
+export function isCancelled(err: unknown, signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true || (err instanceof Error && err.name === 'CancelledFailure');
+}
