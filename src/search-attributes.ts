@@ -10,4 +10,6 @@ export const SA = {
   project: defineSearchAttributeKey('TrainctlProject', SearchAttributeType.KEYWORD),
   costUsd: defineSearchAttributeKey('TrainctlCostUsd', SearchAttributeType.DOUBLE),
   budgetExceeded: defineSearchAttributeKey('TrainctlBudgetExceeded', SearchAttributeType.BOOL),
+  /** The training run a workflow belongs to (the run and every child): `TrainctlRun="NAME"` lists them all. */
+  run: defineSearchAttributeKey('TrainctlRun', SearchAttributeType.KEYWORD),
 } as const;

@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
@@ -47,7 +49,10 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    activities: createActivities(opts.deps),
+    activities: createActivities({
+      ...opts.deps,
+      bootstrap: { version: packageVersion(), temporalNamespace: opts.namespace, taskQueue: opts.taskQueue, ...opts.deps.bootstrap },
+    }),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath }),
   });
 }
@@ -77,6 +82,29 @@ export async function createHostWorker(opts: CreateHostWorkerOptions): Promise<W
   });
 }
 
+/** What instances this worker launches install and connect to: this package's version and this worker's Temporal. */
+export function bootstrapFor(env: Env): ActivityDeps['bootstrap'] {
+  return {
+    temporalAddress: env.TEMPORAL_ADDRESS,
+    temporalNamespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: env.TRAINCTL_TASK_QUEUE,
+    region: env.AWS_REGION,
+    ...(env.TEMPORAL_TLS === 'true' || env.TEMPORAL_API_KEY ? { temporalTls: true } : {}),
+  };
+}
+
+/** This package's version (what a launched instance installs). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(repoRootOf(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function repoRootOf(): string {
+  // src/worker.ts or dist/src/worker.js: the package root is where package.json is, above.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { host: { type: 'string' }, root: { type: 'string', multiple: true } },
@@ -94,7 +122,7 @@ async function main(): Promise<void> {
       connection,
       namespace: env.TEMPORAL_NAMESPACE,
       taskQueue: env.TRAINCTL_TASK_QUEUE,
-      deps: awsClientsFor(env),
+      deps: { ...awsClientsFor(env), bootstrap: bootstrapFor(env) },
     });
     queue = env.TRAINCTL_TASK_QUEUE;
   }

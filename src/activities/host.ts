@@ -4,6 +4,7 @@ import type { HostInfo } from '../contracts/host.js';
 import type { HostDeps } from './host-fs.js';
 import { createPrewarmActivities } from './prewarm.js';
 import { createHostTransferActivities } from './transfer.js';
+import { createTrainingActivities } from './training.js';
 
 /**
  * Activities that run on a training instance, registered by `worker --host ID` on the task queue
@@ -13,6 +14,7 @@ export function createHostActivities(deps: HostDeps) {
   return {
     ...createPrewarmActivities(deps),
     ...createHostTransferActivities(deps),
+    ...createTrainingActivities(deps),
     /** Who this host is and how much room its roots have. Read-only. */
     async hostInfo(): Promise<HostInfo> {
       const roots = await Promise.all(

@@ -6,6 +6,7 @@ import { createCleanupActivities } from './cleanup.js';
 import { createCostActivities } from './cost.js';
 import { createTransferActivities, type TransferHooks } from './transfer.js';
 import { createS5cmdActivities } from './transfer-s5cmd.js';
+import { createInstanceActivities, type InstanceDeps } from './instances.js';
 
 export interface ActivityDeps {
   /** EC2 client for a region (cached by the caller). */
@@ -17,6 +18,11 @@ export interface ActivityDeps {
   transferHooks?: TransferHooks;
   /** The PATH searched for `s5cmd` (the transfer engine option); this process's PATH when absent. */
   s5cmdSearchPath?: string;
+  /**
+   * What a launched training instance's bootstrap installs and connects to (never a secret);
+   * `createWorker` fills in this worker's namespace, task queue and package version.
+   */
+  bootstrap?: Partial<InstanceDeps['bootstrap']>;
 }
 
 /** The one object a worker registers: every activity, closed over its clients. */
@@ -27,6 +33,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createCostActivities(deps),
     ...createTransferActivities(deps),
     ...createS5cmdActivities(deps),
+    ...createInstanceActivities({ ...deps, bootstrap: { version: '0.0.0', temporalAddress: 'localhost:7233', temporalNamespace: 'default', taskQueue: 'trainctl', region: 'us-east-1', ...deps.bootstrap } }),
   };
 }
 

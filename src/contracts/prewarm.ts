@@ -8,8 +8,7 @@
 import { z } from 'zod';
 import { RegionSchema, VolumeType } from './common.js';
 import { HostIdSchema } from './host.js';
-// ProjectSchema belongs in the cost contract; import it from './cost.js' once it lives there.
-import { ProjectSchema } from '../cost-model.js';
+import { ProjectSchema } from './cost.js';
 
 /** Workflow type of the run that prepares a host's data. */
 export const PrewarmWorkflowType = 'prewarm';

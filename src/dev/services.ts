@@ -20,6 +20,7 @@ export const SEARCH_ATTRIBUTES = {
   TrainctlProject: 'Keyword',
   TrainctlCostUsd: 'Double',
   TrainctlBudgetExceeded: 'Bool',
+  TrainctlRun: 'Keyword',
 } as const;
 
 export function toolPath(name: 'temporal' | 'moto_server'): string {

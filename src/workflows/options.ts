@@ -142,3 +142,16 @@ export const hostTransferStep = {
 export function withHeartbeat<P extends ActivityOptions>(profile: P, seconds: number): P & { heartbeatTimeout: string } {
   return { ...profile, heartbeatTimeout: `${seconds} seconds` };
 }
+
+/**
+ * The training command on its host: as long as training takes (a week at most, retries included:
+ * a host gone for good must not keep the run waiting forever); the heartbeat timeout notices a
+ * dead host worker, whose restart re-attaches to the still-running program. The workflow waits
+ * for a cancel to complete: the program's SIGTERM grace period is part of stopping.
+ */
+export const trainingOnHost = {
+  ...hostBound,
+  scheduleToCloseTimeout: '7 days',
+  heartbeatTimeout: '60 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+} as const satisfies ActivityOptions;
