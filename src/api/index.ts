@@ -10,4 +10,5 @@ export * as volume from './volume.js';
 export * as prewarm from './prewarm.js';
 export * as cost from './cost.js';
 export * as cleanup from './cleanup.js';
+export * as run from './run.js';
 export * as transfer from './transfer.js';
