@@ -8,6 +8,7 @@ import { ALL_SEARCH_ATTRIBUTES, SA } from '../src/search-attributes.js';
 import { ErrorKind, TrainctlError } from '../src/errors/kinds.js';
 import { createSearchAttributesCommand, ensureSearchAttributes, explainStartFailure, explainStartFailureOffline, missingSearchAttributes } from '../src/temporal.js';
 import { registersSearchAttributes } from '../src/worker.js';
+import { runCli } from './helpers/cli.js';
 
 const ALL_NAMES = ALL_SEARCH_ATTRIBUTES.map((key) => key.name);
 let server: TemporalDevServer | undefined;
@@ -48,6 +49,15 @@ async function startFailure(): Promise<unknown> {
 }
 
 let printedCommand = '';
+
+test('trainctl volume create against a plain dev server fails naming the missing attribute and the command, not "Failed to start Workflow"', async () => {
+  const env = { TEMPORAL_ADDRESS: server!.address, TRAINCTL_TASK_QUEUE: `plain-${randomUUID()}`, AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_REGION: 'us-east-1' };
+  const r = await runCli(['volume', 'create', '--name', `plain-${randomUUID().slice(0, 8)}`, '--size-gib', '1', '--az', 'us-east-1a'], env);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /\(InvalidInput\): namespace default.* is missing the search attributes? (\w+, )*TrainctlKind/);
+  assert.match(r.stderr, /temporal operator search-attribute create (--address \S+ )?--namespace default --name TrainctlKind --type Keyword/);
+  assert.doesNotMatch(r.stderr, /Failed to start Workflow/);
+});
 
 test('on a plain dev server a start fails with InvalidInput naming every missing attribute and the command that creates them', async () => {
   const raw = await startFailure();
