@@ -5,7 +5,7 @@
 // TypeScript entry with tsx on that Node. Plain JavaScript with no dependencies, because it must
 // run before `npm ci` has, on whatever Node the machine has.
 import { spawnSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync, readdirSync, readlinkSync, realpathSync, renameSync, symlinkSync } from 'node:fs';
 import { join, dirname, relative, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -138,6 +138,30 @@ function ensureNode() {
   return { path: node, version, installed: true };
 }
 
+/**
+ * A folder holding only `node` (a link to `nodePath`), to put first on PATH: the wheel's own bin/
+ * also has npm and npx scripts that do not run from there, so PATH must not point at it.
+ */
+function nodeOnlyBinDir(nodePath) {
+  const target = realpathSync(nodePath);
+  const dir = join(toolsDir, 'node', 'bin');
+  const link = join(dir, 'node');
+  let current;
+  try {
+    current = readlinkSync(link);
+  } catch {
+    current = undefined;
+  }
+  if (current !== target) {
+    mkdirSync(dir, { recursive: true });
+    // Made aside and renamed over: another checkout sharing .tools may be doing the same now.
+    const fresh = `${link}.${process.pid}`;
+    symlinkSync(target, fresh);
+    renameSync(fresh, link);
+  }
+  return dir;
+}
+
 const [command, ...rest] = process.argv.slice(2);
 const entry = entries[command];
 if (!entry) fail(`unknown command ${command}; expected one of ${Object.keys(entries).join(', ')}`);
@@ -148,9 +172,9 @@ const node = ensureNode();
 const shown = node.path.startsWith(root) ? relative(root, node.path) : node.path;
 if (!entry.quiet || node.installed) say(`using Node ${node.version} (${shown})`);
 
-// Everything the entry starts (process.execPath, and `node`/`npm`/`npx` by name) runs on this Node.
+// Everything the entry starts (process.execPath, and `node`, `npm`, `npx` by name) runs on this Node.
 const env = { ...process.env, TRAINCTL_TOOLS_DIR: toolsDir };
-if (node.path !== process.execPath) env.PATH = `${dirname(node.path)}${delimiter}${process.env.PATH ?? ''}`;
+if (node.path !== process.execPath) env.PATH = `${nodeOnlyBinDir(node.path)}${delimiter}${process.env.PATH ?? ''}`;
 const child = spawn(node.path, ['--import', 'tsx', join(root, entry.file), ...rest], { cwd: root, stdio: 'inherit', env });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   // The child sees the terminal's Ctrl-C itself; forward the others so it can stop its servers.

@@ -178,9 +178,17 @@ export function missingSearchAttributeIn(err: unknown): { namespace: string; nam
   return undefined;
 }
 
-/** The error a start gets when the namespace lacks search attributes: names them and the command that adds them. */
-export function searchAttributesMissingError(names: readonly string[], where: { namespace: string; address?: string }, cause?: unknown): TrainctlError {
-  const trainctl = names.filter((name) => ALL_SEARCH_ATTRIBUTES.some((key) => key.name === name));
+/**
+ * The error a start gets when the namespace lacks search attributes: names them and the command
+ * that adds `toCreate` (by default the missing ones; creating one that exists is harmless).
+ */
+export function searchAttributesMissingError(
+  names: readonly string[],
+  where: { namespace: string; address?: string },
+  cause?: unknown,
+  toCreate: readonly string[] = names,
+): TrainctlError {
+  const trainctl = toCreate.filter((name) => ALL_SEARCH_ATTRIBUTES.some((key) => key.name === name));
   const how = trainctl.length
     ? `start a trainctl worker against it (it registers them where the server allows), or create them: ${createSearchAttributesCommand(trainctl, where)}`
     : 'create them with `temporal operator search-attribute create`';
@@ -213,8 +221,13 @@ export async function explainStartFailure(err: unknown, client: Pick<Client, 'co
   return searchAttributesMissingError(names, { namespace, ...(address ? { address } : {}) }, err);
 }
 
-/** The same, without asking the server: names only the attribute the server's refusal named. */
+/**
+ * The same without asking the server: names the attribute the server's refusal named (it names
+ * only the first it met), and gives the command that creates all of trainctl's.
+ */
 export function explainStartFailureOffline(err: unknown): unknown {
   const refused = err instanceof TrainctlError ? undefined : missingSearchAttributeIn(err);
-  return refused ? searchAttributesMissingError([refused.name], { namespace: refused.namespace }, err) : err;
+  if (!refused) return err;
+  const all = ALL_SEARCH_ATTRIBUTES.map((key) => key.name);
+  return searchAttributesMissingError([refused.name], { namespace: refused.namespace }, err, all);
 }
