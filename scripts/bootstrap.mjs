@@ -26,6 +26,8 @@ const entries = {
   'record-histories': { file: 'scripts/record-histories.ts', temporal: true, moto: true },
   // bin/trainctl.mjs in a checkout on a Node older than 22: quiet unless it has to install Node.
   cli: { file: 'src/cli/main.ts', temporal: false, moto: false, quiet: true },
+  // Prints the Node the other entries run on (`VERSION PATH`) and nothing else.
+  'which-node': { which: true, temporal: false, moto: false, quiet: true },
 };
 
 function say(msg) {
@@ -166,9 +168,13 @@ const [command, ...rest] = process.argv.slice(2);
 const entry = entries[command];
 if (!entry) fail(`unknown command ${command}; expected one of ${Object.keys(entries).join(', ')}`);
 
-ensureNodeModules();
+if (!entry.which) ensureNodeModules();
 if (entry.temporal || entry.moto) ensureTools();
 const node = ensureNode();
+if (entry.which) {
+  process.stdout.write(`${node.version} ${node.path}\n`);
+  process.exit(0);
+}
 const shown = node.path.startsWith(root) ? relative(root, node.path) : node.path;
 if (!entry.quiet || node.installed) say(`using Node ${node.version} (${shown})`);
 
