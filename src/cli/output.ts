@@ -2,6 +2,7 @@ import { ZodError } from 'zod';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { classify, describeError } from '../errors/classify.js';
+import { explainStartFailureOffline } from '../temporal.js';
 
 /** A user mistake the CLI reports in one line per problem, without a stack trace. */
 export class UsageError extends Error {
@@ -50,7 +51,8 @@ export function reportError(err: unknown, opts: { json: boolean; what: string; f
     else console.error(`trainctl: ${err.message}`);
     return ExitCode.Usage;
   }
-  const { kind, message } = rootFailure(err);
+  // A start the API did not explain already (it asks the server which attributes are missing).
+  const { kind, message } = rootFailure(explainStartFailureOffline(err));
   if (opts.json) console.log(JSON.stringify({ ok: false, kind, message, ...(opts.uiUrl ? { ui: opts.uiUrl } : {}) }));
   else {
     console.error(`trainctl: ${opts.what} failed (${kind}): ${message}`);

@@ -4,24 +4,12 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:f
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
+import { ALL_SEARCH_ATTRIBUTES, CLI_TYPE_NAMES } from '../search-attributes.js';
 
-/** The repository root (two levels above this file, in src/ and in dist/src/ alike). */
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(import.meta.url.includes('/dist/') ? ['..'] : []));
+/** The repository (or installed package) root: two levels above this file, in src/ and dist/ alike. */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const toolsDir = process.env.TRAINCTL_TOOLS_DIR ?? join(repoRoot, '.tools');
 export const logDir = join(toolsDir, 'logs');
-
-/**
- * Custom search attributes every run may set. The dev server registers them at start; an existing
- * cluster needs them created once (`temporal operator search-attribute create`, see the README).
- */
-export const SEARCH_ATTRIBUTES = {
-  TrainctlKind: 'Keyword',
-  TrainctlResource: 'Keyword',
-  TrainctlProject: 'Keyword',
-  TrainctlCostUsd: 'Double',
-  TrainctlBudgetExceeded: 'Bool',
-  TrainctlRun: 'Keyword',
-} as const;
 
 export function toolPath(name: 'temporal' | 'moto_server'): string {
   const p = join(toolsDir, 'venv', 'bin', name);
@@ -179,6 +167,11 @@ export interface TemporalDevServerOptions {
   uiPort?: number;
   headless?: boolean;
   namespace?: string;
+  /**
+   * Register trainctl's search attributes at start (default true). `false` gives a plain server,
+   * as a user's own `temporal server start-dev` is.
+   */
+  searchAttributes?: boolean;
   /** Extra `--dynamic-config-value KEY=VALUE` settings. */
   dynamicConfig?: Record<string, string | number | boolean>;
   startTimeoutMs?: number;
@@ -215,7 +208,9 @@ async function startTemporalOnce(opts: TemporalDevServerOptions): Promise<Tempor
     mkdirSync(dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);
   }
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  if (opts.searchAttributes !== false) {
+    for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=${CLI_TYPE_NAMES[key.type]}`);
+  }
   const dynamicConfig = { 'frontend.enableServerVersionCheck': false, ...opts.dynamicConfig };
   for (const [k, v] of Object.entries(dynamicConfig)) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
 
