@@ -38,19 +38,34 @@ const LAYERS = [
   {
     name: 'contracts',
     files: ['src/contracts/**/*.ts'],
-    patterns: [{ regex: '^(?!zod$|zod/|@temporalio/workflow$|\\./)', message: 'Contracts import only zod, @temporalio/workflow (define*) and other contracts.' }],
+    patterns: [
+      { regex: '^(?!zod$|zod/|@temporalio/workflow$|\\./)', message: 'Contracts import only zod, @temporalio/workflow (define*) and other contracts.' },
+    ],
   },
   { name: 'workflows', files: ['src/workflows/**/*.ts'], patterns: [...NO_CLI, ...NO_API] },
   {
     name: 'activities',
     files: ['src/activities/**/*.ts'],
     // Activities that report to the cost tracker use the API's signal helpers (which import no workflow), nothing else of it.
-    patterns: [...NO_CLI, { regex: '(^|/)(client\\.js|api(/(?!cost-signals\\.js$).*)?)$', message: 'Activities use only the API\'s cost signals.' }, ...NO_WORKFLOWS],
+    patterns: [
+      ...NO_CLI,
+      { regex: '(^|/)(client\\.js|api(/(?!cost-signals\\.js$).*)?)$', message: "Activities use only the API's cost signals." },
+      ...NO_WORKFLOWS,
+    ],
   },
   { name: 'api', files: ['src/api/**/*.ts', 'src/client.ts'], patterns: [...NO_CLI, ...NO_ACTIVITIES] },
   {
     name: 'domain',
-    files: ['src/transfer/**/*.ts', 'src/cost/**/*.ts', 'src/cleanup/**/*.ts', 'src/prewarm/**/*.ts', 'src/run/**/*.ts', 'src/aws/**/*.ts', 'src/errors/**/*.ts', 'src/*.ts'],
+    files: [
+      'src/transfer/**/*.ts',
+      'src/cost/**/*.ts',
+      'src/cleanup/**/*.ts',
+      'src/prewarm/**/*.ts',
+      'src/run/**/*.ts',
+      'src/aws/**/*.ts',
+      'src/errors/**/*.ts',
+      'src/*.ts',
+    ],
     ignores: ['src/worker.ts', 'src/client.ts', 'src/temporal.ts'],
     patterns: [...NO_CLI, ...NO_API, ...NO_WORKFLOWS, ...NO_ACTIVITIES],
   },
@@ -60,13 +75,25 @@ const LAYERS = [
 const SANDBOX = [
   { group: ['@aws-sdk/*'], message: 'Workflow code must not call AWS; use an activity.' },
   { group: ['@temporalio/activity', '@temporalio/worker', '@temporalio/client'], message: 'Wrong context for workflow code.' },
-  layer(['**/activities', '**/activities/*', '**/activities/**'], 'Import activities only as types (import type) and call them through proxyActivities.', { allowTypeImports: true }),
-  layer(['**/dev/*', '**/aws/*', '**/errors/classify*', '**/errors/aws-codes*'], 'Workflow code must not reach dev tooling, AWS clients or the AWS error tables.'),
+  layer(['**/activities', '**/activities/*', '**/activities/**'], 'Import activities only as types (import type) and call them through proxyActivities.', {
+    allowTypeImports: true,
+  }),
+  layer(
+    ['**/dev/*', '**/aws/*', '**/errors/classify*', '**/errors/aws-codes*'],
+    'Workflow code must not reach dev tooling, AWS clients or the AWS error tables.',
+  ),
 ];
 const SANDBOX_PATHS = nodeBuiltins.map((name) => ({ name, message: 'Workflow code must be deterministic: no Node built-ins.' }));
 
 function layerOf(file) {
-  const match = (glob) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*\//g, '(?:.*/)?').replace(/\*\*/g, '.*').replace(/\*/g, '[^/]*')}$`).test(file);
+  const match = (glob) =>
+    new RegExp(
+      `^${glob
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*\//g, '(?:.*/)?')
+        .replace(/\*\*/g, '.*')
+        .replace(/\*/g, '[^/]*')}$`,
+    ).test(file);
   return LAYERS.find((l) => l.files.some(match) && !(l.ignores ?? []).some(match));
 }
 
@@ -95,7 +122,11 @@ export default tseslint.config(
     files: ['src/cli/**', 'src/worker.ts', 'src/dev/**', 'test/**', 'bench/**', 'scripts/**', 'examples/**'],
     rules: { 'no-console': 'off' },
   },
-  ...LAYERS.map((l) => ({ files: l.files, ...(l.ignores ? { ignores: l.ignores } : {}), rules: { 'no-restricted-imports': ['error', { patterns: l.patterns }] } })),
+  ...LAYERS.map((l) => ({
+    files: l.files,
+    ...(l.ignores ? { ignores: l.ignores } : {}),
+    rules: { 'no-restricted-imports': ['error', { patterns: l.patterns }] },
+  })),
   // Each module of the workflow bundle keeps its layer's rules and adds the sandbox's.
   ...bundleFiles.map((file) => ({
     files: [file],

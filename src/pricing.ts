@@ -184,9 +184,7 @@ export interface PriceSpec {
   throughputMiBps?: number | undefined;
 }
 
-export type PriceQuote =
-  | { priced: true; microUsdPerHour: number; basis: string }
-  | { priced: false; reason: string };
+export type PriceQuote = { priced: true; microUsdPerHour: number; basis: string } | { priced: false; reason: string };
 
 export function usdToMicros(usd: number): number {
   return Math.round(usd * MICROS_PER_USD);

@@ -275,10 +275,18 @@ function estimateAll(input: RecommendInput, d: Derived): StrategyEstimate[] {
           d.datasetMiB / d.syncMiBps,
           d.cacheEpochSeconds,
           1,
-          input.cacheGiB !== undefined && input.cacheGiB < input.datasetGiB ? `the dataset (${input.datasetGiB} GiB) does not fit the ${input.cacheGiB} GiB cache` : undefined,
+          input.cacheGiB !== undefined && input.cacheGiB < input.datasetGiB
+            ? `the dataset (${input.datasetGiB} GiB) does not fit the ${input.cacheGiB} GiB cache`
+            : undefined,
         );
       case 'ExistingEBS':
-        return estimate(s, d.fileCount * FIGURES.manifestStatSeconds, d.localEpochSeconds, 0, input.onVolume ? undefined : 'no attached volume holds the dataset');
+        return estimate(
+          s,
+          d.fileCount * FIGURES.manifestStatSeconds,
+          d.localEpochSeconds,
+          0,
+          input.onVolume ? undefined : 'no attached volume holds the dataset',
+        );
       case 'DirectS3':
         return estimate(s, 0, d.datasetMiB / d.streamMiBps, d.epochs);
     }
@@ -330,6 +338,10 @@ export function formatRecommendation(r: Recommendation): string {
     e.feasible ? '' : `not possible: ${e.reason}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', r.rationale].join('\n');
 }

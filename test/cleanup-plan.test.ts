@@ -132,13 +132,19 @@ describe('planCleanup', () => {
     const young = vol('vol-0000000a', MANAGED, { createdAt: '2026-11-28T11:00:00.000Z' });
     const old = vol('vol-0000000b', MANAGED, { createdAt: '2026-11-20T11:00:00.000Z' });
     const plan = planCleanup(discovery([young, old]), input({}, { olderThan: '2d' }));
-    assert.deepEqual(plan.resources.map((r) => r.id), ['vol-0000000b']);
+    assert.deepEqual(
+      plan.resources.map((r) => r.id),
+      ['vol-0000000b'],
+    );
     assert.equal(reasonOf(plan, 'vol-0000000a'), 'newer than 2d');
   });
 
   test('snapshots wait for every volume line, and missing explicit ids are reported as skipped', () => {
     const snap: DiscoveredResource = { id: 'snap-00000001', kind: 'snapshot', tags: MANAGED, state: 'completed' };
-    const plan = planCleanup(discovery([snap, vol('vol-00000001', MANAGED)], ['vol-0000dead']), input({}, { kinds: ['volume', 'snapshot'], ids: ['vol-0000dead'] }));
+    const plan = planCleanup(
+      discovery([snap, vol('vol-00000001', MANAGED)], ['vol-0000dead']),
+      input({}, { kinds: ['volume', 'snapshot'], ids: ['vol-0000dead'] }),
+    );
     assert.deepEqual(plan.resources.find((r) => r.id === 'snap-00000001')?.dependsOn, [
       { beforeStep: 'delete-snapshot', resourceId: 'vol-00000001', after: 'settled' },
     ]);
@@ -227,7 +233,10 @@ describe('CleanupInputSchema', () => {
 });
 
 test('a planned resource carries its trainctl:project tag, so its deletion reaches the tracker that counted it', () => {
-  const plan = planCleanup(discovery([vol('vol-0000000p', { ...MANAGED, 'trainctl:project': 'vision' }), vol('vol-0000000q', MANAGED)]), input({ dryRun: false }));
+  const plan = planCleanup(
+    discovery([vol('vol-0000000p', { ...MANAGED, 'trainctl:project': 'vision' }), vol('vol-0000000q', MANAGED)]),
+    input({ dryRun: false }),
+  );
   const byId = new Map(plan.resources.map((r) => [r.id, r]));
   assert.equal(byId.get('vol-0000000p')?.project, 'vision');
   assert.equal(byId.get('vol-0000000q')?.project, undefined);

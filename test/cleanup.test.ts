@@ -125,7 +125,15 @@ async function makeFixture(): Promise<Fixture> {
       MaxCount: 1,
       InstanceType: 't3.micro',
       Placement: { AvailabilityZone: AZ },
-      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: RUN_TAG, Value: run }, { Key: 'trainctl:managed', Value: 'true' }] }],
+      TagSpecifications: [
+        {
+          ResourceType: 'instance',
+          Tags: [
+            { Key: RUN_TAG, Value: run },
+            { Key: 'trainctl:managed', Value: 'true' },
+          ],
+        },
+      ],
     }),
   );
   const instance = res.Instances![0]!.InstanceId!;
@@ -274,7 +282,10 @@ describe('cleanup workflow', () => {
 
     const explicit = await start(request(f, { dryRun: false, force: true }, [f.protectedVol]));
     const plan2 = await planAwaitingApproval(explicit);
-    assert.deepEqual(plan2.resources.map((r) => [r.id, r.protection]), [[f.protectedVol, 'protected']]);
+    assert.deepEqual(
+      plan2.resources.map((r) => [r.id, r.protection]),
+      [[f.protectedVol, 'protected']],
+    );
     await explicit.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: plan2.hash }] });
     const r2 = await explicit.result();
     assert.deepEqual(r2.report.deleted, [f.protectedVol]);
@@ -375,8 +386,18 @@ describe('cleanup and the cost tracker', () => {
       args: [{ project }],
     });
     try {
-      for (const [id, kind] of [[f.free, 'volume'], [f.instance, 'instance']] as const) {
-        await tracker.signal(resourceStartedSignal, { id, kind, type: kind === 'volume' ? 'gp3' : 't3.micro', ...(kind === 'volume' ? { sizeGiB: 1 } : {}), region: REGION, tags: {} });
+      for (const [id, kind] of [
+        [f.free, 'volume'],
+        [f.instance, 'instance'],
+      ] as const) {
+        await tracker.signal(resourceStartedSignal, {
+          id,
+          kind,
+          type: kind === 'volume' ? 'gp3' : 't3.micro',
+          ...(kind === 'volume' ? { sizeGiB: 1 } : {}),
+          region: REGION,
+          tags: {},
+        });
       }
       const result = await (await start(request(f, { dryRun: false, costProject: project }))).result();
       assert.deepEqual(sorted(result.report.deleted), sorted([f.instance, f.attached, f.free]));

@@ -58,7 +58,14 @@ describe('cost tracker budgets in simulated time', () => {
       assert.ok(Math.abs(Date.parse(budget.projectedAt) - crossing(20_000_000, [{ rate: 1_006_000, from: s1 }], s1, s1 + 40 * MS_PER_HOUR)) <= 60_000);
 
       await env.sleep(5 * MS_PER_HOUR);
-      await handle.signal(resourceStartedSignal, { id: 'i-cpu', kind: 'instance', type: 'c5.xlarge', region: 'us-east-1', tags: { team: 'ml' }, hourlyRate: 1 });
+      await handle.signal(resourceStartedSignal, {
+        id: 'i-cpu',
+        kind: 'instance',
+        type: 'c5.xlarge',
+        region: 'us-east-1',
+        tags: { team: 'ml' },
+        hourlyRate: 1,
+      });
       const second = await handle.query(resourceQuery, 'i-cpu');
       assert.ok(second);
       const s2 = Date.parse(second.startedAt);

@@ -56,7 +56,12 @@ async function tracker(project: string, extra: Partial<CostTrackerRequest> = {})
     workflowId: costTrackerWorkflowId(project),
     args: [{ project, ...extra }],
   });
-  onCleanup(() => client.workflow.getHandle(handle.workflowId).terminate('test over').catch(() => undefined));
+  onCleanup(() =>
+    client.workflow
+      .getHandle(handle.workflowId)
+      .terminate('test over')
+      .catch(() => undefined),
+  );
   return handle;
 }
 
@@ -91,7 +96,12 @@ describe('cost tracker on the dev server', () => {
     // The largest io2 volume there is, so that seconds of life cost whole cents.
     const request = { name, region: 'us-east-1', sizeGiB: 65_536, volumeType: 'io2' as const, iops: 256_000, availabilityZone: 'us-east-1a', project };
     const handle = await startProvisionVolume(client, request, { taskQueue });
-    onCleanup(() => client.workflow.getHandle(costTrackerWorkflowId(project)).terminate('test over').catch(() => undefined));
+    onCleanup(() =>
+      client.workflow
+        .getHandle(costTrackerWorkflowId(project))
+        .terminate('test over')
+        .catch(() => undefined),
+    );
     const result = await handle.result();
     const tracker = client.workflow.getHandle<typeof costTracker>(costTrackerWorkflowId(project));
 
@@ -200,7 +210,14 @@ describe('cost tracker on the dev server', () => {
             if (p.override !== undefined) resource.hourlyRate = p.override;
             await h.signal(resourceStartedSignal, resource);
             for (let u = 0; u < p.usage; u++) {
-              await h.signal(resourceUsageSignal, { id: p.id, cpuPercent: 10 * u, gpuPercent: 90, memoryPercent: 50, networkBytes: 1_000 * u, at: p.start + u + 1 });
+              await h.signal(resourceUsageSignal, {
+                id: p.id,
+                cpuPercent: 10 * u,
+                gpuPercent: 90,
+                memoryPercent: 50,
+                networkBytes: 1_000 * u,
+                at: p.start + u + 1,
+              });
             }
             if (p.stop !== undefined) await h.signal(resourceStoppedSignal, { id: p.id, at: p.stop });
           }
@@ -293,21 +310,23 @@ describe('cost tracker on the dev server', () => {
   test('setBudget and setRate reject bad values in their validators and record nothing', async () => {
     const project = uniqueName('valid');
     const handle = await tracker(project);
-    for (const bad of [
-      { limitUsd: -5 },
-      { limitUsd: 0 },
-      { limitUsd: 10, window: 'weekly' },
-      { limitUsd: 10, action: 'explode' },
-      { limitUsd: Number.NaN },
-    ]) {
+    for (const bad of [{ limitUsd: -5 }, { limitUsd: 0 }, { limitUsd: 10, window: 'weekly' }, { limitUsd: 10, action: 'explode' }, { limitUsd: Number.NaN }]) {
       await assert.rejects(
         handle.executeUpdate(setBudgetUpdate, { args: [bad as never] }),
         (err: unknown) => err instanceof WorkflowUpdateFailedError,
         JSON.stringify(bad),
       );
     }
-    for (const bad of [{ type: 'g5.xlarge', usdPerHour: -1 }, { type: '', usdPerHour: 1 }, { type: 'g5.xlarge', usdPerHour: 1e9 }]) {
-      await assert.rejects(handle.executeUpdate(setRateUpdate, { args: [bad] }), (err: unknown) => err instanceof WorkflowUpdateFailedError, JSON.stringify(bad));
+    for (const bad of [
+      { type: 'g5.xlarge', usdPerHour: -1 },
+      { type: '', usdPerHour: 1 },
+      { type: 'g5.xlarge', usdPerHour: 1e9 },
+    ]) {
+      await assert.rejects(
+        handle.executeUpdate(setRateUpdate, { args: [bad] }),
+        (err: unknown) => err instanceof WorkflowUpdateFailedError,
+        JSON.stringify(bad),
+      );
     }
     const s = await handle.query(summaryQuery);
     assert.deepEqual(s.budgets, []);
@@ -371,8 +390,24 @@ describe('cost tracker on the dev server', () => {
 
     const handle = await tracker(project);
     const at = Date.now() - 2 * MS_PER_HOUR;
-    await handle.signal(resourceStartedSignal, { id: guarded, kind: 'instance', type: 't3.micro', region: 'us-east-1', tags: { team: 'ml' }, at, hourlyRate: 1 });
-    await handle.signal(resourceStartedSignal, { id: other, kind: 'instance', type: 't3.micro', region: 'us-east-1', tags: { team: 'web' }, at, hourlyRate: 1 });
+    await handle.signal(resourceStartedSignal, {
+      id: guarded,
+      kind: 'instance',
+      type: 't3.micro',
+      region: 'us-east-1',
+      tags: { team: 'ml' },
+      at,
+      hourlyRate: 1,
+    });
+    await handle.signal(resourceStartedSignal, {
+      id: other,
+      kind: 'instance',
+      type: 't3.micro',
+      region: 'us-east-1',
+      tags: { team: 'web' },
+      at,
+      hourlyRate: 1,
+    });
     const view = await handle.executeUpdate(setBudgetUpdate, {
       args: [{ name: 'ml-cap', limitUsd: 1.5, action: 'stop-instances', tagFilter: { key: 'team', value: 'ml' } }],
     });
@@ -402,12 +437,33 @@ describe('cost tracker on the dev server', () => {
   test('a budget with the cleanup action starts a cleanup of the matching volume that waits for approval and deletes nothing on its own', async () => {
     const project = uniqueName('budget-clean');
     const made = await ec2.send(
-      new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'trainctl:managed', Value: 'true' }, { Key: 'team', Value: 'ml' }] }] }),
+      new CreateVolumeCommand({
+        AvailabilityZone: 'us-east-1a',
+        Size: 1,
+        TagSpecifications: [
+          {
+            ResourceType: 'volume',
+            Tags: [
+              { Key: 'trainctl:managed', Value: 'true' },
+              { Key: 'team', Value: 'ml' },
+            ],
+          },
+        ],
+      }),
     );
     const volumeId = made.VolumeId!;
     onCleanup(() => ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId })).catch(() => undefined));
     const handle = await tracker(project);
-    await handle.signal(resourceStartedSignal, { id: volumeId, kind: 'volume', type: 'gp3', sizeGiB: 1, region: 'us-east-1', tags: { team: 'ml' }, at: Date.now() - 2 * MS_PER_HOUR, hourlyRate: 1 });
+    await handle.signal(resourceStartedSignal, {
+      id: volumeId,
+      kind: 'volume',
+      type: 'gp3',
+      sizeGiB: 1,
+      region: 'us-east-1',
+      tags: { team: 'ml' },
+      at: Date.now() - 2 * MS_PER_HOUR,
+      hourlyRate: 1,
+    });
     await handle.executeUpdate(setBudgetUpdate, { args: [{ name: 'ml-clean', limitUsd: 1, action: 'cleanup', tagFilter: { key: 'team', value: 'ml' } }] });
     const s = await eventually('the budget acted', async () => {
       const s = await handle.query(summaryQuery);
@@ -421,7 +477,10 @@ describe('cost tracker on the dev server', () => {
       const st = await child.query<{ phase: string; plan: { resources: { id: string }[]; hash: string } | null }>('status');
       return st.phase === 'awaiting-approval' ? st : undefined;
     });
-    assert.deepEqual(status.plan?.resources.map((r) => r.id), [volumeId]);
+    assert.deepEqual(
+      status.plan?.resources.map((r) => r.id),
+      [volumeId],
+    );
     const still = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
     assert.equal(still.Volumes?.[0]?.State, 'available', 'nothing is deleted before someone approves');
   });
@@ -450,7 +509,14 @@ describe('cost tracker on the dev server', () => {
     onCleanup(() => ec2.send(new DeleteVolumeCommand({ VolumeId: orphanId })).catch(() => undefined));
 
     const handle = await tracker(project);
-    await handle.signal(resourceStartedSignal, { id: 'vol-0000000000deadbee', kind: 'volume', type: 'gp3', sizeGiB: 10, region: 'us-east-1', at: Date.now() - MS_PER_HOUR });
+    await handle.signal(resourceStartedSignal, {
+      id: 'vol-0000000000deadbee',
+      kind: 'volume',
+      type: 'gp3',
+      sizeGiB: 10,
+      region: 'us-east-1',
+      at: Date.now() - MS_PER_HOUR,
+    });
 
     const schedule = await ensureReconcileSchedule(client, { project, regions: ['us-east-1'], every: '1h', taskQueue });
     onCleanup(() => schedule.delete().catch(() => undefined));
@@ -462,7 +528,10 @@ describe('cost tracker on the dev server', () => {
     assert.equal(report.checked, 1);
     const orphan = await handle.query(resourceQuery, orphanId);
     assert.equal(orphan?.orphan, true);
-    assert.equal(orphan?.hourlyMicroUsd, (quote({ kind: 'volume', type: 'gp3', region: 'us-east-1', sizeGiB: 50 }) as { microUsdPerHour: number }).microUsdPerHour);
+    assert.equal(
+      orphan?.hourlyMicroUsd,
+      (quote({ kind: 'volume', type: 'gp3', region: 'us-east-1', sizeGiB: 50 }) as { microUsdPerHour: number }).microUsdPerHour,
+    );
     assert.equal(orphan?.tags['team'], 'data');
     const gone = await handle.query(resourceQuery, 'vol-0000000000deadbee');
     assert.equal(gone?.running, false);
@@ -474,7 +543,12 @@ describe('cost tracker on the dev server', () => {
 
   test('the CLI sets a budget with update-with-start, rejects a bad one before connecting, and shows the costs as a table or JSON', async () => {
     const project = uniqueName('cli');
-    onCleanup(() => client.workflow.getHandle(costTrackerWorkflowId(project)).terminate('test over').catch(() => undefined));
+    onCleanup(() =>
+      client.workflow
+        .getHandle(costTrackerWorkflowId(project))
+        .terminate('test over')
+        .catch(() => undefined),
+    );
     const env = cliEnv(svc.env, taskQueue);
     const bad = await runCli(['cost', 'budget', 'set', '--project', project, '--limit-usd=-3', '--json'], env);
     assert.equal(bad.code, 2, bad.stderr);
@@ -484,12 +558,32 @@ describe('cost tracker on the dev server', () => {
     assert.match(typo.stderr, /Unknown option '--limit'/);
     await assert.rejects(client.workflow.getHandle(costTrackerWorkflowId(project)).describe(), 'no tracker was started by the bad commands');
 
-    const set = await runCli(['cost', 'budget', 'set', '--project', project, '--limit-usd', '50', '--window', 'monthly', '--tag-filter', 'team=ml', '--json'], env);
+    const set = await runCli(
+      ['cost', 'budget', 'set', '--project', project, '--limit-usd', '50', '--window', 'monthly', '--tag-filter', 'team=ml', '--json'],
+      env,
+    );
     assert.equal(set.code, 0, set.stderr);
-    assert.deepEqual(JSON.parse(set.stdout), { ok: true, name: 'default', limitUsd: 50, window: 'monthly', action: 'alert', tagFilter: { key: 'team', value: 'ml' }, spentMicroUsd: 0, spentUsd: 0, burnUsdPerHour: 0 });
+    assert.deepEqual(JSON.parse(set.stdout), {
+      ok: true,
+      name: 'default',
+      limitUsd: 50,
+      window: 'monthly',
+      action: 'alert',
+      tagFilter: { key: 'team', value: 'ml' },
+      spentMicroUsd: 0,
+      spentUsd: 0,
+      burnUsdPerHour: 0,
+    });
 
     const handle = client.workflow.getHandle(costTrackerWorkflowId(project));
-    await handle.signal(resourceStartedSignal, { id: 'i-cli', kind: 'instance', type: 'g5.xlarge', region: 'us-east-1', tags: { team: 'ml' }, at: Date.now() - MS_PER_HOUR });
+    await handle.signal(resourceStartedSignal, {
+      id: 'i-cli',
+      kind: 'instance',
+      type: 'g5.xlarge',
+      region: 'us-east-1',
+      tags: { team: 'ml' },
+      at: Date.now() - MS_PER_HOUR,
+    });
     await handle.signal(resourceStartedSignal, { id: 'i-odd', kind: 'instance', type: 'x9.galactic', region: 'us-east-1', tags: { team: 'ml' } });
     const json = await runCli(['cost', 'show', '--project', project, '--by-tag', 'team', '--json'], env);
     assert.equal(json.code, 0, json.stderr);

@@ -24,7 +24,25 @@ before(async () => {
 
 test('trainctl data recommend prints every strategy’s estimates, marks the winner and explains it', async () => {
   const r = await runCli(
-    ['data', 'recommend', '--dataset-gib', '500', '--files', '5000000', '--runs', '2', '--epochs', '20', '--instance-type', 'g5.12xlarge', '--volume-throughput', '1000', '--snapshot', '--init-rate', '300'],
+    [
+      'data',
+      'recommend',
+      '--dataset-gib',
+      '500',
+      '--files',
+      '5000000',
+      '--runs',
+      '2',
+      '--epochs',
+      '20',
+      '--instance-type',
+      'g5.12xlarge',
+      '--volume-throughput',
+      '1000',
+      '--snapshot',
+      '--init-rate',
+      '300',
+    ],
     env,
   );
   assert.equal(r.code, 0, r.stderr);
@@ -52,7 +70,10 @@ test('trainctl data recommend rejects bad input with exit code 2, naming the fla
 
 test('trainctl data loader writes a DataLoader module that compiles, with num_workers from the instance’s vCPUs', async () => {
   const out = join(dir, 'train_data.py');
-  const r = await runCli(['data', 'loader', '--strategy', 'DirectS3', '--s3-uri', "s3://my-bucket/it's/train/", '--instance-type', 'g5.12xlarge', '--out', out], env);
+  const r = await runCli(
+    ['data', 'loader', '--strategy', 'DirectS3', '--s3-uri', "s3://my-bucket/it's/train/", '--instance-type', 'g5.12xlarge', '--out', out],
+    env,
+  );
   assert.equal(r.code, 0, r.stderr);
   const text = readFileSync(out, 'utf8');
   assert.match(text, /^S3_PREFIX = 'it\\'s\/train\/'$/m);
@@ -66,9 +87,18 @@ test('trainctl data loader writes a DataLoader module that compiles, with num_wo
 test('trainctl data prewarm runs the workflow on a host worker and prints the measured figures', async () => {
   const host = await startHostWorker(services.env);
   writeFileSync(join(host.root, 'dev.img'), Buffer.alloc(8 * 1024 * 1024, 7));
-  const r = await runCli(['data', 'prewarm', '--host', host.hostId, '--strategy', 'PreWarmedEBS', '--device', 'dev.img', '--no-fio', '--timeout-minutes', '2', '--json'], env);
+  const r = await runCli(
+    ['data', 'prewarm', '--host', host.hostId, '--strategy', 'PreWarmedEBS', '--device', 'dev.img', '--no-fio', '--timeout-minutes', '2', '--json'],
+    env,
+  );
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { ok: boolean; bytes: number; mibPerSecond: number; prewarm: { method: string; bytesReadThisAttempt: number }; workflowId: string };
+  const out = JSON.parse(r.stdout) as {
+    ok: boolean;
+    bytes: number;
+    mibPerSecond: number;
+    prewarm: { method: string; bytesReadThisAttempt: number };
+    workflowId: string;
+  };
   assert.equal(out.ok, true);
   assert.equal(out.bytes, 8 * 1024 * 1024);
   assert.equal(out.prewarm.method, 'builtin');

@@ -39,7 +39,11 @@ test('npm run demo -- --keep keeps the servers and worker up until Ctrl-C, then 
     const env: NodeJS.ProcessEnv = { ...process.env, TRAINCTL_DEMO_DB: join(dir, 'demo.db') };
     delete env.TEMPORAL_ADDRESS;
     delete env.AWS_ENDPOINT_URL;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'dev', 'demo.ts'), '--keep'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'dev', 'demo.ts'), '--keep'], {
+      cwd: repoRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     const kept = new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer) => {

@@ -167,20 +167,55 @@ const MODELLED_S3_CASES: readonly { error: Error; code: string; kind: ErrorKind 
   { error: new NoSuchBucket({ $metadata: meta404, message: 'The specified bucket does not exist' }), code: 'NoSuchBucket', kind: K.NotFound },
   { error: new NotFound({ $metadata: meta404, message: 'UnknownError' }), code: 'NotFound', kind: K.NotFound },
   { error: new AccessDenied({ $metadata: metadata(403), message: 'Access Denied' }), code: 'AccessDenied', kind: K.PermissionDenied },
-  { error: new BucketAlreadyExists({ $metadata: metadata(409), message: 'The requested bucket name is not available.' }), code: 'BucketAlreadyExists', kind: K.AlreadyExists },
-  { error: new BucketAlreadyOwnedByYou({ $metadata: metadata(409), message: 'Your previous request to create the named bucket succeeded.' }), code: 'BucketAlreadyOwnedByYou', kind: K.AlreadyExists },
-  { error: new IdempotencyParameterMismatch({ $metadata: metadata(400), message: 'Parameters differ from the original request.' }), code: 'IdempotencyParameterMismatch', kind: K.AlreadyExists },
+  {
+    error: new BucketAlreadyExists({ $metadata: metadata(409), message: 'The requested bucket name is not available.' }),
+    code: 'BucketAlreadyExists',
+    kind: K.AlreadyExists,
+  },
+  {
+    error: new BucketAlreadyOwnedByYou({ $metadata: metadata(409), message: 'Your previous request to create the named bucket succeeded.' }),
+    code: 'BucketAlreadyOwnedByYou',
+    kind: K.AlreadyExists,
+  },
+  {
+    error: new IdempotencyParameterMismatch({ $metadata: metadata(400), message: 'Parameters differ from the original request.' }),
+    code: 'IdempotencyParameterMismatch',
+    kind: K.AlreadyExists,
+  },
   { error: new InvalidRequest({ $metadata: metadata(400), message: 'Invalid request.' }), code: 'InvalidRequest', kind: K.InvalidInput },
-  { error: new InvalidObjectState({ $metadata: metadata(403), message: 'The operation is not valid for the object storage class.' }), code: 'InvalidObjectState', kind: K.InvalidInput },
-  { error: new TooManyParts({ $metadata: metadata(400), message: 'You have attempted to add more parts than the available of 10000.' }), code: 'TooManyParts', kind: K.InvalidInput },
+  {
+    error: new InvalidObjectState({ $metadata: metadata(403), message: 'The operation is not valid for the object storage class.' }),
+    code: 'InvalidObjectState',
+    kind: K.InvalidInput,
+  },
+  {
+    error: new TooManyParts({ $metadata: metadata(400), message: 'You have attempted to add more parts than the available of 10000.' }),
+    code: 'TooManyParts',
+    kind: K.InvalidInput,
+  },
 ];
 
 const REQUIRED_CODES = [
-  'RequestLimitExceeded', 'Throttling', 'SlowDown', 'InternalError', 'Unavailable',
-  'InvalidVolume.NotFound', 'VolumeInUse', 'IncorrectState', 'InvalidParameterValue',
-  'UnauthorizedOperation', 'VolumeLimitExceeded', 'InsufficientInstanceCapacity', 'NoSuchKey',
-  'NoSuchUpload', 'AccessDenied', 'ExpiredToken', 'DependencyViolation',
-  'InvalidInstanceID.NotFound', 'InvalidSnapshot.NotFound', 'IncorrectInstanceState',
+  'RequestLimitExceeded',
+  'Throttling',
+  'SlowDown',
+  'InternalError',
+  'Unavailable',
+  'InvalidVolume.NotFound',
+  'VolumeInUse',
+  'IncorrectState',
+  'InvalidParameterValue',
+  'UnauthorizedOperation',
+  'VolumeLimitExceeded',
+  'InsufficientInstanceCapacity',
+  'NoSuchKey',
+  'NoSuchUpload',
+  'AccessDenied',
+  'ExpiredToken',
+  'DependencyViolation',
+  'InvalidInstanceID.NotFound',
+  'InvalidSnapshot.NotFound',
+  'IncorrectInstanceState',
 ];
 
 const ALL_KINDS = Object.values(ErrorKind);
@@ -197,10 +232,7 @@ describe('the kinds', () => {
   });
 
   test('the retryable kinds are exactly those the design table marks as retried', () => {
-    assert.deepEqual(
-      [...RETRYABLE_KINDS].sort(),
-      [K.Conflict, K.Throttled, K.Transient, K.Unknown].sort(),
-    );
+    assert.deepEqual([...RETRYABLE_KINDS].sort(), [K.Conflict, K.Throttled, K.Transient, K.Unknown].sort());
   });
 });
 
@@ -251,10 +283,9 @@ describe('AWS service errors', () => {
   });
 
   test('an S3 error whose name is generic is recognised by its Code field', () => {
-    const err = Object.assign(
-      new S3ServiceException({ name: 'S3ServiceException', $fault: 'client', $metadata: metadata(404), message: 'gone' }),
-      { Code: 'NoSuchKey' },
-    );
+    const err = Object.assign(new S3ServiceException({ name: 'S3ServiceException', $fault: 'client', $metadata: metadata(404), message: 'gone' }), {
+      Code: 'NoSuchKey',
+    });
     assert.equal(awsErrorName(err), 'NoSuchKey');
     assert.equal(classify(err), K.NotFound);
   });
@@ -416,8 +447,14 @@ describe('zod errors', () => {
     const described = describeError(nested.error);
     const parts = described.split('; ');
     assert.equal(parts.length, 2);
-    assert.ok(parts.some((p) => p.startsWith('a.b: ')), described);
-    assert.ok(parts.some((p) => p.startsWith('c: ')), described);
+    assert.ok(
+      parts.some((p) => p.startsWith('a.b: ')),
+      described,
+    );
+    assert.ok(
+      parts.some((p) => p.startsWith('c: ')),
+      described,
+    );
     const root = z.string().safeParse(5);
     assert.match(describeError(root.error), /^\(input\): /);
   });

@@ -50,7 +50,11 @@ test('a CreateVolume whose response is lost after EC2 made the volume leaves exa
   await proxy.setRules([{ op: 'CreateVolume', fault: 'lostResponse', times: 1 }]);
   await proxy.clearLog();
   const request: ProvisionVolumeRequest = { name, region: 'us-east-1', sizeGiB: 8, availabilityZone: 'us-east-1a' };
-  const result = (await client.workflow.execute('provisionVolume', { taskQueue: worker.taskQueue, workflowId: `volume/us-east-1/${name}`, args: [request] })) as {
+  const result = (await client.workflow.execute('provisionVolume', {
+    taskQueue: worker.taskQueue,
+    workflowId: `volume/us-east-1/${name}`,
+    args: [request],
+  })) as {
     volumeId: string;
     created: boolean;
   };
@@ -78,7 +82,12 @@ test('an upload through 503 SlowDown on some parts and a connection reset on ano
   ]);
   await proxy.clearLog();
   const key = `fp-${uniqueName('k')}/model.bin`;
-  const request: TransferRequest = { source: { kind: 'local', path: `${src}/model.bin` }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5, concurrency: 1 };
+  const request: TransferRequest = {
+    source: { kind: 'local', path: `${src}/model.bin` },
+    destination: { kind: 's3', uri: `s3://${bucket}/${key}` },
+    partSizeMiB: 5,
+    concurrency: 1,
+  };
   await client.workflow.execute('transfer', { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-fp'), args: [request] });
   await proxy.setRules([]);
   const parts = (await proxy.log()).filter((e) => e.op === 'UploadPart');

@@ -25,13 +25,18 @@ test('a host worker process polls trainctl-host-ID and answers work routed to it
   const host = await startHostWorker(services.env);
   const { hostId, roots } = await checkHost(client, host.hostId, { taskQueue: worker.taskQueue, workflowId: uniqueName('host-check') });
   assert.equal(hostId, host.hostId);
-  assert.deepEqual(roots.map((r) => r.path), [realpathSync(host.root)]);
+  assert.deepEqual(
+    roots.map((r) => r.path),
+    [realpathSync(host.root)],
+  );
   assert.ok((roots[0]?.freeBytes ?? 0) > 0);
 });
 
 test('checking a host whose worker is not running fails with a timeout instead of waiting forever', async () => {
-  const err = await checkHost(client, 'no-such-host', { taskQueue: worker.taskQueue, workflowId: uniqueName('host-check'), waitSeconds: 2 })
-    .then(() => undefined, (e: unknown) => e);
+  const err = await checkHost(client, 'no-such-host', { taskQueue: worker.taskQueue, workflowId: uniqueName('host-check'), waitSeconds: 2 }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof WorkflowFailedError);
   assert.ok(err.cause instanceof ActivityFailure, String(err.cause));
   assert.ok(err.cause.cause instanceof TimeoutFailure, String(err.cause.cause));

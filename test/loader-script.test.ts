@@ -30,7 +30,13 @@ function variants(): { name: string; opts: LoaderScriptOptions }[] {
             : { path: nasty ? NASTY : '/mnt/data/imagenet' };
         out.push({
           name: `${strategy}-${vCpus ?? 'runtime'}-${nasty ? 'nasty' : 'plain'}`,
-          opts: { strategy, ...where, ...(vCpus !== undefined ? { vCpus } : {}), batchSize: 64, provenance: nasty ? `made with ${NASTY}` : 'trainctl data loader' },
+          opts: {
+            strategy,
+            ...where,
+            ...(vCpus !== undefined ? { vCpus } : {}),
+            batchSize: 64,
+            provenance: nasty ? `made with ${NASTY}` : 'trainctl data loader',
+          },
         });
       }
     }

@@ -14,7 +14,7 @@ test('the suite runs on Node 22 or newer (npm test brings Node 24 where the mach
   assert.ok(major(process.version) >= 22, `running on ${process.version} (${process.execPath})`);
 });
 
-test('a `node` started by name from the suite is the same Node, not the machine\'s older one', () => {
+test("a `node` started by name from the suite is the same Node, not the machine's older one", () => {
   const r = spawnSync('node', ['-p', 'process.version'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), process.version);
@@ -43,5 +43,8 @@ test('an AWS SDK call emits no NodeVersionSupportWarning', async () => {
   } finally {
     process.off('warning', onWarning);
   }
-  assert.deepEqual(warnings.filter((w) => w.includes('NodeVersionSupportWarning')), []);
+  assert.deepEqual(
+    warnings.filter((w) => w.includes('NodeVersionSupportWarning')),
+    [],
+  );
 });

@@ -81,63 +81,67 @@ await connect(42);
 await client.connection.close();
 `;
 
-test('npm pack gives a tarball that installs into an empty project, whose trainctl --help and trainctl-worker run compiled JS, and whose API reaches the dev server', { timeout: 12 * 60_000 }, async () => {
-  const { env: services } = await testServices();
-  const dir = mkdtempSync(join(tmpdir(), 'trainctl-package-'));
-  try {
-    // `npm pack` builds dist/ first (the prepack script).
-    const pack = await run('npm', ['pack', '--json', '--pack-destination', dir], repoRoot);
-    assert.equal(pack.code, 0, show(pack));
-    const packed = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
-    const files = packed[0]!.files.map((f) => f.path);
-    assert.ok(files.includes('dist/client.js') && files.includes('dist/client.d.ts') && files.includes('dist/cli/main.js'), files.join('\n'));
-    assert.ok(files.includes('bin/trainctl.mjs'));
-    assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'no TypeScript sources or tests in the package');
+test(
+  'npm pack gives a tarball that installs into an empty project, whose trainctl --help and trainctl-worker run compiled JS, and whose API reaches the dev server',
+  { timeout: 12 * 60_000 },
+  async () => {
+    const { env: services } = await testServices();
+    const dir = mkdtempSync(join(tmpdir(), 'trainctl-package-'));
+    try {
+      // `npm pack` builds dist/ first (the prepack script).
+      const pack = await run('npm', ['pack', '--json', '--pack-destination', dir], repoRoot);
+      assert.equal(pack.code, 0, show(pack));
+      const packed = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+      const files = packed[0]!.files.map((f) => f.path);
+      assert.ok(files.includes('dist/client.js') && files.includes('dist/client.d.ts') && files.includes('dist/cli/main.js'), files.join('\n'));
+      assert.ok(files.includes('bin/trainctl.mjs'));
+      assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'no TypeScript sources or tests in the package');
 
-    const app = join(dir, 'app');
-    mkdirSync(app);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'trainctl-user', private: true, type: 'module' }));
-    const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(dir, packed[0]!.filename)], app);
-    assert.equal(install.code, 0, show(install));
-    assert.equal(existsSync(join(app, 'node_modules', 'tsx')), false, 'tsx is not installed with the package');
-    assert.equal(existsSync(join(app, 'node_modules', 'typescript')), false, 'typescript is not installed with the package');
+      const app = join(dir, 'app');
+      mkdirSync(app);
+      writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'trainctl-user', private: true, type: 'module' }));
+      const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', join(dir, packed[0]!.filename)], app);
+      assert.equal(install.code, 0, show(install));
+      assert.equal(existsSync(join(app, 'node_modules', 'tsx')), false, 'tsx is not installed with the package');
+      assert.equal(existsSync(join(app, 'node_modules', 'typescript')), false, 'typescript is not installed with the package');
 
-    // No environment at all: --help needs none.
-    const help = await run('npx', ['--no', '--', 'trainctl', '--help'], app, { PATH: process.env.PATH, HOME: process.env.HOME });
-    assert.equal(help.code, 0, show(help));
-    assert.match(help.stdout, /^usage: trainctl <command> \[options\]$/m);
+      // No environment at all: --help needs none.
+      const help = await run('npx', ['--no', '--', 'trainctl', '--help'], app, { PATH: process.env.PATH, HOME: process.env.HOME });
+      assert.equal(help.code, 0, show(help));
+      assert.match(help.stdout, /^usage: trainctl <command> \[options\]$/m);
 
-    writeFileSync(join(app, 'check.mjs'), CLIENT_SCRIPT);
-    const apiEnv = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: services.TEMPORAL_ADDRESS,
-      TEMPORAL_NAMESPACE: services.TEMPORAL_NAMESPACE,
-      AWS_ENDPOINT_URL: services.AWS_ENDPOINT_URL ?? '',
-      AWS_REGION: services.AWS_REGION,
-    };
-    const api = await run(process.execPath, ['check.mjs'], app, apiEnv, 60_000);
-    assert.equal(api.code, 0, show(api));
-    const result = JSON.parse(api.stdout) as { resolved: string; serverVersion: string; namespace: string; count: number };
-    assert.match(result.resolved, /\/node_modules\/trainctl\/dist\/client\.js$/);
-    assert.match(result.serverVersion, /^\d+\.\d+/);
-    assert.equal(result.namespace, services.TEMPORAL_NAMESPACE);
-    assert.ok(Number.isInteger(result.count) && result.count >= 0, api.stdout);
+      writeFileSync(join(app, 'check.mjs'), CLIENT_SCRIPT);
+      const apiEnv = {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        TEMPORAL_ADDRESS: services.TEMPORAL_ADDRESS,
+        TEMPORAL_NAMESPACE: services.TEMPORAL_NAMESPACE,
+        AWS_ENDPOINT_URL: services.AWS_ENDPOINT_URL ?? '',
+        AWS_REGION: services.AWS_REGION,
+      };
+      const api = await run(process.execPath, ['check.mjs'], app, apiEnv, 60_000);
+      assert.equal(api.code, 0, show(api));
+      const result = JSON.parse(api.stdout) as { resolved: string; serverVersion: string; namespace: string; count: number };
+      assert.match(result.resolved, /\/node_modules\/trainctl\/dist\/client\.js$/);
+      assert.match(result.serverVersion, /^\d+\.\d+/);
+      assert.equal(result.namespace, services.TEMPORAL_NAMESPACE);
+      assert.ok(Number.isInteger(result.count) && result.count >= 0, api.stdout);
 
-    const queue = `package-test-${randomUUID()}`;
-    const worker = await workerPollsAndStops(join(app, 'node_modules', '.bin', 'trainctl-worker'), app, { ...apiEnv, TRAINCTL_TASK_QUEUE: queue });
-    assert.match(worker.stderr, new RegExp(`trainctl worker polling ${queue} on ${services.TEMPORAL_ADDRESS}`), show(worker));
-    assert.equal(worker.code, 0, `the worker stops cleanly on SIGTERM:\n${show(worker)}`);
+      const queue = `package-test-${randomUUID()}`;
+      const worker = await workerPollsAndStops(join(app, 'node_modules', '.bin', 'trainctl-worker'), app, { ...apiEnv, TRAINCTL_TASK_QUEUE: queue });
+      assert.match(worker.stderr, new RegExp(`trainctl worker polling ${queue} on ${services.TEMPORAL_ADDRESS}`), show(worker));
+      assert.equal(worker.code, 0, `the worker stops cleanly on SIGTERM:\n${show(worker)}`);
 
-    writeFileSync(join(app, 'typed.ts'), TYPED_SCRIPT);
-    const tsconfig = {
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, skipLibCheck: true, noEmit: true, types: [] },
-      files: ['typed.ts'],
-    };
-    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(tsconfig));
-    const tsc = await run(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], app);
-    assert.equal(tsc.code, 0, `the package's types resolve and check:\n${show(tsc)}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      writeFileSync(join(app, 'typed.ts'), TYPED_SCRIPT);
+      const tsconfig = {
+        compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, skipLibCheck: true, noEmit: true, types: [] },
+        files: ['typed.ts'],
+      };
+      writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(tsconfig));
+      const tsc = await run(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], app);
+      assert.equal(tsc.code, 0, `the package's types resolve and check:\n${show(tsc)}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -6,7 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { testServices, testClient, startWorker, uniqueName, onCleanup, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.js';
 import { createS3Client } from '../src/aws/clients.js';
@@ -53,9 +61,10 @@ async function run(request: PrewarmRequest): Promise<PrewarmResult> {
 }
 
 async function failure(request: PrewarmRequest): Promise<ApplicationFailure> {
-  const err = await prewarmApi
-    .execute(client, request, { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm') })
-    .then(() => undefined, (e: unknown) => e);
+  const err = await prewarmApi.execute(client, request, { taskQueue: worker.taskQueue, workflowId: uniqueName('prewarm') }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof WorkflowFailedError, String(err));
   const cause = err.cause instanceof ActivityFailure ? err.cause.cause : err.cause;
   assert.ok(cause instanceof ApplicationFailure, String(cause));
@@ -134,7 +143,9 @@ test('LocalCache goes through the transfer engine: a trainctl-uploaded object wh
   assert.equal(f.type, 'Integrity');
   assert.match(f.message, /bad\.bin/, 'the failure names the object');
   assert.equal(existsSync(join(host.root, cacheDir, bucket, key)), false, 'the tampered object is not in the cache');
-  const leftovers = readdirSync(join(host.root, cacheDir), { recursive: true }).map(String).filter((n) => n.includes('trainctl-partial'));
+  const leftovers = readdirSync(join(host.root, cacheDir), { recursive: true })
+    .map(String)
+    .filter((n) => n.includes('trainctl-partial'));
   assert.deepEqual(leftovers, [], 'no temp file is left behind');
   assert.equal(manifestOf(cacheDir).entries[`${bucket}/${key}`], undefined, 'the manifest does not list it');
 });
@@ -146,7 +157,10 @@ test('LocalCache evicts the least recently used prefix to stay under its capacit
   const r = (await run(cacheRequest(cacheDir, 'ds/p2/', capacity))).cache!;
   assert.equal(r.objectsTransferred, 3);
   assert.equal(r.evicted.length, 2, JSON.stringify(r.evicted));
-  assert.ok(r.evicted.every((e) => e.id.startsWith(`${bucket}/ds/p1/`)), 'only the older prefix is evicted');
+  assert.ok(
+    r.evicted.every((e) => e.id.startsWith(`${bucket}/ds/p1/`)),
+    'only the older prefix is evicted',
+  );
   assert.ok(r.cacheBytes <= capacity, `cache holds ${r.cacheBytes} > ${capacity}`);
   assert.ok(diskBytes(join(host.root, cacheDir)) <= capacity, 'the files on disk stay under the capacity too');
   assert.equal(Object.keys(manifestOf(cacheDir).entries).length, 5);
@@ -166,9 +180,22 @@ test('LocalCache refuses a prefix larger than the cache with QuotaExceeded befor
 
 test('LRU eviction picks the entries used longest ago, whatever their prefix, and keeps the ones being synced', () => {
   const entry = (id: string, lastUsed: number) => ({ id, size: 10, sha256: '0'.repeat(64), etag: '"e"', lastUsed });
-  const m: CacheManifest = { version: 1, entries: Object.fromEntries([entry('b/x/1', 5), entry('b/y/1', 1), entry('b/x/2', 3), entry('b/z/1', 9)].map((e) => [e.id, e])) };
-  const plan = planEviction(m, [{ id: 'b/z/1', size: 10, etag: '"e"' }, { id: 'b/new', size: 10, etag: '"e"' }], 30);
-  assert.deepEqual(plan.evict.map((e) => e.id), ['b/y/1', 'b/x/2']);
+  const m: CacheManifest = {
+    version: 1,
+    entries: Object.fromEntries([entry('b/x/1', 5), entry('b/y/1', 1), entry('b/x/2', 3), entry('b/z/1', 9)].map((e) => [e.id, e])),
+  };
+  const plan = planEviction(
+    m,
+    [
+      { id: 'b/z/1', size: 10, etag: '"e"' },
+      { id: 'b/new', size: 10, etag: '"e"' },
+    ],
+    30,
+  );
+  assert.deepEqual(
+    plan.evict.map((e) => e.id),
+    ['b/y/1', 'b/x/2'],
+  );
   assert.equal(plan.fits, true);
   assert.equal(planEviction(m, [{ id: 'b/big', size: 31, etag: '' }], 30).fits, false);
 });

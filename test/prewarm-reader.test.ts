@@ -33,7 +33,15 @@ const hex = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
 test('the reader covers every byte of a file that is not a whole number of blocks, in order, whatever the concurrency', async () => {
   for (const concurrency of [1, 3, 32]) {
     const marks: number[] = [];
-    const r = await readEveryBlock(path, { start: 0, crc: 0, size: data.length, blockSize: BLOCK, concurrency, checksum: true, onProgress: (w) => marks.push(w) });
+    const r = await readEveryBlock(path, {
+      start: 0,
+      crc: 0,
+      size: data.length,
+      blockSize: BLOCK,
+      concurrency,
+      checksum: true,
+      onProgress: (w) => marks.push(w),
+    });
     assert.equal(r.bytesRead, data.length);
     assert.equal(hex(r.crc), hex(crc32(data)), `concurrency ${concurrency}`);
     assert.deepEqual(marks, [...Array.from({ length: 10 }, (_, i) => (i + 1) * BLOCK), data.length], 'the watermark only moves forward, block by block');
@@ -58,13 +66,23 @@ test('prewarmDevice resumes from a matching heartbeat checkpoint and starts over
   const acts = createPrewarmActivities({ hostId: 'h', fs: await createHostFs([dir]), s3: () => assert.fail('no S3 here') });
   const args = { path: 'dev.img', blockSize: BLOCK, concurrency: 4, fio: 'never' as const };
   const real = await (await createHostFs([dir])).resolve('dev.img');
-  const checkpoint: PrewarmCheckpoint = { path: real, size: data.length, blockSize: BLOCK, method: 'builtin', watermark: 6 * BLOCK, crc: crc32(data.subarray(0, 6 * BLOCK)) };
+  const checkpoint: PrewarmCheckpoint = {
+    path: real,
+    size: data.length,
+    blockSize: BLOCK,
+    method: 'builtin',
+    watermark: 6 * BLOCK,
+    crc: crc32(data.subarray(0, 6 * BLOCK)),
+  };
   const resumed = (await new MockActivityEnvironment({ heartbeatDetails: checkpoint, attempt: 2 }).run(acts.prewarmDevice, args)) as PrewarmDeviceResult;
   assert.equal(resumed.resumedFrom, 6 * BLOCK);
   assert.equal(resumed.bytesReadThisAttempt, data.length - 6 * BLOCK);
   assert.equal(resumed.attempt, 2);
   assert.equal(resumed.checksum?.value, hex(crc32(data)));
-  const stale = (await new MockActivityEnvironment({ heartbeatDetails: { ...checkpoint, size: data.length - 1 }, attempt: 2 }).run(acts.prewarmDevice, args)) as PrewarmDeviceResult;
+  const stale = (await new MockActivityEnvironment({ heartbeatDetails: { ...checkpoint, size: data.length - 1 }, attempt: 2 }).run(
+    acts.prewarmDevice,
+    args,
+  )) as PrewarmDeviceResult;
   assert.equal(stale.resumedFrom, 0);
   assert.equal(stale.bytesReadThisAttempt, data.length);
 });
@@ -88,5 +106,8 @@ test('fio auto reads the device with fio (--direct=1) where fio is on PATH, and 
   assert.equal(r.bytes, data.length);
   assert.equal(r.bytesReadThisAttempt, data.length);
   assert.equal(r.checksum, undefined, 'fio reads leave no checksum');
-  assert.deepEqual(heartbeats.map((h) => h.watermark).filter((w, i, all) => all.indexOf(w) === i), [0, data.length - (data.length % 4096), data.length]);
+  assert.deepEqual(
+    heartbeats.map((h) => h.watermark).filter((w, i, all) => all.indexOf(w) === i),
+    [0, data.length - (data.length % 4096), data.length],
+  );
 });

@@ -81,7 +81,15 @@ test('a host worker killed half-way through PreWarmedEBS resumes from its heartb
   // a heartbeat every 0.8 s, so the server's watermark moves in steps of about 32 MiB and the kill
   // lands just past half-way.
   const host: HostWorkerProcess = await startHostWorker(services.env, { root, extraEnv: { TRAINCTL_TEST_PREWARM_DELAY_MS: '800' } });
-  const handle = await prewarm({ strategy: 'PreWarmedEBS', hostId: host.hostId, device: DEVICE, fio: 'never', concurrency: CONCURRENCY, heartbeatTimeoutSeconds: 10, timeoutMinutes: 5 });
+  const handle = await prewarm({
+    strategy: 'PreWarmedEBS',
+    hostId: host.hostId,
+    device: DEVICE,
+    fio: 'never',
+    concurrency: CONCURRENCY,
+    heartbeatTimeoutSeconds: 10,
+    timeoutMinutes: 5,
+  });
   let mark = 0;
   for (let i = 0; i < 600 && mark < SIZE / 2; i++) {
     await sleep(100);
@@ -97,13 +105,18 @@ test('a host worker killed half-way through PreWarmedEBS resumes from its heartb
   assert.equal(p.bytesReadThisAttempt, SIZE - p.resumedFrom);
   assert.ok(p.bytesReadThisAttempt <= SIZE / 2 + CONCURRENCY * BLOCK, `read ${p.bytesReadThisAttempt} bytes after the restart`);
   assert.deepEqual(p.checksum, { algorithm: 'crc32', value: fileCrc }, 'the checksum carried across the crash covers the whole file in order');
-  console.error(`[prewarm] killed at server watermark ${mark / MiB} MiB (${((100 * mark) / SIZE).toFixed(0)} %); attempt ${p.attempt} resumed from ${p.resumedFrom / MiB} MiB and read ${p.bytesReadThisAttempt / MiB} MiB`);
+  console.error(
+    `[prewarm] killed at server watermark ${mark / MiB} MiB (${((100 * mark) / SIZE).toFixed(0)} %); attempt ${p.attempt} resumed from ${p.resumedFrom / MiB} MiB and read ${p.bytesReadThisAttempt / MiB} MiB`,
+  );
 });
 
 test('PreWarmedEBS refuses a device outside the host’s roots without retrying', async () => {
   const host = await startHostWorker(services.env, { root });
   const handle = await prewarm({ strategy: 'PreWarmedEBS', hostId: host.hostId, device: '/etc/passwd', fio: 'never', timeoutMinutes: 2 });
-  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof WorkflowFailedError);
   assert.ok(err.cause instanceof ActivityFailure);
   assert.ok(err.cause.cause instanceof ApplicationFailure);
@@ -120,7 +133,10 @@ test('an invalid prewarm request fails the run with InvalidInput before anything
     workflowId: uniqueName('prewarm'),
     args: [{ strategy: 'PreWarmedEBS', hostId: 'no-such-host', device: 'x', heartbeatTimeoutSeconds: 0 } as PrewarmRequest],
   });
-  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof WorkflowFailedError);
   assert.ok(err.cause instanceof ApplicationFailure);
   assert.equal(err.cause.type, 'InvalidInput');
@@ -131,7 +147,13 @@ test('with a cost project, the time a prewarm spent is recorded with the tracker
   const host = await startHostWorker(services.env, { root });
   writeFileSync(join(root, 'small.img'), Buffer.alloc(4 * MiB, 7));
   const project = uniqueName('prewarm-cost');
-  const handle = await prewarm({ strategy: 'PreWarmedEBS', hostId: host.hostId, device: 'small.img', fio: 'never', cost: { project, region: 'us-east-1', hourlyRate: 1.006 } });
+  const handle = await prewarm({
+    strategy: 'PreWarmedEBS',
+    hostId: host.hostId,
+    device: 'small.img',
+    fio: 'never',
+    cost: { project, region: 'us-east-1', hourlyRate: 1.006 },
+  });
   const r = (await handle.result()) as PrewarmResult;
   assert.equal(r.bytes, 4 * MiB);
   const tracker = client.workflow.getHandle(`cost-tracker/${project}`);

@@ -93,7 +93,9 @@ describe('provisioning', () => {
 
   test('an existing volume of another size fails with AlreadyExists naming the size mismatch, and ifExists fail refuses any existing volume', async () => {
     const req = request(uniqueName('mismatch'));
-    await (await provision(req)).result;
+    await (
+      await provision(req)
+    ).result;
 
     const bigger = await failureOf((await provision({ ...req, sizeGiB: 16 })).result);
     assert.ok(bigger instanceof ApplicationFailure);
@@ -111,7 +113,9 @@ describe('provisioning', () => {
     const images = await ec2.send(new DescribeImagesCommand({}));
     const imageId = images.Images?.[0]?.ImageId;
     assert.ok(imageId, 'the emulator lists at least one AMI');
-    const run = await ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 't3.micro', Placement: { AvailabilityZone: 'us-east-1a' } }));
+    const run = await ec2.send(
+      new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 't3.micro', Placement: { AvailabilityZone: 'us-east-1a' } }),
+    );
     const instanceId = run.Instances?.[0]?.InstanceId;
     assert.ok(instanceId);
     onCleanup(() => ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
@@ -134,8 +138,12 @@ describe('failures by taxonomy', () => {
     const scheduled = new Map<string, string>();
     let createStarted: ActivityStarted | undefined;
     for (const e of history.events ?? []) {
-      if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name ?? '');
-      if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED && scheduled.get(String(e.activityTaskStartedEventAttributes?.scheduledEventId)) === 'createVolume') {
+      if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name ?? '');
+      if (
+        e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED &&
+        scheduled.get(String(e.activityTaskStartedEventAttributes?.scheduledEventId)) === 'createVolume'
+      ) {
         createStarted = e.activityTaskStartedEventAttributes ?? undefined;
       }
     }
@@ -162,9 +170,24 @@ describe('failures by taxonomy', () => {
 describe('invalid input', () => {
   const cases: { title: string; args: string[]; field: string; message: RegExp }[] = [
     { title: 'size 0', args: ['--name', 'x', '--size-gib', '0', '--az', 'us-east-1a'], field: 'sizeGiB', message: /at least 1 GiB/ },
-    { title: 'io2 without IOPS', args: ['--name', 'x', '--size-gib', '100', '--az', 'us-east-1a', '--type', 'io2'], field: 'iops', message: /required for io2/ },
-    { title: 'gp3 throughput out of range', args: ['--name', 'x', '--size-gib', '100', '--az', 'us-east-1a', '--throughput', '5000'], field: 'throughputMiBps', message: /between 125 and 2000/ },
-    { title: 'an unknown AZ format', args: ['--name', 'x', '--size-gib', '8', '--az', 'east-1'], field: 'availabilityZone', message: /availability zone such as us-east-1a/ },
+    {
+      title: 'io2 without IOPS',
+      args: ['--name', 'x', '--size-gib', '100', '--az', 'us-east-1a', '--type', 'io2'],
+      field: 'iops',
+      message: /required for io2/,
+    },
+    {
+      title: 'gp3 throughput out of range',
+      args: ['--name', 'x', '--size-gib', '100', '--az', 'us-east-1a', '--throughput', '5000'],
+      field: 'throughputMiBps',
+      message: /between 125 and 2000/,
+    },
+    {
+      title: 'an unknown AZ format',
+      args: ['--name', 'x', '--size-gib', '8', '--az', 'east-1'],
+      field: 'availabilityZone',
+      message: /availability zone such as us-east-1a/,
+    },
     { title: 'an empty name', args: ['--name', '', '--size-gib', '8', '--az', 'us-east-1a'], field: 'name', message: /must not be empty/ },
   ];
   for (const c of cases) {
@@ -229,7 +252,9 @@ describe('cancellation', () => {
     for (let i = 0; i < 100 && (await volumesNamed(ec2, req.name)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal((await volumesNamed(ec2, req.name)).length, 1, 'the volume was created before the cancel');
 
-    const cancel = spawn(toolPath('temporal'), ['workflow', 'cancel', '--address', services.env.TEMPORAL_ADDRESS, '--workflow-id', handle.workflowId], { stdio: 'ignore' });
+    const cancel = spawn(toolPath('temporal'), ['workflow', 'cancel', '--address', services.env.TEMPORAL_ADDRESS, '--workflow-id', handle.workflowId], {
+      stdio: 'ignore',
+    });
     assert.equal(await new Promise((r) => cancel.on('exit', r)), 0);
 
     const failure = await failureOf(result);
@@ -257,7 +282,9 @@ describe('cancellation', () => {
 
   test('a run cancelled after the cost tracker recorded its volume deletes it and tells the tracker it stopped', async () => {
     const images = await ec2.send(new DescribeImagesCommand({}));
-    const run = await ec2.send(new RunInstancesCommand({ ImageId: images.Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: 'us-east-1a' } }));
+    const run = await ec2.send(
+      new RunInstancesCommand({ ImageId: images.Images?.[0]?.ImageId, MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: 'us-east-1a' } }),
+    );
     const instanceId = run.Instances?.[0]?.InstanceId;
     assert.ok(instanceId);
     onCleanup(() => ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
@@ -303,7 +330,10 @@ describe('cancellation', () => {
     await handle.cancel();
     await failureOf(result);
     const left = await volumesNamed(ec2, req.name);
-    assert.deepEqual(left.map((v) => v.VolumeId), [made.volumeId]);
+    assert.deepEqual(
+      left.map((v) => v.VolumeId),
+      [made.volumeId],
+    );
     await w.stop();
   });
 });

@@ -13,15 +13,34 @@ interface Case {
 const cases: Case[] = [
   {
     title: 'a snapshot of millions of small files read for many epochs is best restored and pre-warmed',
-    input: { datasetGiB: 500, fileCount: 5_000_000, runs: 2, epochsPerRun: 20, instanceType: 'g5.12xlarge', volumeThroughputMiBps: 1000, snapshotExists: true, initRateMiBps: 300 },
+    input: {
+      datasetGiB: 500,
+      fileCount: 5_000_000,
+      runs: 2,
+      epochsPerRun: 20,
+      instanceType: 'g5.12xlarge',
+      volumeThroughputMiBps: 1000,
+      snapshotExists: true,
+      initRateMiBps: 300,
+    },
     strategy: 'PreWarmedEBS',
-    rationale: [/^PreWarmedEBS: for 500 GiB in 5,000,000 files/, /reading every block once \(28 min at 300 MiB\/s\)/, /runner-up, LocalCache/, /Not possible here: ExistingEBS \(no attached volume holds the dataset\)/],
+    rationale: [
+      /^PreWarmedEBS: for 500 GiB in 5,000,000 files/,
+      /reading every block once \(28 min at 300 MiB\/s\)/,
+      /runner-up, LocalCache/,
+      /Not possible here: ExistingEBS \(no attached volume holds the dataset\)/,
+    ],
   },
   {
     title: 'a dataset without a snapshot read for fifty epochs is best synced once into a local cache',
     input: { datasetGiB: 100, meanFileMiB: 0.25, runs: 2, epochsPerRun: 25, instanceType: 'g5.12xlarge', volumeThroughputMiBps: 1000 },
     strategy: 'LocalCache',
-    rationale: [/^LocalCache: for 100 GiB in 409,600 files \(mean 256 KiB\), read 50 times \(2 runs × 25 epochs\)/, /is repaid over 50 epochs/, /runner-up, DirectS3/, /PreWarmedEBS \(no snapshot of the dataset/],
+    rationale: [
+      /^LocalCache: for 100 GiB in 409,600 files \(mean 256 KiB\), read 50 times \(2 runs × 25 epochs\)/,
+      /is repaid over 50 epochs/,
+      /runner-up, DirectS3/,
+      /PreWarmedEBS \(no snapshot of the dataset/,
+    ],
   },
   {
     title: 'a dataset already on the attached volume needs only a manifest check',
@@ -33,7 +52,10 @@ const cases: Case[] = [
     title: 'one pass over large files on a 400 Gbps instance streams straight from S3',
     input: { datasetGiB: 2000, fileCount: 8_000, instanceType: 'p4d.24xlarge' },
     strategy: 'DirectS3',
-    rationale: [/^DirectS3: .*read 1 time \(1 run × 1 epoch\) on p4d.24xlarge/, /needs no preparation and no disk, and with a single pass a copy would not pay for itself/],
+    rationale: [
+      /^DirectS3: .*read 1 time \(1 run × 1 epoch\) on p4d.24xlarge/,
+      /needs no preparation and no disk, and with a single pass a copy would not pay for itself/,
+    ],
   },
   {
     title: 'a dataset too big for the cache rules LocalCache out even when it would be fastest',
@@ -55,7 +77,10 @@ describe('the recommender', () => {
       const r = recommend(RecommendInputSchema.parse(c.input));
       assert.equal(r.strategy, c.strategy, r.rationale);
       for (const re of c.rationale) assert.match(r.rationale, re);
-      assert.deepEqual(r.table.map((e) => e.strategy), ['PreWarmedEBS', 'LocalCache', 'ExistingEBS', 'DirectS3']);
+      assert.deepEqual(
+        r.table.map((e) => e.strategy),
+        ['PreWarmedEBS', 'LocalCache', 'ExistingEBS', 'DirectS3'],
+      );
       const winner = r.table.find((e) => e.strategy === r.strategy)!;
       for (const e of r.table.filter((x) => x.feasible)) assert.ok(winner.totalSeconds <= e.totalSeconds, `${e.strategy} is faster than the winner`);
       for (const e of r.table) {
@@ -92,7 +117,11 @@ describe('the recommender', () => {
     assert.throws(() => recommend(RecommendInputSchema.parse({ datasetGiB: 1, fileCount: 1, instanceType: 'x9.huge' })), /x9.huge is not in the table/);
     const r = recommend(RecommendInputSchema.parse({ datasetGiB: 1, fileCount: 1, instanceType: 'x9.huge', networkGbps: 10, ebsGbps: 5, vCpus: 8 }));
     assert.equal(r.basis.vCpus, 8);
-    assert.equal(r.table.every((e) => e.costUsd === null), true, 'an unpriced instance type has no cost');
+    assert.equal(
+      r.table.every((e) => e.costUsd === null),
+      true,
+      'an unpriced instance type has no cost',
+    );
     const bad = RecommendInputSchema.safeParse({ datasetGiB: 1, instanceType: 'g5.xlarge', initRateMiBps: 50 });
     assert.equal(bad.success, false);
     const paths = bad.error!.issues.map((i) => i.path.join('.')).sort();

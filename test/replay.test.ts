@@ -9,7 +9,9 @@ import { workflowsPath } from '../src/worker.js';
 
 // Histories recorded by `npm run record-histories` from real runs on the dev server.
 const dir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
-const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
 function load(file: string): { workflowId: string; history: unknown } {

@@ -6,7 +6,13 @@ import { Client, Connection } from '@temporalio/client';
 import { startTemporalDevServer, toolPath, type TemporalDevServer } from '../src/dev/services.js';
 import { ALL_SEARCH_ATTRIBUTES, CLI_TYPE_NAMES, SA } from '../src/search-attributes.js';
 import { ErrorKind, TrainctlError } from '../src/errors/kinds.js';
-import { createSearchAttributesCommand, ensureSearchAttributes, explainStartFailure, explainStartFailureOffline, missingSearchAttributes } from '../src/temporal.js';
+import {
+  createSearchAttributesCommand,
+  ensureSearchAttributes,
+  explainStartFailure,
+  explainStartFailureOffline,
+  missingSearchAttributes,
+} from '../src/temporal.js';
 import { registersSearchAttributes } from '../src/worker.js';
 import { runCli } from './helpers/cli.js';
 
@@ -51,7 +57,12 @@ async function startFailure(): Promise<unknown> {
 let printedCommand = '';
 
 test('trainctl volume create against a plain dev server fails naming the missing attribute and the command, not "Failed to start Workflow"', async () => {
-  const env = { TEMPORAL_ADDRESS: server!.address, TRAINCTL_TASK_QUEUE: `plain-${randomUUID()}`, AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_REGION: 'us-east-1' };
+  const env = {
+    TEMPORAL_ADDRESS: server!.address,
+    TRAINCTL_TASK_QUEUE: `plain-${randomUUID()}`,
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+    AWS_REGION: 'us-east-1',
+  };
   const r = await runCli(['volume', 'create', '--name', `plain-${randomUUID().slice(0, 8)}`, '--size-gib', '1', '--az', 'us-east-1a'], env);
   assert.equal(r.code, 1, r.stderr);
   // The server names the first attribute it met; the command creates every one trainctl uses.
@@ -81,7 +92,12 @@ test('on a plain dev server a start fails with InvalidInput naming every missing
   assert.equal(offline.kind, ErrorKind.InvalidInput);
   const named = /is missing the search attribute (Trainctl\w+);/.exec(offline.message)?.[1];
   assert.ok(named && ALL_NAMES.includes(named), offline.message);
-  assert.ok(offline.message.endsWith(`temporal operator search-attribute create --namespace default ${ALL_SEARCH_ATTRIBUTES.map((k) => `--name ${k.name} --type ${CLI_TYPE_NAMES[k.type]}`).join(' ')}`), offline.message);
+  assert.ok(
+    offline.message.endsWith(
+      `temporal operator search-attribute create --namespace default ${ALL_SEARCH_ATTRIBUTES.map((k) => `--name ${k.name} --type ${CLI_TYPE_NAMES[k.type]}`).join(' ')}`,
+    ),
+    offline.message,
+  );
   assert.equal(explainStartFailureOffline(explained), explained, 'an explained error is left as it is');
   const other = new Error('something else');
   assert.equal(await explainStartFailure(other, client), other, 'other errors pass through unchanged');
@@ -128,7 +144,10 @@ test('registration is skipped when turned off or on Temporal Cloud, and a refusa
   await ensureSearchAttributes(refusing, { address: 'temporal.internal:7233', namespace: 'ml', enabled: true, ...log });
   assert.equal(messages.length, 1);
   assert.match(messages[0]!, /^warn: could not register trainctl's search attributes \(the server refused\)/);
-  assert.ok(messages[0]!.includes('temporal operator search-attribute create --address temporal.internal:7233 --namespace ml --name TrainctlKind'), messages[0]);
+  assert.ok(
+    messages[0]!.includes('temporal operator search-attribute create --address temporal.internal:7233 --namespace ml --name TrainctlKind'),
+    messages[0],
+  );
 
   assert.equal(registersSearchAttributes(undefined, {}), true);
   assert.equal(registersSearchAttributes(true, {}), false, '--no-register-search-attributes');

@@ -56,29 +56,33 @@ before(() => {
   }
 });
 
-test('a run stopped by SIGTERM checkpoints the step it was at, and resuming from it ends in the same state as a straight run', { timeout: 120_000 }, async () => {
-  const args = ['--steps', '60', '--checkpoint-every', '10'];
-  const straight = await runTrain(args, envFor('straight'));
-  assert.equal(straight.code, 0, straight.stdout);
-  const expected = JSON.parse(readFileSync(join(dir, 'straight', 'out', 'model.json'), 'utf8')) as { steps: number; state: string };
-  assert.equal(expected.steps, 60);
+test(
+  'a run stopped by SIGTERM checkpoints the step it was at, and resuming from it ends in the same state as a straight run',
+  { timeout: 120_000 },
+  async () => {
+    const args = ['--steps', '60', '--checkpoint-every', '10'];
+    const straight = await runTrain(args, envFor('straight'));
+    assert.equal(straight.code, 0, straight.stdout);
+    const expected = JSON.parse(readFileSync(join(dir, 'straight', 'out', 'model.json'), 'utf8')) as { steps: number; state: string };
+    assert.equal(expected.steps, 60);
 
-  const env = envFor('stopped');
-  const first = await runTrain([...args, '--step-seconds', '0.05'], env, /step 25\/60/);
-  assert.equal(first.code, 0, first.stdout);
-  const at = Number(/received SIGTERM at step (\d+)/.exec(first.stdout)?.[1]);
-  assert.ok(at >= 25 && at < 60, `stopped at step ${at}:\n${first.stdout}`);
-  const ckpt = JSON.parse(readFileSync(join(env.TRAINCTL_CHECKPOINT_DIR!, `ckpt-${String(at).padStart(8, '0')}.json`), 'utf8')) as { step: number };
-  assert.equal(ckpt.step, at);
-  assert.equal(existsSync(join(env.TRAINCTL_OUTPUT_DIR!, 'model.json')), false, 'a stopped run writes no model');
+    const env = envFor('stopped');
+    const first = await runTrain([...args, '--step-seconds', '0.05'], env, /step 25\/60/);
+    assert.equal(first.code, 0, first.stdout);
+    const at = Number(/received SIGTERM at step (\d+)/.exec(first.stdout)?.[1]);
+    assert.ok(at >= 25 && at < 60, `stopped at step ${at}:\n${first.stdout}`);
+    const ckpt = JSON.parse(readFileSync(join(env.TRAINCTL_CHECKPOINT_DIR!, `ckpt-${String(at).padStart(8, '0')}.json`), 'utf8')) as { step: number };
+    assert.equal(ckpt.step, at);
+    assert.equal(existsSync(join(env.TRAINCTL_OUTPUT_DIR!, 'model.json')), false, 'a stopped run writes no model');
 
-  const resumed = await runTrain(args, { ...env, TRAINCTL_RESUME_FROM: env.TRAINCTL_CHECKPOINT_DIR! });
-  assert.equal(resumed.code, 0, resumed.stdout);
-  assert.match(resumed.stdout, new RegExp(`resumed from .* at step ${at}\\b`));
-  assert.doesNotMatch(resumed.stdout, new RegExp(`^step ${at}/`, 'm'), 'the checkpointed step is not run twice');
-  const model = JSON.parse(readFileSync(join(env.TRAINCTL_OUTPUT_DIR!, 'model.json'), 'utf8')) as unknown;
-  assert.deepEqual(model, expected);
-});
+    const resumed = await runTrain(args, { ...env, TRAINCTL_RESUME_FROM: env.TRAINCTL_CHECKPOINT_DIR! });
+    assert.equal(resumed.code, 0, resumed.stdout);
+    assert.match(resumed.stdout, new RegExp(`resumed from .* at step ${at}\\b`));
+    assert.doesNotMatch(resumed.stdout, new RegExp(`^step ${at}/`, 'm'), 'the checkpointed step is not run twice');
+    const model = JSON.parse(readFileSync(join(env.TRAINCTL_OUTPUT_DIR!, 'model.json'), 'utf8')) as unknown;
+    assert.deepEqual(model, expected);
+  },
+);
 
 test('--fail-at STEP exits with code 7 at that step', { timeout: 60_000 }, async () => {
   const run = await runTrain(['--steps', '30', '--checkpoint-every', '10', '--fail-at', '15'], envFor('fail'));

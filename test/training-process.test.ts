@@ -68,29 +68,36 @@ const t = setInterval(() => { if (fs.existsSync(go)) { clearInterval(t); console
 `;
 
 for (const code of [0, 3]) {
-  test(`a restarted worker re-attaches to the running process without starting a second one, and reads its exit code ${code}`, { timeout: 120_000 }, async () => {
-    const go = join(dir, `go-${code}`);
-    const { handle, stateFile, logFile } = startNode(UNTIL_GO, [go, String(code)]);
-    await waitFor('the first log line', () => tailLog(logFile, 5).includes('training started'));
+  test(
+    `a restarted worker re-attaches to the running process without starting a second one, and reads its exit code ${code}`,
+    { timeout: 120_000 },
+    async () => {
+      const go = join(dir, `go-${code}`);
+      const { handle, stateFile, logFile } = startNode(UNTIL_GO, [go, String(code)]);
+      await waitFor('the first log line', () => tailLog(logFile, 5).includes('training started'));
 
-    const attached = (await inFreshProcess(`return m.attach(${JSON.stringify(stateFile)});`)) as { status: string; handle: TrainingHandle };
-    assert.equal(attached.status, 'running');
-    assert.equal(attached.handle.pid, handle.pid);
-    assert.equal(attached.handle.startTime, handle.startTime);
-    assert.throws(() => startTraining({ argv: [process.execPath, '-e', UNTIL_GO, '--', go, '0'], cwd: dir, stateFile, logFile }), TrainingAlreadyRunningError);
-    assert.equal(processesWith(go).length, 2, 'one wrapper and one command, not a second copy');
+      const attached = (await inFreshProcess(`return m.attach(${JSON.stringify(stateFile)});`)) as { status: string; handle: TrainingHandle };
+      assert.equal(attached.status, 'running');
+      assert.equal(attached.handle.pid, handle.pid);
+      assert.equal(attached.handle.startTime, handle.startTime);
+      assert.throws(
+        () => startTraining({ argv: [process.execPath, '-e', UNTIL_GO, '--', go, '0'], cwd: dir, stateFile, logFile }),
+        TrainingAlreadyRunningError,
+      );
+      assert.equal(processesWith(go).length, 2, 'one wrapper and one command, not a second copy');
 
-    const waitingMarker = join(dir, `waiting-${code}`);
-    const waiting = inFreshProcess(
-      `const a = m.attach(${JSON.stringify(stateFile)}); (await import('node:fs')).writeFileSync(${JSON.stringify(waitingMarker)}, a.status); return await m.wait(a.handle, { pollMs: 50 });`,
-    );
-    // The command ends only once the fresh process has attached and is waiting.
-    await waitFor('the fresh process to attach', () => existsSync(waitingMarker));
-    assert.equal(readFileSync(waitingMarker, 'utf8'), 'running');
-    writeFileSync(go, '');
-    assert.deepEqual(await waiting, { code, signal: null });
-    assert.deepEqual(attach(stateFile), { status: 'exited', exit: { code, signal: null }, state: JSON.parse(readFileSync(stateFile, 'utf8')) });
-  });
+      const waitingMarker = join(dir, `waiting-${code}`);
+      const waiting = inFreshProcess(
+        `const a = m.attach(${JSON.stringify(stateFile)}); (await import('node:fs')).writeFileSync(${JSON.stringify(waitingMarker)}, a.status); return await m.wait(a.handle, { pollMs: 50 });`,
+      );
+      // The command ends only once the fresh process has attached and is waiting.
+      await waitFor('the fresh process to attach', () => existsSync(waitingMarker));
+      assert.equal(readFileSync(waitingMarker, 'utf8'), 'running');
+      writeFileSync(go, '');
+      assert.deepEqual(await waiting, { code, signal: null });
+      assert.deepEqual(attach(stateFile), { status: 'exited', exit: { code, signal: null }, state: JSON.parse(readFileSync(stateFile, 'utf8')) });
+    },
+  );
 }
 
 test('stop() sends SIGTERM to the command, whose handler runs, and reports its exit', { timeout: 60_000 }, async () => {
@@ -127,7 +134,16 @@ test('a state file whose pid now belongs to another process (other start time) i
   const stateFile = join(dir, 'stale', 'state.json');
   const real = processStartTime(process.pid);
   assert.ok(real);
-  const state = { version: 1, pid: process.pid, startTime: String(Number(real) + 12345), argv: ['x'], cwd: dir, logFile: join(dir, 'stale', 'log'), exitFile: `${stateFile}.exit`, startedAt: new Date().toISOString() };
+  const state = {
+    version: 1,
+    pid: process.pid,
+    startTime: String(Number(real) + 12345),
+    argv: ['x'],
+    cwd: dir,
+    logFile: join(dir, 'stale', 'log'),
+    exitFile: `${stateFile}.exit`,
+    startedAt: new Date().toISOString(),
+  };
   writeFileSync(join(dir, 'stale-state.json'), JSON.stringify(state));
   const result = attach(join(dir, 'stale-state.json'));
   assert.equal(result.status, 'gone');
@@ -151,7 +167,10 @@ test('the command sees only PATH/HOME/LANG and the variables given, never a secr
   assert.equal(seen.PATH, process.env.PATH);
   const allowed = new Set(['PATH', 'HOME', 'LANG', 'TRAINCTL_DATA_DIR']);
   // Node itself may add a few of its own (none of the parent's).
-  assert.deepEqual(Object.keys(seen).filter((k) => !allowed.has(k) && k in process.env && k !== 'PWD'), []);
+  assert.deepEqual(
+    Object.keys(seen).filter((k) => !allowed.has(k) && k in process.env && k !== 'PWD'),
+    [],
+  );
 });
 
 test('arguments with spaces, quotes, ; and $( ) reach the command literally, without a shell', { timeout: 60_000 }, async () => {

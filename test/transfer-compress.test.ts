@@ -52,7 +52,12 @@ test('a gzip round trip Local → S3 → Local is byte-identical and verified; s
     'weights.bin': randomData(256 * 1024),
   });
   const prefix = `gz-${uniqueName('p')}/`;
-  const up = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, compress: 'gzip', partSizeMiB: 5 });
+  const up = await runTransfer({
+    source: { kind: 'local', path: src },
+    destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+    compress: 'gzip',
+    partSizeMiB: 5,
+  });
   assert.equal(up.files, 4);
   assert.equal(up.verified, 4);
 
@@ -75,7 +80,13 @@ test('a gzip round trip Local → S3 → Local is byte-identical and verified; s
   assert.equal(down.verified, 4, 'every file was checked against the checksum of its original bytes');
   assert.deepEqual(treeDigests(dst), treeDigests(src));
 
-  const again = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, compress: 'gzip', partSizeMiB: 5, sync: true });
+  const again = await runTransfer({
+    source: { kind: 'local', path: src },
+    destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+    compress: 'gzip',
+    partSizeMiB: 5,
+    sync: true,
+  });
   assert.deepEqual({ bytes: again.bytes, skipped: again.skipped }, { bytes: 0, skipped: 4 }, 'a sync of compressed objects skips identical files');
   const downAgain = await runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, sync: true });
   assert.deepEqual({ bytes: downAgain.bytes, skipped: downAgain.skipped }, { bytes: 0, skipped: 4 }, 'and so does a sync download');
@@ -85,7 +96,12 @@ test('compressAll compresses a binary file too, and it comes back byte-identical
   const src = tempDir('gzall-src');
   writeTree(src, { 'zeros.bin': Buffer.alloc(1024 * 1024) });
   const prefix = `gzall-${uniqueName('p')}/`;
-  await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, compress: 'gzip', compressAll: true });
+  await runTransfer({
+    source: { kind: 'local', path: src },
+    destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+    compress: 'gzip',
+    compressAll: true,
+  });
   const h = await head(`${prefix}zeros.bin`);
   assert.equal(h.Metadata?.['trainctl-encoding'], 'gzip');
   assert.ok((h.ContentLength ?? Infinity) < 64 * 1024);
@@ -139,7 +155,14 @@ test('a compressed multipart upload killed with SIGKILL resumes on restart witho
   const key = `gz-killed-${uniqueName('k')}/shard.txt`;
   const handle = await transferApi.start(
     client,
-    { source: { kind: 'host', hostId: host.hostId, path: 'corpus/shard.txt' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, compress: 'gzip', partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 10 },
+    {
+      source: { kind: 'host', hostId: host.hostId, path: 'corpus/shard.txt' },
+      destination: { kind: 's3', uri: `s3://${bucket}/${key}` },
+      compress: 'gzip',
+      partSizeMiB: 5,
+      concurrency: 1,
+      heartbeatTimeoutSeconds: 10,
+    },
     { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-gz-kill') },
   );
   const firstPid = host.pid();
@@ -149,7 +172,11 @@ test('a compressed multipart upload killed with SIGKILL resumes on restart witho
     await new Promise((r) => setTimeout(r, 50));
   }
   await host.kill('SIGKILL');
-  const doneBeforeKill = new Set(partLog(logFile).filter((l) => l.pid === firstPid && l.what === 'done').map((l) => l.part));
+  const doneBeforeKill = new Set(
+    partLog(logFile)
+      .filter((l) => l.pid === firstPid && l.what === 'done')
+      .map((l) => l.part),
+  );
   await host.restart();
   await handle.result();
   const h = await head(key);
@@ -158,10 +185,19 @@ test('a compressed multipart upload killed with SIGKILL resumes on restart witho
   t.diagnostic(`gzip upload: ${doneBeforeKill.size}/${parts} parts done at SIGKILL; UploadPart calls after restart: ${afterRestart.length}`);
   assert.ok(parts >= 4, `the compressed body went up in ${parts} parts`);
   assert.equal(h.Metadata?.['trainctl-encoding'], 'gzip');
-  assert.deepEqual(afterRestart.filter((l) => doneBeforeKill.has(l.part)), [], 'no part finished before the kill was sent again');
+  assert.deepEqual(
+    afterRestart.filter((l) => doneBeforeKill.has(l.part)),
+    [],
+    'no part finished before the kill was sent again',
+  );
   assert.ok(afterRestart.length <= parts - doneBeforeKill.size + 1, `UploadPart calls after restart: ${afterRestart.length}`);
 
   const dst = tempDir('gz-kill-dst');
   await runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'local', path: join(dst, 'shard.txt') } });
-  assert.equal(createHash('sha256').update(readFileSync(join(dst, 'shard.txt'))).digest('hex'), createHash('sha256').update(text).digest('hex'));
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(dst, 'shard.txt')))
+      .digest('hex'),
+    createHash('sha256').update(text).digest('hex'),
+  );
 });

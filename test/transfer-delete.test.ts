@@ -47,7 +47,12 @@ test('deleteExtraneous to S3: a dry run lists the extraneous objects and deletes
   // and neighbours outside the prefix whose keys start with the same characters.
   for (const k of [`${p}/a.txt`, `${p}/stale.txt`, `${p}/sub/old/deep.bin`, `${p}/old.log`, `${p}-other/x.txt`, `${p}.txt`]) await put(k, 'old');
   const before = await allKeys();
-  const request: TransferRequest = { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${p}` }, exclude: ['*.log'], deleteExtraneous: true };
+  const request: TransferRequest = {
+    source: { kind: 'local', path: src },
+    destination: { kind: 's3', uri: `s3://${bucket}/${p}` },
+    exclude: ['*.log'],
+    deleteExtraneous: true,
+  };
 
   const dry = await runTransfer({ ...request, dryRun: true });
   assert.equal(dry.dryRun, true);
@@ -62,11 +67,18 @@ test('deleteExtraneous to S3: a dry run lists the extraneous objects and deletes
   assert.deepEqual(await allKeys(), [`${p}-other/x.txt`, `${p}.txt`, `${p}/a.txt`, `${p}/old.log`, `${p}/sub/b.txt`].sort());
 
   const again = await runTransfer(request);
-  assert.deepEqual({ deleted: again.deleted?.count, bytes: again.bytes, skipped: again.skipped }, { deleted: 0, bytes: 0, skipped: 2 }, 'deleteExtraneous has sync semantics');
+  assert.deepEqual(
+    { deleted: again.deleted?.count, bytes: again.bytes, skipped: again.skipped },
+    { deleted: 0, bytes: 0, skipped: 2 },
+    'deleteExtraneous has sync semantics',
+  );
 
   const single = await transferApi
     .execute(client, { ...request, source: { kind: 'local', path: join(src, 'a.txt') } }, { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer') })
-    .then(() => undefined, (e: unknown) => e);
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   assert.ok(single instanceof WorkflowFailedError && single.cause instanceof ApplicationFailure, String(single));
   assert.equal(single.cause.type, 'InvalidInput', 'a single-file source has no extraneous siblings to delete');
 });
@@ -85,7 +97,12 @@ test('deleteExtraneous to a local folder: the CLI --delete --dry-run lists the e
   console.log = (...a: unknown[]) => lines.push(a.join(' '));
   let code: number;
   try {
-    code = await runCli(['transfer', uri, dst, '--delete', '--dry-run'], { ...process.env, TRAINCTL_TASK_QUEUE: worker.taskQueue, TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS, AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL });
+    code = await runCli(['transfer', uri, dst, '--delete', '--dry-run'], {
+      ...process.env,
+      TRAINCTL_TASK_QUEUE: worker.taskQueue,
+      TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS,
+      AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL,
+    });
   } finally {
     console.log = log;
   }
@@ -96,7 +113,10 @@ test('deleteExtraneous to a local folder: the CLI --delete --dry-run lists the e
   assert.equal(readFileSync(join(dst, 'extra.txt'), 'utf8'), 'x', 'the dry run deleted nothing');
 
   const real = await runTransfer({ source: { kind: 's3', uri }, destination: { kind: 'local', path: dst }, deleteExtraneous: true });
-  assert.deepEqual(real.deleted?.items.slice().sort(), ['extra.txt', 'gone/deeper/z.txt', 'nested/extra2.bin'].map((r) => join(dst, r)));
+  assert.deepEqual(
+    real.deleted?.items.slice().sort(),
+    ['extra.txt', 'gone/deeper/z.txt', 'nested/extra2.bin'].map((r) => join(dst, r)),
+  );
   const left = treeDigests(dst);
   assert.deepEqual(Object.keys(left).sort(), ['keep.txt', 'link-out.txt', 'nested/keep2.txt']);
   assert.equal(readFileSync(join(dst, 'keep.txt'), 'utf8'), 'v-keep.txt', 'the stale copy was replaced');
@@ -109,11 +129,20 @@ test('deleteExtraneous to a training instance deletes the extra files under the 
   await put(`${p}train/a.txt`, 'a');
   writeTree(host.root, { 'data/train/a.txt': 'old', 'data/train/b.txt': 'extra', 'data/val/c.txt': 'extra', 'other/d.txt': 'outside the destination' });
 
-  const dry = await runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${p}` }, destination: { kind: 'host', hostId: host.hostId, path: 'data' }, deleteExtraneous: true, dryRun: true });
+  const dry = await runTransfer({
+    source: { kind: 's3', uri: `s3://${bucket}/${p}` },
+    destination: { kind: 'host', hostId: host.hostId, path: 'data' },
+    deleteExtraneous: true,
+    dryRun: true,
+  });
   assert.deepEqual(dry.deleted?.items.slice().sort(), ['data/train/b.txt', 'data/val/c.txt']);
   assert.ok(existsSync(join(host.root, 'data/train/b.txt')), 'the dry run deleted nothing');
 
-  const real = await runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${p}` }, destination: { kind: 'host', hostId: host.hostId, path: 'data' }, deleteExtraneous: true });
+  const real = await runTransfer({
+    source: { kind: 's3', uri: `s3://${bucket}/${p}` },
+    destination: { kind: 'host', hostId: host.hostId, path: 'data' },
+    deleteExtraneous: true,
+  });
   assert.equal(real.deleted?.count, 2);
   assert.deepEqual(Object.keys(treeDigests(join(host.root, 'data'))), ['train/a.txt']);
   assert.equal(readFileSync(join(host.root, 'data/train/a.txt'), 'utf8'), 'a');

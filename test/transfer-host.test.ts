@@ -31,7 +31,9 @@ function runTransfer(request: TransferRequest): Promise<TransferReport> {
 
 async function objectDigest(key: string): Promise<string> {
   const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return createHash('sha256').update(await out.Body!.transformToByteArray()).digest('hex');
+  return createHash('sha256')
+    .update(await out.Body!.transformToByteArray())
+    .digest('hex');
 }
 
 async function keysUnder(prefix: string): Promise<string[]> {
@@ -65,7 +67,11 @@ test('local → host goes through an S3 staging prefix that is emptied, and host
   writeTree(src, { 'train/a.bin': randomData(200 * 1024), 'train/sub/b.txt': 'bee', 'val/empty': '', 'читать.md': '# hi' });
   const staging = `s3://${bucket}/staging-${uniqueName('s')}`;
 
-  const toHost = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 'host', hostId: host.hostId, path: 'dataset/' }, stagingUri: staging });
+  const toHost = await runTransfer({
+    source: { kind: 'local', path: src },
+    destination: { kind: 'host', hostId: host.hostId, path: 'dataset/' },
+    stagingUri: staging,
+  });
   assert.equal(toHost.files, 4);
   assert.equal(toHost.verified, 4);
   assert.deepEqual(treeDigests(join(host.root, 'dataset')), treeDigests(src), 'the host root holds the same bytes');
@@ -73,19 +79,33 @@ test('local → host goes through an S3 staging prefix that is emptied, and host
   assert.deepEqual(await keysUnder(staging.slice(`s3://${bucket}/`.length)), [], 'the staging prefix is empty afterwards');
 
   const prefix = `from-host-${uniqueName('p')}/`;
-  const toS3 = await runTransfer({ source: { kind: 'host', hostId: host.hostId, path: 'dataset' }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` } });
+  const toS3 = await runTransfer({
+    source: { kind: 'host', hostId: host.hostId, path: 'dataset' },
+    destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+  });
   assert.equal(toS3.files, 4);
   assert.equal(await objectDigest(`${prefix}train/a.bin`), treeDigests(src)['train/a.bin']);
   assert.deepEqual((await keysUnder(prefix)).sort(), ['train/a.bin', 'train/sub/b.txt', 'val/empty', 'читать.md'].map((k) => prefix + k).sort());
 
   const back = tempDir('host-back');
-  const toLocal = await runTransfer({ source: { kind: 'host', hostId: host.hostId, path: 'dataset' }, destination: { kind: 'local', path: back }, stagingUri: staging });
+  const toLocal = await runTransfer({
+    source: { kind: 'host', hostId: host.hostId, path: 'dataset' },
+    destination: { kind: 'local', path: back },
+    stagingUri: staging,
+  });
   assert.equal(toLocal.files, 4);
   assert.deepEqual(treeDigests(back), treeDigests(src));
 
   const escape = await transferApi
-    .execute(client, { source: { kind: 'host', hostId: host.hostId, path: '../' }, destination: { kind: 's3', uri: `s3://${bucket}/x/` } }, { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer') })
-    .then(() => undefined, (e: unknown) => e as { cause?: { type?: string } });
+    .execute(
+      client,
+      { source: { kind: 'host', hostId: host.hostId, path: '../' }, destination: { kind: 's3', uri: `s3://${bucket}/x/` } },
+      { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer') },
+    )
+    .then(
+      () => undefined,
+      (e: unknown) => e as { cause?: { type?: string } },
+    );
   assert.equal(escape?.cause?.type, 'InvalidInput', 'a host path outside the root is refused');
 });
 
@@ -99,23 +119,42 @@ test('a host worker killed with SIGKILL mid-upload resumes on restart without re
   const key = `killed-${uniqueName('k')}/model.bin`;
   const handle = await transferApi.start(
     client,
-    { source: { kind: 'host', hostId: host.hostId, path: 'ckpt/model.bin' }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5, concurrency, heartbeatTimeoutSeconds: 10 },
+    {
+      source: { kind: 'host', hostId: host.hostId, path: 'ckpt/model.bin' },
+      destination: { kind: 's3', uri: `s3://${bucket}/${key}` },
+      partSizeMiB: 5,
+      concurrency,
+      heartbeatTimeoutSeconds: 10,
+    },
     { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill') },
   );
   const firstPid = host.pid();
   await waitFor('half the parts to finish', () => partLog(logFile).filter((l) => l.kind === 'upload' && l.what === 'done').length >= parts / 2);
   await host.kill('SIGKILL');
-  const doneBeforeKill = new Set(partLog(logFile).filter((l) => l.pid === firstPid && l.what === 'done').map((l) => l.part));
+  const doneBeforeKill = new Set(
+    partLog(logFile)
+      .filter((l) => l.pid === firstPid && l.what === 'done')
+      .map((l) => l.part),
+  );
   assert.ok(doneBeforeKill.size >= parts / 2 && doneBeforeKill.size < parts, `killed after ${doneBeforeKill.size} of ${parts} parts`);
 
   await host.restart();
   const report = (await handle.result()) as TransferReport;
   const afterRestart = partLog(logFile).filter((l) => l.pid !== firstPid && l.kind === 'upload' && l.what === 'start');
   const remaining = parts - doneBeforeKill.size;
-  t.diagnostic(`upload: ${doneBeforeKill.size}/${parts} parts done at SIGKILL; UploadPart calls after restart: ${afterRestart.length} (limit ${remaining + concurrency})`);
+  t.diagnostic(
+    `upload: ${doneBeforeKill.size}/${parts} parts done at SIGKILL; UploadPart calls after restart: ${afterRestart.length} (limit ${remaining + concurrency})`,
+  );
   assert.ok(afterRestart.length >= 1, 'the restarted worker finished the upload');
-  assert.ok(afterRestart.length <= remaining + concurrency, `UploadPart calls after restart: ${afterRestart.length}, parts remaining: ${remaining}, concurrency: ${concurrency}`);
-  assert.deepEqual(afterRestart.filter((l) => doneBeforeKill.has(l.part)), [], 'no part finished before the kill was sent again');
+  assert.ok(
+    afterRestart.length <= remaining + concurrency,
+    `UploadPart calls after restart: ${afterRestart.length}, parts remaining: ${remaining}, concurrency: ${concurrency}`,
+  );
+  assert.deepEqual(
+    afterRestart.filter((l) => doneBeforeKill.has(l.part)),
+    [],
+    'no part finished before the kill was sent again',
+  );
   assert.equal(report.files, 1);
   assert.equal(report.verified, 1);
   assert.equal(await objectDigest(key), createHash('sha256').update(data).digest('hex'), 'the object is byte-identical to the source');
@@ -133,22 +172,38 @@ test('a host worker killed with SIGKILL mid-download resumes on restart and re-f
   const concurrency = 2;
   const handle = await transferApi.start(
     client,
-    { source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'host', hostId: host.hostId, path: 'in/shard.bin' }, concurrency, heartbeatTimeoutSeconds: 10 },
+    {
+      source: { kind: 's3', uri: `s3://${bucket}/${key}` },
+      destination: { kind: 'host', hostId: host.hostId, path: 'in/shard.bin' },
+      concurrency,
+      heartbeatTimeoutSeconds: 10,
+    },
     { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill-dl') },
   );
   const firstPid = host.pid();
   await waitFor('half the ranges to finish', () => partLog(logFile).filter((l) => l.kind === 'download' && l.what === 'done').length >= ranges / 2);
   await host.kill('SIGKILL');
-  const doneBeforeKill = new Set(partLog(logFile).filter((l) => l.pid === firstPid && l.what === 'done').map((l) => l.part));
+  const doneBeforeKill = new Set(
+    partLog(logFile)
+      .filter((l) => l.pid === firstPid && l.what === 'done')
+      .map((l) => l.part),
+  );
   assert.ok(doneBeforeKill.size < ranges, `killed after ${doneBeforeKill.size} of ${ranges} ranges`);
 
   await host.restart();
   const report = (await handle.result()) as TransferReport;
   const refetched = partLog(logFile).filter((l) => l.pid !== firstPid && l.kind === 'download' && l.what === 'start' && doneBeforeKill.has(l.part));
-  t.diagnostic(`download: ${doneBeforeKill.size}/${ranges} ranges done at SIGKILL; finished ranges fetched again: ${refetched.length} (${refetched.length * 5} MiB, limit ${concurrency * 5} MiB)`);
+  t.diagnostic(
+    `download: ${doneBeforeKill.size}/${ranges} ranges done at SIGKILL; finished ranges fetched again: ${refetched.length} (${refetched.length * 5} MiB, limit ${concurrency * 5} MiB)`,
+  );
   assert.ok(refetched.length * 5 * MiB <= concurrency * 5 * MiB, `re-fetched ${refetched.length} finished ranges`);
   assert.equal(report.verified, 1);
-  assert.equal(createHash('sha256').update(readFileSync(join(host.root, 'in', 'shard.bin'))).digest('hex'), createHash('sha256').update(data).digest('hex'));
+  assert.equal(
+    createHash('sha256')
+      .update(readFileSync(join(host.root, 'in', 'shard.bin')))
+      .digest('hex'),
+    createHash('sha256').update(data).digest('hex'),
+  );
   assert.deepEqual(readdirSync(join(host.root, 'in')), ['shard.bin'], 'no temp or checkpoint file is left');
 });
 
@@ -161,23 +216,35 @@ test('a host worker killed mid-way through a tree of small files resumes on rest
   const prefix = `tree-${uniqueName('p')}/`;
   const handle = await transferApi.start(
     client,
-    { source: { kind: 'host', hostId: host.hostId, path: 'shards' }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, fileConcurrency: 2, heartbeatTimeoutSeconds: 10 },
+    {
+      source: { kind: 'host', hostId: host.hostId, path: 'shards' },
+      destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+      fileConcurrency: 2,
+      heartbeatTimeoutSeconds: 10,
+    },
     { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill-tree') },
   );
   const firstPid = host.pid();
   await waitFor('half the files to finish', () => partLog(logFile).filter((l) => l.what === 'file-done').length >= 8);
   await host.kill('SIGKILL');
-  const doneBeforeKill = new Set(partLog(logFile).filter((l) => l.pid === firstPid && l.what === 'file-done').map((l) => l.label));
+  const doneBeforeKill = new Set(
+    partLog(logFile)
+      .filter((l) => l.pid === firstPid && l.what === 'file-done')
+      .map((l) => l.label),
+  );
   assert.ok(doneBeforeKill.size < 16, `killed after ${doneBeforeKill.size} of 16 files`);
 
   await host.restart();
   const report = (await handle.result()) as TransferReport;
   const sentAgain = partLog(logFile).filter((l) => l.pid !== firstPid && l.what === 'start' && doneBeforeKill.has(l.label));
   const sentAfter = partLog(logFile).filter((l) => l.pid !== firstPid && l.what === 'start');
-  t.diagnostic(`tree: ${doneBeforeKill.size}/16 files done at SIGKILL; files sent after restart: ${sentAfter.length}; finished files sent again: ${sentAgain.length}`);
+  t.diagnostic(
+    `tree: ${doneBeforeKill.size}/16 files done at SIGKILL; files sent after restart: ${sentAfter.length}; finished files sent again: ${sentAgain.length}`,
+  );
   assert.deepEqual(sentAgain, [], 'no file finished before the kill was sent again');
   assert.ok(sentAfter.length <= 16 - doneBeforeKill.size + 2, 'at most the unfinished files (and the two in flight) after the restart');
   assert.equal(report.files, 16);
   assert.equal((await keysUnder(prefix)).length, 16);
-  for (const [rel, data] of Object.entries(files)) assert.equal(await objectDigest(prefix + rel.slice('shards/'.length)), createHash('sha256').update(data).digest('hex'), rel);
+  for (const [rel, data] of Object.entries(files))
+    assert.equal(await objectDigest(prefix + rel.slice('shards/'.length)), createHash('sha256').update(data).digest('hex'), rel);
 });

@@ -24,7 +24,11 @@ test('part sizes are at least 8 MiB, whole MiB, and never more than 10,000 parts
 
 test('keys with .., absolute paths, backslashes, NUL or empty segments are refused as InvalidInput', () => {
   for (const bad of ['../../escape.txt', 'a/../../b', '/etc/passwd', 'a\\b', 'a\0b', 'a//b', './a', '', 'C:/x']) {
-    assert.throws(() => checkRelativeKey(bad), (e: Error & { kind?: string }) => e.kind === 'InvalidInput', JSON.stringify(bad));
+    assert.throws(
+      () => checkRelativeKey(bad),
+      (e: Error & { kind?: string }) => e.kind === 'InvalidInput',
+      JSON.stringify(bad),
+    );
   }
   for (const good of ['a.txt', 'nested/deeper/x.json', 'ünïcødé/日本語 ファイル.txt', '..hidden', 'a..b/c']) checkRelativeKey(good);
 });

@@ -100,7 +100,9 @@ test('an object changed in S3 after upload fails an s5cmd download with kind Int
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomData(64 * 1024), Metadata: head.Metadata }));
 
-  const failure = await failureOf(runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, engine: 's5cmd' }));
+  const failure = await failureOf(
+    runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, engine: 's5cmd' }),
+  );
   assert.equal(failure.type, 'Integrity');
   assert.match(failure.message, /data\.bin/, 'the failure names the file');
   assert.deepEqual(readdirSync(dst), [], 'neither file (not even the intact one) nor the temp folder is left in the destination');
@@ -110,7 +112,9 @@ test('engine s5cmd on a worker without s5cmd on its PATH fails NotFound saying s
   const src = tempDir('s5-missing');
   writeTree(src, { 'one.txt': 'one' });
   const uri = `s3://${bucket}/missing-${uniqueName('p')}/`;
-  const failure = await failureOf(runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri }, engine: 's5cmd' }, bareWorker.taskQueue));
+  const failure = await failureOf(
+    runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri }, engine: 's5cmd' }, bareWorker.taskQueue),
+  );
   assert.equal(failure.type, 'NotFound');
   assert.match(failure.message, /no s5cmd executable is on this worker's PATH/);
 
@@ -123,12 +127,22 @@ test('engine s5cmd on a worker without s5cmd on its PATH fails NotFound saying s
 test('engine auto uses s5cmd where the worker has it, and the CLI --engine flag runs it and says who copied', async () => {
   const src = tempDir('s5-auto');
   writeTree(src, { 'one.txt': 'one', 'two.txt': 'two' });
-  const report = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/auto-${uniqueName('p')}/` }, engine: 'auto', sync: true });
+  const report = await runTransfer({
+    source: { kind: 'local', path: src },
+    destination: { kind: 's3', uri: `s3://${bucket}/auto-${uniqueName('p')}/` },
+    engine: 'auto',
+    sync: true,
+  });
   assert.equal(report.engine, 's5cmd');
   assert.equal(report.verified, 2);
   assert.equal(report.skipped, 0, 'a sync to an empty prefix copies everything');
 
-  const cliEnv = { ...process.env, TRAINCTL_TASK_QUEUE: worker.taskQueue, TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS, AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL };
+  const cliEnv = {
+    ...process.env,
+    TRAINCTL_TASK_QUEUE: worker.taskQueue,
+    TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS,
+    AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL,
+  };
   const lines: string[] = [];
   const errors: string[] = [];
   const log = console.log;
@@ -164,7 +178,10 @@ test('cancelling a transfer while s5cmd runs kills the child process and leaves 
   const pid = Number(readFileSync(hangingPidFile, 'utf8').trim());
   assert.ok(pid > 0, 's5cmd was started');
   await transferApi.cancel(handle);
-  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, `expected a cancelled workflow, got ${String(err)}`);
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the s5cmd child process is gone');
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));

@@ -55,7 +55,12 @@ test('a tree with nested folders, empty files, Unicode names and a 5-part file g
     'big/weights.bin': randomData(22 * MiB),
   });
   const prefix = `rt-${uniqueName('p')}/`;
-  const up = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 3 });
+  const up = await runTransfer({
+    source: { kind: 'local', path: src },
+    destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+    partSizeMiB: 5,
+    concurrency: 3,
+  });
   assert.equal(up.files, 6);
   assert.equal(up.verified, 6);
   assert.equal(up.bytes, 22 * MiB + 5 + 12 + 15);
@@ -63,7 +68,11 @@ test('a tree with nested folders, empty files, Unicode names and a 5-part file g
   assert.match(big.ETag ?? '', /-5"$/, 'the large file went up as a 5-part multipart upload');
   assert.match(big.Metadata?.['trainctl-sha256'] ?? '', /^[0-9a-f]{64}-5$/);
 
-  const down = await runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: join(dst, 'copy') }, concurrency: 3 });
+  const down = await runTransfer({
+    source: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+    destination: { kind: 'local', path: join(dst, 'copy') },
+    concurrency: 3,
+  });
   assert.equal(down.files, 6);
   assert.equal(down.verified, 6, 'every downloaded file was checked against its upload checksum');
   assert.deepEqual(treeDigests(join(dst, 'copy')), treeDigests(src));
@@ -75,7 +84,11 @@ test('file activities are scheduled with the longTransfer profile: startToClose,
   const workflowId = uniqueName('transfer');
   await transferApi.execute(
     client,
-    { source: { kind: 'local', path: join(src, 'one.txt') }, destination: { kind: 's3', uri: `s3://${bucket}/profile-${uniqueName('p')}/` }, heartbeatTimeoutSeconds: 9 },
+    {
+      source: { kind: 'local', path: join(src, 'one.txt') },
+      destination: { kind: 's3', uri: `s3://${bucket}/profile-${uniqueName('p')}/` },
+      heartbeatTimeoutSeconds: 9,
+    },
     { taskQueue: worker.taskQueue, workflowId },
   );
   const history = await transferApi.handle(client, workflowId).fetchHistory();
@@ -87,7 +100,8 @@ test('file activities are scheduled with the longTransfer profile: startToClose,
   assert.equal(seconds(a.heartbeatTimeout), 9, 'the request may shorten the heartbeat timeout');
   assert.equal(seconds(a.retryPolicy?.maximumInterval), 30);
   assert.equal(a.retryPolicy?.maximumAttempts, 20);
-  for (const kind of ['InvalidInput', 'Integrity', 'NotFound', 'PermissionDenied']) assert.ok(a.retryPolicy?.nonRetryableErrorTypes?.includes(kind), `${kind} is not retried`);
+  for (const kind of ['InvalidInput', 'Integrity', 'NotFound', 'PermissionDenied'])
+    assert.ok(a.retryPolicy?.nonRetryableErrorTypes?.includes(kind), `${kind} is not retried`);
 });
 
 test('a single file goes to an exact key and back to an exact path', async () => {
@@ -112,7 +126,9 @@ test('an object changed in S3 after upload fails the download with kind Integrit
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomData(64 * 1024), Metadata: head.Metadata }));
 
-  const failure = await failureOf(runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'local', path: join(dst, 'data.bin') } }));
+  const failure = await failureOf(
+    runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'local', path: join(dst, 'data.bin') } }),
+  );
   assert.equal(failure.type, 'Integrity');
   assert.match(failure.message, /data\.bin/, 'the failure names the file');
   assert.deepEqual(readdirSync(dst), [], 'neither the file nor its temp file is left in the destination');
@@ -134,7 +150,7 @@ test('a key ../../escape.txt in the bucket is refused with InvalidInput before a
 test('a second run of the same sync transfers 0 bytes, skips every file, and the CLI says so', async () => {
   const src = tempDir('sync-src');
   const dst = tempDir('sync-dst');
-  writeTree(src, { 'x/1.txt': 'one', 'x/2.txt': 'two', 'empty': '', 'blob.bin': randomData(300 * 1024) });
+  writeTree(src, { 'x/1.txt': 'one', 'x/2.txt': 'two', empty: '', 'blob.bin': randomData(300 * 1024) });
   const uri = `s3://${bucket}/sync-${uniqueName('p')}/`;
   const first = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri }, sync: true });
   assert.equal(first.skipped, 0);
@@ -149,7 +165,12 @@ test('a second run of the same sync transfers 0 bytes, skips every file, and the
   console.log = (...a: unknown[]) => lines.push(a.join(' '));
   let code: number;
   try {
-    code = await runCli(['transfer', uri, dst, '--sync'], { ...process.env, TRAINCTL_TASK_QUEUE: worker.taskQueue, TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS, AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL });
+    code = await runCli(['transfer', uri, dst, '--sync'], {
+      ...process.env,
+      TRAINCTL_TASK_QUEUE: worker.taskQueue,
+      TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS,
+      AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL,
+    });
   } finally {
     console.log = log;
   }
@@ -163,10 +184,18 @@ test('a dry run plans the transfer and writes nothing', async () => {
   const src = tempDir('dry');
   writeTree(src, { 'keep.txt': 'k', 'logs/skip.log': 'l', 'sub/also.txt': 'a' });
   const prefix = `dry-${uniqueName('p')}/`;
-  const report = await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, dryRun: true, exclude: ['*.log'] });
+  const report = await runTransfer({
+    source: { kind: 'local', path: src },
+    destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+    dryRun: true,
+    exclude: ['*.log'],
+  });
   assert.equal(report.dryRun, true);
   assert.deepEqual(report.planned?.map((p) => p.to).sort(), [`s3://${bucket}/${prefix}keep.txt`, `s3://${bucket}/${prefix}sub/also.txt`]);
-  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}keep.txt` })).then(() => true, () => false);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}keep.txt` })).then(
+    () => true,
+    () => false,
+  );
   assert.equal(head, false);
 });
 
@@ -188,7 +217,14 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   // every 80 % of the heartbeat timeout: at 10 s that is 8 s, longer than this whole upload takes.
   const handle = await transferApi.start(
     client,
-    { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, progressIntervalMs: 100, heartbeatTimeoutSeconds: 3 },
+    {
+      source: { kind: 'local', path: src },
+      destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+      partSizeMiB: 5,
+      concurrency: 1,
+      progressIntervalMs: 100,
+      heartbeatTimeoutSeconds: 3,
+    },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
   );
   await waitFor('two parts to start', () => partsStarted - before >= 2);
@@ -202,7 +238,10 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   assert.equal(progress.currentFile, 'big.bin');
   assert.ok(progress.bytesDone < 26 * MiB);
   await transferApi.cancel(handle);
-  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
   const left = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
   assert.deepEqual(left.Uploads ?? [], [], 'no multipart upload is left behind');
@@ -216,7 +255,10 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
   );
   await waitFor('two ranges to start', () => partsStarted - mark >= 2);
-  assert.ok(readdirSync(dst).some((f) => f.endsWith('.trainctl-partial')), 'the download writes a temp file');
+  assert.ok(
+    readdirSync(dst).some((f) => f.endsWith('.trainctl-partial')),
+    'the download writes a temp file',
+  );
   await transferApi.cancel(down);
   await down.result().catch(() => undefined);
   assert.deepEqual(readdirSync(dst), [], 'no temp file and no partial file are left');
@@ -229,7 +271,13 @@ test('a source file changed during its upload restarts that file only, and the o
   const mark = partsStarted;
   const handle = await transferApi.start(
     client,
-    { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5, concurrency: 1, heartbeatTimeoutSeconds: 10 },
+    {
+      source: { kind: 'local', path: src },
+      destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+      partSizeMiB: 5,
+      concurrency: 1,
+      heartbeatTimeoutSeconds: 10,
+    },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-changed') },
   );
   await waitFor('the upload to start', () => partsStarted - mark >= 2);
@@ -238,7 +286,13 @@ test('a source file changed during its upload restarts that file only, and the o
   assert.equal(report.files, 2);
   const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}grows.bin` }));
   const bytes = await got.Body!.transformToByteArray();
-  assert.equal(createHash('sha256').update(bytes).digest('hex'), createHash('sha256').update(readFileSync(join(src, 'grows.bin'))).digest('hex'), 'the object is the file as it is now, not a mix');
+  assert.equal(
+    createHash('sha256').update(bytes).digest('hex'),
+    createHash('sha256')
+      .update(readFileSync(join(src, 'grows.bin')))
+      .digest('hex'),
+    'the object is the file as it is now, not a mix',
+  );
   const left = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
   assert.deepEqual(left.Uploads ?? [], [], 'the upload of the old version was aborted');
 });
@@ -269,8 +323,14 @@ test('trainctl transfer --watch draws a progress bar from the progress query and
     process.stderr.write = write;
   }
   assert.equal(code, 0, err.join(''));
-  const bars = err.join('').split(/[\r\n]/).filter((l) => /^\[[#.]{30}\]/.test(l));
+  const bars = err
+    .join('')
+    .split(/[\r\n]/)
+    .filter((l) => /^\[[#.]{30}\]/.test(l));
   assert.ok(bars.length >= 2, `progress lines: ${JSON.stringify(bars)}`);
-  assert.ok(bars.some((l) => /w\.bin/.test(l)), 'the bar names the current file');
+  assert.ok(
+    bars.some((l) => /w\.bin/.test(l)),
+    'the bar names the current file',
+  );
   assert.match(out.join('\n'), /1 files, 16\.0 MiB transferred in [\d.]+ s \([\d.]+ MiB\/s\); 0 skipped \(already identical\); 1 verified by checksum/);
 });

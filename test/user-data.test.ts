@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { ZodError } from 'zod';
-import { generateUserData, parseUserData, encodeUserData, UserDataTooLargeError, USER_DATA_MARKER, USER_DATA_MAX_BYTES, type BootstrapParamsInput } from '../src/run/user-data.js';
+import {
+  generateUserData,
+  parseUserData,
+  encodeUserData,
+  UserDataTooLargeError,
+  USER_DATA_MARKER,
+  USER_DATA_MAX_BYTES,
+  type BootstrapParamsInput,
+} from '../src/run/user-data.js';
 
 const base: BootstrapParamsInput = {
   version: '0.1.0',
@@ -16,7 +24,14 @@ const base: BootstrapParamsInput = {
 test('generated user-data parses back to the same parameters', () => {
   for (const input of [
     base,
-    { ...base, version: undefined, tarballUrl: 'https://downloads.example.com/trainctl-0.2.0.tgz?sig=a%2Bb&x=1', temporalTls: true, apiKeySsmParameter: '/trainctl/temporal-api-key', nodeVersion: '24.1.0' },
+    {
+      ...base,
+      version: undefined,
+      tarballUrl: 'https://downloads.example.com/trainctl-0.2.0.tgz?sig=a%2Bb&x=1',
+      temporalTls: true,
+      apiKeySsmParameter: '/trainctl/temporal-api-key',
+      nodeVersion: '24.1.0',
+    },
     { ...base, temporalTls: false, apiKeyFile: '/etc/trainctl/api-key' },
   ]) {
     const text = generateUserData(input);
@@ -69,7 +84,7 @@ test('values with newlines, quotes or shell metacharacters are refused, naming t
   assert.throws(() => generateUserData({ ...base, tarballUrl: 'https://x.example/a.tgz' }), ZodError, 'version and tarballUrl together');
 });
 
-test('user-data that is not trainctl\'s bootstrap parses to undefined', () => {
+test("user-data that is not trainctl's bootstrap parses to undefined", () => {
   const good = generateUserData(base);
   for (const foreign of [
     '',
@@ -86,7 +101,12 @@ test('user-data that is not trainctl\'s bootstrap parses to undefined', () => {
 });
 
 test('user-data stays under the EC2 limit of 16 KB, and anything larger is not recognised', () => {
-  const text = generateUserData({ ...base, version: undefined, tarballUrl: `https://downloads.example.com/${'a'.repeat(2000)}.tgz`, root: `/${'r'.repeat(2000)}` });
+  const text = generateUserData({
+    ...base,
+    version: undefined,
+    tarballUrl: `https://downloads.example.com/${'a'.repeat(2000)}.tgz`,
+    root: `/${'r'.repeat(2000)}`,
+  });
   assert.ok(Buffer.byteLength(text) <= USER_DATA_MAX_BYTES);
   assert.equal(USER_DATA_MAX_BYTES, 16384);
   assert.equal(parseUserData(text + '#'.repeat(USER_DATA_MAX_BYTES)), undefined);

@@ -42,7 +42,8 @@ export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>)
     const out: Instance[] = [];
     const config = { client: deps.ec2(region), ...(ids ? {} : { pageSize: 500 }) };
     const input = { ...(filters ? { Filters: filters } : {}), ...(ids ? { InstanceIds: ids } : {}) };
-    for await (const page of paginateDescribeInstances(config, input, commandOptions())) for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []));
+    for await (const page of paginateDescribeInstances(config, input, commandOptions()))
+      for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []));
     return out;
   }
 

@@ -192,7 +192,11 @@ export function createCleanupActivities(deps: CleanupDeps) {
 
     /** Deletes the volume. NotFound means already gone; VolumeInUse is a Conflict, retried. */
     async cleanupDeleteVolume(args: { region: string; volumeId: string }): Promise<StepOutcome> {
-      return step(`delete ${args.volumeId}`, () => goneIfNotFound(async () => void (await deps.ec2(args.region).send(new DeleteVolumeCommand({ VolumeId: args.volumeId }), opts()))), backoff);
+      return step(
+        `delete ${args.volumeId}`,
+        () => goneIfNotFound(async () => void (await deps.ec2(args.region).send(new DeleteVolumeCommand({ VolumeId: args.volumeId }), opts()))),
+        backoff,
+      );
     },
 
     /** Deletes the snapshot. NotFound means already gone. */

@@ -1,5 +1,13 @@
 import { Context, getClient, log } from '@temporalio/activity';
-import { StopInstancesCommand, paginateDescribeInstances, paginateDescribeVolumes, type EC2Client, type Filter, type Instance, type Volume } from '@aws-sdk/client-ec2';
+import {
+  StopInstancesCommand,
+  paginateDescribeInstances,
+  paginateDescribeVolumes,
+  type EC2Client,
+  type Filter,
+  type Instance,
+  type Volume,
+} from '@aws-sdk/client-ec2';
 import * as tracker from '../api/cost-signals.js';
 import { tagsOf } from '../aws/tags.js';
 import { TagKey } from '../contracts/common.js';

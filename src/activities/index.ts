@@ -33,7 +33,17 @@ export function createActivities(deps: ActivityDeps) {
     ...createCostActivities(deps),
     ...createTransferActivities(deps),
     ...createS5cmdActivities(deps),
-    ...createInstanceActivities({ ...deps, bootstrap: { version: '0.0.0', temporalAddress: 'localhost:7233', temporalNamespace: 'default', taskQueue: 'trainctl', region: 'us-east-1', ...deps.bootstrap } }),
+    ...createInstanceActivities({
+      ...deps,
+      bootstrap: {
+        version: '0.0.0',
+        temporalAddress: 'localhost:7233',
+        temporalNamespace: 'default',
+        taskQueue: 'trainctl',
+        region: 'us-east-1',
+        ...deps.bootstrap,
+      },
+    }),
   };
 }
 

@@ -1,10 +1,5 @@
 import { createHash } from 'node:crypto';
-import {
-  DescribeInstancesCommand,
-  RunInstancesCommand,
-  type EC2Client,
-  type Instance,
-} from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, RunInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { Context, log } from '@temporalio/activity';
 import { TagKey } from '../contracts/common.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
@@ -97,7 +92,9 @@ export function createInstanceActivities(deps: InstanceDeps) {
       return step(
         `launch ${input.instanceType} for run ${input.runName}`,
         async () => {
-          const mine = (await describe(input.region, [{ Name: `tag:${TagKey.RunId}`, Values: [input.runId] }])).filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down');
+          const mine = (await describe(input.region, [{ Name: `tag:${TagKey.RunId}`, Values: [input.runId] }])).filter(
+            (i) => i.state !== 'terminated' && i.state !== 'shutting-down',
+          );
           if (mine[0]) {
             log.info('instance already launched by this run', { instanceId: mine[0].instanceId, attempt: Context.current().info.attempt });
             return mine[0];

@@ -81,7 +81,9 @@ export function createTrainingActivities(deps: TrainingDeps) {
         const dir = await stateDir(deps.fs, input.runName);
         const stateFile = join(dir, 'training.json');
         const logFile = join(dir, 'train.log');
-        const [cwd, dataDir, checkpointDir, outputsDir] = await Promise.all([input.workdir, input.dataDir, input.checkpointDir, input.outputsDir].map((p) => deps.fs.resolve(p)));
+        const [cwd, dataDir, checkpointDir, outputsDir] = await Promise.all(
+          [input.workdir, input.dataDir, input.checkpointDir, input.outputsDir].map((p) => deps.fs.resolve(p)),
+        );
         let handle: TrainingHandle;
         let reattached = false;
         const found = attach(stateFile);
@@ -104,7 +106,8 @@ export function createTrainingActivities(deps: TrainingDeps) {
           handle = startTraining({ argv: input.argv, cwd: cwd!, env, logFile, stateFile });
           log.info('training started', { pid: handle.pid, argv0: input.argv[0] });
         }
-        const beat = () => ctx.heartbeat({ pid: handle.pid, lastLines: tailLog(logFile, tail), startedByAttempt: ctx.info.attempt } satisfies TrainingHeartbeat);
+        const beat = () =>
+          ctx.heartbeat({ pid: handle.pid, lastLines: tailLog(logFile, tail), startedByAttempt: ctx.info.attempt } satisfies TrainingHeartbeat);
         beat();
         const every = deps.heartbeatIntervalMs ?? 2_000;
         let last = Date.now();

@@ -146,7 +146,9 @@ async function runS5cmd(exe: string, s3: S3Client, region: string, commands: str
     const file = join(dir, 'commands.txt');
     await writeFile(file, `${commands.join('\n')}\n`);
     const endpoint = await s3.config.endpoint?.();
-    const endpointUrl = endpoint ? `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path === '/' ? '' : endpoint.path}` : undefined;
+    const endpointUrl = endpoint
+      ? `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path === '/' ? '' : endpoint.path}`
+      : undefined;
     // The credentials the SDK resolved, handed over by environment only: never argv, never logged.
     const creds = await s3.config.credentials();
     const env: Record<string, string | undefined> = {
@@ -206,15 +208,23 @@ async function runS5cmd(exe: string, s3: S3Client, region: string, commands: str
   }
 }
 
-
 async function head(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
-  return step(`head s3://${bucket}/${key}`, () => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal })).catch((err: unknown) => {
-    if (err instanceof ApplicationFailure && err.type === ErrorKind.NotFound) return undefined;
-    throw err;
-  });
+  return step(`head s3://${bucket}/${key}`, () => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal })).catch(
+    (err: unknown) => {
+      if (err instanceof ApplicationFailure && err.type === ErrorKind.NotFound) return undefined;
+      throw err;
+    },
+  );
 }
 
-async function upload(exe: string, s3: S3Client, input: S5cmdInput, signal: AbortSignal | undefined, progress: (n: number) => void, phase: (p: string) => void): Promise<S5cmdResult> {
+async function upload(
+  exe: string,
+  s3: S3Client,
+  input: S5cmdInput,
+  signal: AbortSignal | undefined,
+  progress: (n: number) => void,
+  phase: (p: string) => void,
+): Promise<S5cmdResult> {
   const plans = [];
   for (const f of input.files) {
     const partSize = planPartSize(f.size, input.partSize);
@@ -256,7 +266,14 @@ async function upload(exe: string, s3: S3Client, input: S5cmdInput, signal: Abor
   return { engine: TransferEngineKind.S5cmd, files: input.files.map((f) => results.get(f.label) as FileResult) };
 }
 
-async function download(exe: string, s3: S3Client, input: S5cmdInput, signal: AbortSignal | undefined, progress: (n: number) => void, phase: (p: string) => void): Promise<S5cmdResult> {
+async function download(
+  exe: string,
+  s3: S3Client,
+  input: S5cmdInput,
+  signal: AbortSignal | undefined,
+  progress: (n: number) => void,
+  phase: (p: string) => void,
+): Promise<S5cmdResult> {
   const info = Context.current().info;
   const id = createHash('sha256').update(`${info.workflowExecution?.workflowId}/${info.activityId}`).digest('hex').slice(0, 16);
   // Inside the destination: the rename into place stays on one filesystem.
@@ -273,13 +290,36 @@ async function download(exe: string, s3: S3Client, input: S5cmdInput, signal: Ab
       const verifyPartSize = meta.partSize ?? planPartSize(meta.originalSize ?? size);
       if (meta.encoding !== 'none') {
         // s5cmd would land the compressed bytes: the built-in download decodes and verifies them.
-        const r = await downloadVerified({ s3, bucket: f.bucket, key: f.key, path: f.path, label: f.label, concurrency: input.concurrency, sync: input.sync, signal, onBytes: progress, step });
-        results.set(f.label, { label: f.label, size: r.size, sent: r.sent, skipped: r.skipped, verified: r.verifiedBy === 'checksum', ...(r.checksum ? { checksum: r.checksum } : {}), resumed: 0 });
+        const r = await downloadVerified({
+          s3,
+          bucket: f.bucket,
+          key: f.key,
+          path: f.path,
+          label: f.label,
+          concurrency: input.concurrency,
+          sync: input.sync,
+          signal,
+          onBytes: progress,
+          step,
+        });
+        results.set(f.label, {
+          label: f.label,
+          size: r.size,
+          sent: r.sent,
+          skipped: r.skipped,
+          verified: r.verifiedBy === 'checksum',
+          ...(r.checksum ? { checksum: r.checksum } : {}),
+          resumed: 0,
+        });
         continue;
       }
       if (input.sync && meta.checksum) {
         const local = await stat(f.path).catch(() => undefined);
-        if (local?.isFile() && local.size === size && (await step(`checksum ${f.label}`, () => digestFile(f.path, verifyPartSize, signal))).checksum === meta.checksum) {
+        if (
+          local?.isFile() &&
+          local.size === size &&
+          (await step(`checksum ${f.label}`, () => digestFile(f.path, verifyPartSize, signal))).checksum === meta.checksum
+        ) {
           results.set(f.label, { label: f.label, size, sent: 0, skipped: true, verified: true, checksum: meta.checksum, resumed: 0 });
           progress(size);
           continue;
@@ -303,7 +343,15 @@ async function download(exe: string, s3: S3Client, input: S5cmdInput, signal: Ab
           ? d.md5 !== j.md5 && `object ${where} has MD5 ${d.md5}, its ETag says ${j.md5}`
           : d.size !== j.size && `object ${where} gave ${d.size} bytes, HeadObject said ${j.size}`;
       if (problem) throw new TrainctlError(ErrorKind.Integrity, `${j.f.label}: checksum mismatch after the s5cmd download (${problem})`);
-      results.set(j.f.label, { label: j.f.label, size: d.size, sent: d.size, skipped: false, verified: !!j.meta.checksum, ...(j.meta.checksum ? { checksum: j.meta.checksum } : {}), resumed: 0 });
+      results.set(j.f.label, {
+        label: j.f.label,
+        size: d.size,
+        sent: d.size,
+        skipped: false,
+        verified: !!j.meta.checksum,
+        ...(j.meta.checksum ? { checksum: j.meta.checksum } : {}),
+        resumed: 0,
+      });
     }
     for (const j of jobs) {
       await mkdir(dirname(j.f.path), { recursive: true });
@@ -325,7 +373,10 @@ export function createS5cmdActivities(deps: S5cmdDeps) {
         log.info('s5cmd not on PATH: the built-in engine copies', {});
         return { engine: TransferEngineKind.Builtin, files: [] };
       }
-      throw new TrainctlError(ErrorKind.NotFound, 'engine s5cmd was asked for, but no s5cmd executable is on this worker\'s PATH (install it, or use --engine auto or builtin)');
+      throw new TrainctlError(
+        ErrorKind.NotFound,
+        "engine s5cmd was asked for, but no s5cmd executable is on this worker's PATH (install it, or use --engine auto or builtin)",
+      );
     }
     const s3 = deps.s3(input.region);
     const signal = abortSignal();
@@ -339,7 +390,9 @@ export function createS5cmdActivities(deps: S5cmdDeps) {
     const beat = setInterval(() => ctx.heartbeat({ phase, bytes }), 1_000);
     ctx.heartbeat({ phase, bytes });
     try {
-      return input.direction === 'upload' ? await upload(exe, s3, input, signal, progress, (p) => (phase = p)) : await download(exe, s3, input, signal, progress, (p) => (phase = p));
+      return input.direction === 'upload'
+        ? await upload(exe, s3, input, signal, progress, (p) => (phase = p))
+        : await download(exe, s3, input, signal, progress, (p) => (phase = p));
     } finally {
       clearInterval(beat);
     }

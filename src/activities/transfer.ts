@@ -41,7 +41,15 @@ function s3StepDeps(): S3StepDeps {
  * workflow picks the machine by task queue.
  */
 export function createTransferEngine(deps: TransferEngineDeps) {
-  const engine: BatchDeps = { s3: deps.s3, resolvePath: deps.resolvePath, step, log, hooks: deps.hooks, heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 1_000, fail: failure };
+  const engine: BatchDeps = {
+    s3: deps.s3,
+    resolvePath: deps.resolvePath,
+    step,
+    log,
+    hooks: deps.hooks,
+    heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 1_000,
+    fail: failure,
+  };
   return {
     /**
      * Lists a local (or host) file or folder tree: relative paths and sizes, filtered by the

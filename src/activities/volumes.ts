@@ -78,7 +78,14 @@ async function createOnce(ec2: Ec2Of, args: { input: ProvisionVolumeInput; workf
     log.info('volume already created by this run', { volumeId: mine[0].volumeId, attempt: Context.current().info.attempt });
     return mine[0];
   }
-  const tags = { ...input.tags, [TagKey.Name]: input.name, [TagKey.Managed]: 'true', [TagKey.WorkflowId]: workflowId, [TagKey.RunId]: runId, [PROJECT_TAG]: input.project };
+  const tags = {
+    ...input.tags,
+    [TagKey.Name]: input.name,
+    [TagKey.Managed]: 'true',
+    [TagKey.WorkflowId]: workflowId,
+    [TagKey.RunId]: runId,
+    [PROJECT_TAG]: input.project,
+  };
   const res = await ec2(input.region).send(
     new CreateVolumeCommand({
       AvailabilityZone: input.availabilityZone,
@@ -120,9 +127,12 @@ async function detachIfAttached(ec2: Ec2Of, args: { region: string; volumeId: st
     const current = v.attachments.find((a) => a.state === 'attached' || a.state === 'attaching');
     if (!current) return;
     // Naming the instance and device makes the call exact (and moto requires them).
-    await ec2(args.region).send(new DetachVolumeCommand({ VolumeId: args.volumeId, InstanceId: current.instanceId, Device: current.device, Force: args.force ?? false }), {
-      abortSignal: abortSignal(),
-    });
+    await ec2(args.region).send(
+      new DetachVolumeCommand({ VolumeId: args.volumeId, InstanceId: current.instanceId, Device: current.device, Force: args.force ?? false }),
+      {
+        abortSignal: abortSignal(),
+      },
+    );
   } catch (err) {
     if (classify(err) === ErrorKind.NotFound) return;
     throw err;

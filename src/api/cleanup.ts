@@ -109,10 +109,7 @@ export async function status(handle: WorkflowHandle<typeof cleanup>): Promise<Cl
  * without one (a dry run, a plan needing no approval) or ended. Reads by query, so nothing is
  * written to the run's history; `ended` stops the wait early (e.g. once its result is in).
  */
-export async function awaitPlan(
-  handle: WorkflowHandle<typeof cleanup>,
-  options: { ended?: () => boolean; pollMs?: number } = {},
-): Promise<CleanupPlan | null> {
+export async function awaitPlan(handle: WorkflowHandle<typeof cleanup>, options: { ended?: () => boolean; pollMs?: number } = {}): Promise<CleanupPlan | null> {
   for (;;) {
     if (options.ended?.()) return null;
     const s = await status(handle);

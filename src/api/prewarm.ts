@@ -33,7 +33,11 @@ export interface PrewarmOptions {
  *
  * @throws ZodError, before contacting the server, when the request is invalid.
  */
-export async function start(client: Client, request: PrewarmRequest, options: PrewarmOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof prewarm>> {
+export async function start(
+  client: Client,
+  request: PrewarmRequest,
+  options: PrewarmOptions = {},
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof prewarm>> {
   const input = PrewarmInputSchema.parse(request);
   return client.workflow.start<typeof prewarm>(PrewarmWorkflowType, {
     taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,

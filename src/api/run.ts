@@ -47,7 +47,11 @@ export interface RunStartOptions {
  *
  * @throws ZodError naming each bad field, before the server is contacted.
  */
-export async function start(client: Client, request: RunRequest, options: RunStartOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof trainingRun>> {
+export async function start(
+  client: Client,
+  request: RunRequest,
+  options: RunStartOptions = {},
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof trainingRun>> {
   const input = RunInputSchema.parse(request);
   const where = 'existingInstanceId' in input.instance ? `on ${input.instance.existingInstanceId}` : `on a ${input.instance.market} ${input.instance.type}`;
   return client.workflow.start<typeof trainingRun>(TrainingRunWorkflowType, {
@@ -99,7 +103,9 @@ export async function status(h: RunHandle): Promise<RunStatusView> {
   const raw = d.raw.pendingActivities ?? [];
   for (const a of raw) {
     if (a.activityType?.name !== 'runTraining' || !a.heartbeatDetails?.payloads?.length) continue;
-    const details = (await h.client.options.loadedDataConverter.payloadConverter.fromPayload(a.heartbeatDetails.payloads[0]!)) as { lastLines?: string[] } | undefined;
+    const details = (await h.client.options.loadedDataConverter.payloadConverter.fromPayload(a.heartbeatDetails.payloads[0]!)) as
+      | { lastLines?: string[] }
+      | undefined;
     if (details?.lastLines) view.lastLogLines = details.lastLines;
   }
   if (s.currentChild?.kind === 'transfer') {

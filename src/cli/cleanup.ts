@@ -62,7 +62,12 @@ function table(rows: string[][]): string {
 export function formatPlan(plan: CleanupPlan): string {
   const rows = [['RESOURCE', 'KIND', 'NAME', 'ACTION']];
   for (const r of plan.resources) {
-    rows.push([r.id, r.kind, r.name ?? '', `${r.protection ? `[${r.protection}, force] ` : ''}${r.steps.join(' → ')}${r.notes?.length ? ` (${r.notes.join('; ')})` : ''}`]);
+    rows.push([
+      r.id,
+      r.kind,
+      r.name ?? '',
+      `${r.protection ? `[${r.protection}, force] ` : ''}${r.steps.join(' → ')}${r.notes?.length ? ` (${r.notes.join('; ')})` : ''}`,
+    ]);
   }
   for (const s of plan.skipped) rows.push([s.id, s.kind, '', `skip: ${s.reason}`]);
   const head = `plan ${plan.hash} in ${plan.region}: delete ${plan.resources.length}, skip ${plan.skipped.length}`;
@@ -97,7 +102,9 @@ async function confirm(question: string): Promise<boolean> {
 function requestFrom(values: Record<string, string | boolean | string[] | undefined>, env: Env, protectedFromEnv: string[], dryRun: boolean): CleanupRequest {
   const str = (k: string) => values[k] as string | undefined;
   const list = (k: string) => (values[k] as string[] | undefined) ?? [];
-  const kinds = list('kind').flatMap((k) => k.split(',')).filter(Boolean);
+  const kinds = list('kind')
+    .flatMap((k) => k.split(','))
+    .filter(Boolean);
   const bucket = str('bucket');
   if (bucket === undefined && str('prefix') !== undefined) throw new UsageError('--prefix needs --bucket');
   return {
@@ -165,7 +172,13 @@ async function decide(sub: 'approve' | 'reject', values: Flags, json: boolean, e
 }
 
 /** Shows the plan the run waits on and approves it (--yes, or yes at the prompt) or rejects it; undefined when it waited on none. */
-async function confirmPlan(handle: Awaited<ReturnType<typeof cleanupApi.startCleanup>>, values: Flags, json: boolean, uiUrl: string, ended: () => boolean): Promise<boolean | undefined> {
+async function confirmPlan(
+  handle: Awaited<ReturnType<typeof cleanupApi.startCleanup>>,
+  values: Flags,
+  json: boolean,
+  uiUrl: string,
+  ended: () => boolean,
+): Promise<boolean | undefined> {
   const plan = await cleanupApi.awaitPlan(handle, { ended });
   if (!plan) return undefined;
   if (!json) console.log(formatPlan(plan));
@@ -188,7 +201,10 @@ async function planOrApply(
   environment: Record<string, string | undefined>,
   shown: { uiUrl?: string },
 ): Promise<number> {
-  const protectedFromEnv = (environment.TRAINCTL_PROTECTED_IDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const protectedFromEnv = (environment.TRAINCTL_PROTECTED_IDS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   // Validate before connecting: a bad request never reaches Temporal or AWS.
   const input = CleanupInputSchema.parse(requestFrom(values, env, protectedFromEnv, sub === 'plan'));
   const client = await connect();

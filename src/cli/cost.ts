@@ -2,7 +2,16 @@ import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import * as cost from '../api/cost.js';
 import type { Env } from '../config.js';
-import { ProjectSchema, ReconcileInputSchema, SetBudgetSchema, SetRateSchema, costTrackerWorkflowId, type CostGroup, type ResourceView, type SetBudgetRequest } from '../contracts/cost.js';
+import {
+  ProjectSchema,
+  ReconcileInputSchema,
+  SetBudgetSchema,
+  SetRateSchema,
+  costTrackerWorkflowId,
+  type CostGroup,
+  type ResourceView,
+  type SetBudgetRequest,
+} from '../contracts/cost.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError } from './output.js';
 import { asUsageError, parseKeyValue, parseNumber } from './args.js';
@@ -20,7 +29,11 @@ Schedule cost-reconcile/PROJECT runs it (hourly by default).`;
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -29,7 +42,14 @@ const usd = (v: number) => `$${v.toFixed(2)}`;
 function groupRows(groups: Record<string, CostGroup>): string[][] {
   return Object.entries(groups)
     .sort(([, a], [, b]) => b.totalMicroUsd - a.totalMicroUsd)
-    .map(([k, g]) => [k, String(g.resources), String(g.running), usd(g.totalUsd), `${usd(g.burnMicroUsdPerHour / 1e6)}/h`, g.unpriced ? `${g.unpriced} unpriced` : '']);
+    .map(([k, g]) => [
+      k,
+      String(g.resources),
+      String(g.running),
+      usd(g.totalUsd),
+      `${usd(g.burnMicroUsdPerHour / 1e6)}/h`,
+      g.unpriced ? `${g.unpriced} unpriced` : '',
+    ]);
 }
 
 function parseFlags(flags: string[]) {
@@ -131,7 +151,11 @@ async function setBudget({ values, json, project, env, connect }: Ctx): Promise<
 }
 
 async function setRate({ values, json, project, env, connect }: Ctx): Promise<number> {
-  const request = SetRateSchema.parse({ type: values.type, usdPerHour: parseNumber('--usd-per-hour', values['usd-per-hour']), unit: values['per-gib'] ? 'GiB' : 'resource' });
+  const request = SetRateSchema.parse({
+    type: values.type,
+    usdPerHour: parseNumber('--usd-per-hour', values['usd-per-hour']),
+    unit: values['per-gib'] ? 'GiB' : 'resource',
+  });
   const client = await connect();
   const res = await cost.setRate(client, { project, taskQueue: env.TRAINCTL_TASK_QUEUE }, request);
   if (json) console.log(JSON.stringify({ ok: true, ...res }));

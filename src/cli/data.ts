@@ -237,7 +237,10 @@ async function prewarmCommand(values: Values, env: Env, connect: () => Promise<C
     datasetDir: values['dataset-dir'],
     manifest: values.manifest,
     verify: values.verify,
-    cost: values['cost-project'] !== undefined ? { project: values['cost-project'], region: values.region ?? env.AWS_REGION, hourlyRate: num('--cost-rate', values['cost-rate']) } : undefined,
+    cost:
+      values['cost-project'] !== undefined
+        ? { project: values['cost-project'], region: values.region ?? env.AWS_REGION, hourlyRate: num('--cost-rate', values['cost-rate']) }
+        : undefined,
   } as PrewarmRequest;
   // Validate before connecting: a bad request never reaches Temporal.
   const input = PrewarmInputSchema.parse(request);
@@ -250,9 +253,17 @@ async function prewarmCommand(values: Values, env: Env, connect: () => Promise<C
     const r: PrewarmResult = await handle.result();
     if (json) console.log(JSON.stringify({ ok: true, ...r, workflowId, ui: uiUrl }));
     else {
-      console.log(`${r.strategy} on ${r.hostId}: ${fmtBytes(r.bytes)} in ${r.seconds.toFixed(1)} s${r.mibPerSecond ? `, ${r.mibPerSecond.toFixed(0)} MiB/s` : ''}`);
-      if (r.prewarm) console.log(`  ${r.prewarm.method} reader, ${r.prewarm.concurrency} × ${fmtBytes(r.prewarm.blockSize)} in flight${r.prewarm.resumedFrom ? `, resumed at ${fmtBytes(r.prewarm.resumedFrom)}` : ''}`);
-      if (r.cache) console.log(`  ${r.cache.objectsTransferred} of ${r.cache.objects} objects transferred (${fmtBytes(r.cache.bytesTransferred)}), ${r.cache.evicted.length} evicted; cache ${fmtBytes(r.cache.cacheBytes)} at ${r.cache.localPath}`);
+      console.log(
+        `${r.strategy} on ${r.hostId}: ${fmtBytes(r.bytes)} in ${r.seconds.toFixed(1)} s${r.mibPerSecond ? `, ${r.mibPerSecond.toFixed(0)} MiB/s` : ''}`,
+      );
+      if (r.prewarm)
+        console.log(
+          `  ${r.prewarm.method} reader, ${r.prewarm.concurrency} × ${fmtBytes(r.prewarm.blockSize)} in flight${r.prewarm.resumedFrom ? `, resumed at ${fmtBytes(r.prewarm.resumedFrom)}` : ''}`,
+        );
+      if (r.cache)
+        console.log(
+          `  ${r.cache.objectsTransferred} of ${r.cache.objects} objects transferred (${fmtBytes(r.cache.bytesTransferred)}), ${r.cache.evicted.length} evicted; cache ${fmtBytes(r.cache.cacheBytes)} at ${r.cache.localPath}`,
+        );
       if (r.verification) console.log(`  ${r.verification.files} files match the manifest`);
       if (r.listing) console.log(`  ${r.listing.objects} objects reachable; nothing to warm`);
       console.log(`  run: ${uiUrl}`);
@@ -284,7 +295,8 @@ export async function dataCommand(argv: string[], env: Env, connect: () => Promi
         throw new UsageError(`unknown data command ${JSON.stringify(sub)}\n${HELP}`);
     }
   } catch (err) {
-    if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) return reportError(new UsageError(err.message), { json, what: `data ${sub}` });
+    if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'))
+      return reportError(new UsageError(err.message), { json, what: `data ${sub}` });
     return reportError(err, { json, what: `data ${sub}`, flags });
   }
 }

@@ -90,10 +90,13 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
   });
   if (positionals.length !== 2) throw new UsageError(`transfer needs SRC and DST\n${HELP}`);
   const compress = values.compress ?? 'none';
-  if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd') throw new UsageError(`--compress: ${JSON.stringify(compress)} is not gzip, zstd or none`);
-  if (!encodingAvailable(compress)) throw new UsageError(`--compress zstd: node:zlib of Node ${process.version} has no zstd (it needs Node ≥ 22.15); use --compress gzip`);
+  if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd')
+    throw new UsageError(`--compress: ${JSON.stringify(compress)} is not gzip, zstd or none`);
+  if (!encodingAvailable(compress))
+    throw new UsageError(`--compress zstd: node:zlib of Node ${process.version} has no zstd (it needs Node ≥ 22.15); use --compress gzip`);
   const engine = values.engine ?? 'builtin';
-  if (engine !== 'builtin' && engine !== 's5cmd' && engine !== 'auto') throw new UsageError(`--engine: ${JSON.stringify(engine)} is not builtin, s5cmd or auto`);
+  if (engine !== 'builtin' && engine !== 's5cmd' && engine !== 'auto')
+    throw new UsageError(`--engine: ${JSON.stringify(engine)} is not builtin, s5cmd or auto`);
   const request: TransferRequest = {
     source: parseLocation(positionals[0] ?? ''),
     destination: parseLocation(positionals[1] ?? ''),
@@ -116,7 +119,12 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
   return { request, watch: values.watch ?? false };
 }
 
-export async function transferCommand(argv: string[], env: Env, connect: () => Promise<Client>, environment: Record<string, string | undefined> = process.env): Promise<number> {
+export async function transferCommand(
+  argv: string[],
+  env: Env,
+  connect: () => Promise<Client>,
+  environment: Record<string, string | undefined> = process.env,
+): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     console.log(HELP);
     return argv.length === 0 ? ExitCode.Usage : ExitCode.Ok;

@@ -112,7 +112,9 @@ export async function volumeCommand(argv: string[], env: Env, connect: () => Pro
     if (json) console.log(JSON.stringify({ ok: true, ...result, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, ui: uiUrl }));
     else {
       console.log(`${result.volumeId}  ${result.created ? 'created' : 'reused (created: false)'}  ${result.name}`);
-      console.log(`  ${result.sizeGiB} GiB ${result.volumeType} in ${result.availabilityZone}, ${result.state}${result.attachedTo ? `, attached to ${result.attachedTo.instanceId} at ${result.attachedTo.device}` : ''}`);
+      console.log(
+        `  ${result.sizeGiB} GiB ${result.volumeType} in ${result.availabilityZone}, ${result.state}${result.attachedTo ? `, attached to ${result.attachedTo.instanceId} at ${result.attachedTo.device}` : ''}`,
+      );
       console.log(`  run: ${uiUrl}`);
     }
     return ExitCode.Ok;

@@ -25,9 +25,7 @@ export type CleanupKind = (typeof CleanupKind)[keyof typeof CleanupKind];
 /** A whole number and a unit: `30s`, `15m`, `12h`, `7d`, `2w`. */
 export const CleanupDurationSchema = z.string().regex(/^\d{1,6}(s|m|h|d|w)$/, 'must be a duration such as 30m, 12h, 7d or 2w');
 
-const BucketNameSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
+const BucketNameSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
 
 /**
  * A resource named by id: `i-…`, `vol-…`, `snap-…`, `s3://BUCKET/PREFIX` (every object under a
@@ -44,18 +42,28 @@ export const CleanupSelectorSchema = z
   .object({
     /** key=value pairs, all of which must match (exact, as EC2 compares them). */
     tags: z
-      .record(z.string().min(1, 'tag keys must not be empty').max(128, 'tag keys must be at most 128 characters'), z.string().max(256, 'tag values must be at most 256 characters'))
+      .record(
+        z.string().min(1, 'tag keys must not be empty').max(128, 'tag keys must be at most 128 characters'),
+        z.string().max(256, 'tag values must be at most 256 characters'),
+      )
       .default({}),
     /** Listed ids are candidates even without the trainctl:managed tag, whatever the other filters say. */
     ids: z.array(CleanupIdSchema).max(1_000, 'at most 1000 ids').default([]),
-    kinds: z.array(z.enum(CleanupKind, { message: `must be one of ${Object.values(CleanupKind).join(', ')}` })).min(1, 'must name at least one kind').default(['instance', 'volume']),
+    kinds: z
+      .array(z.enum(CleanupKind, { message: `must be one of ${Object.values(CleanupKind).join(', ')}` }))
+      .min(1, 'must name at least one kind')
+      .default(['instance', 'volume']),
     olderThan: CleanupDurationSchema.optional(),
     /** Where to look for multipart uploads and which prefix `s3-prefix` deletes. */
     s3: z.object({ bucket: BucketNameSchema, prefix: z.string().max(1_024, 'must be at most 1024 characters').default('') }).optional(),
   })
   .superRefine((s, ctx) => {
     if (Object.keys(s.tags).length === 0 && s.ids.length === 0 && s.olderThan === undefined && s.s3 === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['tags'], message: 'an empty selector would match every resource in the region: give tags, ids, olderThan or an S3 location' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tags'],
+        message: 'an empty selector would match every resource in the region: give tags, ids, olderThan or an S3 location',
+      });
     }
     if (s.kinds.includes('s3-prefix') && s.s3 !== undefined && s.s3.prefix === '') {
       ctx.addIssue({ code: 'custom', path: ['s3', 'prefix'], message: 'must not be empty when s3-prefix is selected (it would delete the whole bucket)' });
@@ -225,7 +233,6 @@ export const cleanupStatusQuery = defineQuery<CleanupStatus>('status');
 export const cleanupApproveUpdate = defineUpdate<{ approved: true; planHash: string }, [{ planHash: string }]>('approve');
 /** Ends a cleanup waiting for approval with nothing deleted. */
 export const cleanupRejectUpdate = defineUpdate<{ rejected: true }, [{ reason?: string }]>('reject');
-
 
 /** The `approve` update's argument: the hash of the plan being approved (16 hex digits). */
 export const CleanupApproveSchema = z.object({ planHash: z.string().regex(/^[0-9a-f]{16}$/, 'must be a plan hash: 16 hex digits, as printed with the plan') });

@@ -43,9 +43,7 @@ export const VOLUME_LIMITS = {
 
 export const RegionSchema = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+$/, 'must be an AWS region such as us-east-1');
 /** Regular zones (us-east-1a) and Local Zones (us-west-2-lax-1a). */
-export const AvailabilityZoneSchema = z
-  .string()
-  .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+(-[a-z]+-\d+)?[a-z]$/, 'must be an availability zone such as us-east-1a');
+export const AvailabilityZoneSchema = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d+(-[a-z]+-\d+)?[a-z]$/, 'must be an availability zone such as us-east-1a');
 
 const TagKeySchema = z
   .string()
@@ -65,4 +63,3 @@ export const ResourceNameSchema = z
   .min(1, 'must not be empty')
   .max(128, 'must be at most 128 characters')
   .regex(/^[A-Za-z0-9][A-Za-z0-9._+=@:-]*$/, 'may contain letters, digits and . _ + = @ : - and must start with a letter or digit');
-

@@ -57,11 +57,7 @@ const ResourceTagsSchema = z
   .record(z.string().min(1).max(128), z.string().max(256))
   .refine((t) => Object.keys(t).length <= 50, 'at most 50 tags')
   .default({});
-const UsdPerHourSchema = z
-  .number()
-  .finite()
-  .nonnegative('must not be negative')
-  .max(MAX_USD_PER_HOUR, `must be at most $${MAX_USD_PER_HOUR}/h`);
+const UsdPerHourSchema = z.number().finite().nonnegative('must not be negative').max(MAX_USD_PER_HOUR, `must be at most $${MAX_USD_PER_HOUR}/h`);
 
 export const ResourceStartedSchema = z.object({
   id: IdSchema,
@@ -102,7 +98,12 @@ export const BudgetAction = { alert: 'alert', stopInstances: 'stop-instances', c
 export type BudgetAction = (typeof BudgetAction)[keyof typeof BudgetAction];
 
 export const SetBudgetSchema = z.object({
-  name: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ -').default('default'),
+  name: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ -')
+    .default('default'),
   limitUsd: z.number().finite().positive('must be more than $0').max(1_000_000_000),
   window: z.enum(BudgetWindow).default('total'),
   action: z.enum(BudgetAction).default('alert'),
@@ -134,7 +135,11 @@ export const CostTrackerInputSchema = z.object({
   /** Continue as new after this many messages in one run (the server's suggestion also counts). */
   continueAsNewAfterEvents: z.number().int().min(10).max(50_000).default(2_000),
   /** TrainctlCostUsd is upserted at most this often. */
-  costAttributeIntervalMs: z.number().int().min(1_000).default(5 * 60_000),
+  costAttributeIntervalMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .default(5 * 60_000),
   /** Rejected messages kept for the summary (all are counted). */
   keepRejected: z.number().int().min(1).max(1_000).default(50),
   /** Off only where the server does not know trainctl's search attributes. */

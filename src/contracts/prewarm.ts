@@ -26,9 +26,7 @@ export type DataStrategy = (typeof DataStrategy)[keyof typeof DataStrategy];
 /** Every strategy, in the order the recommender and the CLI list them. */
 export const DATA_STRATEGIES = Object.values(DataStrategy);
 
-const BucketSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
+const BucketSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)');
 
 /** A dataset's S3 prefix and the bucket's region. */
 export const S3LocationSchema = z.object({
@@ -62,7 +60,12 @@ const common = {
   /** How soon a dead host is noticed: the host activity's heartbeat timeout. */
   heartbeatTimeoutSeconds: z.number().int('must be a whole number').min(1, 'must be at least 1').max(600, 'must be at most 600').default(30),
   /** The whole host-bound step, retries included (it progresses only while that host is alive). */
-  timeoutMinutes: z.number().int('must be a whole number').min(1, 'must be at least 1').max(7 * 24 * 60, 'must be at most a week').default(120),
+  timeoutMinutes: z
+    .number()
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(7 * 24 * 60, 'must be at most a week')
+    .default(120),
 };
 
 /** A prewarm request: the host, the strategy and that strategy's target, and the host step's timeouts. */

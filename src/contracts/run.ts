@@ -40,7 +40,10 @@ export const RunInstanceSchema = z.union([
     market: z.enum(['on-demand', 'spot']).default('on-demand'),
     maxPriceUsdPerHour: z.number().positive('must be a positive price').optional(),
     /** The folder on the instance where its host worker keeps everything (data, code, checkpoints). */
-    root: z.string().regex(/^\/[A-Za-z0-9._/-]*$/, 'must be an absolute path of letters, digits and . _ - /').default('/var/lib/trainctl'),
+    root: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._/-]*$/, 'must be an absolute path of letters, digits and . _ - /')
+      .default('/var/lib/trainctl'),
   }),
   z.strictObject({ existingInstanceId: InstanceIdSchema }),
 ]);
@@ -65,10 +68,20 @@ export const RunDatasetSchema = z.strictObject({
 
 /** Variable names and values that look like credentials: they would live forever in the run's history. */
 const SECRET_NAME = /(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|SESSION)/i;
-const SECRET_VALUE = [/^(AKIA|ASIA)[A-Z0-9]{16}$/, /^gh[pousr]_[A-Za-z0-9]{20,}$/, /^sk-[A-Za-z0-9_-]{20,}$/, /^xox[abpr]-/, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, /^eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./];
+const SECRET_VALUE = [
+  /^(AKIA|ASIA)[A-Z0-9]{16}$/,
+  /^gh[pousr]_[A-Za-z0-9]{20,}$/,
+  /^sk-[A-Za-z0-9_-]{20,}$/,
+  /^xox[abpr]-/,
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
+  /^eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./,
+];
 
 const EnvVarsSchema = z
-  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'variable names are letters, digits and _'), z.string().max(4096, 'must be at most 4096 characters'))
+  .record(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'variable names are letters, digits and _'),
+    z.string().max(4096, 'must be at most 4096 characters'),
+  )
   .default({})
   .superRefine((env, ctx) => {
     for (const [k, v] of Object.entries(env)) {
@@ -77,7 +90,8 @@ const EnvVarsSchema = z
         ctx.addIssue({
           code: 'custom',
           path: [k],
-          message: 'looks like a secret: run inputs are kept in the workflow history, readable by anyone with UI access; give the training program its credentials through the instance role or a secrets manager',
+          message:
+            'looks like a secret: run inputs are kept in the workflow history, readable by anyone with UI access; give the training program its credentials through the instance role or a secrets manager',
         });
       }
     }
@@ -86,9 +100,18 @@ const EnvVarsSchema = z
 export const RunTrainingSchema = z.strictObject({
   /** The command as an argv array, run without a shell. */
   command: z
-    .array(z.string().min(1, 'an argument must not be empty').refine((a) => !a.includes('\0'), 'must not contain NUL'), {
-      error: (issue) => (issue.input !== undefined && typeof issue.input === 'string' ? 'must be an argv array such as ["python3", "train.py", "--epochs", "3"], not one shell string' : undefined),
-    })
+    .array(
+      z
+        .string()
+        .min(1, 'an argument must not be empty')
+        .refine((a) => !a.includes('\0'), 'must not contain NUL'),
+      {
+        error: (issue) =>
+          issue.input !== undefined && typeof issue.input === 'string'
+            ? 'must be an argv array such as ["python3", "train.py", "--epochs", "3"], not one shell string'
+            : undefined,
+      },
+    )
     .min(1, 'must name a program'),
   /** Working folder on the instance, relative to its root; the DataLoader module is written here. */
   workdir: HostRelativePathSchema.default('code'),

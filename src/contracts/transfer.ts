@@ -19,7 +19,13 @@ export function transferWorkflowId(token: string): string {
 
 /** Where a transfer reads or writes: this machine, S3, or a training instance through its host worker. */
 export const DataLocationSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('local'), path: z.string().min(1, 'must not be empty').refine((p) => p.startsWith('/'), 'must be an absolute path') }),
+  z.object({
+    kind: z.literal('local'),
+    path: z
+      .string()
+      .min(1, 'must not be empty')
+      .refine((p) => p.startsWith('/'), 'must be an absolute path'),
+  }),
   z.object({ kind: z.literal('s3'), uri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]') }),
   z.object({ kind: z.literal('host'), hostId: HostIdSchema, path: z.string().min(1, 'must not be empty') }),
 ]);
@@ -50,7 +56,10 @@ export const TransferInputSchema = z
     /** Part size in MiB; planned from each file's size (≥ 8 MiB, ≤ 10,000 parts) when absent. */
     partSizeMiB: z.number().int('must be a whole number').min(5, 'must be at least 5 (S3 minimum)').max(5120, 'must be at most 5120').optional(),
     /** An S3 prefix for local ↔ host transfers, which go through S3; emptied afterwards. */
-    stagingUri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]').optional(),
+    stagingUri: z
+      .string()
+      .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]')
+      .optional(),
     followSymlinks: z.boolean().default(false),
     /** How soon a dead worker is noticed (its file activity then resumes elsewhere from its checkpoint). */
     heartbeatTimeoutSeconds: z.number().int().min(2).max(600).default(15),
@@ -70,7 +79,11 @@ export const TransferInputSchema = z
   .superRefine((t, ctx) => {
     const pair = `${t.source.kind}->${t.destination.kind}`;
     if (!['local->s3', 's3->local', 'host->s3', 's3->host', 'local->host', 'host->local'].includes(pair)) {
-      ctx.addIssue({ code: 'custom', path: ['destination'], message: `${t.source.kind} → ${t.destination.kind} is not a supported direction (one end must be S3, or local ↔ host)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['destination'],
+        message: `${t.source.kind} → ${t.destination.kind} is not a supported direction (one end must be S3, or local ↔ host)`,
+      });
     }
     if ((pair === 'local->host' || pair === 'host->local') && t.stagingUri === undefined) {
       ctx.addIssue({ code: 'custom', path: ['stagingUri'], message: 'local ↔ host transfers go through S3: give a staging s3:// prefix' });

@@ -28,7 +28,10 @@ export const ProvisionVolumeInputSchema = z
     iops: z.number().int('must be a whole number').positive('must be positive').optional(),
     throughputMiBps: z.number().int('must be a whole number').positive('must be positive').optional(),
     availabilityZone: AvailabilityZoneSchema,
-    snapshotId: z.string().regex(/^snap-[0-9a-f]{8,17}$/, 'must be a snapshot id such as snap-0123456789abcdef0').optional(),
+    snapshotId: z
+      .string()
+      .regex(/^snap-[0-9a-f]{8,17}$/, 'must be a snapshot id such as snap-0123456789abcdef0')
+      .optional(),
     encrypted: z.boolean().default(false),
     tags: TagsSchema,
     attachTo: z

@@ -58,9 +58,7 @@ export function countOutcome(state: TrackerState, message: string, outcome: Outc
 }
 
 type PriceInput = Pick<TrackedResource, 'kind' | 'type' | 'region' | 'sizeGiB' | 'iops' | 'throughputMiBps'>;
-type Price =
-  | { rate: number; source: 'override' | 'set-rate' | 'table'; basis: string }
-  | { rate: null; source: 'unpriced'; reason: string };
+type Price = { rate: number; source: 'override' | 'set-rate' | 'table'; basis: string } | { rate: null; source: 'unpriced'; reason: string };
 
 /** A resource's rate: its own override, else the type's `setRate`, else the price table (else unpriced). */
 export function rateFor(state: TrackerState, r: PriceInput, hourlyRate?: number): Price {

@@ -221,32 +221,29 @@ export async function serveFaultProxy(upstream: string, opts: { port?: number; s
     }
     if (active?.fault === FaultKind.Latency) await new Promise((r) => setTimeout(r, active.latencyMs));
 
-    const upstreamReq = httpRequest(
-      { host: up.hostname, port: up.port, method, path: `${url.pathname}${url.search}`, headers: req.headers },
-      (upstreamRes) => {
-        if (active?.fault === FaultKind.LostResponse) {
-          upstreamRes.resume();
-          upstreamRes.on('end', () => req.socket.destroy());
+    const upstreamReq = httpRequest({ host: up.hostname, port: up.port, method, path: `${url.pathname}${url.search}`, headers: req.headers }, (upstreamRes) => {
+      if (active?.fault === FaultKind.LostResponse) {
+        upstreamRes.resume();
+        upstreamRes.on('end', () => req.socket.destroy());
+        return;
+      }
+      const total = Number(upstreamRes.headers['content-length'] ?? 0);
+      entry.status = upstreamRes.statusCode ?? 0;
+      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+      upstreamRes.on('data', (chunk: Buffer) => {
+        if (active?.fault === FaultKind.ResetMidResponse && entry.bytesOut + chunk.length > total / 2) {
+          const head = chunk.subarray(0, Math.max(0, Math.floor(total / 2) - entry.bytesOut));
+          entry.bytesOut += head.length;
+          entry.status = 0;
+          res.write(head, () => req.socket.destroy());
+          upstreamRes.destroy();
           return;
         }
-        const total = Number(upstreamRes.headers['content-length'] ?? 0);
-        entry.status = upstreamRes.statusCode ?? 0;
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-        upstreamRes.on('data', (chunk: Buffer) => {
-          if (active?.fault === FaultKind.ResetMidResponse && entry.bytesOut + chunk.length > total / 2) {
-            const head = chunk.subarray(0, Math.max(0, Math.floor(total / 2) - entry.bytesOut));
-            entry.bytesOut += head.length;
-            entry.status = 0;
-            res.write(head, () => req.socket.destroy());
-            upstreamRes.destroy();
-            return;
-          }
-          entry.bytesOut += chunk.length;
-          res.write(chunk);
-        });
-        upstreamRes.on('end', () => res.end());
-      },
-    );
+        entry.bytesOut += chunk.length;
+        res.write(chunk);
+      });
+      upstreamRes.on('end', () => res.end());
+    });
     upstreamReq.on('error', () => req.socket.destroy());
     if (buffered) upstreamReq.end(buffered);
     else {

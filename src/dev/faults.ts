@@ -47,7 +47,9 @@ export function injectFaults(client: EC2Client | S3Client, rules: FaultRule[]): 
     (next, context) => async (args) => {
       const command = (context.commandName ?? '').replace(/Command$/, '');
       log.calls[command] = (log.calls[command] ?? 0) + 1;
-      const rule = remaining.find((r) => r.command === command && r.left > 0 && (!r.match || r.match(((args as { input?: Record<string, unknown> }).input ?? {}))));
+      const rule = remaining.find(
+        (r) => r.command === command && r.left > 0 && (!r.match || r.match((args as { input?: Record<string, unknown> }).input ?? {})),
+      );
       if (!rule) return next(args);
       rule.left -= 1;
       if (rule.error) {

@@ -112,7 +112,10 @@ export function startProcess(name: string, cmd: string, args: string[], env: Nod
   // in native code), it ends the service's group so no server outlives the demo or the tests.
   const watchdog = spawn(
     'sh',
-    ['-c', `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${pid} 2>/dev/null; do sleep 1; done; kill -TERM -${pid} 2>/dev/null; sleep 5; kill -KILL -${pid} 2>/dev/null; true`],
+    [
+      '-c',
+      `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${pid} 2>/dev/null; do sleep 1; done; kill -TERM -${pid} 2>/dev/null; sleep 5; kill -KILL -${pid} 2>/dev/null; true`,
+    ],
     { stdio: 'ignore', detached: true },
   );
   watchdog.unref();
@@ -253,7 +256,8 @@ export async function startMoto(opts: { port?: number; startTimeoutMs?: number }
   const port = await pickPort(opts.port);
   // moto reads boto's configuration: keep the user's profile and keys away from it.
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' };
-  for (const k of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_ENDPOINT_URL']) delete env[k];
+  for (const k of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_ENDPOINT_URL'])
+    delete env[k];
   const proc = startProcess('moto', toolPath('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], env);
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);

@@ -22,11 +22,16 @@ export function ensureVersitygw(log: (msg: string) => void = (m) => process.stde
   if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === MODULE) return bin;
   const go = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (go.status !== 0) {
-    throw new Error(`versitygw ${VERSITYGW_VERSION} is built from source with Go, and \`go\` is not on PATH: install Go ≥ 1.24 (Debian: apt-get install golang-go), then run again`);
+    throw new Error(
+      `versitygw ${VERSITYGW_VERSION} is built from source with Go, and \`go\` is not on PATH: install Go ≥ 1.24 (Debian: apt-get install golang-go), then run again`,
+    );
   }
   mkdirSync(goBin, { recursive: true });
   log(`[trainctl setup] building versitygw ${VERSITYGW_VERSION} into ${goBin} (first use only, a few minutes) ...`);
-  const r = spawnSync('go', ['install', MODULE], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GOBIN: goBin, GOFLAGS: '-buildvcs=false' } });
+  const r = spawnSync('go', ['install', MODULE], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, GOBIN: goBin, GOFLAGS: '-buildvcs=false' },
+  });
   if (r.status !== 0 || !existsSync(bin)) throw new Error(`go install ${MODULE} failed (exit ${r.status}); see the output above`);
   writeFileSync(stamp, `${MODULE}\n`);
   return bin;
@@ -46,7 +51,13 @@ export async function startVersitygw(opts: { dataDir: string; accessKey: string;
   const bin = ensureVersitygw();
   mkdirSync(opts.dataDir, { recursive: true });
   const port = await freePort();
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ROOT_ACCESS_KEY_ID: opts.accessKey, ROOT_SECRET_ACCESS_KEY: opts.secretKey, VGW_REGION: opts.region ?? 'us-east-1' };
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    ROOT_ACCESS_KEY_ID: opts.accessKey,
+    ROOT_SECRET_ACCESS_KEY: opts.secretKey,
+    VGW_REGION: opts.region ?? 'us-east-1',
+  };
   const proc = startProcess('versitygw', bin, ['--port', `127.0.0.1:${port}`, '--quiet', 'posix', opts.dataDir], env);
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;

@@ -152,9 +152,7 @@ const AWS_CODES_BY_KIND: { readonly [K in ErrorKind]?: readonly string[] } = {
 };
 
 const AWS_CODE_KINDS: ReadonlyMap<string, ErrorKind> = new Map(
-  Object.entries(AWS_CODES_BY_KIND).flatMap(([kind, codes]) =>
-    (codes ?? []).map((code): [string, ErrorKind] => [code, kind as ErrorKind]),
-  ),
+  Object.entries(AWS_CODES_BY_KIND).flatMap(([kind, codes]) => (codes ?? []).map((code): [string, ErrorKind] => [code, kind as ErrorKind])),
 );
 
 /** Families of EC2 codes (`Invalid<Resource>.NotFound` etc.) too many to list one by one. */
@@ -217,15 +215,8 @@ export const NODE_CODE_KINDS: ReadonlyMap<string, ErrorKind> = new Map<string, E
 
 // Names that say nothing about the failure: the SDK's base classes, and "Unknown", which the
 // SDK uses when a response has no error code (e.g. a HeadObject 403 with an empty body).
-export const GENERIC_NAMES: ReadonlySet<string> = new Set([
-  '',
-  'Error',
-  'Unknown',
-  'UnknownError',
-  'ServiceException',
-]);
+export const GENERIC_NAMES: ReadonlySet<string> = new Set(['', 'Error', 'Unknown', 'UnknownError', 'ServiceException']);
 
 // Not matched on purpose: the SDK's own response-checksum failure is a plain `Error`
 // ("Checksum mismatch: ..."). One bad download is worth a retry; only the transfer code,
 // after its own retries, decides that a mismatch is an Integrity failure.
-

@@ -36,12 +36,7 @@ const ALL_KINDS: readonly ErrorKind[] = Object.freeze(Object.values(ErrorKind));
  * Kinds that retrying can fix. `Conflict` is here because the resource's state will
  * change (a volume finishes detaching); `Unknown` is here because the retry policy bounds it.
  */
-export const RETRYABLE_KINDS: readonly ErrorKind[] = Object.freeze([
-  ErrorKind.Throttled,
-  ErrorKind.Transient,
-  ErrorKind.Conflict,
-  ErrorKind.Unknown,
-]);
+export const RETRYABLE_KINDS: readonly ErrorKind[] = Object.freeze([ErrorKind.Throttled, ErrorKind.Transient, ErrorKind.Conflict, ErrorKind.Unknown]);
 
 /** Kinds that retrying cannot fix; failures of these kinds are `nonRetryable`. */
 export const NON_RETRYABLE_KINDS: readonly ErrorKind[] = Object.freeze([
@@ -107,4 +102,3 @@ export function describeFailure(err: unknown): string {
   const text = (source === err || own.includes(inner) ? own : `${own}: ${inner}`).replace(/\s*[\r\n]+\s*/g, ' ').trim();
   return text.length > 2000 ? `${text.slice(0, 1999)}…` : text;
 }
-

@@ -57,7 +57,11 @@ export function cachedBytes(m: CacheManifest): number {
  * What a sync of `listing` must do: objects whose cached entry has the same size and ETag (and whose
  * file is still there, as `present` says) are hits; the rest are fetched.
  */
-export function planSync(m: CacheManifest, listing: readonly RemoteObject[], present: (id: string, size: number) => boolean): { hits: RemoteObject[]; fetch: RemoteObject[] } {
+export function planSync(
+  m: CacheManifest,
+  listing: readonly RemoteObject[],
+  present: (id: string, size: number) => boolean,
+): { hits: RemoteObject[]; fetch: RemoteObject[] } {
   const hits: RemoteObject[] = [];
   const fetch: RemoteObject[] = [];
   for (const o of listing) {
@@ -73,7 +77,11 @@ export function planSync(m: CacheManifest, listing: readonly RemoteObject[], pre
  * entries must go, oldest `lastUsed` first (ties by id, so the choice is stable), so that the total
  * stays at most `capacity`. `fits` is false when `keep` alone exceeds it.
  */
-export function planEviction(m: CacheManifest, keep: readonly RemoteObject[], capacity: number | undefined): { evict: CacheEntry[]; fits: boolean; keepBytes: number } {
+export function planEviction(
+  m: CacheManifest,
+  keep: readonly RemoteObject[],
+  capacity: number | undefined,
+): { evict: CacheEntry[]; fits: boolean; keepBytes: number } {
   const keepIds = new Set(keep.map((o) => o.id));
   const keepBytes = keep.reduce((sum, o) => sum + o.size, 0);
   if (capacity === undefined) return { evict: [], fits: true, keepBytes };

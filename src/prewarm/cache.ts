@@ -74,7 +74,10 @@ async function planAndEvict(cache: Cache, listing: RemoteObject[], args: SyncCac
   const { hits, fetch } = planSync(cache.manifest, listing, (id) => present.get(id) === true);
   const { evict, fits, keepBytes } = planEviction(cache.manifest, listing, args.capacityBytes);
   if (!fits) {
-    throw new TrainctlError(ErrorKind.QuotaExceeded, `s3://${args.bucket}/${args.prefix} holds ${keepBytes} bytes, more than the cache's capacity of ${args.capacityBytes} bytes`);
+    throw new TrainctlError(
+      ErrorKind.QuotaExceeded,
+      `s3://${args.bucket}/${args.prefix} holds ${keepBytes} bytes, more than the cache's capacity of ${args.capacityBytes} bytes`,
+    );
   }
   for (const e of evict) {
     await rm(cache.localOf(e.id), { force: true });

@@ -79,7 +79,8 @@ export async function readEveryBlock(path: string, o: ReadOptions): Promise<{ by
       const got = await pending.get(b)!;
       pending.delete(b);
       const expected = Math.min(o.blockSize, o.size - (o.start + b * o.blockSize));
-      if (got !== expected) throw new TrainctlError(ErrorKind.Transient, `short read at ${o.start + b * o.blockSize}: ${got} of ${expected} bytes (did ${path} shrink?)`);
+      if (got !== expected)
+        throw new TrainctlError(ErrorKind.Transient, `short read at ${o.start + b * o.blockSize}: ${got} of ${expected} bytes (did ${path} shrink?)`);
       if (o.checksum) crc = crc32(bufs[b % slots]!.subarray(0, got), crc);
       bytesRead += got;
       o.onProgress?.(o.start + b * o.blockSize + got, crc);
@@ -113,7 +114,15 @@ export async function onPath(name: string): Promise<string | undefined> {
  * (`--rw=read --bs=1M --iodepth=32 --ioengine=libaio --direct=1`). fio splits --filename on `:`,
  * so colons are escaped.
  */
-export async function fioRead(fio: string, path: string, offset: number, length: number, blockSize: number, iodepth: number, signal?: AbortSignal): Promise<void> {
+export async function fioRead(
+  fio: string,
+  path: string,
+  offset: number,
+  length: number,
+  blockSize: number,
+  iodepth: number,
+  signal?: AbortSignal,
+): Promise<void> {
   const args = [
     '--name=trainctl-prewarm',
     `--filename=${path.replace(/:/g, '\\:')}`,

@@ -15,7 +15,16 @@ import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { safeRelative, stopIfCancelled, type WorkContext } from './work.js';
 
 const DatasetManifestSchema = z.object({
-  files: z.array(z.object({ path: z.string().min(1), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() })),
+  files: z.array(
+    z.object({
+      path: z.string().min(1),
+      size: z.number().int().nonnegative(),
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
+    }),
+  ),
 });
 export type DatasetManifest = z.infer<typeof DatasetManifestSchema>;
 type ManifestFile = DatasetManifest['files'][number];
@@ -77,7 +86,8 @@ export async function verifyDataset(args: VerifyDatasetArgs, w: WorkContext): Pr
   const p: VerifyProgress = (w.previous as VerifyProgress | undefined) ?? { index: 0, bytes: 0, missing: [], mismatched: [] };
   for (; p.index < manifest.files.length; p.index++) {
     const f = manifest.files[p.index]!;
-    if (!safeRelative(f.path)) throw new TrainctlError(ErrorKind.InvalidInput, `manifest path ${JSON.stringify(f.path)} must be relative, without . or .. segments`);
+    if (!safeRelative(f.path))
+      throw new TrainctlError(ErrorKind.InvalidInput, `manifest path ${JSON.stringify(f.path)} must be relative, without . or .. segments`);
     const full = await w.step(`resolve ${f.path}`, () => w.resolve(join(dir, ...f.path.split('/'))));
     const found = await checkFile(full, f, args.verify, p);
     // The next file is where a retry starts.

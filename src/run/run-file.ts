@@ -21,7 +21,8 @@ export class RunFileError extends Error {
 /** Sets `path` (dot-separated, array indexes as numbers) in `target` to `value`, creating objects on the way. */
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split('.');
-  if (keys.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype')) throw new RunFileError(`--set ${path}: not a field path`, path);
+  if (keys.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype'))
+    throw new RunFileError(`--set ${path}: not a field path`, path);
   let cur: Record<string, unknown> = target;
   for (const k of keys.slice(0, -1)) {
     const next = cur[k];
@@ -45,7 +46,8 @@ export function readRunFile(text: string, overrides: string[] = []): RunRequest 
   } catch (err) {
     throw new RunFileError(`the run file is not valid YAML or JSON: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new RunFileError('the run file must be a mapping of fields (name, region, instance, …)');
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new RunFileError('the run file must be a mapping of fields (name, region, instance, …)');
   for (const o of overrides) {
     const eq = o.indexOf('=');
     if (eq <= 0) throw new RunFileError(`--set ${o}: expected key.path=value`);

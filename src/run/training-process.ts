@@ -21,9 +21,21 @@ import { z } from 'zod';
  */
 
 const StartOptionsSchema = z.object({
-  argv: z.array(z.string().min(1).refine((s) => !s.includes('\0'), 'no NUL bytes')).min(1),
+  argv: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .refine((s) => !s.includes('\0'), 'no NUL bytes'),
+    )
+    .min(1),
   cwd: z.string().min(1),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().refine((s) => !s.includes('\0'), 'no NUL bytes')).default({}),
+  env: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
+      z.string().refine((s) => !s.includes('\0'), 'no NUL bytes'),
+    )
+    .default({}),
   logFile: z.string().min(1),
   stateFile: z.string().min(1),
 });
@@ -58,7 +70,10 @@ export interface ExitStatus {
   error?: string;
 }
 
-export type AttachResult = { status: 'running'; handle: TrainingHandle } | { status: 'exited'; exit: ExitStatus; state: TrainingState } | { status: 'gone'; state?: TrainingState };
+export type AttachResult =
+  | { status: 'running'; handle: TrainingHandle }
+  | { status: 'exited'; exit: ExitStatus; state: TrainingState }
+  | { status: 'gone'; state?: TrainingState };
 
 export class TrainingAlreadyRunningError extends Error {
   constructor(
@@ -183,7 +198,16 @@ export function startTraining(options: StartTrainingOptions): TrainingHandle {
   const startTime = processStartTime(pid);
   // The wrapper cannot have exited and been reaped yet: reaping happens on our event loop.
   if (startTime === undefined) throw new Error(`the training wrapper (pid ${pid}) vanished at once`);
-  const state: TrainingState = { version: 1, pid, startTime, argv: opts.argv, cwd: opts.cwd, logFile: opts.logFile, exitFile, startedAt: new Date().toISOString() };
+  const state: TrainingState = {
+    version: 1,
+    pid,
+    startTime,
+    argv: opts.argv,
+    cwd: opts.cwd,
+    logFile: opts.logFile,
+    exitFile,
+    startedAt: new Date().toISOString(),
+  };
   writeJsonAtomic(opts.stateFile, state);
   return { ...state, stateFile: opts.stateFile };
 }

@@ -37,7 +37,10 @@ export const BootstrapParamsSchema = z
     /** … or from a tarball (`npm pack` output) at this https URL. */
     tarballUrl: z
       .string()
-      .regex(/^https:\/\/[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._~/%=&+-]*)?(\?[A-Za-z0-9._~/%=&+-]*)?$/, 'must be an https URL without quotes, spaces or shell characters')
+      .regex(
+        /^https:\/\/[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._~/%=&+-]*)?(\?[A-Za-z0-9._~/%=&+-]*)?$/,
+        'must be an https URL without quotes, spaces or shell characters',
+      )
       .optional(),
     /** The host's root folder (`--root`), where its volumes, data and training logs live. */
     root: absolutePath,
@@ -118,7 +121,7 @@ export function generateUserData(input: BootstrapParamsInput): string {
     'TOKEN=$(curl -fsS --retry 5 -X PUT "$IMDS/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300")',
     'INSTANCE_ID=$(curl -fsS --retry 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/instance-id")',
     '',
-    '# Node.js: the AMI\'s own if it is >= 22, else the official build, checked against its SHASUMS256.',
+    "# Node.js: the AMI's own if it is >= 22, else the official build, checked against its SHASUMS256.",
     'PREFIX=/opt/trainctl',
     'mkdir -p "$PREFIX"',
     'NODE_BIN=$(command -v node || true)',
@@ -143,7 +146,7 @@ export function generateUserData(input: BootstrapParamsInput): string {
     'mkdir -p "$TRAINCTL_ROOT" /etc/trainctl',
     'chown trainctl: "$TRAINCTL_ROOT"',
     '',
-    '# The worker\'s settings (no secrets), then the API key, if one is named, into a root-only file.',
+    "# The worker's settings (no secrets), then the API key, if one is named, into a root-only file.",
     'umask 077',
     '{',
     '  echo "INSTANCE_ID=$INSTANCE_ID"',
@@ -168,7 +171,7 @@ export function generateUserData(input: BootstrapParamsInput): string {
     '',
     '# KillMode=process: a restart of the worker must not kill the training it started (that runs in',
     '# its own process group and is re-attached by the next worker).',
-    'cat >/etc/systemd/system/trainctl-worker.service <<\'UNIT\'',
+    "cat >/etc/systemd/system/trainctl-worker.service <<'UNIT'",
     '[Unit]',
     'Description=trainctl host worker',
     'Wants=network-online.target',

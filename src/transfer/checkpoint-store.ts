@@ -28,7 +28,11 @@ export function checkpointStore<T>(id: string): CheckpointStore<T> {
   let writes = Promise.resolve();
   const settle = () => writes.catch(() => undefined);
   return {
-    read: () => readFile(path, 'utf8').then((t) => JSON.parse(t) as T, () => undefined),
+    read: () =>
+      readFile(path, 'utf8').then(
+        (t) => JSON.parse(t) as T,
+        () => undefined,
+      ),
     save(value: T): Promise<void> {
       const text = JSON.stringify(value);
       writes = writes.then(async () => {

@@ -62,7 +62,11 @@ export async function fileChecksum(path: string, partSize: number, signal?: Abor
 }
 
 /** One pass over a file: trainctl's composite checksum, whole-file SHA-256 and MD5, length. */
-export async function digestFile(path: string, partSize: number, signal?: AbortSignal): Promise<{ checksum: string; sha256: string; md5: string; size: number }> {
+export async function digestFile(
+  path: string,
+  partSize: number,
+  signal?: AbortSignal,
+): Promise<{ checksum: string; sha256: string; md5: string; size: number }> {
   const { checksum, sha256, md5, size } = await hashFile(path, partSize, signal, true);
   return { checksum, sha256, md5, size };
 }

@@ -14,7 +14,28 @@ export type Encoding = (typeof Encoding)[keyof typeof Encoding];
 
 /** Extensions of text-like data worth compressing; other files go as they are unless forced. */
 export const TEXT_LIKE_EXTENSIONS: readonly string[] = [
-  '.txt', '.csv', '.tsv', '.json', '.jsonl', '.ndjson', '.xml', '.html', '.htm', '.md', '.yaml', '.yml', '.log', '.py', '.sql', '.svg', '.ini', '.cfg', '.toml', '.tex', '.vocab', '.conll',
+  '.txt',
+  '.csv',
+  '.tsv',
+  '.json',
+  '.jsonl',
+  '.ndjson',
+  '.xml',
+  '.html',
+  '.htm',
+  '.md',
+  '.yaml',
+  '.yml',
+  '.log',
+  '.py',
+  '.sql',
+  '.svg',
+  '.ini',
+  '.cfg',
+  '.toml',
+  '.tex',
+  '.vocab',
+  '.conll',
 ];
 
 export function isTextLike(name: string): boolean {
@@ -45,7 +66,10 @@ export function encodingAvailable(encoding: Encoding): boolean {
 /** Refuses an encoding this Node cannot do, with kind InvalidInput. */
 export function checkEncoding(encoding: Encoding): void {
   if (!encodingAvailable(encoding)) {
-    throw new TrainctlError(ErrorKind.InvalidInput, `zstd compression is not available: node:zlib of Node ${process.version} has no zstd (it needs Node ≥ 22.15); use compress gzip or none`);
+    throw new TrainctlError(
+      ErrorKind.InvalidInput,
+      `zstd compression is not available: node:zlib of Node ${process.version} has no zstd (it needs Node ≥ 22.15); use compress gzip or none`,
+    );
   }
 }
 

@@ -78,7 +78,12 @@ export interface VerifiedDownloadResult {
 }
 
 /** trainctl's metadata on an object: checksum of the original bytes, its part size, encoding, original size. */
-export function objectMeta(head: Pick<HeadObjectCommandOutput, 'Metadata'>): { checksum?: string; partSize?: number; encoding: Encoding; originalSize?: number } {
+export function objectMeta(head: Pick<HeadObjectCommandOutput, 'Metadata'>): {
+  checksum?: string;
+  partSize?: number;
+  encoding: Encoding;
+  originalSize?: number;
+} {
   const m = head.Metadata ?? {};
   const ps = Number(m[META_PART_SIZE]);
   const os = Number(m[META_ORIGINAL_SIZE]);
@@ -106,7 +111,9 @@ const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
  */
 export async function downloadVerified(o: VerifiedDownloadOptions): Promise<VerifiedDownloadResult> {
   const step = o.step ?? identity;
-  const head = await step(`head s3://${o.bucket}/${o.key}`, () => o.s3.send(new HeadObjectCommand({ Bucket: o.bucket, Key: o.key }), { abortSignal: o.signal }));
+  const head = await step(`head s3://${o.bucket}/${o.key}`, () =>
+    o.s3.send(new HeadObjectCommand({ Bucket: o.bucket, Key: o.key }), { abortSignal: o.signal }),
+  );
   const d = new VerifiedDownload(o, step, head);
   return (await d.syncSkip()) ?? d.fetch();
 }
@@ -144,7 +151,8 @@ class VerifiedDownload {
     const storedSize = head.ContentLength ?? 0;
     const etag = head.ETag ?? '';
     const meta = objectMeta(head);
-    if (meta.encoding !== 'none' && !meta.checksum) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: a ${meta.encoding}-encoded object without trainctl's checksum cannot be verified`);
+    if (meta.encoding !== 'none' && !meta.checksum)
+      throw new TrainctlError(ErrorKind.Integrity, `${o.label}: a ${meta.encoding}-encoded object without trainctl's checksum cannot be verified`);
     const singlePartMd5 = /^"?([0-9a-f]{32})"?$/.exec(etag)?.[1];
     const verifyPartSize = meta.partSize ?? planPartSize(meta.originalSize ?? storedSize);
     this.obj = { storedSize, etag, meta, verifyPartSize, singlePartMd5, verifiedBy: meta.checksum ? 'checksum' : singlePartMd5 ? 'etag-md5' : 'length' };
@@ -169,7 +177,17 @@ class VerifiedDownload {
     const d = await this.step(`checksum ${o.label}`, () => digestFile(o.path, obj.verifyPartSize, o.signal));
     if (d.checksum !== obj.meta.checksum) return undefined;
     this.bytes(obj.storedSize);
-    return { size: d.size, sent: 0, skipped: true, verifiedBy: obj.verifiedBy, checksum: d.checksum, sha256: d.sha256, etag: obj.etag, encoding: obj.meta.encoding, resumed: 0 };
+    return {
+      size: d.size,
+      sent: 0,
+      skipped: true,
+      verifiedBy: obj.verifiedBy,
+      checksum: d.checksum,
+      sha256: d.sha256,
+      etag: obj.etag,
+      encoding: obj.meta.encoding,
+      resumed: 0,
+    };
   }
 
   /**
@@ -184,10 +202,19 @@ class VerifiedDownload {
       return d?.kind === 'download' && d.etag === obj.etag && d.size === obj.storedSize && d.rangeSize === rangeSize && Array.isArray(d.done);
     };
     if (!o.resumable || !(await exists(this.tmp))) return undefined;
-    const fromDisk: unknown = await readFile(this.sidecar, 'utf8').then((t) => JSON.parse(t) as unknown, () => undefined);
+    const fromDisk: unknown = await readFile(this.sidecar, 'utf8').then(
+      (t) => JSON.parse(t) as unknown,
+      () => undefined,
+    );
     const fromHb = o.resume;
     if (!matches(fromHb) && !matches(fromDisk)) return undefined;
-    return { kind: 'download', etag: obj.etag, size: obj.storedSize, rangeSize, done: [...new Set([...(matches(fromHb) ? fromHb.done : []), ...(matches(fromDisk) ? fromDisk.done : [])])] };
+    return {
+      kind: 'download',
+      etag: obj.etag,
+      size: obj.storedSize,
+      rangeSize,
+      done: [...new Set([...(matches(fromHb) ? fromHb.done : []), ...(matches(fromDisk) ? fromDisk.done : [])])],
+    };
   }
 
   private saveSidecar(fh: FileHandle): Promise<void> {
@@ -234,10 +261,21 @@ class VerifiedDownload {
       }
       await this.removeTemps();
       const { meta } = obj;
-      return { size: digest.size, sent: this.sent, skipped: false, verifiedBy: obj.verifiedBy, ...(meta.checksum ? { checksum: meta.checksum } : {}), sha256: digest.sha256, etag: obj.etag, encoding: meta.encoding, resumed };
+      return {
+        size: digest.size,
+        sent: this.sent,
+        skipped: false,
+        verifiedBy: obj.verifiedBy,
+        ...(meta.checksum ? { checksum: meta.checksum } : {}),
+        sha256: digest.sha256,
+        etag: obj.etag,
+        encoding: meta.encoding,
+        resumed,
+      };
     } catch (err) {
       // Keep the partial file only for a retry that can resume from it.
-      if (!o.resumable || o.signal?.aborted || (err instanceof Error && err.name === 'CancelledFailure') || !isRetryable(classify(err))) await this.removeTemps();
+      if (!o.resumable || o.signal?.aborted || (err instanceof Error && err.name === 'CancelledFailure') || !isRetryable(classify(err)))
+        await this.removeTemps();
       else await rm(this.decoded, { force: true });
       throw err;
     }
@@ -275,7 +313,9 @@ class VerifiedDownload {
     const { o, obj } = this;
     const { start, end } = partRange(obj.storedSize, this.rangeSize, i);
     return this.step(`download bytes ${start}-${end - 1} of ${o.label}`, async () => {
-      const out = await o.s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: o.key, Range: `bytes=${start}-${end - 1}`, IfMatch: obj.etag || undefined }), { abortSignal: o.signal });
+      const out = await o.s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: o.key, Range: `bytes=${start}-${end - 1}`, IfMatch: obj.etag || undefined }), {
+        abortSignal: o.signal,
+      });
       if (!out.Body) throw new TrainctlError(ErrorKind.Transient, 'GetObject returned no body');
       let pos = start;
       for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
@@ -295,7 +335,9 @@ class VerifiedDownload {
     if (obj.meta.encoding === 'none') return this.tmp;
     const encoding = obj.meta.encoding;
     const signal = o.signal;
-    await this.step(`decode ${o.label}`, () => pipeline(createReadStream(this.tmp), decompressor(encoding), createWriteStream(this.decoded), ...(signal ? [{ signal }] : [])));
+    await this.step(`decode ${o.label}`, () =>
+      pipeline(createReadStream(this.tmp), decompressor(encoding), createWriteStream(this.decoded), ...(signal ? [{ signal }] : [])),
+    );
     return this.decoded;
   }
 

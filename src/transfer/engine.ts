@@ -31,7 +31,9 @@ export async function downloadFile(input: DownloadInput, scope: RunScope, deps: 
   const abs = await deps.resolvePath(input.path);
   // Until a range finishes, the heartbeat repeats the last attempt's checkpoint rather than losing it.
   let checkpoint: unknown = scope.resume;
-  const stopHb = scope.heartbeat ? heartbeatEvery(scope.heartbeat, () => checkpoint ?? { kind: 'download', phase: 'starting' }, deps.heartbeatIntervalMs) : () => undefined;
+  const stopHb = scope.heartbeat
+    ? heartbeatEvery(scope.heartbeat, () => checkpoint ?? { kind: 'download', phase: 'starting' }, deps.heartbeatIntervalMs)
+    : () => undefined;
   try {
     const r = await downloadVerified({
       s3: deps.s3(input.region),
@@ -54,7 +56,15 @@ export async function downloadFile(input: DownloadInput, scope: RunScope, deps: 
       afterRange: (n) => deps.hooks?.afterPart?.('download', n, input.label),
       step: deps.step,
     });
-    return { label: input.label, size: r.size, sent: r.sent, skipped: r.skipped, verified: r.verifiedBy === 'checksum', ...(r.checksum ? { checksum: r.checksum } : {}), resumed: r.resumed };
+    return {
+      label: input.label,
+      size: r.size,
+      sent: r.sent,
+      skipped: r.skipped,
+      verified: r.verifiedBy === 'checksum',
+      ...(r.checksum ? { checksum: r.checksum } : {}),
+      resumed: r.resumed,
+    };
   } finally {
     stopHb();
   }
@@ -75,7 +85,10 @@ export async function runBatch<I extends { label: string }>(
   const state = checkpointStore<BatchCheckpoint>(`${scope.id}/batch`);
   const fromHb = scope.resume as BatchCheckpoint | undefined;
   const fromDisk = await state.read();
-  const cp: BatchCheckpoint = { kind: 'batch', done: { ...(fromHb?.kind === 'batch' ? fromHb.done : {}), ...(fromDisk?.kind === 'batch' ? fromDisk.done : {}) } };
+  const cp: BatchCheckpoint = {
+    kind: 'batch',
+    done: { ...(fromHb?.kind === 'batch' ? fromHb.done : {}), ...(fromDisk?.kind === 'batch' ? fromDisk.done : {}) },
+  };
   const { progress } = scope;
   for (const r of Object.values(cp.done)) progress.add(r.size);
   const nested: RunScope = { id: scope.id, resume: undefined, progress, signal: scope.signal };

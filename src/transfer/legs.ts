@@ -44,7 +44,13 @@ export function pathOf(loc: DataLocation): string {
  * The legs of a transfer: one (upload or download), or two through a staging prefix (local ↔
  * host: up to staging, then down). Undefined for a direction no leg plan covers.
  */
-export function planLegs(src: DataLocation, dst: DataLocation, list: SourceList, srcBucket: string, staging: { bucket: string; prefix: string } | undefined): Job[][] | undefined {
+export function planLegs(
+  src: DataLocation,
+  dst: DataLocation,
+  list: SourceList,
+  srcBucket: string,
+  staging: { bucket: string; prefix: string } | undefined,
+): Job[][] | undefined {
   const { single, files } = list;
   const srcPath = (rel: string) => (single ? pathOf(src) : joinPath(pathOf(src), rel));
   if (src.kind !== 's3' && dst.kind === 's3') {
@@ -52,12 +58,21 @@ export function planLegs(src: DataLocation, dst: DataLocation, list: SourceList,
     return [files.map((f) => ({ kind: 'upload', label: f.rel, path: srcPath(f.rel), bucket, key: destinationKey(prefix, f.rel, single), size: f.size }))];
   }
   if (src.kind === 's3' && dst.kind !== 's3') {
-    return [files.map((f) => ({ kind: 'download', label: f.rel, bucket: srcBucket, key: f.key ?? '', path: destinationPath(dst.path, f.rel, single), size: f.size }))];
+    return [
+      files.map((f) => ({ kind: 'download', label: f.rel, bucket: srcBucket, key: f.key ?? '', path: destinationPath(dst.path, f.rel, single), size: f.size })),
+    ];
   }
   if (staging && dst.kind !== 's3') {
     return [
       files.map((f) => ({ kind: 'upload', label: f.rel, path: srcPath(f.rel), bucket: staging.bucket, key: joinPath(staging.prefix, f.rel), size: f.size })),
-      files.map((f) => ({ kind: 'download', label: f.rel, bucket: staging.bucket, key: joinPath(staging.prefix, f.rel), path: destinationPath(dst.path, f.rel, single), size: f.size })),
+      files.map((f) => ({
+        kind: 'download',
+        label: f.rel,
+        bucket: staging.bucket,
+        key: joinPath(staging.prefix, f.rel),
+        path: destinationPath(dst.path, f.rel, single),
+        size: f.size,
+      })),
     ];
   }
   return undefined;
@@ -93,6 +108,10 @@ export function plannedPairs(legs: Job[][]): { from: string; to: string; size: n
   const last = legs[legs.length - 1] ?? [];
   return first.map((j, i) => {
     const end = last[i] ?? j;
-    return { from: j.kind === 'upload' ? j.path : `s3://${j.bucket}/${j.key}`, to: end.kind === 'download' ? end.path : `s3://${end.bucket}/${end.key}`, size: j.size };
+    return {
+      from: j.kind === 'upload' ? j.path : `s3://${j.bucket}/${j.key}`,
+      to: end.kind === 'download' ? end.path : `s3://${end.bucket}/${end.key}`,
+      size: j.size,
+    };
   });
 }

@@ -23,7 +23,8 @@ export async function deleteFilesUnder(absRoot: string, shownRoot: string, rels:
     const parent = await realpath(dirname(full)).catch(() => undefined);
     if (parent === undefined) continue;
     const r = relative(root, parent);
-    if (r === '..' || r.startsWith(`..${sep}`) || isAbsolute(r)) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete ${JSON.stringify(rel)}: its folder leads outside ${shownRoot}`);
+    if (r === '..' || r.startsWith(`..${sep}`) || isAbsolute(r))
+      throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete ${JSON.stringify(rel)}: its folder leads outside ${shownRoot}`);
     const st = await lstat(join(parent, basename(full))).catch(() => undefined);
     if (st?.isDirectory()) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete ${JSON.stringify(rel)}: it is a folder`);
     await rm(join(parent, basename(full)), { force: true });
@@ -38,7 +39,13 @@ export async function removePartialDownloads(absPaths: string[]): Promise<number
   let removed = 0;
   for (const p of absPaths) {
     const tmp = tempPathFor(p);
-    if (await stat(tmp).then(() => true, () => false)) removed++;
+    if (
+      await stat(tmp).then(
+        () => true,
+        () => false,
+      )
+    )
+      removed++;
     await rm(tmp, { force: true });
     await rm(`${tmp}.json`, { force: true });
     await rm(`${tmp}.decoded`, { force: true });

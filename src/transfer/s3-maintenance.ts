@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { AbortMultipartUploadCommand, DeleteObjectsCommand, HeadObjectCommand, paginateListObjectsV2, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  type HeadObjectCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { listAllMultipartUploads } from '../aws/multipart.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
@@ -105,14 +112,16 @@ async function deleteKeys(s3: S3Client, bucket: string, keys: string[], what: st
       s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }), { abortSignal: deps.signal }),
     );
     const failed = out.Errors ?? [];
-    if (failed.length > 0) throw new TrainctlError(ErrorKind.Transient, `${failed.length} objects could not be deleted (first: ${failed[0]?.Key}: ${failed[0]?.Code})`);
+    if (failed.length > 0)
+      throw new TrainctlError(ErrorKind.Transient, `${failed.length} objects could not be deleted (first: ${failed[0]?.Key}: ${failed[0]?.Code})`);
     deps.heartbeat(i + objects.length);
   }
 }
 
 /** Deletes the objects `prefix + rel`, each rel checked as a relative key so nothing outside the prefix is named. */
 export async function deleteObjectsUnder(s3: S3Client, input: { bucket: string; prefix: string; rels: string[] }, deps: S3StepDeps): Promise<number> {
-  if (input.prefix !== '' && !input.prefix.endsWith('/')) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete under prefix ${JSON.stringify(input.prefix)}: it must end with /`);
+  if (input.prefix !== '' && !input.prefix.endsWith('/'))
+    throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete under prefix ${JSON.stringify(input.prefix)}: it must end with /`);
   const keys: string[] = [];
   for (const rel of input.rels) {
     await deps.step(`check key ${rel}`, async () => checkRelativeKey(rel));
@@ -124,7 +133,8 @@ export async function deleteObjectsUnder(s3: S3Client, input: { bucket: string; 
 
 /** Deletes every object under a (non-empty) staging prefix and aborts its unfinished uploads; returns the objects deleted. */
 export async function emptyPrefix(s3: S3Client, input: { bucket: string; prefix: string }, deps: S3StepDeps): Promise<number> {
-  if (input.prefix === '' || !input.prefix.endsWith('/')) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete prefix ${JSON.stringify(input.prefix)}`);
+  if (input.prefix === '' || !input.prefix.endsWith('/'))
+    throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete prefix ${JSON.stringify(input.prefix)}`);
   const keys = await deps.step(`list s3://${input.bucket}/${input.prefix}`, async () => {
     const out: string[] = [];
     for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: input.bucket, Prefix: input.prefix })) {
@@ -134,7 +144,8 @@ export async function emptyPrefix(s3: S3Client, input: { bucket: string; prefix:
   });
   await deleteKeys(s3, input.bucket, keys, 'staging objects', { ...deps, signal: undefined });
   await deps.step('abort staging uploads', async () => {
-    for (const u of await listAllMultipartUploads(s3, input.bucket, input.prefix)) if (u.Key && u.UploadId) await abortUpload(s3, deps.log, input.bucket, u.Key, u.UploadId);
+    for (const u of await listAllMultipartUploads(s3, input.bucket, input.prefix))
+      if (u.Key && u.UploadId) await abortUpload(s3, deps.log, input.bucket, u.Key, u.UploadId);
   });
   return keys.length;
 }

@@ -45,7 +45,14 @@ export async function withPartRetries<T>(signal: AbortSignal | undefined, send: 
  * paginator follows NextPartNumberMarker whatever IsTruncated says, and moto sets the marker on
  * the last page too (with marker "0" after it), which would loop.
  */
-export async function listParts(s3: S3Client, bucket: string, key: string, uploadId: string, step: Step, signal: AbortSignal | undefined): Promise<{ n: number; etag: string; size: number; sha256?: string }[]> {
+export async function listParts(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  uploadId: string,
+  step: Step,
+  signal: AbortSignal | undefined,
+): Promise<{ n: number; etag: string; size: number; sha256?: string }[]> {
   const out: { n: number; etag: string; size: number; sha256?: string }[] = [];
   let marker: string | undefined;
   for (;;) {
@@ -69,7 +76,9 @@ export async function verifyUploaded(
   step: Step,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const head = await step(`head s3://${input.bucket}/${input.key}`, () => s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key }), { abortSignal: signal }));
+  const head = await step(`head s3://${input.bucket}/${input.key}`, () =>
+    s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key }), { abortSignal: signal }),
+  );
   if (head.ContentLength !== size || objectMeta(head).checksum !== checksum) {
     throw new TrainctlError(ErrorKind.Integrity, `${input.label}: the stored object does not match what was sent (size ${head.ContentLength} vs ${size})`);
   }

@@ -69,7 +69,9 @@ export async function uploadFile(input: UploadInput, scope: RunScope, deps: Engi
   // The heartbeat runs from the first step: hashing and compressing a large file take longer than a
   // heartbeat timeout on a loaded machine. Until this attempt has a checkpoint of its own it repeats
   // the last attempt's, so a crash while compressing loses nothing the server had.
-  const stopHb = scope.heartbeat ? heartbeatEvery(scope.heartbeat, () => run.cp ?? run.previous ?? { kind: 'upload', phase: 'checksum' }, deps.heartbeatIntervalMs) : () => undefined;
+  const stopHb = scope.heartbeat
+    ? heartbeatEvery(scope.heartbeat, () => run.cp ?? run.previous ?? { kind: 'upload', phase: 'checksum' }, deps.heartbeatIntervalMs)
+    : () => undefined;
   try {
     return await run.execute();
   } finally {
@@ -231,7 +233,14 @@ class FileUpload {
     await this.step(`put s3://${input.bucket}/${input.key}`, () =>
       withPartRetries(this.scope.signal, () =>
         this.s3.send(
-          new PutObjectCommand({ Bucket: input.bucket, Key: input.key, Body: rangeBody(body.abs, 0, body.size), ContentLength: body.size, ChecksumSHA256: digest, Metadata: this.metadata(cp) }),
+          new PutObjectCommand({
+            Bucket: input.bucket,
+            Key: input.key,
+            Body: rangeBody(body.abs, 0, body.size),
+            ContentLength: body.size,
+            ChecksumSHA256: digest,
+            Metadata: this.metadata(cp),
+          }),
           { abortSignal: this.scope.signal },
         ),
       ),
@@ -263,7 +272,9 @@ class FileUpload {
   private async create(cp: UploadCheckpoint): Promise<void> {
     const { input } = this;
     const created = await this.step(`start multipart upload s3://${input.bucket}/${input.key}`, () =>
-      this.s3.send(new CreateMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, Metadata: this.metadata(cp), ChecksumAlgorithm: 'SHA256' }), { abortSignal: this.scope.signal }),
+      this.s3.send(new CreateMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, Metadata: this.metadata(cp), ChecksumAlgorithm: 'SHA256' }), {
+        abortSignal: this.scope.signal,
+      }),
     );
     if (!created.UploadId) throw new TrainctlError(ErrorKind.Transient, 'CreateMultipartUpload returned no UploadId');
     cp.uploadId = created.UploadId;
@@ -299,7 +310,15 @@ class FileUpload {
     const out = await this.step(`upload part ${n}/${nParts} of ${input.label}`, () =>
       withPartRetries(this.scope.signal, () =>
         this.s3.send(
-          new UploadPartCommand({ Bucket: input.bucket, Key: input.key, UploadId: cp.uploadId, PartNumber: n, Body: rangeBody(body.abs, start, end), ContentLength: end - start, ChecksumSHA256: digest }),
+          new UploadPartCommand({
+            Bucket: input.bucket,
+            Key: input.key,
+            UploadId: cp.uploadId,
+            PartNumber: n,
+            Body: rangeBody(body.abs, start, end),
+            ContentLength: end - start,
+            ChecksumSHA256: digest,
+          }),
           { abortSignal: this.scope.signal },
         ),
       ),

@@ -108,10 +108,19 @@ export async function cleanup(request: CleanupRequest): Promise<CleanupResult> {
 /** The `plan` and `status` queries, and the `approve` / `reject` updates (accepted only while waiting for approval). */
 function registerHandlers(run: Run): void {
   setHandler(cleanupPlanQuery, () => run.plan);
-  setHandler(cleanupStatusQuery, () => ({ phase: run.phase, plan: run.plan, report: run.report, inFlight: [...run.inFlight].map(([id, step]) => ({ id, step })) }));
+  setHandler(cleanupStatusQuery, () => ({
+    phase: run.phase,
+    plan: run.plan,
+    report: run.report,
+    inFlight: [...run.inFlight].map(([id, step]) => ({ id, step })),
+  }));
   const awaitingApproval = (): CleanupPlan => {
     if (run.phase !== 'awaiting-approval' || run.plan === null || run.decision !== undefined) {
-      throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `this cleanup is not waiting for approval (it is ${run.phase})` });
+      throw ApplicationFailure.create({
+        type: ErrorKind.InvalidInput,
+        nonRetryable: true,
+        message: `this cleanup is not waiting for approval (it is ${run.phase})`,
+      });
     }
     return run.plan;
   };
@@ -188,7 +197,9 @@ async function awaitApproval(run: Run, plan: CleanupPlan, input: CleanupInput): 
     return undefined;
   }
   run.phase = 'done';
-  const message = decided ? `rejected: ${run.decision?.reason ?? 'rejected'}; nothing was deleted` : `not approved within ${input.approvalTimeout}; nothing was deleted`;
+  const message = decided
+    ? `rejected: ${run.decision?.reason ?? 'rejected'}; nothing was deleted`
+    : `not approved within ${input.approvalTimeout}; nothing was deleted`;
   run.report.skipped.push(...skipsOf(plan));
   run.report.skipped.push(...plan.resources.map((r) => ({ id: r.id, reason: decided ? 'plan rejected' : 'plan not approved in time' })));
   setCurrentDetails(message);
@@ -306,7 +317,13 @@ function notDoneReason(done: CleanupStep[]): string {
   return done.length ? `not done: cleanup cancelled after ${done.join(', ')}` : 'not done: cleanup cancelled before it started';
 }
 
-async function runStep(r: PlannedResource, s: CleanupStep, region: string, workflowId: string, snapshotId: string | undefined): Promise<{ gone: boolean; snapshotId?: string }> {
+async function runStep(
+  r: PlannedResource,
+  s: CleanupStep,
+  region: string,
+  workflowId: string,
+  snapshotId: string | undefined,
+): Promise<{ gone: boolean; snapshotId?: string }> {
   const summary = { summary: `${s} ${r.id}` };
   switch (s) {
     case CleanupStep.stopInstance:

@@ -59,9 +59,7 @@ async function stopInstances(state: TrackerState, b: BudgetState): Promise<strin
  * to approve the plan (visible in the UI), and outlives this run if it continues-as-new.
  */
 async function startCleanups(state: TrackerState, b: BudgetState, project: string): Promise<string> {
-  const targets = Object.values(state.resources).filter(
-    (r) => (r.kind === 'instance' || r.kind === 'volume') && r.stoppedAt === undefined && matches(b, r),
-  );
+  const targets = Object.values(state.resources).filter((r) => (r.kind === 'instance' || r.kind === 'volume') && r.stoppedAt === undefined && matches(b, r));
   const started: string[] = [];
   for (const [region, ids] of byRegion(targets)) {
     const workflowId = `cleanup/${region}/budget-${project}-${b.name}-${b.firedWindow}`;

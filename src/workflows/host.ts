@@ -11,7 +11,8 @@ import { hostProbe, onHost } from './options.js';
  */
 export async function checkHost(hostId: string, waitSeconds = 30): Promise<HostInfo> {
   const parsed = HostIdSchema.safeParse(hostId);
-  if (!parsed.success) throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `hostId: ${parsed.error.issues[0]?.message}` });
+  if (!parsed.success)
+    throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `hostId: ${parsed.error.issues[0]?.message}` });
   const host = proxyActivities<HostActivities>(onHost(hostProbe, parsed.data, { scheduleToCloseTimeout: `${waitSeconds} seconds` }));
   return host.hostInfo.executeWithOptions({ summary: `host ${parsed.data}: info` }, []);
 }

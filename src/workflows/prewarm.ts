@@ -10,7 +10,10 @@ const costs = proxyActivities<Activities>(bestEffort);
 /** The host worker's activities, on its task queue, bounded by the input's timeouts. */
 function hostActivities(input: PrewarmInput) {
   return proxyActivities<HostActivities>(
-    onHost(hostBound, input.hostId, { scheduleToCloseTimeout: `${input.timeoutMinutes} minutes`, heartbeatTimeout: `${input.heartbeatTimeoutSeconds} seconds` }),
+    onHost(hostBound, input.hostId, {
+      scheduleToCloseTimeout: `${input.timeoutMinutes} minutes`,
+      heartbeatTimeout: `${input.heartbeatTimeoutSeconds} seconds`,
+    }),
   );
 }
 type Host = ReturnType<typeof hostActivities>;
@@ -62,7 +65,18 @@ async function recordTime(input: PrewarmInput, what: 'start' | 'stop'): Promise<
   try {
     if (what === 'start') {
       await costs.recordResourceStarted.executeWithOptions({ summary: `record ${id} with cost-tracker/${project}` }, [
-        { project, resource: { id, kind: 'transfer', type: `prewarm-${input.strategy}`, region, hourlyRate, tags: { host: input.hostId }, at: workflowInfo().runStartTime.getTime() } },
+        {
+          project,
+          resource: {
+            id,
+            kind: 'transfer',
+            type: `prewarm-${input.strategy}`,
+            region,
+            hourlyRate,
+            tags: { host: input.hostId },
+            at: workflowInfo().runStartTime.getTime(),
+          },
+        },
       ]);
     } else {
       await costs.recordResourceStopped.executeWithOptions({ summary: `record ${id} stopped` }, [{ project, stop: { id } }]);
@@ -103,7 +117,14 @@ async function syncCache(input: ByStrategy<'LocalCache'>, host: Host, elapsed: (
   const { bucket, prefix, region } = input.s3;
   setCurrentDetails(`Syncing s3://${bucket}/${prefix} into \`${input.cacheDir}\` on host ${input.hostId}`);
   const r = await host.syncCache.executeWithOptions({ summary: `sync s3://${bucket}/${prefix} to the cache` }, [
-    { region, bucket, prefix, cacheDir: input.cacheDir, concurrency: input.concurrency, ...(input.capacityBytes !== undefined ? { capacityBytes: input.capacityBytes } : {}) },
+    {
+      region,
+      bucket,
+      prefix,
+      cacheDir: input.cacheDir,
+      concurrency: input.concurrency,
+      ...(input.capacityBytes !== undefined ? { capacityBytes: input.capacityBytes } : {}),
+    },
   ]);
   return { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: r.mibPerSecond, cache: r };
 }
@@ -117,7 +138,12 @@ async function verifyDataset(input: ByStrategy<'ExistingEBS'>, host: Host, elaps
   if (!r.ok) {
     const what = [
       r.missing.length ? `${r.missing.length} missing (${r.missing.slice(0, 3).join(', ')})` : '',
-      r.mismatched.length ? `${r.mismatched.length} different (${r.mismatched.slice(0, 3).map((m) => `${m.path}: ${m.reason}`).join('; ')})` : '',
+      r.mismatched.length
+        ? `${r.mismatched.length} different (${r.mismatched
+            .slice(0, 3)
+            .map((m) => `${m.path}: ${m.reason}`)
+            .join('; ')})`
+        : '',
     ].filter(Boolean);
     throw ApplicationFailure.create({
       type: r.mismatched.length ? ErrorKind.Integrity : ErrorKind.NotFound,

@@ -109,7 +109,16 @@ export async function launchInstance(ctx: RunContext): Promise<string> {
   if (status.resources.instanceCreated) {
     await costs.recordResourceStarted
       .executeWithOptions({ summary: `record ${instanceId} with cost-tracker/${input.project}` }, [
-        { project: input.project, resource: { id: instanceId, kind: 'instance', type: instanceType, region: input.region, tags: { ...input.tags, [TagKey.Name]: `trainctl-${input.name}` } } },
+        {
+          project: input.project,
+          resource: {
+            id: instanceId,
+            kind: 'instance',
+            type: instanceType,
+            region: input.region,
+            tags: { ...input.tags, [TagKey.Name]: `trainctl-${input.name}` },
+          },
+        },
       ])
       .catch(() => undefined);
   }
@@ -163,12 +172,19 @@ export async function provisionRunVolume(ctx: RunContext): Promise<ProvisionVolu
 async function attachExisting(ctx: RunContext, name: string): Promise<ProvisionVolumeResult> {
   const { input } = ctx;
   const [found] = await aws.findVolumesByName.executeWithOptions({ summary: `find volume ${name}` }, [{ region: input.region, name }]);
-  if (!found) throw ApplicationFailure.create({ type: ErrorKind.NotFound, nonRetryable: true, message: `volume.existingName: no managed volume named ${name} in ${input.region}` });
+  if (!found)
+    throw ApplicationFailure.create({
+      type: ErrorKind.NotFound,
+      nonRetryable: true,
+      message: `volume.existingName: no managed volume named ${name} in ${input.region}`,
+    });
   if (!found.attachments.some((a) => a.instanceId === ctx.hostId)) {
     await aws.attachVolume.executeWithOptions({ summary: `attach ${found.volumeId} to ${ctx.hostId}` }, [
       { region: input.region, volumeId: found.volumeId, instanceId: ctx.hostId!, device: input.volume.device },
     ]);
-    await waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${found.volumeId} in-use` }, [{ region: input.region, volumeId: found.volumeId, state: 'in-use' }]);
+    await waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${found.volumeId} in-use` }, [
+      { region: input.region, volumeId: found.volumeId, state: 'in-use' },
+    ]);
   }
   return {
     volumeId: found.volumeId,
@@ -263,7 +279,9 @@ export async function stageData(ctx: RunContext): Promise<void> {
     ...(strategy === 'DirectS3' && s3 ? { s3: { ...s3, region: input.region } } : { path: paths.data }),
     provenance: `trainctl run ${input.name}`,
   });
-  await host.writeHostFile.executeWithOptions({ summary: `write ${paths.workdir}/train_data.py (${strategy})` }, [{ path: `${paths.workdir}/train_data.py`, content: script }]);
+  await host.writeHostFile.executeWithOptions({ summary: `write ${paths.workdir}/train_data.py (${strategy})` }, [
+    { path: `${paths.workdir}/train_data.py`, content: script },
+  ]);
 }
 
 /** Syncs the checkpoint folder to S3 (only new or changed files move); returns the files that did. */

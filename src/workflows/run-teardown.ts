@@ -33,7 +33,9 @@ async function deleteVolume(ctx: RunContext, volumeId: string, snapshotFirst: bo
   const region = ctx.input.region;
   await detachAndWait(ctx, volumeId);
   if (snapshotFirst) {
-    const snap = await aws.cleanupSnapshotVolume.executeWithOptions({ summary: `snapshot ${volumeId}` }, [{ region, volumeId, workflowId: workflowInfo().workflowId }]);
+    const snap = await aws.cleanupSnapshotVolume.executeWithOptions({ summary: `snapshot ${volumeId}` }, [
+      { region, volumeId, workflowId: workflowInfo().workflowId },
+    ]);
     if (snap.snapshotId) {
       await waits.cleanupWaitSnapshotCompleted.executeWithOptions({ summary: `wait for ${snap.snapshotId}` }, [{ region, snapshotId: snap.snapshotId }]);
       undone.push(`snapshotted volume ${volumeId} as ${snap.snapshotId}`);

@@ -208,7 +208,9 @@ async function failed(ctx: RunContext, control: Control, err: unknown): Promise<
   const { status } = ctx;
   const failedStep = status.step;
   if (control.trainingStarted && failedStep !== RunStep.Checkpoint) {
-    await syncCheckpoints(ctx, 'checkpoint-after-failure').catch((e: unknown) => log.warn('checkpoint sync after failure failed', { error: describeFailure(e) }));
+    await syncCheckpoints(ctx, 'checkpoint-after-failure').catch((e: unknown) =>
+      log.warn('checkpoint sync after failure failed', { error: describeFailure(e) }),
+    );
   }
   await teardown(ctx, control.undone).catch((e: unknown) => {
     control.undone.push(`teardown failed: ${describeFailure(e)}`);

@@ -5,7 +5,12 @@ import { unitLabel, type Job } from '../transfer/legs.js';
 /** A planning step's failure as the workflow's own, keeping its kind (InvalidInput for a bad key). */
 export function planFailure(err: unknown): unknown {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-    return ApplicationFailure.create({ type: err.cause.type ?? ErrorKind.Unknown, nonRetryable: true, message: `planning failed: ${err.cause.message}`, cause: err });
+    return ApplicationFailure.create({
+      type: err.cause.type ?? ErrorKind.Unknown,
+      nonRetryable: true,
+      message: `planning failed: ${err.cause.message}`,
+      cause: err,
+    });
   }
   return err;
 }
@@ -26,7 +31,12 @@ export function fileFailure(unit: Job[], err: unknown): unknown {
     });
   }
   if (err instanceof ActivityFailure) {
-    return ApplicationFailure.create({ type: ErrorKind.Unknown, nonRetryable: true, message: `${job.kind} of ${unitLabel(unit)} failed: ${err.cause?.message ?? err.message}`, cause: err });
+    return ApplicationFailure.create({
+      type: ErrorKind.Unknown,
+      nonRetryable: true,
+      message: `${job.kind} of ${unitLabel(unit)} failed: ${err.cause?.message ?? err.message}`,
+      cause: err,
+    });
   }
   return err;
 }

@@ -11,7 +11,17 @@ const now = () => new Date().getTime();
  * rate and ETA in workflow time. Registers the query and signal handlers when constructed.
  */
 export class TransferProgressTracker {
-  readonly state: TransferProgress = { phase: 'planning', filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, bytesPerSecond: 0, etaSeconds: null, currentFile: null, skipped: 0 };
+  readonly state: TransferProgress = {
+    phase: 'planning',
+    filesDone: 0,
+    filesTotal: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    bytesPerSecond: 0,
+    etaSeconds: null,
+    currentFile: null,
+    skipped: 0,
+  };
   /** Every finished file of the current leg (the report counts the last leg's). */
   readonly results: FileResult[] = [];
   private legStarted: number;
@@ -45,7 +55,8 @@ export class TransferProgressTracker {
   describe(): void {
     const p = this.state;
     setCurrentDetails(
-      `**${p.phase}**: ${p.filesDone}/${p.filesTotal} files, ${(p.bytesDone / MiB).toFixed(1)}/${(p.bytesTotal / MiB).toFixed(1)} MiB` + (p.currentFile ? `\n\ncurrent: ${p.currentFile}` : ''),
+      `**${p.phase}**: ${p.filesDone}/${p.filesTotal} files, ${(p.bytesDone / MiB).toFixed(1)}/${(p.bytesTotal / MiB).toFixed(1)} MiB` +
+        (p.currentFile ? `\n\ncurrent: ${p.currentFile}` : ''),
     );
   }
 

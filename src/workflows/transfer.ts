@@ -1,7 +1,15 @@
 import { ApplicationFailure, CancellationScope, log, proxyActivities, workflowInfo, type ActivityInterfaceFor } from '@temporalio/workflow';
 import type { TransferActivities, TransferEngine } from '../activities/transfer.js';
 import type { S5cmdActivities } from '../activities/transfer-s5cmd.js';
-import { TransferInputSchema, type DataLocation, type TransferEngineKind, type TransferInput, type TransferProgress, type TransferReport, type TransferRequest } from '../contracts/transfer.js';
+import {
+  TransferInputSchema,
+  type DataLocation,
+  type TransferEngineKind,
+  type TransferInput,
+  type TransferProgress,
+  type TransferReport,
+  type TransferRequest,
+} from '../contracts/transfer.js';
 import { ErrorKind } from '../errors/kinds.js';
 import { batchUnits, pathOf, planLegs, plannedPairs, unitLabel, type DownloadJob, type Job, type SourceList, type UploadJob } from '../transfer/legs.js';
 import { DEFAULT_MIN_PART_SIZE, MiB, checkRelativeKey, joinPath, parseS3Uri } from '../transfer/plan.js';
@@ -95,19 +103,32 @@ class TransferRun {
     this.local = proxyActivities<TransferActivities & S5cmdActivities>(withHeartbeat(localTransfer, input.heartbeatTimeoutSeconds));
     this.quick = proxyActivities<TransferActivities>(transferStep);
     this.partSize = input.partSizeMiB === undefined ? undefined : input.partSizeMiB * MiB;
-    this.common = { region: input.region, partSize: this.partSize, concurrency: input.concurrency, sync: input.sync || input.deleteExtraneous, progressIntervalMs: input.progressIntervalMs };
+    this.common = {
+      region: input.region,
+      partSize: this.partSize,
+      concurrency: input.concurrency,
+      sync: input.sync || input.deleteExtraneous,
+      progressIntervalMs: input.progressIntervalMs,
+    };
     const staging = input.stagingUri === undefined ? undefined : parseS3Uri(input.stagingUri);
-    this.staging = staging && { bucket: staging.bucket, prefix: joinPath(staging.prefix, `trainctl-staging/${workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}/`) };
+    this.staging = staging && {
+      bucket: staging.bucket,
+      prefix: joinPath(staging.prefix, `trainctl-staging/${workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}/`),
+    };
   }
 
   /** The file activities on the machine that holds `loc`'s files. */
   private engineFor(loc: DataLocation): Engine {
-    return loc.kind === 'host' ? proxyActivities<TransferEngine>(onHost(withHeartbeat(hostTransfer, this.input.heartbeatTimeoutSeconds), loc.hostId)) : this.local;
+    return loc.kind === 'host'
+      ? proxyActivities<TransferEngine>(onHost(withHeartbeat(hostTransfer, this.input.heartbeatTimeoutSeconds), loc.hostId))
+      : this.local;
   }
 
   /** The short steps (scan, delete, remove temp) on the machine that holds `loc`'s files. */
   private quickEngineFor(loc: DataLocation): Engine {
-    return loc.kind === 'host' ? proxyActivities<TransferEngine>(onHost(withHeartbeat(hostTransferStep, this.input.heartbeatTimeoutSeconds), loc.hostId)) : this.quick;
+    return loc.kind === 'host'
+      ? proxyActivities<TransferEngine>(onHost(withHeartbeat(hostTransferStep, this.input.heartbeatTimeoutSeconds), loc.hostId))
+      : this.quick;
   }
 
   /**
@@ -118,7 +139,8 @@ class TransferRun {
   async plan(): Promise<Plan> {
     const { src, dst, input } = this;
     const { list, srcBucket } = await this.listSource();
-    if (list.files.length > MAX_FILES) throw invalid(`${list.files.length} files is more than one transfer handles (${MAX_FILES}); split it by prefix or --include`);
+    if (list.files.length > MAX_FILES)
+      throw invalid(`${list.files.length} files is more than one transfer handles (${MAX_FILES}); split it by prefix or --include`);
     for (const f of list.files) {
       try {
         checkRelativeKey(f.rel);
@@ -133,7 +155,8 @@ class TransferRun {
     if (input.deleteExtraneous) {
       if (list.single) throw invalid('deleteExtraneous needs a folder (or prefix) source: a single file has no extraneous siblings to delete');
       extraneous = await this.listExtraneous(new Set(list.files.map((f) => f.rel)));
-      if (extraneous.rels.length > MAX_FILES) throw invalid(`${extraneous.rels.length} extraneous files is more than one transfer deletes (${MAX_FILES}); split it by prefix or --include`);
+      if (extraneous.rels.length > MAX_FILES)
+        throw invalid(`${extraneous.rels.length} extraneous files is more than one transfer deletes (${MAX_FILES}); split it by prefix or --include`);
     }
     return { legs, extraneous };
   }
@@ -142,7 +165,9 @@ class TransferRun {
     const { src, input } = this;
     try {
       if (src.kind === 's3') {
-        const listed = await this.quick.transferListS3.executeWithOptions({ summary: `list ${src.uri}` }, [{ region: input.region, uri: src.uri, include: input.include, exclude: input.exclude }]);
+        const listed = await this.quick.transferListS3.executeWithOptions({ summary: `list ${src.uri}` }, [
+          { region: input.region, uri: src.uri, include: input.include, exclude: input.exclude },
+        ]);
         return { list: listed, srcBucket: listed.bucket };
       }
       const scanned = await this.quickEngineFor(src).transferScan.executeWithOptions({ summary: `scan ${pathOf(src)}` }, [
@@ -171,7 +196,10 @@ class TransferRun {
         return {
           rels,
           items: rels.map((r) => `s3://${bucket}/${root}${r}`),
-          remove: () => quick.transferDeleteObjects.executeWithOptions({ summary: `delete ${rels.length} extraneous objects` }, [{ region: input.region, bucket, prefix: root, rels }]),
+          remove: () =>
+            quick.transferDeleteObjects.executeWithOptions({ summary: `delete ${rels.length} extraneous objects` }, [
+              { region: input.region, bucket, prefix: root, rels },
+            ]),
         };
       }
       const engine = this.quickEngineFor(dst);
@@ -197,7 +225,18 @@ class TransferRun {
     p.phase = 'done';
     p.filesTotal = pairs.length;
     p.bytesTotal = pairs.reduce((a, x) => a + x.size, 0);
-    return { files: pairs.length, bytes: 0, seconds: 0, MiBps: 0, skipped: 0, verified: 0, dryRun: true, planned: pairs.slice(0, 1000), skippedSymlinks: this.skippedSymlinks, ...deletedReport(plan.extraneous) };
+    return {
+      files: pairs.length,
+      bytes: 0,
+      seconds: 0,
+      MiBps: 0,
+      skipped: 0,
+      verified: 0,
+      dryRun: true,
+      planned: pairs.slice(0, 1000),
+      skippedSymlinks: this.skippedSymlinks,
+      ...deletedReport(plan.extraneous),
+    };
   }
 
   /** Every leg: one direct (through s5cmd where it may), or up to staging and down from it. */
@@ -206,7 +245,8 @@ class TransferRun {
     if (plan.legs.length === 1) {
       const jobs = plan.legs[0] ?? [];
       // s5cmd takes plain local ↔ S3 copies; compression and hosts stay with the built-in engine.
-      const bulk = input.engine !== 'builtin' && jobs.length > 0 && src.kind !== 'host' && dst.kind !== 'host' && !(src.kind === 'local' && input.compress !== 'none');
+      const bulk =
+        input.engine !== 'builtin' && jobs.length > 0 && src.kind !== 'host' && dst.kind !== 'host' && !(src.kind === 'local' && input.compress !== 'none');
       if (bulk && (await this.runS5cmd(jobs))) this.engineUsed = 's5cmd';
       else await this.runJobs(jobs, this.engineFor(src.kind === 's3' ? dst : src), 'transferring');
     } else {
@@ -275,7 +315,15 @@ class TransferRun {
    */
   private async runUnit(engine: Engine, label: string, uploadJobs: UploadJob[], downloadJobs: DownloadJob[]): Promise<FileResult[]> {
     const { common, input } = this;
-    const uploadArgs = uploadJobs.map((j) => ({ ...common, path: j.path, bucket: j.bucket, key: j.key, label: j.label, compress: input.compress, compressAll: input.compressAll }));
+    const uploadArgs = uploadJobs.map((j) => ({
+      ...common,
+      path: j.path,
+      bucket: j.bucket,
+      key: j.key,
+      label: j.label,
+      compress: input.compress,
+      compressAll: input.compressAll,
+    }));
     const downloadArgs = downloadJobs.map((j) => ({ ...common, path: j.path, bucket: j.bucket, key: j.key, label: j.label }));
     const batchOf = <T>(files: T[]) => ({ label, files, concurrency: input.fileConcurrency, progressIntervalMs: input.progressIntervalMs });
     const single = uploadJobs.length + downloadJobs.length === 1;
@@ -338,7 +386,9 @@ class TransferRun {
       for (const u of this.startedUploads) {
         if (u.keys.size === 0) continue;
         try {
-          const n = await this.quick.transferAbortUploads.executeWithOptions({ summary: 'abort unfinished multipart uploads' }, [{ region: this.input.region, bucket: u.bucket, keys: [...u.keys] }]);
+          const n = await this.quick.transferAbortUploads.executeWithOptions({ summary: 'abort unfinished multipart uploads' }, [
+            { region: this.input.region, bucket: u.bucket, keys: [...u.keys] },
+          ]);
           if (n > 0) log.info('aborted multipart uploads left by the transfer', { count: n });
         } catch (sweepErr) {
           log.warn('could not abort unfinished uploads', { error: String(sweepErr) });
@@ -361,9 +411,10 @@ class TransferRun {
     if (!staging || this.legs.length !== 2) return;
     await CancellationScope.nonCancellable(async () => {
       try {
-        this.stagingObjectsDeleted = await this.quick.transferDeletePrefix.executeWithOptions({ summary: `empty staging s3://${staging.bucket}/${staging.prefix}` }, [
-          { region: this.input.region, bucket: staging.bucket, prefix: staging.prefix },
-        ]);
+        this.stagingObjectsDeleted = await this.quick.transferDeletePrefix.executeWithOptions(
+          { summary: `empty staging s3://${staging.bucket}/${staging.prefix}` },
+          [{ region: this.input.region, bucket: staging.bucket, prefix: staging.prefix }],
+        );
       } catch (cleanErr) {
         log.warn('could not empty the staging prefix', { bucket: staging.bucket, prefix: staging.prefix, error: String(cleanErr) });
       }

@@ -58,7 +58,13 @@ export function testServices(): Promise<TestServices> {
       endpoint = m.endpoint;
       onCleanup(() => stopAll());
     }
-    const env = loadEnv({ TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'default', AWS_ENDPOINT_URL: endpoint, AWS_REGION: 'us-east-1', TRAINCTL_AWS: 'emulator' });
+    const env = loadEnv({
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_NAMESPACE: 'default',
+      AWS_ENDPOINT_URL: endpoint,
+      AWS_REGION: 'us-east-1',
+      TRAINCTL_AWS: 'emulator',
+    });
     return { env, bundlePath: process.env.TRAINCTL_TEST_BUNDLE || undefined };
   })();
   return services;
@@ -85,7 +91,12 @@ export interface RunningWorker {
  * Starts an orchestration worker on its own task queue for one test file, with the activity deps
  * given (default: emulator clients). Stopped by `stop()` and, at the latest, when the file ends.
  */
-export async function startWorker(opts: { env: Env; bundlePath: string | undefined; deps?: Partial<ActivityDeps>; taskQueue?: string }): Promise<RunningWorker> {
+export async function startWorker(opts: {
+  env: Env;
+  bundlePath: string | undefined;
+  deps?: Partial<ActivityDeps>;
+  taskQueue?: string;
+}): Promise<RunningWorker> {
   const taskQueue = opts.taskQueue ?? uniqueName('test');
   const connection = await NativeConnection.connect({ address: opts.env.TEMPORAL_ADDRESS });
   const worker = await createWorker({
