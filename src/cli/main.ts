@@ -8,6 +8,7 @@ import { cleanupCommand } from './cleanup.js';
 import { costCommand } from './cost.js';
 import { transferCommand } from './transfer.js';
 import { dataCommand } from './data.js';
+import { runCommand } from './run.js';
 import { ExitCode, reportError } from './output.js';
 
 const HELP = `trainctl — durable orchestration for the cloud side of ML training
@@ -15,6 +16,7 @@ const HELP = `trainctl — durable orchestration for the cloud side of ML traini
 usage: trainctl <command> [options]
 
 commands:
+  run start|status|watch|stop|cancel|logs|list   a training run from launch to teardown (trainctl run --help)
   volume create|cancel    provision an EBS volume idempotently (trainctl volume --help)
   cleanup plan|apply      delete resources safely: plan, approve, dependency order, report (trainctl cleanup --help)
   cost show|budget|rate|reconcile   what a project costs, budgets that act, reconciliation (trainctl cost --help)
@@ -53,6 +55,8 @@ export async function run(argv: string[], environment: Record<string, string | u
         return await transferCommand(rest, env, connect, environment);
       case 'data':
         return await dataCommand(rest, env, connect);
+      case 'run':
+        return await runCommand(rest, env, connect);
       default:
         console.error(`trainctl: unknown command ${JSON.stringify(family)}\n\n${HELP}`);
         return ExitCode.Usage;

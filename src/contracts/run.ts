@@ -127,6 +127,8 @@ export const RunTrainingSchema = z.strictObject({
   epochs: z.number().int().positive().default(1),
   /** How long the program has to write its checkpoint after SIGTERM before it is killed. */
   stopGraceSeconds: z.number().int().min(1).max(3_600).default(60),
+  /** How soon a dead host worker is noticed while training runs (its restart re-attaches to the program). */
+  heartbeatTimeoutSeconds: z.number().int().min(5).max(3_600).default(60),
 });
 
 export const RunBudgetSchema = z.strictObject({

@@ -5,3 +5,4 @@ export { reconcileCost } from './reconcile-cost.js';
 export { checkHost } from './host.js';
 export { transfer } from './transfer.js';
 export { prewarm } from './prewarm.js';
+export { trainingRun } from './training-run.js';

@@ -151,7 +151,7 @@ async function run(ctx: RunContext, control: Control): Promise<RunReport> {
 async function train(ctx: RunContext, control: Control): Promise<RunTrainingResult | undefined> {
   const { input, status } = ctx;
   const paths = hostPaths(ctx);
-  const host = proxyActivities<HostActivities>(onHost(trainingOnHost, ctx.hostId!));
+  const host = proxyActivities<HostActivities>(onHost(trainingOnHost, ctx.hostId!, { heartbeatTimeout: `${input.training.heartbeatTimeoutSeconds} seconds` }));
   const scope = new CancellationScope();
   control.trainingScope = scope;
   control.trainingStarted = true;
