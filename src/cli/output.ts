@@ -18,13 +18,18 @@ export const ExitCode = { Ok: 0, Failed: 1, Usage: 2 } as const;
 /** Maps a schema path (`attachTo.instanceId`) to the flag a user typed. */
 export type FlagNames = Record<string, string>;
 
+/** One line per problem: an unknown key is named as the field it would be (`training.bogus`), not its parent. */
+function issueLines(err: ZodError): { path: string; message: string }[] {
+  return err.issues.flatMap((i) => {
+    const path = i.path.join('.');
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path: path ? `${path}.${k}` : k, message: 'is not a known field (check its spelling)' }));
+    return [{ path, message: i.message }];
+  });
+}
+
 export function formatZodError(err: ZodError, flags: FlagNames = {}): string {
-  return err.issues
-    .map((i) => {
-      const path = i.path.join('.');
-      const field = flags[path] ?? (path || '(input)');
-      return `  ${field}: ${i.message}`;
-    })
+  return issueLines(err)
+    .map(({ path, message }) => `  ${flags[path] ?? (path || '(input)')}: ${message}`)
     .join('\n');
 }
 
@@ -43,7 +48,7 @@ export function rootFailure(err: unknown): { kind: string; message: string } {
 export function reportError(err: unknown, opts: { json: boolean; what: string; flags?: FlagNames; uiUrl?: string }): number {
   if (err instanceof ZodError) {
     if (opts.json)
-      console.log(JSON.stringify({ ok: false, kind: 'InvalidInput', issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) }));
+      console.log(JSON.stringify({ ok: false, kind: 'InvalidInput', issues: issueLines(err) }));
     else console.error(`trainctl: invalid ${opts.what}; nothing was done:\n${formatZodError(err, opts.flags)}`);
     return ExitCode.Usage;
   }
