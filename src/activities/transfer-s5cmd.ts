@@ -8,21 +8,33 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { access, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { toFailure } from '../errors/classify.js';
 import { abortSignal, step } from './aws-call.js';
-import { META_CHECKSUM, META_PART_SIZE, compositeChecksum, digestFile } from '../transfer/checksum.js';
+import { digestFile } from '../transfer/checksum.js';
 import { downloadVerified, objectMeta } from '../transfer/download.js';
 import { MiB, planPartSize } from '../transfer/plan.js';
 import { progressReporter } from '../transfer/progress.js';
+import {
+  S5cmdOutput,
+  checkDownloaded,
+  checkUploaded,
+  downloadCommand,
+  downloadTempDir,
+  endpointUrl,
+  findExecutable,
+  s5cmdArgs,
+  s5cmdEnv,
+  unquote,
+  uploadCommand,
+  uploadDigest,
+} from '../transfer/s5cmd.js';
 import type { FileResult } from '../transfer/types.js';
 import { TransferEngineKind } from '../contracts/transfer.js';
 import { progressSender } from './transfer-scope.js';
@@ -67,125 +79,24 @@ export interface S5cmdDeps {
   s5cmdSearchPath?: string | undefined;
 }
 
-/** The first executable `name` on a PATH-style list, or undefined. */
-export async function findExecutable(name: string, searchPath: string): Promise<string | undefined> {
-  for (const dir of searchPath.split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, name);
-    const ok = await access(candidate, constants.X_OK).then(
-      () => stat(candidate).then((s) => s.isFile()),
-      () => false,
-    );
-    if (ok) return candidate;
-  }
-  return undefined;
-}
-
-/** A double-quoted argument for an `s5cmd run` command file (its parser takes backslash escapes). */
-function quote(s: string): string {
-  if (/[\n\r\0]/.test(s)) throw new TrainctlError(ErrorKind.InvalidInput, `${JSON.stringify(s)} cannot go through s5cmd: it contains a line break or NUL`);
-  return `"${s.replace(/[\\"]/g, '\\$&')}"`;
-}
-
-/** One pass: trainctl's checksum, and the two ETags S3 can give the file (one PutObject, or multipart of `partSize`). */
-async function uploadDigest(path: string, partSize: number, signal?: AbortSignal): Promise<{ checksum: string; size: number; etags: string[] }> {
-  const shaParts: Buffer[] = [];
-  const md5Parts: Buffer[] = [];
-  const whole = createHash('md5');
-  let sha = createHash('sha256');
-  let md5 = createHash('md5');
-  let inPart = 0;
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: MiB, ...(signal ? { signal } : {}) }) as AsyncIterable<Buffer>) {
-    whole.update(chunk);
-    size += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      const take = Math.min(partSize - inPart, chunk.length - off);
-      const slice = chunk.subarray(off, off + take);
-      sha.update(slice);
-      md5.update(slice);
-      inPart += take;
-      off += take;
-      if (inPart === partSize) {
-        shaParts.push(sha.digest());
-        md5Parts.push(md5.digest());
-        sha = createHash('sha256');
-        md5 = createHash('md5');
-        inPart = 0;
-      }
-    }
-  }
-  if (inPart > 0) {
-    shaParts.push(sha.digest());
-    md5Parts.push(md5.digest());
-  }
-  const multipart = `${createHash('md5').update(Buffer.concat(md5Parts)).digest('hex')}-${md5Parts.length}`;
-  return { checksum: compositeChecksum(shaParts), size, etags: [whole.digest('hex'), multipart] };
-}
-
-const unquote = (etag: string | undefined) => (etag ?? '').replace(/^"|"$/g, '');
-
-/** The deepest folder holding every path. */
-function commonDir(paths: readonly string[]): string {
-  const dirs = paths.map((p) => dirname(p).split(sep));
-  const first = dirs[0] ?? [];
-  let n = first.length;
-  for (const d of dirs) {
-    let i = 0;
-    while (i < n && d[i] === first[i]) i++;
-    n = i;
-  }
-  return first.slice(0, n).join(sep) || sep;
-}
-
 /** Runs `s5cmd run FILE`; `onDone(bytes)` per finished copy. Kills the child when the activity is cancelled. */
 async function runS5cmd(exe: string, s3: S3Client, region: string, commands: string[], numworkers: number, onDone: (bytes: number) => void): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'trainctl-s5cmd-'));
   try {
     const file = join(dir, 'commands.txt');
     await writeFile(file, `${commands.join('\n')}\n`);
-    const endpoint = await s3.config.endpoint?.();
-    const endpointUrl = endpoint
-      ? `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path === '/' ? '' : endpoint.path}`
-      : undefined;
-    // The credentials the SDK resolved, handed over by environment only: never argv, never logged.
-    const creds = await s3.config.credentials();
-    const env: Record<string, string | undefined> = {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: creds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-      AWS_SESSION_TOKEN: creds.sessionToken,
-      AWS_REGION: region,
-    };
-    if (!creds.sessionToken) delete env.AWS_SESSION_TOKEN;
-    const args = [...(endpointUrl ? ['--endpoint-url', endpointUrl] : []), '--json', '--numworkers', String(numworkers), 'run', file];
-    log.info('running s5cmd', { exe, commands: commands.length, endpoint: endpointUrl ?? 'default' });
+    const endpoint = endpointUrl(await s3.config.endpoint?.());
+    const env = s5cmdEnv(process.env, await s3.config.credentials(), region);
+    const args = s5cmdArgs(endpoint, numworkers, file);
+    log.info('running s5cmd', { exe, commands: commands.length, endpoint: endpoint ?? 'default' });
     const signal = abortSignal();
     await new Promise<void>((resolve, reject) => {
       const child = spawn(exe, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      const failures: string[] = [];
-      let pending = '';
+      const output = new S5cmdOutput(onDone);
       child.stdout.setEncoding('utf8');
-      child.stdout.on('data', (text: string) => {
-        pending += text;
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) {
-          try {
-            const rec = JSON.parse(line) as { success?: boolean; error?: string; source?: string; object?: { size?: number } };
-            if (rec.success) onDone(rec.object?.size ?? 0);
-            else if (rec.error) failures.push(`${rec.source ?? ''}: ${rec.error}`);
-          } catch {
-            failures.push(line);
-          }
-        }
-      });
+      child.stdout.on('data', (text: string) => output.stdout(text));
       child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (text: string) => {
-        stderr = (stderr + text).slice(-4000);
-      });
+      child.stderr.on('data', (text: string) => output.stderr(text));
       let killTimer: NodeJS.Timeout | undefined;
       const onAbort = () => {
         child.kill('SIGTERM');
@@ -199,8 +110,7 @@ async function runS5cmd(exe: string, s3: S3Client, region: string, commands: str
         // The SDK reports the activity cancelled (not failed) when it ends with the signal's CancelledFailure.
         if (signal?.aborted) return reject(signal.reason as Error);
         if (code === 0) return resolve();
-        const why = [...failures.slice(0, 3), stderr.trim().split('\n').slice(-3).join(' ')].filter(Boolean).join('; ');
-        reject(new TrainctlError(ErrorKind.Transient, `s5cmd exited with ${code ?? sig}: ${why || 'no message'}`));
+        reject(new TrainctlError(ErrorKind.Transient, `s5cmd exited with ${code ?? sig}: ${output.why()}`));
       });
     });
   } finally {
@@ -242,25 +152,13 @@ async function upload(
     }
   }
   const todo = plans.filter((p) => !results.has(p.f.label));
-  const commands = todo.map(
-    (p) =>
-      `cp --raw -c ${input.concurrency} -p ${p.partSize / MiB} --metadata ${quote(`${META_CHECKSUM}=${p.checksum}`)} --metadata ${quote(`${META_PART_SIZE}=${p.partSize}`)} ${quote(p.f.path)} ${quote(`s3://${p.f.bucket}/${p.f.key}`)}`,
-  );
+  const commands = todo.map((p) => uploadCommand({ ...p.f, partSize: p.partSize, checksum: p.checksum }, input.concurrency));
   phase('s5cmd');
   if (commands.length > 0) await runS5cmd(exe, s3, input.region, commands, input.fileConcurrency, progress);
   phase('verify');
   for (const p of todo) {
     const h = await head(s3, p.f.bucket, p.f.key, signal);
-    const etag = unquote(h?.ETag);
-    const stored = h ? objectMeta(h).checksum : undefined;
-    // With SSE-KMS or SSE-C, S3's ETag is not an MD5 of the bytes: size and checksum only then.
-    const etagIsMd5 = h?.ServerSideEncryption !== 'aws:kms' && h?.ServerSideEncryption !== 'aws:kms:dsse' && !h?.SSECustomerAlgorithm;
-    if (!h || h.ContentLength !== p.size || (etagIsMd5 && !p.etags.includes(etag)) || stored !== p.checksum) {
-      throw new TrainctlError(
-        ErrorKind.Integrity,
-        `${p.f.label}: the object s5cmd stored at s3://${p.f.bucket}/${p.f.key} does not match the local file (size ${h?.ContentLength} vs ${p.size}, ETag ${etag || 'none'} vs ${p.etags.join(' or ')}, checksum ${stored ?? 'none'} vs ${p.checksum})`,
-      );
-    }
+    checkUploaded(p, h);
     results.set(p.f.label, { label: p.f.label, size: p.size, sent: p.size, skipped: false, verified: true, checksum: p.checksum, resumed: 0 });
   }
   return { engine: TransferEngineKind.S5cmd, files: input.files.map((f) => results.get(f.label) as FileResult) };
@@ -275,9 +173,11 @@ async function download(
   phase: (p: string) => void,
 ): Promise<S5cmdResult> {
   const info = Context.current().info;
-  const id = createHash('sha256').update(`${info.workflowExecution?.workflowId}/${info.activityId}`).digest('hex').slice(0, 16);
-  // Inside the destination: the rename into place stays on one filesystem.
-  const tmp = join(commonDir(input.files.map((f) => f.path)), `.trainctl-s5cmd-${id}`);
+  const tmp = downloadTempDir(
+    input.files.map((f) => f.path),
+    info.workflowExecution?.workflowId,
+    info.activityId,
+  );
   await rm(tmp, { recursive: true, force: true });
   const results = new Map<string, FileResult>();
   try {
@@ -329,20 +229,14 @@ async function download(
     }
     await mkdir(tmp, { recursive: true });
     const partSize = (f: { size: number }) => (input.partSize ?? planPartSize(f.size)) / MiB;
-    const commands = jobs.map((j) => `cp --raw -c ${input.concurrency} -p ${partSize(j)} ${quote(`s3://${j.f.bucket}/${j.f.key}`)} ${quote(j.temp)}`);
+    const commands = jobs.map((j) => downloadCommand({ ...j.f, temp: j.temp }, input.concurrency, partSize(j)));
     phase('s5cmd');
     if (commands.length > 0) await runS5cmd(exe, s3, input.region, commands, input.fileConcurrency, progress);
     phase('verify');
     // Every file is checked before any moves into place.
     for (const j of jobs) {
       const d = await step(`checksum ${j.f.label}`, () => digestFile(j.temp, j.verifyPartSize, signal));
-      const where = `s3://${j.f.bucket}/${j.f.key}`;
-      const problem = j.meta.checksum
-        ? d.checksum !== j.meta.checksum && `object ${where} has ${d.checksum}, its upload recorded ${j.meta.checksum}`
-        : j.md5
-          ? d.md5 !== j.md5 && `object ${where} has MD5 ${d.md5}, its ETag says ${j.md5}`
-          : d.size !== j.size && `object ${where} gave ${d.size} bytes, HeadObject said ${j.size}`;
-      if (problem) throw new TrainctlError(ErrorKind.Integrity, `${j.f.label}: checksum mismatch after the s5cmd download (${problem})`);
+      checkDownloaded(j, d);
       results.set(j.f.label, {
         label: j.f.label,
         size: d.size,

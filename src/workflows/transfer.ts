@@ -1,27 +1,21 @@
-import { ApplicationFailure, CancellationScope, log, proxyActivities, workflowInfo, type ActivityInterfaceFor } from '@temporalio/workflow';
-import type { TransferActivities, TransferEngine } from '../activities/transfer.js';
-import type { S5cmdActivities } from '../activities/transfer-s5cmd.js';
+import { ApplicationFailure, CancellationScope, log, workflowInfo } from '@temporalio/workflow';
 import {
   TransferInputSchema,
   type DataLocation,
   type TransferEngineKind,
   type TransferInput,
-  type TransferProgress,
   type TransferReport,
   type TransferRequest,
 } from '../contracts/transfer.js';
 import { ErrorKind } from '../errors/kinds.js';
-import { batchUnits, pathOf, planLegs, plannedPairs, unitLabel, type DownloadJob, type Job, type SourceList, type UploadJob } from '../transfer/legs.js';
-import { DEFAULT_MIN_PART_SIZE, MiB, checkRelativeKey, joinPath, parseS3Uri } from '../transfer/plan.js';
-import type { FileResult } from '../transfer/types.js';
-import { hostTransfer, hostTransferStep, localTransfer, onHost, transferStep, withHeartbeat } from './options.js';
+import { pathOf, planLegs, plannedPairs, type Job, type SourceList } from '../transfer/legs.js';
+import { MiB, checkRelativeKey, joinPath, parseS3Uri } from '../transfer/plan.js';
+import { LegRunner, TransferEngines } from './transfer-legs.js';
 import { TransferProgressTracker } from './transfer-progress.js';
-import { fileFailure, planFailure } from './transfer-failures.js';
+import { planFailure } from './transfer-failures.js';
 
 /** One run's file list travels in its history; bigger trees are split by prefix or --include. */
 const MAX_FILES = 20_000;
-
-type Engine = ActivityInterfaceFor<TransferEngine>;
 
 function invalid(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message });
@@ -79,15 +73,9 @@ interface Plan {
 class TransferRun {
   private readonly src: DataLocation;
   private readonly dst: DataLocation;
-  private readonly local: ActivityInterfaceFor<TransferActivities & S5cmdActivities>;
-  private readonly quick: ActivityInterfaceFor<TransferActivities>;
-  private readonly partSize: number | undefined;
-  /** Options every file activity shares. Deleting what the source lacks only makes sense for a mirror: it implies sync. */
-  private readonly common: { region: string; partSize: number | undefined; concurrency: number; sync: boolean; progressIntervalMs: number };
+  private readonly engines: TransferEngines;
+  private readonly runner: LegRunner;
   private readonly staging: { bucket: string; prefix: string } | undefined;
-  /** Sweeps after a cancel or failure: uploads whose activity could not abort them, partial downloads. */
-  private readonly startedUploads: { bucket: string; keys: Set<string> }[] = [];
-  private readonly startedDownloads: { engine: Engine; paths: Set<string> }[] = [];
   private legs: Job[][] = [];
   private skippedSymlinks: string[] = [];
   private engineUsed: TransferEngineKind = 'builtin';
@@ -100,35 +88,20 @@ class TransferRun {
   ) {
     this.src = input.source;
     this.dst = input.destination;
-    this.local = proxyActivities<TransferActivities & S5cmdActivities>(withHeartbeat(localTransfer, input.heartbeatTimeoutSeconds));
-    this.quick = proxyActivities<TransferActivities>(transferStep);
-    this.partSize = input.partSizeMiB === undefined ? undefined : input.partSizeMiB * MiB;
-    this.common = {
+    this.engines = new TransferEngines(input.heartbeatTimeoutSeconds);
+    // Deleting what the source lacks only makes sense for a mirror: it implies sync.
+    this.runner = new LegRunner(input, this.engines, progress, {
       region: input.region,
-      partSize: this.partSize,
+      partSize: input.partSizeMiB === undefined ? undefined : input.partSizeMiB * MiB,
       concurrency: input.concurrency,
       sync: input.sync || input.deleteExtraneous,
       progressIntervalMs: input.progressIntervalMs,
-    };
+    });
     const staging = input.stagingUri === undefined ? undefined : parseS3Uri(input.stagingUri);
     this.staging = staging && {
       bucket: staging.bucket,
       prefix: joinPath(staging.prefix, `trainctl-staging/${workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}/`),
     };
-  }
-
-  /** The file activities on the machine that holds `loc`'s files. */
-  private engineFor(loc: DataLocation): Engine {
-    return loc.kind === 'host'
-      ? proxyActivities<TransferEngine>(onHost(withHeartbeat(hostTransfer, this.input.heartbeatTimeoutSeconds), loc.hostId))
-      : this.local;
-  }
-
-  /** The short steps (scan, delete, remove temp) on the machine that holds `loc`'s files. */
-  private quickEngineFor(loc: DataLocation): Engine {
-    return loc.kind === 'host'
-      ? proxyActivities<TransferEngine>(onHost(withHeartbeat(hostTransferStep, this.input.heartbeatTimeoutSeconds), loc.hostId))
-      : this.quick;
   }
 
   /**
@@ -165,12 +138,12 @@ class TransferRun {
     const { src, input } = this;
     try {
       if (src.kind === 's3') {
-        const listed = await this.quick.transferListS3.executeWithOptions({ summary: `list ${src.uri}` }, [
+        const listed = await this.engines.quick.transferListS3.executeWithOptions({ summary: `list ${src.uri}` }, [
           { region: input.region, uri: src.uri, include: input.include, exclude: input.exclude },
         ]);
         return { list: listed, srcBucket: listed.bucket };
       }
-      const scanned = await this.quickEngineFor(src).transferScan.executeWithOptions({ summary: `scan ${pathOf(src)}` }, [
+      const scanned = await this.engines.quickEngineFor(src).transferScan.executeWithOptions({ summary: `scan ${pathOf(src)}` }, [
         // The machine that will compress checks it can, before anything is written.
         { path: src.path, include: input.include, exclude: input.exclude, followSymlinks: input.followSymlinks, compress: input.compress },
       ]);
@@ -183,7 +156,8 @@ class TransferRun {
 
   /** What the destination holds that the source does not (never what the transfer adds, nor trainctl's temp files). */
   private async listExtraneous(sourceRels: Set<string>): Promise<Extraneous> {
-    const { dst, input, quick } = this;
+    const { dst, input } = this;
+    const { quick } = this.engines;
     const keep = (rel: string) => !sourceRels.has(rel) && !/\.trainctl-partial(\.json|\.decoded)?$/.test(rel);
     try {
       if (dst.kind === 's3') {
@@ -202,7 +176,7 @@ class TransferRun {
             ]),
         };
       }
-      const engine = this.quickEngineFor(dst);
+      const engine = this.engines.quickEngineFor(dst);
       const scanned = await engine.transferScan.executeWithOptions({ summary: `scan destination ${dst.path}` }, [
         { path: dst.path, include: input.include, exclude: input.exclude, followSymlinks: false, missingOk: true },
       ]);
@@ -247,12 +221,12 @@ class TransferRun {
       // s5cmd takes plain local ↔ S3 copies; compression and hosts stay with the built-in engine.
       const bulk =
         input.engine !== 'builtin' && jobs.length > 0 && src.kind !== 'host' && dst.kind !== 'host' && !(src.kind === 'local' && input.compress !== 'none');
-      if (bulk && (await this.runS5cmd(jobs))) this.engineUsed = 's5cmd';
-      else await this.runJobs(jobs, this.engineFor(src.kind === 's3' ? dst : src), 'transferring');
+      if (bulk && (await this.runner.runS5cmd(jobs))) this.engineUsed = 's5cmd';
+      else await this.runner.runJobs(jobs, this.engines.engineFor(src.kind === 's3' ? dst : src), 'transferring');
     } else {
-      await this.runJobs(plan.legs[0] ?? [], this.engineFor(src), 'staging upload');
+      await this.runner.runJobs(plan.legs[0] ?? [], this.engines.engineFor(src), 'staging upload');
       this.progress.results.length = 0;
-      await this.runJobs(plan.legs[1] ?? [], this.engineFor(dst), 'staging download');
+      await this.runner.runJobs(plan.legs[1] ?? [], this.engines.engineFor(dst), 'staging download');
     }
   }
 
@@ -267,142 +241,9 @@ class TransferRun {
     this.deleted = deletedReport(extraneous).deleted;
   }
 
-  /** One leg with the built-in engine: large files one activity each, small files in batches, `fileConcurrency` lanes. */
-  private async runJobs(jobs: Job[], engine: Engine, phase: TransferProgress['phase']): Promise<void> {
-    this.progress.startLeg(phase, jobs, true);
-    const { src, dst } = this;
-    const uploads = { bucket: '', keys: new Set<string>() };
-    const downloads = { engine: this.quickEngineFor(phase === 'staging download' || src.kind === 's3' ? dst : src), paths: new Set<string>() };
-    this.startedUploads.push(uploads);
-    this.startedDownloads.push(downloads);
-    const units = batchUnits(jobs, this.partSize ?? DEFAULT_MIN_PART_SIZE);
-    const one = async (unit: Job[]) => {
-      const label = unitLabel(unit);
-      this.progress.running(label, (unit[0] as Job).label);
-      const uploadJobs = unit.filter((j): j is UploadJob => j.kind === 'upload');
-      const downloadJobs = unit.filter((j): j is DownloadJob => j.kind === 'download');
-      for (const j of uploadJobs) {
-        uploads.bucket = j.bucket;
-        uploads.keys.add(j.key);
-      }
-      for (const j of downloadJobs) downloads.paths.add(j.path);
-      const done = await this.runUnit(engine, label, uploadJobs, downloadJobs);
-      for (const j of uploadJobs) uploads.keys.delete(j.key);
-      for (const j of downloadJobs) downloads.paths.delete(j.path);
-      this.progress.ended(label);
-      this.progress.finished(done);
-    };
-    let next = 0;
-    let failure: unknown;
-    const lane = async () => {
-      while (failure === undefined && next < units.length) {
-        const unit = units[next++] as Job[];
-        try {
-          await one(unit);
-        } catch (err) {
-          failure ??= fileFailure(unit, err);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.input.fileConcurrency, units.length)) }, lane));
-    if (failure !== undefined) throw failure;
-  }
-
-  /**
-   * One unit's activity: a single file up or down, or a batch of small files. Every branch awaits
-   * its activity the same way, so concurrent lanes resume (and schedule their next unit) in the
-   * order the recorded histories have.
-   */
-  private async runUnit(engine: Engine, label: string, uploadJobs: UploadJob[], downloadJobs: DownloadJob[]): Promise<FileResult[]> {
-    const { common, input } = this;
-    const uploadArgs = uploadJobs.map((j) => ({
-      ...common,
-      path: j.path,
-      bucket: j.bucket,
-      key: j.key,
-      label: j.label,
-      compress: input.compress,
-      compressAll: input.compressAll,
-    }));
-    const downloadArgs = downloadJobs.map((j) => ({ ...common, path: j.path, bucket: j.bucket, key: j.key, label: j.label }));
-    const batchOf = <T>(files: T[]) => ({ label, files, concurrency: input.fileConcurrency, progressIntervalMs: input.progressIntervalMs });
-    const single = uploadJobs.length + downloadJobs.length === 1;
-    if (single && uploadArgs[0]) return [await engine.transferUpload.executeWithOptions({ summary: `upload ${label}` }, [uploadArgs[0]])];
-    if (single && downloadArgs[0]) return [await engine.transferDownload.executeWithOptions({ summary: `download ${label}` }, [downloadArgs[0]])];
-    if (uploadArgs.length > 0) return await engine.transferUploadBatch.executeWithOptions({ summary: `upload ${label}` }, [batchOf(uploadArgs)]);
-    return await engine.transferDownloadBatch.executeWithOptions({ summary: `download ${label}` }, [batchOf(downloadArgs)]);
-  }
-
-  /**
-   * Local ↔ S3 files through s5cmd on the orchestration worker, which looks it up on its PATH.
-   * False when engine `auto` found none there: the built-in engine then copies.
-   */
-  private async runS5cmd(jobs: Job[]): Promise<boolean> {
-    const { input } = this;
-    this.progress.startLeg('transferring', jobs, false);
-    const label = jobs.length === 1 ? (jobs[0]?.label ?? '') : `${jobs.length} files`;
-    const uploads = { bucket: '', keys: new Set<string>() };
-    const downloads = { engine: this.quick, paths: new Set<string>() };
-    for (const j of jobs) {
-      if (j.kind === 'upload') {
-        uploads.bucket = j.bucket;
-        uploads.keys.add(j.key);
-      } else downloads.paths.add(j.path);
-    }
-    this.startedUploads.push(uploads);
-    this.startedDownloads.push(downloads);
-    this.progress.running(label);
-    let out: Awaited<ReturnType<S5cmdActivities['transferS5cmd']>>;
-    try {
-      out = await this.local.transferS5cmd.executeWithOptions({ summary: `s5cmd ${jobs[0]?.kind ?? 'copy'} ${label}` }, [
-        {
-          region: input.region,
-          engine: input.engine === 's5cmd' ? 's5cmd' : 'auto',
-          direction: jobs[0]?.kind ?? 'upload',
-          files: jobs.map((j) => ({ label: j.label, path: j.path, bucket: j.bucket, key: j.key, size: j.size })),
-          partSize: this.partSize,
-          concurrency: input.concurrency,
-          fileConcurrency: input.fileConcurrency,
-          sync: this.common.sync,
-          label,
-          progressIntervalMs: input.progressIntervalMs,
-        },
-      ]);
-    } catch (err) {
-      throw fileFailure(jobs, err);
-    }
-    uploads.keys.clear();
-    downloads.paths.clear();
-    this.progress.ended(label);
-    if (out.engine !== 's5cmd') return false;
-    this.progress.finished(out.files);
-    return true;
-  }
-
   /** After a cancel or failure, whatever happens to the run: aborts unfinished uploads and removes partial downloads. */
-  async cleanUp(): Promise<void> {
-    await CancellationScope.nonCancellable(async () => {
-      this.progress.enter('cleaning up');
-      for (const u of this.startedUploads) {
-        if (u.keys.size === 0) continue;
-        try {
-          const n = await this.quick.transferAbortUploads.executeWithOptions({ summary: 'abort unfinished multipart uploads' }, [
-            { region: this.input.region, bucket: u.bucket, keys: [...u.keys] },
-          ]);
-          if (n > 0) log.info('aborted multipart uploads left by the transfer', { count: n });
-        } catch (sweepErr) {
-          log.warn('could not abort unfinished uploads', { error: String(sweepErr) });
-        }
-      }
-      for (const d of this.startedDownloads) {
-        if (d.paths.size === 0) continue;
-        try {
-          await d.engine.transferRemoveTemp.executeWithOptions({ summary: 'remove partial downloads' }, [{ paths: [...d.paths] }]);
-        } catch (sweepErr) {
-          log.warn('could not remove partial downloads', { error: String(sweepErr) });
-        }
-      }
-    });
+  cleanUp(): Promise<void> {
+    return this.runner.cleanUp();
   }
 
   /** Empties the staging prefix of a local ↔ host transfer, whatever the outcome. */
@@ -411,7 +252,7 @@ class TransferRun {
     if (!staging || this.legs.length !== 2) return;
     await CancellationScope.nonCancellable(async () => {
       try {
-        this.stagingObjectsDeleted = await this.quick.transferDeletePrefix.executeWithOptions(
+        this.stagingObjectsDeleted = await this.engines.quick.transferDeletePrefix.executeWithOptions(
           { summary: `empty staging s3://${staging.bucket}/${staging.prefix}` },
           [{ region: this.input.region, bucket: staging.bucket, prefix: staging.prefix }],
         );
