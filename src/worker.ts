@@ -79,6 +79,9 @@ export async function createHostWorker(opts: CreateHostWorkerOptions): Promise<W
     namespace: opts.namespace,
     taskQueue: hostTaskQueue(hostId),
     activities: createHostActivities({ hostId, fs, s3 }),
+    // A host runs few activities; its heartbeats (the training program's last log lines) reach the
+    // server every few seconds rather than at 80 % of a long heartbeat timeout.
+    maxHeartbeatThrottleInterval: '5 seconds',
   });
 }
 

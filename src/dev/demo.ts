@@ -103,7 +103,9 @@ async function main(): Promise<number> {
   await running;
   await connection.close();
   await stopAll();
-  console.log(code === 0 ? 'Demo done; everything it started is stopped.' : `Demo ${stopRequested ? 'interrupted' : 'failed'}; everything it started is stopped.`);
+  console.log(
+    code === 0 ? 'Demo done; everything it started is stopped.' : `Demo ${stopRequested ? 'interrupted' : 'failed'}; everything it started is stopped.`,
+  );
   return code;
 }
 
@@ -132,7 +134,11 @@ async function story(client: Client, env: Env, taskQueue: string, hostsDir: stri
   generateDataset(datasetDir, datasetMiB);
 
   console.log(`2. Uploading it to s3://${bucket}/datasets/demo/ (resumable, verified)`);
-  const up = await transfer.start(client, { source: { kind: 'local', path: datasetDir }, destination: { kind: 's3', uri: `s3://${bucket}/datasets/demo/` } }, { taskQueue });
+  const up = await transfer.start(
+    client,
+    { source: { kind: 'local', path: datasetDir }, destination: { kind: 's3', uri: `s3://${bucket}/datasets/demo/` } },
+    { taskQueue },
+  );
   console.log(`   ui: ${workflowUiUrl(env, up.workflowId)}`);
   const upReport = await up.result();
   console.log(`   ${upReport.files} files, ${formatBytes(upReport.bytes)} in ${upReport.seconds.toFixed(1)} s, ${upReport.verified} verified`);
@@ -145,7 +151,8 @@ async function story(client: Client, env: Env, taskQueue: string, hostsDir: stri
     `training.codeFrom.path=${join(repoRoot, 'examples', 'train')}`,
     `training.checkpointUri=s3://${bucket}/runs/demo-run/checkpoints/`,
     `training.outputsUri=s3://${bucket}/runs/demo-run/outputs/`,
-    'training.command=[python3, train.py, --steps, "60", --checkpoint-every, "10", --step-seconds, "0.1"]',
+    'training.command=[python3, train.py, --steps, "200", --checkpoint-every, "20", --step-seconds, "0.1"]',
+    'dataset.strategy=LocalCache',
     'training.checkpointEverySeconds=10',
     'training.stopGraceSeconds=10',
   ]);
@@ -159,7 +166,9 @@ async function story(client: Client, env: Env, taskQueue: string, hostsDir: stri
     last = line;
   }
   const report = await handle.result();
-  console.log(`4. Run ${report.name} ${report.outcome}: exit code ${report.exitCode}, ${formatBytes(report.bytesMoved)} moved, ${report.checkpointsSynced} checkpoint syncs`);
+  console.log(
+    `4. Run ${report.name} ${report.outcome}: exit code ${report.exitCode}, ${formatBytes(report.bytesMoved)} moved, ${report.checkpointsSynced} checkpoint syncs`,
+  );
   for (const step of report.steps) {
     console.log(`   ${step.step.padEnd(10)} ${((Date.parse(step.endedAt ?? step.startedAt) - Date.parse(step.startedAt)) / 1000).toFixed(1).padStart(6)} s`);
   }
@@ -168,7 +177,8 @@ async function story(client: Client, env: Env, taskQueue: string, hostsDir: stri
 
   const summary = await cost.summary(client, 'demo');
   console.log(`5. Cost of project demo: $${summary.totalUsd.toFixed(6)} so far, ${summary.running} resources still running`);
-  for (const [kind, g] of Object.entries(summary.byKind)) console.log(`   ${kind.padEnd(10)} ${String(g?.resources ?? 0).padStart(3)} resources  $${(g?.totalUsd ?? 0).toFixed(6)}`);
+  for (const [kind, g] of Object.entries(summary.byKind))
+    console.log(`   ${kind.padEnd(10)} ${String(g?.resources ?? 0).padStart(3)} resources  $${(g?.totalUsd ?? 0).toFixed(6)}`);
   console.log(`   ui: ${workflowUiUrl(env, `cost-tracker/demo`)}`);
   return report;
 }
@@ -177,7 +187,9 @@ async function story(client: Client, env: Env, taskQueue: string, hostsDir: stri
 async function verify(s3: S3Client, bucket: string, hostsDir: string, report: RunReport): Promise<void> {
   const root = join(hostsDir, report.resources.instanceId ?? 'none', 'root');
   const sha = (b: Uint8Array | Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 16);
-  const ckpts = readdirSync(join(root, 'checkpoints')).filter((f) => f.startsWith('ckpt-')).sort();
+  const ckpts = readdirSync(join(root, 'checkpoints'))
+    .filter((f) => f.startsWith('ckpt-'))
+    .sort();
   const lastCkpt = ckpts.at(-1);
   for (const [key, file] of [
     [`runs/${report.name}/checkpoints/${lastCkpt}`, join(root, 'checkpoints', lastCkpt ?? '')],
