@@ -16,7 +16,8 @@ function refusedFields(overrides: string[], text = example): string[] {
   try {
     validateRun(readRunFile(text, overrides));
   } catch (err) {
-    if (err instanceof ZodError) return err.issues.map((i) => (i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : [i.path.join('.')])).flat();
+    if (err instanceof ZodError)
+      return err.issues.map((i) => (i.code === 'unrecognized_keys' ? i.keys.map((k) => [...i.path, k].join('.')) : [i.path.join('.')])).flat();
     if (err instanceof RunFileError) return [`file: ${err.message}`];
     throw err;
   }
@@ -38,9 +39,24 @@ const BAD: { title: string; set: string[]; field: string; message?: RegExp }[] =
   { title: 'an availability zone outside the region', set: ['availabilityZone=us-west-2a'], field: 'availabilityZone', message: /not in region us-east-1/ },
   { title: 'a command given as one shell string', set: ['training.command=python3 train.py --epochs 3'], field: 'training.command', message: /argv array/ },
   { title: 'an empty command', set: ['training.command=[]'], field: 'training.command' },
-  { title: 'a secret-looking variable name', set: ['training.env.AWS_SECRET_ACCESS_KEY=abc'], field: 'training.env.AWS_SECRET_ACCESS_KEY', message: /looks like a secret/ },
-  { title: 'a secret-looking value (an AWS access key id)', set: ['training.env.DATA_KEY_ID=AKIAABCDEFGHIJKLMNOP'], field: 'training.env.DATA_KEY_ID', message: /looks like a secret/ },
-  { title: 'a GitHub token as a value', set: ['training.env.REPO=ghp_abcdefghijklmnopqrstuvwxyz0123456789'], field: 'training.env.REPO', message: /looks like a secret/ },
+  {
+    title: 'a secret-looking variable name',
+    set: ['training.env.AWS_SECRET_ACCESS_KEY=abc'],
+    field: 'training.env.AWS_SECRET_ACCESS_KEY',
+    message: /looks like a secret/,
+  },
+  {
+    title: 'a secret-looking value (an AWS access key id)',
+    set: ['training.env.DATA_KEY_ID=AKIAABCDEFGHIJKLMNOP'],
+    field: 'training.env.DATA_KEY_ID',
+    message: /looks like a secret/,
+  },
+  {
+    title: 'a GitHub token as a value',
+    set: ['training.env.REPO=ghp_abcdefghijklmnopqrstuvwxyz0123456789'],
+    field: 'training.env.REPO',
+    message: /looks like a secret/,
+  },
   { title: 'a variable trainctl sets itself', set: ['training.env.TRAINCTL_DATA_DIR=/x'], field: 'training.env.TRAINCTL_DATA_DIR' },
   { title: 'a workdir that climbs out of the root', set: ['training.workdir=../etc'], field: 'training.workdir' },
   { title: 'a checkpoint URI without a trailing slash', set: ['training.checkpointUri=s3://b/ckpt'], field: 'training.checkpointUri' },
@@ -62,7 +78,11 @@ for (const c of BAD) {
       fields.some((f) => f === c.field || f.startsWith(`${c.field}.`)),
       `named ${c.field}: ${fields.join(', ')}`,
     );
-    if (c.message) assert.ok(err.issues.some((i) => c.message!.test(i.message)), err.issues.map((i) => i.message).join(' | '));
+    if (c.message)
+      assert.ok(
+        err.issues.some((i) => c.message!.test(i.message)),
+        err.issues.map((i) => i.message).join(' | '),
+      );
   });
 }
 

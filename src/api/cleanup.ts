@@ -25,6 +25,7 @@ import {
 } from '../contracts/cleanup.js';
 import { SA } from '../search-attributes.js';
 import type { cleanup } from '../workflows/cleanup.js';
+import { explained } from './start.js';
 
 /** Where a cleanup runs, and (optionally) its workflow id. */
 export interface CleanupStartOptions {
@@ -55,21 +56,23 @@ function summaryOf(input: CleanupInput): string {
  */
 export async function startCleanup(client: Client, request: CleanupRequest, options: CleanupStartOptions): Promise<WorkflowHandle<typeof cleanup>> {
   const input = CleanupInputSchema.parse(request);
-  return client.workflow.start<typeof cleanup>(CleanupWorkflowType, {
-    taskQueue: options.taskQueue,
-    workflowId: options.workflowId ?? cleanupWorkflowId(input),
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [{ key: SA.kind, value: 'cleanup' }],
-    staticSummary: summaryOf(input),
-    staticDetails: [
-      `force: ${input.force}`,
-      `snapshot before delete: ${input.snapshotBeforeDelete}`,
-      `approval: over ${input.approvalThreshold} resources or anything protected/important; timeout ${input.approvalTimeout}`,
-      `protected ids: ${input.protectedIds.length}`,
-    ].join('\n'),
-  });
+  return explained(client, () =>
+    client.workflow.start<typeof cleanup>(CleanupWorkflowType, {
+      taskQueue: options.taskQueue,
+      workflowId: options.workflowId ?? cleanupWorkflowId(input),
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      typedSearchAttributes: [{ key: SA.kind, value: 'cleanup' }],
+      staticSummary: summaryOf(input),
+      staticDetails: [
+        `force: ${input.force}`,
+        `snapshot before delete: ${input.snapshotBeforeDelete}`,
+        `approval: over ${input.approvalThreshold} resources or anything protected/important; timeout ${input.approvalTimeout}`,
+        `protected ids: ${input.protectedIds.length}`,
+      ].join('\n'),
+    }),
+  );
 }
 
 /**

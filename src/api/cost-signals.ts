@@ -25,6 +25,7 @@ import {
   type ResourceView,
 } from '../contracts/cost.js';
 import { SA } from '../search-attributes.js';
+import { explained } from './start.js';
 
 /** Which tracker to tell, and the task queue its worker polls (used when it has to be started). */
 export interface TrackerTarget {
@@ -57,7 +58,7 @@ export function trackerStartOptions(project: string, taskQueue: string, extra: O
 
 async function signalTracker<A>(client: Client, target: TrackerTarget, signal: { name: string }, arg: A): Promise<{ workflowId: string }> {
   const options = trackerStartOptions(target.project, target.taskQueue);
-  await client.workflow.signalWithStart(CostTrackerWorkflowType, { ...options, signal: signal.name, signalArgs: [arg] });
+  await explained(client, () => client.workflow.signalWithStart(CostTrackerWorkflowType, { ...options, signal: signal.name, signalArgs: [arg] }));
   return { workflowId: options.workflowId };
 }
 

@@ -51,6 +51,7 @@ import { SA } from '../search-attributes.js';
 import type { costTracker } from '../workflows/cost-tracker.js';
 import type { reconcileCost } from '../workflows/reconcile-cost.js';
 import { trackerStartOptions, type TrackerTarget } from './cost-signals.js';
+import { explained } from './start.js';
 
 export { recordResourceStarted, recordResourceStopped, reportReconciliation, trackedRunning, trackerStartOptions, type TrackerTarget } from './cost-signals.js';
 
@@ -78,7 +79,7 @@ export async function startTracker(
   options: { taskQueue: string } & Omit<CostTrackerRequest, 'project' | 'state'>,
 ): Promise<WorkflowHandle<typeof costTracker>> {
   const { taskQueue, ...extra } = options;
-  return client.workflow.start<typeof costTracker>(CostTrackerWorkflowType, trackerStartOptions(project, taskQueue, extra));
+  return explained(client, () => client.workflow.start<typeof costTracker>(CostTrackerWorkflowType, trackerStartOptions(project, taskQueue, extra)));
 }
 
 /**
@@ -161,11 +162,13 @@ export async function startReconcile(
   options: { taskQueue: string; workflowId?: string },
 ): Promise<WorkflowHandle<typeof reconcileCost>> {
   const input = ReconcileInputSchema.parse(request);
-  return client.workflow.start<typeof reconcileCost>(ReconcileCostWorkflowType, {
-    taskQueue: options.taskQueue,
-    workflowId: options.workflowId ?? `${reconcileScheduleId(input.project)}/manual-${Date.now()}`,
-    args: [input],
-  });
+  return explained(client, () =>
+    client.workflow.start<typeof reconcileCost>(ReconcileCostWorkflowType, {
+      taskQueue: options.taskQueue,
+      workflowId: options.workflowId ?? `${reconcileScheduleId(input.project)}/manual-${Date.now()}`,
+      args: [input],
+    }),
+  );
 }
 
 /** {@link startReconcile}, then waits for its outcome. */

@@ -13,6 +13,7 @@ import { SA } from '../search-attributes.js';
 import type { checkHost as checkHostWorkflow } from '../workflows/host.js';
 import type { prewarm } from '../workflows/prewarm.js';
 import { DEFAULT_TASK_QUEUE } from './task-queue.js';
+import { explained } from './start.js';
 
 /** Where to start a run, and under which id. */
 export interface PrewarmOptions {
@@ -39,18 +40,20 @@ export async function start(
   options: PrewarmOptions = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof prewarm>> {
   const input = PrewarmInputSchema.parse(request);
-  return client.workflow.start<typeof prewarm>(PrewarmWorkflowType, {
-    taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
-    workflowId: options.workflowId ?? prewarmWorkflowId(input),
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'prewarm' },
-      { key: SA.resource, value: input.hostId },
-    ],
-    staticSummary: `Prepare data on host **${input.hostId}** (${input.strategy})`,
-  });
+  return explained(client, () =>
+    client.workflow.start<typeof prewarm>(PrewarmWorkflowType, {
+      taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
+      workflowId: options.workflowId ?? prewarmWorkflowId(input),
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      typedSearchAttributes: [
+        { key: SA.kind, value: 'prewarm' },
+        { key: SA.resource, value: input.hostId },
+      ],
+      staticSummary: `Prepare data on host **${input.hostId}** (${input.strategy})`,
+    }),
+  );
 }
 
 /**

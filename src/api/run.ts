@@ -31,6 +31,7 @@ import { transferProgressQuery, type TransferProgress } from '../contracts/trans
 import { SA } from '../search-attributes.js';
 import type { trainingRun } from '../workflows/training-run.js';
 import { DEFAULT_TASK_QUEUE } from './task-queue.js';
+import { explained } from './start.js';
 
 export type RunHandle = WorkflowHandle<typeof trainingRun>;
 
@@ -54,25 +55,27 @@ export async function start(
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof trainingRun>> {
   const input = RunInputSchema.parse(request);
   const where = 'existingInstanceId' in input.instance ? `on ${input.instance.existingInstanceId}` : `on a ${input.instance.market} ${input.instance.type}`;
-  return client.workflow.start<typeof trainingRun>(TrainingRunWorkflowType, {
-    taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
-    workflowId: runWorkflowId(input.name),
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'run' },
-      { key: SA.run, value: input.name },
-      { key: SA.project, value: input.project },
-    ],
-    staticSummary: `Training run **${input.name}** ${where} in ${input.availabilityZone}`,
-    staticDetails: [
-      `command: ${input.training.command.join(' ')}`,
-      `dataset: ${input.dataset.source.kind === 's3' ? input.dataset.source.uri : input.dataset.source.kind === 'local' ? input.dataset.source.path : `${input.dataset.source.hostId}:${input.dataset.source.path}`} (${input.dataset.strategy})`,
-      `checkpoints: ${input.training.checkpointUri} every ${input.training.checkpointEverySeconds} s`,
-      `teardown: instance ${input.teardown.instance}, volume ${input.teardown.volume}`,
-    ].join('\n'),
-  });
+  return explained(client, () =>
+    client.workflow.start<typeof trainingRun>(TrainingRunWorkflowType, {
+      taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
+      workflowId: runWorkflowId(input.name),
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      typedSearchAttributes: [
+        { key: SA.kind, value: 'run' },
+        { key: SA.run, value: input.name },
+        { key: SA.project, value: input.project },
+      ],
+      staticSummary: `Training run **${input.name}** ${where} in ${input.availabilityZone}`,
+      staticDetails: [
+        `command: ${input.training.command.join(' ')}`,
+        `dataset: ${input.dataset.source.kind === 's3' ? input.dataset.source.uri : input.dataset.source.kind === 'local' ? input.dataset.source.path : `${input.dataset.source.hostId}:${input.dataset.source.path}`} (${input.dataset.strategy})`,
+        `checkpoints: ${input.training.checkpointUri} every ${input.training.checkpointEverySeconds} s`,
+        `teardown: instance ${input.teardown.instance}, volume ${input.teardown.volume}`,
+      ].join('\n'),
+    }),
+  );
 }
 
 /** {@link start}, then waits for the report. @throws WorkflowFailedError when the run fails or is cancelled. */

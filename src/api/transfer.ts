@@ -26,6 +26,7 @@ import {
 import { SA } from '../search-attributes.js';
 import { formatLocation } from '../transfer/location.js';
 import type { transfer as transferWorkflow } from '../workflows/transfer.js';
+import { explained } from './start.js';
 
 /** A handle on a running (or finished) transfer. */
 export type TransferHandle = WorkflowHandle<typeof transferWorkflow>;
@@ -69,16 +70,18 @@ function staticSummary(input: TransferInput): string {
  */
 export async function start(client: Client, request: TransferRequest, opts: TransferStartOptions = {}): Promise<StartedTransferHandle> {
   const input = validate(request);
-  return client.workflow.start<typeof transferWorkflow>(TransferWorkflowType, {
-    taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
-    workflowId: opts.workflowId ?? transferWorkflowId(randomUUID().slice(0, 8)),
-    args: [input],
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'transfer' },
-      { key: SA.resource, value: formatLocation(input.destination).slice(0, 200) },
-    ],
-    staticSummary: staticSummary(input),
-  });
+  return explained(client, () =>
+    client.workflow.start<typeof transferWorkflow>(TransferWorkflowType, {
+      taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
+      workflowId: opts.workflowId ?? transferWorkflowId(randomUUID().slice(0, 8)),
+      args: [input],
+      typedSearchAttributes: [
+        { key: SA.kind, value: 'transfer' },
+        { key: SA.resource, value: formatLocation(input.destination).slice(0, 200) },
+      ],
+      staticSummary: staticSummary(input),
+    }),
+  );
 }
 
 /**

@@ -16,6 +16,7 @@ import {
 import { SA } from '../search-attributes.js';
 import type { provisionVolume } from '../workflows/provision-volume.js';
 import { DEFAULT_TASK_QUEUE } from './task-queue.js';
+import { explained } from './start.js';
 
 /** Where to start the run. */
 export interface ProvisionOptions {
@@ -38,24 +39,26 @@ export async function provision(
   options: ProvisionOptions = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof provisionVolume>> {
   const input = ProvisionVolumeInputSchema.parse(request);
-  return client.workflow.start<typeof provisionVolume>(ProvisionVolumeWorkflowType, {
-    taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
-    workflowId: volumeWorkflowId(input.region, input.name),
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    typedSearchAttributes: [
-      { key: SA.kind, value: 'volume' },
-      { key: SA.resource, value: input.name },
-    ],
-    staticSummary: `Provision ${input.sizeGiB} GiB ${input.volumeType} volume **${input.name}** in ${input.availabilityZone}`,
-    staticDetails: [
-      `region: ${input.region}`,
-      `if it exists: ${input.ifExists}`,
-      ...(input.snapshotId ? [`from snapshot: ${input.snapshotId}`] : []),
-      ...(input.attachTo ? [`attach to: ${input.attachTo.instanceId} at ${input.attachTo.device}`] : []),
-    ].join('\n'),
-  });
+  return explained(client, () =>
+    client.workflow.start<typeof provisionVolume>(ProvisionVolumeWorkflowType, {
+      taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
+      workflowId: volumeWorkflowId(input.region, input.name),
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      typedSearchAttributes: [
+        { key: SA.kind, value: 'volume' },
+        { key: SA.resource, value: input.name },
+      ],
+      staticSummary: `Provision ${input.sizeGiB} GiB ${input.volumeType} volume **${input.name}** in ${input.availabilityZone}`,
+      staticDetails: [
+        `region: ${input.region}`,
+        `if it exists: ${input.ifExists}`,
+        ...(input.snapshotId ? [`from snapshot: ${input.snapshotId}`] : []),
+        ...(input.attachTo ? [`attach to: ${input.attachTo.instanceId} at ${input.attachTo.device}`] : []),
+      ].join('\n'),
+    }),
+  );
 }
 
 /**

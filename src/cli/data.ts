@@ -276,7 +276,7 @@ async function prewarmCommand(values: Values, env: Env, connect: () => Promise<C
 
 export async function dataCommand(argv: string[], env: Env, connect: () => Promise<Client>): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help' || rest.includes('--help') || rest.includes('-h')) {
     console.log(HELP);
     return sub === undefined ? ExitCode.Usage : ExitCode.Ok;
   }

@@ -29,7 +29,9 @@ environment:
 
 /** Runs one CLI invocation and returns its exit code; never throws. */
 export async function run(argv: string[], environment: Record<string, string | undefined> = process.env): Promise<number> {
-  const [family, ...rest] = argv;
+  const [family, ...args] = argv;
+  // `--help` anywhere after the family asks for that family's help, whatever else is on the line.
+  const rest = args.includes('--help') || args.includes('-h') ? ['--help'] : args;
   if (family === undefined || family === '--help' || family === '-h' || family === 'help') {
     console.log(HELP);
     return family === undefined ? ExitCode.Usage : ExitCode.Ok;
