@@ -105,7 +105,12 @@ export default tseslint.config(
   {
     files: ['**/*.ts'],
     plugins: { 'import-x': importX },
-    settings: { 'import-x/resolver-next': [createNodeResolver({ extensionAlias: { '.js': ['.ts', '.js'] } })] },
+    settings: {
+      'import-x/resolver-next': [createNodeResolver({ extensionAlias: { '.js': ['.ts', '.js'] } })],
+      // Without these, import-x cannot parse a .ts dependency and so never sees a cycle through it.
+      'import-x/extensions': ['.ts', '.js', '.mjs'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
@@ -128,6 +133,10 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: l.patterns }] },
   })),
   // Each module of the workflow bundle keeps its layer's rules and adds the sandbox's.
+  {
+    files: ['src/workflows/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: SANDBOX_PATHS, patterns: [...(LAYERS.find((l) => l.name === 'workflows')?.patterns ?? []), ...SANDBOX] }] },
+  },
   ...bundleFiles.map((file) => ({
     files: [file],
     rules: { 'no-restricted-imports': ['error', { paths: SANDBOX_PATHS, patterns: [...(layerOf(file)?.patterns ?? []), ...SANDBOX] }] },

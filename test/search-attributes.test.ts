@@ -81,7 +81,8 @@ test('on a plain dev server a start fails with InvalidInput naming every missing
   const address = server!.address;
   const expected =
     `temporal operator search-attribute create --address ${address} --namespace default --name TrainctlKind --type Keyword` +
-    ' --name TrainctlResource --type Keyword --name TrainctlProject --type Keyword --name TrainctlCostUsd --type Double --name TrainctlBudgetExceeded --type Bool';
+    ' --name TrainctlResource --type Keyword --name TrainctlProject --type Keyword --name TrainctlCostUsd --type Double --name TrainctlBudgetExceeded --type Bool' +
+    ' --name TrainctlRun --type Keyword';
   assert.ok(explained.message.endsWith(expected), explained.message);
   assert.equal(explained.cause, raw, 'the server error stays the cause');
   printedCommand = expected;

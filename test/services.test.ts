@@ -1,3 +1,4 @@
+import { ALL_SEARCH_ATTRIBUTES } from '../src/search-attributes.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -44,7 +45,7 @@ test('the dev server starts with every trainctl search attribute registered, and
   try {
     for (const [server, missing] of [
       [full, 0],
-      [plain, 5],
+      [plain, ALL_SEARCH_ATTRIBUTES.length],
     ] as const) {
       const connection = await Connection.connect({ address: server.address });
       try {
