@@ -135,7 +135,9 @@ export default tseslint.config(
   // Each module of the workflow bundle keeps its layer's rules and adds the sandbox's.
   {
     files: ['src/workflows/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: SANDBOX_PATHS, patterns: [...(LAYERS.find((l) => l.name === 'workflows')?.patterns ?? []), ...SANDBOX] }] },
+    rules: {
+      'no-restricted-imports': ['error', { paths: SANDBOX_PATHS, patterns: [...(LAYERS.find((l) => l.name === 'workflows')?.patterns ?? []), ...SANDBOX] }],
+    },
   },
   ...bundleFiles.map((file) => ({
     files: [file],
