@@ -179,7 +179,9 @@ test(
     await waitForTexts(page, [runWorkflowId(name), 'Completed', TrainingRunWorkflowType], "the run's page");
     // The static summary the API set at start, in the run's user metadata.
     await page.getByText('User Metadata', { exact: true }).click();
-    await waitForTexts(page, [`Training run ${name} on a on-demand g5.xlarge in us-east-1a`], "the run's static summary");
+    // The details show the command as given: `--steps`, not a typographic dash a copy would carry along.
+    const command = suite.request(name).training.command.join(' ');
+    await waitForTexts(page, [`Training run ${name} on a on-demand g5.xlarge in us-east-1a`, command], "the run's static summary and details");
     await page.screenshot({ path: join(OUTPUT_DIR, 'run.png'), fullPage: true });
     assert.ok(statSync(join(OUTPUT_DIR, 'run.png')).size > 10_000, 'a screenshot of the run was saved');
     // The run's relationships: its children, by workflow id.
