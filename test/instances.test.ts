@@ -16,6 +16,7 @@ import type { Client } from '@temporalio/client';
 import { startInstanceSimulator, type InstanceSimulator } from '../src/dev/instances.js';
 import { encodeUserData, generateUserData } from '../src/run/user-data.js';
 import { ec2For, onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './helpers/harness.js';
+import { SUITE_TAG } from './helpers/run.js';
 
 let services: TestServices;
 let client: Client;
@@ -23,6 +24,8 @@ let worker: RunningWorker;
 let ec2: EC2Client;
 let sim: InstanceSimulator;
 let hostsDir: string;
+/** This file's instances carry it; its simulator takes only them (other files' simulators share the emulator). */
+const suiteTag = uniqueName('instances');
 
 const alive = (pid: number) => {
   try {
@@ -53,6 +56,7 @@ async function launch(userData: string): Promise<string> {
       InstanceType: 't3.micro',
       Placement: { AvailabilityZone: 'us-east-1a' },
       UserData: encodeUserData(userData),
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: SUITE_TAG, Value: suiteTag }] }],
     }),
   );
   const id = run.Instances?.[0]?.InstanceId;
@@ -68,7 +72,14 @@ before(async () => {
   ec2 = ec2For(services.env);
   hostsDir = mkdtempSync(join(tmpdir(), 'trainctl-hosts-'));
   onCleanup(() => rmSync(hostsDir, { recursive: true, force: true }));
-  sim = startInstanceSimulator({ env: services.env, pollMs: 300, hostsDir, graceMs: 5_000, onError: (err) => console.error('simulator:', err) });
+  sim = startInstanceSimulator({
+    env: services.env,
+    pollMs: 300,
+    hostsDir,
+    graceMs: 5_000,
+    tags: { [SUITE_TAG]: suiteTag },
+    onError: (err) => console.error('simulator:', err),
+  });
   onCleanup(() => sim.stop());
 });
 

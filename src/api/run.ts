@@ -69,7 +69,8 @@ export async function start(
       ],
       staticSummary: `Training run **${input.name}** ${where} in ${input.availabilityZone}`,
       staticDetails: [
-        `command: ${input.training.command.join(' ')}`,
+        // A code span: the UI renders details as markdown, which would turn `--flag` into an en dash.
+        `command: \`\` ${input.training.command.join(' ')} \`\``,
         `dataset: ${input.dataset.source.kind === 's3' ? input.dataset.source.uri : input.dataset.source.kind === 'local' ? input.dataset.source.path : `${input.dataset.source.hostId}:${input.dataset.source.path}`} (${input.dataset.strategy})`,
         `checkpoints: ${input.training.checkpointUri} every ${input.training.checkpointEverySeconds} s`,
         `teardown: instance ${input.teardown.instance}, volume ${input.teardown.volume}`,

@@ -40,6 +40,13 @@ export interface InstanceSimulatorOptions {
   hostsDir?: string;
   /** SIGTERM to SIGKILL, when a worker is stopped (default 10 s). */
   graceMs?: number;
+  /**
+   * Only instances carrying every one of these tags (default: every instance with trainctl's
+   * bootstrap). Simulators sharing one emulator — test files running side by side — must each take
+   * their own instances: two host workers for one instance, with different roots, would split its
+   * host activities between two "disks".
+   */
+  tags?: Record<string, string>;
   /** Called with errors of a poll (the next poll still runs); default: printed to stderr. */
   onError?: (err: unknown) => void;
 }
@@ -141,6 +148,9 @@ export function startInstanceSimulator(opts: InstanceSimulatorOptions): Instance
   let stopping = false;
   let passWaiters: (() => void)[] = [];
 
+  const wanted = Object.entries(opts.tags ?? {});
+  const carriesTags = (instance: Instance) => wanted.every(([k, v]) => instance.Tags?.some((t) => t.Key === k && t.Value === v));
+
   async function bootstrapOf(instanceId: string): Promise<BootstrapParams | null> {
     const cached = userData.get(instanceId);
     if (cached !== undefined) return cached;
@@ -224,6 +234,7 @@ export function startInstanceSimulator(opts: InstanceSimulatorOptions): Instance
             heldDown.delete(id);
             continue;
           }
+          if (!carriesTags(instance)) continue;
           if (!(await bootstrapOf(id))) continue;
           running.add(id);
           mountVolumes(instance);

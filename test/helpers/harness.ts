@@ -39,6 +39,8 @@ function quietRuntime(): void {
 export interface TestServices {
   env: Env;
   bundlePath: string | undefined;
+  /** The dev server's Web UI (the browser test opens it). */
+  uiUrl: string | undefined;
 }
 
 let services: Promise<TestServices> | undefined;
@@ -52,10 +54,13 @@ export function testServices(): Promise<TestServices> {
     quietRuntime();
     let address = process.env.TRAINCTL_TEST_TEMPORAL_ADDRESS;
     let endpoint = process.env.TRAINCTL_TEST_AWS_ENDPOINT;
+    let uiUrl = process.env.TRAINCTL_TEST_TEMPORAL_UI || undefined;
     if (!address || !endpoint) {
-      const [t, m] = await Promise.all([startTemporalDevServer({ headless: true }), startMoto()]);
+      // With its Web UI, as `npm test` starts it: a file run on its own can run the browser test too.
+      const [t, m] = await Promise.all([startTemporalDevServer({}), startMoto()]);
       address = t.address;
       endpoint = m.endpoint;
+      uiUrl = t.uiUrl;
       onCleanup(() => stopAll());
     }
     const env = loadEnv({
@@ -65,7 +70,7 @@ export function testServices(): Promise<TestServices> {
       AWS_REGION: 'us-east-1',
       TRAINCTL_AWS: 'emulator',
     });
-    return { env, bundlePath: process.env.TRAINCTL_TEST_BUNDLE || undefined };
+    return { env, bundlePath: process.env.TRAINCTL_TEST_BUNDLE || undefined, uiUrl };
   })();
   return services;
 }

@@ -27,6 +27,9 @@ export interface RunSuite {
   request(name: string, training?: Partial<RunRequest['training']>, extra?: Partial<RunRequest>): RunRequest;
 }
 
+/** The tag that ties an instance to the test file (and its instance simulator) that launched it. */
+export const SUITE_TAG = 'trainctl-test-suite';
+
 export async function runSuite(prefix: string): Promise<RunSuite> {
   const services = await testServices();
   const client = await testClient(services.env);
@@ -36,7 +39,10 @@ export async function runSuite(prefix: string): Promise<RunSuite> {
   const bucket = await testBucket(s3, prefix);
   const hostsDir = mkdtempSync(join(tmpdir(), `trainctl-hosts-${prefix}-`));
   onCleanup(() => rmSync(hostsDir, { recursive: true, force: true }));
-  const sim = startInstanceSimulator({ env: services.env, pollMs: 300, hostsDir, graceMs: 5_000 });
+  // This file's runs carry this tag and only they get host workers from this file's simulator:
+  // simulators of test files running side by side share the emulator.
+  const suiteTag = { [SUITE_TAG]: uniqueName(prefix) };
+  const sim = startInstanceSimulator({ env: services.env, pollMs: 300, hostsDir, graceMs: 5_000, tags: suiteTag });
   onCleanup(() => sim.stop());
   const images = await ec2.send(new DescribeImagesCommand({}));
   const ami = images.Images?.find((i) => /^ami-[0-9a-f]{8,17}$/.test(i.ImageId ?? ''))?.ImageId;
@@ -62,6 +68,7 @@ export async function runSuite(prefix: string): Promise<RunSuite> {
       ...training,
     },
     ...extra,
+    tags: { ...extra.tags, ...suiteTag },
   });
   return { services, client, worker, ec2, s3, sim, hostsDir, bucket, ami, request };
 }
