@@ -27,7 +27,12 @@ export interface RunSuite {
   request(name: string, training?: Partial<RunRequest['training']>, extra?: Partial<RunRequest>): RunRequest;
 }
 
-export async function runSuite(prefix: string): Promise<RunSuite> {
+/**
+ * @param opts.simulatorAwsEndpoint where the simulated instances' host workers (and the simulator's
+ *   own polls) send their AWS calls — a fault proxy in front of the emulator, so that a test can slow
+ *   the host side too; the emulator itself by default.
+ */
+export async function runSuite(prefix: string, opts: { simulatorAwsEndpoint?: string } = {}): Promise<RunSuite> {
   const services = await testServices();
   const client = await testClient(services.env);
   const worker = await startWorker(services);
@@ -36,7 +41,12 @@ export async function runSuite(prefix: string): Promise<RunSuite> {
   const bucket = await testBucket(s3, prefix);
   const hostsDir = mkdtempSync(join(tmpdir(), `trainctl-hosts-${prefix}-`));
   onCleanup(() => rmSync(hostsDir, { recursive: true, force: true }));
-  const sim = startInstanceSimulator({ env: services.env, pollMs: 300, hostsDir, graceMs: 5_000 });
+  const sim = startInstanceSimulator({
+    env: { ...services.env, ...(opts.simulatorAwsEndpoint ? { AWS_ENDPOINT_URL: opts.simulatorAwsEndpoint } : {}) },
+    pollMs: 300,
+    hostsDir,
+    graceMs: 5_000,
+  });
   onCleanup(() => sim.stop());
   const images = await ec2.send(new DescribeImagesCommand({}));
   const ami = images.Images?.find((i) => /^ami-[0-9a-f]{8,17}$/.test(i.ImageId ?? ''))?.ImageId;
