@@ -122,7 +122,7 @@ const cancelAt: Record<'launch' | 'volume' | 'data' | 'training' | 'checkpoint s
       { op: 'AttachVolume', fault: 'latency', latencyMs: 4_000 },
     ],
     reached: async (_n, s) => s.step === 'volume' && proxied(await proxy.log(), 'CreateVolume'),
-    undone: [],
+    undone: [/volume step cancelled in flight: volume\/us-east-1\/c-volume-\w+-data deleted what it had created/],
   },
   data: {
     // The training code goes local → staging → host; the host's download from staging is held,
@@ -188,7 +188,7 @@ async function assertCancelledAndClean(name: string, h: run.RunHandle, undone: R
 
 for (const [via, cancel] of Object.entries(cancelVia)) {
   for (const [at, c] of Object.entries(cancelAt)) {
-    test(`a run cancelled with ${via} during ${at} ends cancelled, leaves nothing it created and lists what it undid`, { timeout: 120_000 }, async () => {
+    test(`a run cancelled with ${via} during ${at} ends cancelled, leaves nothing it created and lists what it undid`, { timeout: 120_000 }, async (t) => {
       const name = runName(`c-${at.split(' ')[0]}`);
       await proxy.clearLog();
       await proxy.setRules(c.rules(name));
@@ -198,7 +198,12 @@ for (const [via, cancel] of Object.entries(cancelVia)) {
         await cancel(name);
         // The slow-down has done its job; the compensation runs at normal speed.
         await proxy.setRules([]);
-        await assertCancelledAndClean(name, h, c.undone);
+        t.diagnostic(await assertCancelledAndClean(name, h, c.undone));
+        if (at === 'volume') {
+          // The volume child the cancel stopped deleted the volume it had created, and says which.
+          const child = (await suite.client.workflow.getHandle(`volume/us-east-1/${name}-data`).describe()).memo as { compensation?: string } | undefined;
+          assert.match(child?.compensation ?? '', /deleted vol-/);
+        }
         if (at === 'training') {
           // The program got SIGTERM and its grace period; the checkpoint it wrote then was synced.
           const instanceId = (await run.status(h)).resources.instanceId!;
