@@ -40,6 +40,12 @@ export interface InstanceSimulatorOptions {
   hostsDir?: string;
   /** SIGTERM to SIGKILL, when a worker is stopped (default 10 s). */
   graceMs?: number;
+  /**
+   * Which running instances this simulator plays (default: every one whose user-data is trainctl's
+   * bootstrap). Test files sharing one emulator each give their own, so that two simulators never
+   * run a worker for the same instance (two workers on one host queue, with different roots).
+   */
+  adopt?: (instance: Instance) => boolean;
   /** Called with errors of a poll (the next poll still runs); default: printed to stderr. */
   onError?: (err: unknown) => void;
 }
@@ -224,6 +230,7 @@ export function startInstanceSimulator(opts: InstanceSimulatorOptions): Instance
             heldDown.delete(id);
             continue;
           }
+          if (opts.adopt && !opts.adopt(instance)) continue;
           if (!(await bootstrapOf(id))) continue;
           running.add(id);
           mountVolumes(instance);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { createS3Client } from '../../src/aws/clients.js';
@@ -41,7 +41,15 @@ export async function runSuite(prefix: string, opts: { simulatorAwsEndpoint?: st
   const bucket = await testBucket(s3, prefix);
   const hostsDir = mkdtempSync(join(tmpdir(), `trainctl-hosts-${prefix}-`));
   onCleanup(() => rmSync(hostsDir, { recursive: true, force: true }));
+  // Only this suite's runs (and instances launched by hand, without a run tag): another run test
+  // file's simulator on the same emulator plays its own runs' instances.
+  const names = new Set<string>();
+  const adopt = (i: Instance) => {
+    const run = i.Tags?.find((t) => t.Key === 'trainctl:run')?.Value;
+    return run === undefined || names.has(run);
+  };
   const sim = startInstanceSimulator({
+    adopt,
     env: { ...services.env, ...(opts.simulatorAwsEndpoint ? { AWS_ENDPOINT_URL: opts.simulatorAwsEndpoint } : {}) },
     pollMs: 300,
     hostsDir,
@@ -55,7 +63,7 @@ export async function runSuite(prefix: string, opts: { simulatorAwsEndpoint?: st
   for (let i = 0; i < 4; i++) {
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `dataset/shard-${i}.txt`, Body: `shard ${i}\n`.repeat(1000 + i) }));
   }
-  const request = (name: string, training: Partial<RunRequest['training']> = {}, extra: Partial<RunRequest> = {}): RunRequest => ({
+  const build = (name: string, training: Partial<RunRequest['training']> = {}, extra: Partial<RunRequest> = {}): RunRequest => ({
     name,
     region: 'us-east-1',
     availabilityZone: 'us-east-1a',
@@ -73,6 +81,10 @@ export async function runSuite(prefix: string, opts: { simulatorAwsEndpoint?: st
     },
     ...extra,
   });
+  const request: RunSuite['request'] = (name, training, extra) => {
+    names.add(name);
+    return build(name, training, extra);
+  };
   return { services, client, worker, ec2, s3, sim, hostsDir, bucket, ami, request };
 }
 
