@@ -79,9 +79,10 @@ export async function createHostWorker(opts: CreateHostWorkerOptions): Promise<W
     namespace: opts.namespace,
     taskQueue: hostTaskQueue(hostId),
     activities: createHostActivities({ hostId, fs, s3 }),
-    // A host runs few activities; its heartbeats (the training program's last log lines) reach the
-    // server every few seconds rather than at 80 % of a long heartbeat timeout.
-    maxHeartbeatThrottleInterval: '5 seconds',
+    // An activity learns of its cancellation only from a heartbeat's reply, and the SDK sends
+    // heartbeats every 80 % of the heartbeat timeout (48 s for training's default 60 s): a stop or
+    // cancel would reach the training program that late, and `run status` show stale log lines.
+    maxHeartbeatThrottleInterval: '2 seconds',
   });
 }
 

@@ -47,6 +47,12 @@ export interface InstanceSimulatorOptions {
    * host activities between two "disks".
    */
   tags?: Record<string, string>;
+  /**
+   * Which running instances this simulator plays (default: every one whose user-data is trainctl's
+   * bootstrap). Test files sharing one emulator each give their own, so that two simulators never
+   * run a worker for the same instance (two workers on one host queue, with different roots).
+   */
+  adopt?: (instance: Instance) => boolean;
   /** Called with errors of a poll (the next poll still runs); default: printed to stderr. */
   onError?: (err: unknown) => void;
 }
@@ -235,6 +241,7 @@ export function startInstanceSimulator(opts: InstanceSimulatorOptions): Instance
             continue;
           }
           if (!carriesTags(instance)) continue;
+          if (opts.adopt && !opts.adopt(instance)) continue;
           if (!(await bootstrapOf(id))) continue;
           running.add(id);
           mountVolumes(instance);

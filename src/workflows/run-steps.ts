@@ -3,7 +3,7 @@
  * volume, the data, checkpoint and output syncs. Each is a child workflow or named activities
  * with a summary, so the Web UI shows the run as its steps. Called only by `training-run.ts`.
  */
-import { ApplicationFailure, executeChild, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, isCancellation, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { HostActivities } from '../activities/host.js';
@@ -35,6 +35,8 @@ export interface RunContext {
   searchAttributes: SearchAttributePair[];
   /** The host worker's id: the instance id. */
   hostId?: string;
+  /** The `provisionVolume` child that a cancel stopped in flight: it undid what it created itself. */
+  volumeChildCancelled?: string;
 }
 
 function childId(ctx: RunContext, what: string): string {
@@ -163,6 +165,9 @@ export async function provisionRunVolume(ctx: RunContext): Promise<ProvisionVolu
     status.resources.volumeId = result.volumeId;
     status.resources.volumeCreated = result.created;
     return result;
+  } catch (err) {
+    if (spec && isCancellation(err)) ctx.volumeChildCancelled = workflowId;
+    throw err;
   } finally {
     delete status.currentChild;
   }

@@ -96,6 +96,9 @@ export async function compensate(ctx: RunContext, trainingStarted: boolean, undo
   const { volumeId, volumeCreated } = status.resources;
   if (volumeId && volumeCreated) await attempt(`delete volume ${volumeId}`, () => deleteVolume(ctx, volumeId, false, undone));
   else if (volumeId) undone.push(`left volume ${volumeId} alone (reused, not this run’s)`);
+  // The child has finished its own compensation by now (children are cancelled waiting for it).
+  else if (ctx.volumeChildCancelled)
+    undone.push(`volume step cancelled in flight: ${ctx.volumeChildCancelled} deleted what it had created (its memo lists it)`);
   if ('existingInstanceId' in input.instance) {
     if (status.resources.instanceId) undone.push(`left instance ${status.resources.instanceId} alone (adopted, not this run’s)`);
     return;

@@ -178,17 +178,24 @@ async function train(ctx: RunContext, control: Control): Promise<RunTrainingResu
     )
     .finally(() => void (finished = true));
   let n = 0;
-  while (!finished) {
-    const asked = await condition(() => finished || control.checkpointRequested, `${input.training.checkpointEverySeconds} seconds`);
-    if (finished) break;
-    control.checkpointRequested = false;
-    try {
-      await syncCheckpoints(ctx, `checkpoint-${++n}`);
-    } catch (err) {
-      if (isCancellation(err) && !control.stopRequested) throw err;
-      // A failed periodic sync is retried at the next interval; the final one must succeed.
-      log.warn('periodic checkpoint sync failed', { error: describeFailure(err), asked });
+  try {
+    while (!finished) {
+      const asked = await condition(() => finished || control.checkpointRequested, `${input.training.checkpointEverySeconds} seconds`);
+      if (finished) break;
+      control.checkpointRequested = false;
+      try {
+        await syncCheckpoints(ctx, `checkpoint-${++n}`);
+      } catch (err) {
+        if (isCancellation(err) && !control.stopRequested) throw err;
+        // A failed periodic sync is retried at the next interval; the final one must succeed.
+        log.warn('periodic checkpoint sync failed', { error: describeFailure(err), asked });
+      }
     }
+  } catch (err) {
+    // The run was cancelled: the program is being stopped (SIGTERM, its grace period). Wait for
+    // that, so the compensation syncs the checkpoint it wrote on SIGTERM before ending the instance.
+    await outcome;
+    throw err;
   }
   const r = await outcome;
   if ('value' in r) {

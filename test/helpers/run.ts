@@ -30,7 +30,12 @@ export interface RunSuite {
 /** The tag that ties an instance to the test file (and its instance simulator) that launched it. */
 export const SUITE_TAG = 'trainctl-test-suite';
 
-export async function runSuite(prefix: string): Promise<RunSuite> {
+/**
+ * @param opts.simulatorAwsEndpoint where the simulated instances' host workers (and the simulator's
+ *   own polls) send their AWS calls — a fault proxy in front of the emulator, so that a test can slow
+ *   the host side too; the emulator itself by default.
+ */
+export async function runSuite(prefix: string, opts: { simulatorAwsEndpoint?: string } = {}): Promise<RunSuite> {
   const services = await testServices();
   const client = await testClient(services.env);
   const worker = await startWorker(services);
@@ -42,7 +47,13 @@ export async function runSuite(prefix: string): Promise<RunSuite> {
   // This file's runs carry this tag and only they get host workers from this file's simulator:
   // simulators of test files running side by side share the emulator.
   const suiteTag = { [SUITE_TAG]: uniqueName(prefix) };
-  const sim = startInstanceSimulator({ env: services.env, pollMs: 300, hostsDir, graceMs: 5_000, tags: suiteTag });
+  const sim = startInstanceSimulator({
+    env: { ...services.env, ...(opts.simulatorAwsEndpoint ? { AWS_ENDPOINT_URL: opts.simulatorAwsEndpoint } : {}) },
+    pollMs: 300,
+    hostsDir,
+    graceMs: 5_000,
+    tags: suiteTag,
+  });
   onCleanup(() => sim.stop());
   const images = await ec2.send(new DescribeImagesCommand({}));
   const ami = images.Images?.find((i) => /^ami-[0-9a-f]{8,17}$/.test(i.ImageId ?? ''))?.ImageId;
