@@ -439,7 +439,12 @@ describe('cleanup of S3', () => {
         selector: { tags: { [RUN_TAG]: run }, kinds: ['multipart-upload', 's3-prefix'], s3: { bucket, prefix: 'data/' } },
         dryRun: false,
       });
-      const result = await (await start(sel(managed))).result();
+      // Issue 10 guard 2 changed this: S3 targets always wait for approval, and the plan shows what is under the prefix.
+      const handle = await start(sel(managed));
+      const plan = await planAwaitingApproval(handle);
+      assert.deepEqual(plan.resources.find((r) => r.kind === 's3-prefix')?.objects, { count: 1, bytes: 1, sample: ['data/a.txt'] });
+      await handle.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: plan.hash }] });
+      const result = await handle.result();
       assert.equal(result.report.deleted.length, 2);
       assert.ok(result.report.deleted.includes(`s3://${managed}/data/`));
       assert.ok(result.report.deleted.some((id) => id.startsWith(`s3://${managed}/data/stale.bin#`)));
