@@ -43,6 +43,7 @@ import { TagsSchema } from '../src/contracts/common.js';
 import { sha256Hex } from '../src/contracts/sha256.js';
 import { createCostActivities } from '../src/activities/cost.js';
 import { newTrackerState, startResource } from '../src/cost/ledger.js';
+import { MAX_READ_BUFFER_BYTES, readSlots } from '../src/prewarm/reader.js';
 import { ec2For, startWorker, testClient, testServices, uniqueName, type RunningWorker } from './helpers/harness.js';
 
 const REGION = 'us-east-1';
@@ -536,4 +537,22 @@ describe('cleanup on the dev server and the emulator', { timeout: 180_000 }, () 
     assert.equal(states.get(mine), 'stopped');
     for (const id of [unmanaged, otherProject, keyOnly]) assert.equal(states.get(id), 'running', `${id} is left running`);
   });
+});
+
+describe('guard 14: prewarm read buffers are capped', () => {
+  const cases: [number, number, number, number][] = [
+    // blockSize, concurrency, blocks, expected reads in flight
+    [64 * 1024 * 1024, 256, 1_000, 4],
+    [1024 * 1024, 256, 1_000, 256],
+    [16 * 1024 * 1024, 32, 1_000, 16],
+    [64 * 1024 * 1024, 256, 2, 2],
+    [512 * 1024 * 1024, 8, 10, 1],
+  ];
+  for (const [blockSize, concurrency, blocks, expected] of cases) {
+    test(`guard 14: ${blockSize / 1024 / 1024} MiB blocks × ${concurrency} reads hold at most ${MAX_READ_BUFFER_BYTES / 1024 / 1024} MiB (${expected} in flight)`, () => {
+      const slots = readSlots(concurrency, blocks, blockSize);
+      assert.equal(slots, expected);
+      assert.ok(slots === 1 || slots * blockSize <= MAX_READ_BUFFER_BYTES);
+    });
+  }
 });

@@ -531,7 +531,8 @@ describe('trainctl cleanup CLI', () => {
     const sel = ['--tag', `${RUN_TAG}=${f.run}`];
     const planned = await runCli(['cleanup', 'plan', ...sel], cliEnv(env, worker.taskQueue));
     assert.equal(planned.code, 0, planned.stderr);
-    assert.match(planned.stdout, /^plan [0-9a-f]{16} in us-east-1: delete 3, skip 4/m);
+    // Issue 10 guard 3: the plan hash is SHA-256 (64 hex digits) over the complete plan.
+    assert.match(planned.stdout, /^plan [0-9a-f]{64} in us-east-1: delete 3, skip 4/m);
     assert.match(planned.stdout, new RegExp(`${f.attached}\\s+volume\\s+attached\\s+detach-volume → wait-volume-available → delete-volume`));
     assert.match(planned.stdout, new RegExp(`${f.caseProtected}\\s+volume\\s+skip: protected \\(tag Trainctl:Protected=TRUE\\)`));
     assert.equal(await volumeExists(f.free), true);
