@@ -36,6 +36,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Env } from '../src/config.js';
 import { createS3Client } from '../src/aws/clients.js';
+import { formatPlan } from '../src/cli/cleanup.js';
 import { startCleanup } from '../src/api/cleanup.js';
 import { planCleanup, type DiscoveredResource, type Discovery } from '../src/cleanup-plan.js';
 import { CleanupInputSchema, cleanupApproveUpdate, cleanupStatusQuery, cleanupWorkflowId, type CleanupRequest } from '../src/contracts/cleanup.js';
@@ -160,6 +161,16 @@ describe('guard 2 and 3: S3 targets, approval and the plan hash (planner)', () =
     const unmanaged = planCleanup(discovery([vol('vol-00000005', {})]), input({ dryRun: false, approvalThreshold: 100 }, { ids: ['vol-00000005'] }));
     assert.equal(unmanaged.needsApproval, true);
     assert.match(unmanaged.approvalReasons.join(';'), /not managed by trainctl, listed by id: vol-00000005/);
+  });
+
+  test('guard 2: the printed plan shows what the prefix holds (count, bytes, first keys) and marks unmanaged ids', () => {
+    const plan = planCleanup(
+      discovery([{ ...prefix('s3://b-bucket/data/', 2, {}), objects: { count: 12, bytes: 345, sample: ['data/a.txt', 'data/b.txt'] } }]),
+      input({ dryRun: false }, { ids: ['s3://b-bucket/data'] }),
+    );
+    const text = formatPlan(plan);
+    assert.match(text, /s3:\/\/b-bucket\/data\/ +s3-prefix +\[not managed\] delete-s3-prefix \(12 objects, 345 bytes: data\/a.txt, data\/b.txt, …\)/);
+    assert.match(text, /needs approval: deletes S3 data/);
   });
 
   test('guard 2: s3://BUCKET/data given without the slash names the folder data/ that discovery reports', () => {
