@@ -12,18 +12,20 @@ import { TagKey } from './contracts/common.js';
 import {
   CleanupStep,
   canonical,
-  fnv1a64,
   type CleanupDependency,
+  type CleanupExpectation,
   type CleanupInput,
   type CleanupKind,
   type CleanupPlan,
   type PlannedResource,
+  type PrefixObjects,
   type SkippedResource,
 } from './contracts/cleanup.js';
 import { PROJECT_TAG } from './contracts/cost.js';
+import { sha256Hex } from './contracts/sha256.js';
+import { folderOfS3Id, isBackupSnapshot, tagAsWritten, tagExplicitlyTrue, tagIsTrue, tagProtects, tagValue, SOURCE_VOLUME_TAG } from './cleanup-tags.js';
 
-/** Tag key trainctl puts on a snapshot taken before a volume's deletion. */
-export const SOURCE_VOLUME_TAG = 'trainctl:source-volume';
+export { SOURCE_VOLUME_TAG, tagIsTrue, tagValue };
 
 /** One resource as discovery found it. Tags are the resource's own (a multipart upload or prefix carries its bucket's). */
 export interface DiscoveredResource {
@@ -38,6 +40,10 @@ export interface DiscoveredResource {
   /** Volumes: the instance holding it, and that instance's state. */
   attachment?: { instanceId: string; device: string; instanceState: string };
   sizeGiB?: number;
+  /** Volume type or instance type. */
+  type?: string;
+  /** S3 prefixes: what is under the folder. */
+  objects?: PrefixObjects;
   /** S3 resources. */
   bucket?: string;
   key?: string;
@@ -53,28 +59,6 @@ export interface Discovery {
   missingIds: string[];
 }
 
-const TRUTHY = /^(true|yes|1)$/i;
-
-/** The value of a tag, its key compared case-insensitively. */
-export function tagValue(tags: Record<string, string>, key: string): string | undefined {
-  const wanted = key.toLowerCase();
-  for (const [k, v] of Object.entries(tags)) if (k.toLowerCase() === wanted) return v;
-  return undefined;
-}
-
-/** Whether the tag is set to true/yes/1 (any case), its key compared case-insensitively. */
-export function tagIsTrue(tags: Record<string, string>, key: string): boolean {
-  const v = tagValue(tags, key);
-  return v !== undefined && TRUTHY.test(v.trim());
-}
-
-/** The tag as written on the resource (`Trainctl:Protected=TRUE`), for skip reasons. */
-function tagAsWritten(tags: Record<string, string>, key: string): string {
-  const wanted = key.toLowerCase();
-  const entry = Object.entries(tags).find(([k]) => k.toLowerCase() === wanted);
-  return entry ? `${entry[0]}=${entry[1]}` : key;
-}
-
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
 /** `30m` → 1 800 000. Throws on anything the schema would reject. */
@@ -85,27 +69,36 @@ export function durationMs(d: string): number {
 }
 
 /**
- * The plan's hash: region, options, every planned resource with its steps and dependencies, every
- * skip with its reason. Not the discovery time, so re-planning an unchanged account gives the same hash.
+ * The plan's hash: SHA-256 over the complete plan — region, flags, every planned resource whole
+ * (steps, dependencies, targets, notes, object counts, what is re-checked), every skip with its
+ * reason, and the counts. Not the discovery time (re-planning an unchanged account gives the same
+ * hash), nor the approval verdict (which follows from the request, bound by the workflow id).
  */
 export function planHash(plan: Omit<CleanupPlan, 'hash' | 'discoveredAt' | 'dryRun' | 'needsApproval' | 'approvalReasons'>): string {
-  return fnv1a64(
+  return sha256Hex(
     canonical({
       region: plan.region,
       force: plan.force,
       snapshotBeforeDelete: plan.snapshotBeforeDelete,
-      resources: plan.resources.map((r) => ({ id: r.id, kind: r.kind, steps: r.steps, dependsOn: r.dependsOn, protection: r.protection })),
-      skipped: plan.skipped.map((s) => ({ id: s.id, reason: s.reason })),
+      resources: plan.resources,
+      skipped: plan.skipped,
+      counts: { resources: plan.resources.length, skipped: plan.skipped.length },
     }),
   );
 }
 
+/** How the planner reads tags: fail closed (issue 10), or as runs planned before that did (replay only). */
+export interface PlanOptions {
+  failClosed: boolean;
+}
+
 type Protection = { level: 'protected' | 'important'; because: string } | undefined;
 
-function protectionOf(r: { id: string; tags: Record<string, string> }, protectedIds: ReadonlySet<string>): Protection {
+function protectionOf(r: { id: string; tags: Record<string, string> }, protectedIds: ReadonlySet<string>, o: PlanOptions): Protection {
+  const isSet = o.failClosed ? tagProtects : tagIsTrue;
   if (protectedIds.has(r.id)) return { level: 'protected', because: 'its id is in the protected-ids list' };
-  if (tagIsTrue(r.tags, TagKey.Protected)) return { level: 'protected', because: `tag ${tagAsWritten(r.tags, TagKey.Protected)}` };
-  if (tagIsTrue(r.tags, TagKey.Important)) return { level: 'important', because: `tag ${tagAsWritten(r.tags, TagKey.Important)}` };
+  if (isSet(r.tags, TagKey.Protected)) return { level: 'protected', because: `tag ${tagAsWritten(r.tags, TagKey.Protected)}` };
+  if (isSet(r.tags, TagKey.Important)) return { level: 'important', because: `tag ${tagAsWritten(r.tags, TagKey.Important)}` };
   return undefined;
 }
 
@@ -129,8 +122,10 @@ function nameOf(tags: Record<string, string>): string | undefined {
  * Why a discovered resource is not a candidate at all (selector, managed tag), or undefined if it is.
  * Explicitly listed ids are candidates whatever their tags, kind and age.
  */
-function selectionBlocks(r: DiscoveredResource, input: CleanupInput, explicit: boolean, now: number): string | undefined {
+function selectionBlocks(r: DiscoveredResource, input: CleanupInput, explicit: boolean, now: number, o: PlanOptions): string | undefined {
   if (explicit) return undefined;
+  if (o.failClosed && r.kind === 'snapshot' && isBackupSnapshot(r.tags))
+    return `a backup taken by snapshot-before-delete (tag ${tagAsWritten(r.tags, SOURCE_VOLUME_TAG)}): deleted only when its id is listed`;
   const sel = input.selector;
   if (!sel.kinds.includes(r.kind)) return `kind ${r.kind} is not selected`;
   if (!matchesTags(r.tags, sel.tags)) return 'does not carry every selected tag';
@@ -139,11 +134,12 @@ function selectionBlocks(r: DiscoveredResource, input: CleanupInput, explicit: b
     if (Number.isNaN(created)) return `age unknown, so not older than ${sel.olderThan}`;
     if (now - created < durationMs(sel.olderThan)) return `newer than ${sel.olderThan}`;
   }
-  if (!tagIsTrue(r.tags, TagKey.Managed)) return `not managed by trainctl (no ${TagKey.Managed}=true tag) and not listed by id`;
+  const managed = o.failClosed ? tagExplicitlyTrue(r.tags, TagKey.Managed) : tagIsTrue(r.tags, TagKey.Managed);
+  if (!managed) return `not managed by trainctl (no explicit ${TagKey.Managed}=true tag) and not listed by id`;
   return undefined;
 }
 
-type Chosen = Map<string, { r: DiscoveredResource; protection: Protection }>;
+type Chosen = Map<string, { r: DiscoveredResource; protection: Protection; explicit: boolean }>;
 
 /** Sorted by id, each id once, then split into what the selector and protection allow and what they skip. */
 function choose(
@@ -152,6 +148,7 @@ function choose(
   explicitIds: ReadonlySet<string>,
   protectedIds: ReadonlySet<string>,
   skipped: SkippedResource[],
+  o: PlanOptions,
 ): Chosen {
   const now = Date.parse(discovery.discoveredAt);
   const chosen: Chosen = new Map();
@@ -159,18 +156,18 @@ function choose(
   const resources = [...discovery.resources].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).filter((r) => !seen.has(r.id) && seen.add(r.id));
   for (const r of resources) {
     const explicit = explicitIds.has(r.id);
-    const notSelected = selectionBlocks(r, input, explicit, now);
+    const notSelected = selectionBlocks(r, input, explicit, now, o);
     if (notSelected) {
       skipped.push({ id: r.id, kind: r.kind, reason: notSelected });
       continue;
     }
-    const protection = protectionOf(r, protectedIds);
+    const protection = protectionOf(r, protectedIds, o);
     const blocked = protectionBlocks(protection, input.force, explicit);
     if (blocked) {
       skipped.push({ id: r.id, kind: r.kind, reason: blocked });
       continue;
     }
-    chosen.set(r.id, { r, protection });
+    chosen.set(r.id, { r, protection, explicit });
   }
   return chosen;
 }
@@ -185,12 +182,13 @@ function keepInstancesHoldingKeptVolumes(
   explicitIds: ReadonlySet<string>,
   protectedIds: ReadonlySet<string>,
   skipped: SkippedResource[],
+  o: PlanOptions,
 ): void {
   for (const [id, { r }] of [...chosen]) {
     if (r.kind !== 'instance') continue;
     for (const v of r.volumes ?? []) {
       if (!v.deleteOnTermination || chosen.has(v.volumeId)) continue;
-      const blocked = protectionBlocks(protectionOf({ id: v.volumeId, tags: v.tags }, protectedIds), input.force, explicitIds.has(v.volumeId));
+      const blocked = protectionBlocks(protectionOf({ id: v.volumeId, tags: v.tags }, protectedIds, o), input.force, explicitIds.has(v.volumeId));
       if (blocked) {
         chosen.delete(id);
         skipped.push({
@@ -221,7 +219,15 @@ function keepVolumesHeldByRunningInstances(chosen: Chosen, skipped: SkippedResou
 }
 
 /** One chosen resource's line: its steps, and what other lines they wait for. */
-function lineOf(r: DiscoveredResource, protection: Protection, chosen: Chosen, volumeIds: string[], input: CleanupInput): PlannedResource {
+function lineOf(
+  r: DiscoveredResource,
+  c: { protection: Protection; explicit: boolean },
+  chosen: Chosen,
+  volumeIds: string[],
+  input: CleanupInput,
+  o: PlanOptions,
+): PlannedResource {
+  const { protection } = c;
   const project = tagValue(r.tags, PROJECT_TAG);
   const base = {
     id: r.id,
@@ -229,6 +235,9 @@ function lineOf(r: DiscoveredResource, protection: Protection, chosen: Chosen, v
     ...(nameOf(r.tags) ? { name: nameOf(r.tags) } : {}),
     ...(protection ? { protection: protection.level } : {}),
     ...(project ? { project } : {}),
+    ...(o.failClosed && c.explicit && !tagExplicitlyTrue(r.tags, TagKey.Managed) ? { unmanaged: true as const } : {}),
+    ...(r.objects ? { objects: r.objects } : {}),
+    expect: expectationOf(r, protection, chosen),
   };
   switch (r.kind) {
     case 'instance': {
@@ -269,10 +278,32 @@ function lineOf(r: DiscoveredResource, protection: Protection, chosen: Chosen, v
   }
 }
 
+/** What the steps check again before they act: what discovery saw, and the protection the plan accepted. */
+function expectationOf(r: DiscoveredResource, protection: Protection, chosen: Chosen): CleanupExpectation {
+  return {
+    protection: protection?.level ?? 'none',
+    ...(r.kind === 'instance' || r.kind === 'volume' ? { state: r.state } : {}),
+    ...(r.sizeGiB !== undefined ? { sizeGiB: r.sizeGiB } : {}),
+    ...(r.type !== undefined ? { type: r.type } : {}),
+    ...(r.kind === 'volume' ? { attachedTo: r.attachment?.instanceId ?? null } : {}),
+    ...(r.kind === 'instance'
+      ? { deleteOnTermination: (r.volumes ?? []).filter((v) => v.deleteOnTermination && !chosen.has(v.volumeId)).map((v) => v.volumeId) }
+      : {}),
+    ...(r.objects ? { objects: { count: r.objects.count, bytes: r.objects.bytes } } : {}),
+  };
+}
+
 /** Why a real run of this plan must wait for a person's approval (none for a dry run). */
-function approvalReasonsOf(planned: PlannedResource[], input: CleanupInput): string[] {
+function approvalReasonsOf(planned: PlannedResource[], input: CleanupInput, o: PlanOptions): string[] {
   const reasons: string[] = [];
   if (input.dryRun) return reasons;
+  if (o.failClosed) {
+    const s3 = planned.filter((p) => p.kind === 's3-prefix' || p.kind === 'multipart-upload');
+    if (s3.length)
+      reasons.push(`deletes S3 data: ${s3.map((p) => (p.objects ? `${p.id} (${p.objects.count} objects, ${p.objects.bytes} bytes)` : p.id)).join(', ')}`);
+    const unmanaged = planned.filter((p) => p.unmanaged);
+    if (unmanaged.length) reasons.push(`deletes resources not managed by trainctl, listed by id: ${unmanaged.map((p) => p.id).join(', ')}`);
+  }
   if (planned.length > input.approvalThreshold)
     reasons.push(`deletes ${planned.length} resources, more than the approval threshold of ${input.approvalThreshold}`);
   const risky = planned.filter((p) => p.protection);
@@ -290,20 +321,22 @@ const KIND_ORDER: CleanupKind[] = ['instance', 'volume', 'snapshot', 'multipart-
  * volume: (its instance stopped) → detach → wait available → [snapshot → wait completed] → delete;
  * snapshot: (every volume line ended) → delete; multipart upload: abort; prefix: delete objects.
  */
-export function planCleanup(discovery: Discovery, input: CleanupInput): CleanupPlan {
-  const explicitIds = new Set(input.selector.ids);
-  const protectedIds = new Set(input.protectedIds);
+export function planCleanup(discovery: Discovery, input: CleanupInput, options: PlanOptions = { failClosed: true }): CleanupPlan {
+  const o = options;
+  // `s3://B/data` and `s3://B/data/` name the same folder, as discovery reports it.
+  const explicitIds = new Set(o.failClosed ? input.selector.ids.map(folderOfS3Id) : input.selector.ids);
+  const protectedIds = new Set(o.failClosed ? input.protectedIds.map(folderOfS3Id) : input.protectedIds);
   const skipped: SkippedResource[] = [];
-  const chosen = choose(discovery, input, explicitIds, protectedIds, skipped);
-  keepInstancesHoldingKeptVolumes(chosen, input, explicitIds, protectedIds, skipped);
+  const chosen = choose(discovery, input, explicitIds, protectedIds, skipped, o);
+  keepInstancesHoldingKeptVolumes(chosen, input, explicitIds, protectedIds, skipped, o);
   keepVolumesHeldByRunningInstances(chosen, skipped);
 
   const volumeIds = [...chosen.values()].filter(({ r }) => r.kind === 'volume').map(({ r }) => r.id);
-  const planned = [...chosen.values()].map(({ r, protection }) => lineOf(r, protection, chosen, volumeIds, input));
+  const planned = [...chosen.values()].map((c) => lineOf(c.r, c, chosen, volumeIds, input, o));
   for (const id of [...discovery.missingIds].sort()) skipped.push({ id, kind: 'unknown', reason: 'not found: it does not exist (already gone?)' });
   planned.sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
-  const approvalReasons = approvalReasonsOf(planned, input);
+  const approvalReasons = approvalReasonsOf(planned, input, o);
   const body = { region: discovery.region, force: input.force, snapshotBeforeDelete: input.snapshotBeforeDelete, resources: planned, skipped };
   return {
     ...body,

@@ -161,7 +161,7 @@ describe('planCleanup', () => {
     const fewer = fixture();
     fewer.resources = fewer.resources.filter((r) => r.id !== 'vol-00000001');
     assert.notEqual(planCleanup(fewer, input()).hash, a.hash);
-    assert.match(a.hash, /^[0-9a-f]{16}$/);
+    assert.match(a.hash, /^[0-9a-f]{64}$/);
   });
 
   test('approval is needed over the threshold or for anything protected or important, and never for a dry run', () => {
@@ -192,8 +192,8 @@ describe('helpers', () => {
 
   test('workflow ids are readable and separate dry runs from applies', () => {
     const id = cleanupWorkflowId(input());
-    assert.match(id, /^cleanup\/us-east-1\/plan-[0-9a-f]{8}$/);
-    assert.match(cleanupWorkflowId(input({ dryRun: false })), /^cleanup\/us-east-1\/apply-[0-9a-f]{8}$/);
+    assert.match(id, /^cleanup\/us-east-1\/plan-[0-9a-f]{64}$/);
+    assert.match(cleanupWorkflowId(input({ dryRun: false })), /^cleanup\/us-east-1\/apply-[0-9a-f]{64}$/);
     assert.equal(cleanupWorkflowId(input()), id);
   });
 });

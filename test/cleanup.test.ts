@@ -439,7 +439,12 @@ describe('cleanup of S3', () => {
         selector: { tags: { [RUN_TAG]: run }, kinds: ['multipart-upload', 's3-prefix'], s3: { bucket, prefix: 'data/' } },
         dryRun: false,
       });
-      const result = await (await start(sel(managed))).result();
+      // Issue 10 guard 2 changed this: S3 targets always wait for approval, and the plan shows what is under the prefix.
+      const handle = await start(sel(managed));
+      const plan = await planAwaitingApproval(handle);
+      assert.deepEqual(plan.resources.find((r) => r.kind === 's3-prefix')?.objects, { count: 1, bytes: 1, sample: ['data/a.txt'] });
+      await handle.executeUpdate(cleanupApproveUpdate, { args: [{ planHash: plan.hash }] });
+      const result = await handle.result();
       assert.equal(result.report.deleted.length, 2);
       assert.ok(result.report.deleted.includes(`s3://${managed}/data/`));
       assert.ok(result.report.deleted.some((id) => id.startsWith(`s3://${managed}/data/stale.bin#`)));
@@ -526,7 +531,8 @@ describe('trainctl cleanup CLI', () => {
     const sel = ['--tag', `${RUN_TAG}=${f.run}`];
     const planned = await runCli(['cleanup', 'plan', ...sel], cliEnv(env, worker.taskQueue));
     assert.equal(planned.code, 0, planned.stderr);
-    assert.match(planned.stdout, /^plan [0-9a-f]{16} in us-east-1: delete 3, skip 4/m);
+    // Issue 10 guard 3: the plan hash is SHA-256 (64 hex digits) over the complete plan.
+    assert.match(planned.stdout, /^plan [0-9a-f]{64} in us-east-1: delete 3, skip 4/m);
     assert.match(planned.stdout, new RegExp(`${f.attached}\\s+volume\\s+attached\\s+detach-volume → wait-volume-available → delete-volume`));
     assert.match(planned.stdout, new RegExp(`${f.caseProtected}\\s+volume\\s+skip: protected \\(tag Trainctl:Protected=TRUE\\)`));
     assert.equal(await volumeExists(f.free), true);

@@ -383,7 +383,24 @@ describe('cost tracker on the dev server', () => {
     const images = await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }));
     const imageId = images.Images?.[0]?.ImageId;
     assert.ok(imageId, 'moto ships an AMI');
-    const run = await ec2.send(new RunInstancesCommand({ ImageId: imageId, InstanceType: 't3.micro', MinCount: 2, MaxCount: 2 }));
+    // Issue 10 guard 14: a budget stops only instances EC2 shows as managed by trainctl in its project.
+    const run = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: imageId,
+        InstanceType: 't3.micro',
+        MinCount: 2,
+        MaxCount: 2,
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'trainctl:managed', Value: 'true' },
+              { Key: 'trainctl:project', Value: project },
+            ],
+          },
+        ],
+      }),
+    );
     const ids = (run.Instances ?? []).map((i) => i.InstanceId!);
     onCleanup(() => ec2.send(new TerminateInstancesCommand({ InstanceIds: ids })));
     const [guarded, other] = ids as [string, string];

@@ -9,11 +9,12 @@ import {
   type Snapshot,
   type Volume,
 } from '@aws-sdk/client-ec2';
-import { GetBucketTaggingCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetBucketTaggingCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { listAllMultipartUploads } from '../aws/multipart.js';
 import { tagsOf } from '../aws/tags.js';
 import { parseS3Id, type DiscoveredResource, type Discovery } from '../cleanup-plan.js';
-import type { CleanupSelector } from '../contracts/cleanup.js';
+import { folderPrefix } from '../cleanup-tags.js';
+import type { CleanupSelector, PrefixObjects } from '../contracts/cleanup.js';
 import { ErrorKind } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
@@ -102,7 +103,28 @@ export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>)
     );
   }
 
-  return { describeInstances, describeVolumes, describeSnapshots, describeById, bucketTags, uploadsUnder };
+  /**
+   * Every object under a folder prefix (which ends with `/`, so `data/` never reaches `data-old/`):
+   * count, bytes, the first keys, and with `keys` all of them (what a deletion may delete).
+   */
+  async function objectsUnder(region: string, bucket: string, prefix: string, keys?: { key: string; size: number }[]): Promise<PrefixObjects> {
+    const out: PrefixObjects = { count: 0, bytes: 0, sample: [] };
+    let token: string | undefined;
+    do {
+      const page = await deps.s3(region).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), commandOptions());
+      for (const o of page.Contents ?? []) {
+        if (!o.Key || !o.Key.startsWith(prefix)) continue;
+        out.count += 1;
+        out.bytes += o.Size ?? 0;
+        if (out.sample.length < 10) out.sample.push(o.Key);
+        keys?.push({ key: o.Key, size: o.Size ?? 0 });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  return { describeInstances, describeVolumes, describeSnapshots, describeById, bucketTags, uploadsUnder, objectsUnder };
 }
 
 type Describers = ReturnType<typeof createDescribers>;
@@ -126,6 +148,7 @@ async function volumeResource(d: Describers, region: string, v: Volume, instance
     state: v.State ?? 'unknown',
     ...(v.CreateTime ? { createdAt: v.CreateTime.toISOString() } : {}),
     ...(v.Size !== undefined ? { sizeGiB: v.Size } : {}),
+    ...(v.VolumeType ? { type: v.VolumeType } : {}),
     ...(attachment ? { attachment } : {}),
   };
 }
@@ -141,6 +164,7 @@ async function instanceResource(d: Describers, region: string, i: Instance): Pro
     tags: tagsOf(i.Tags),
     state: i.State?.Name ?? 'unknown',
     ...(i.LaunchTime ? { createdAt: i.LaunchTime.toISOString() } : {}),
+    ...(i.InstanceType ? { type: i.InstanceType } : {}),
     volumes: mappings.map((b) => ({
       volumeId: b.Ebs!.VolumeId!,
       device: b.DeviceName ?? '',
@@ -231,12 +255,21 @@ async function discoverS3(d: Describers, f: Found): Promise<void> {
     if (!t) s3Tags.set(bucket, (t = await d.bucketTags(f.region, bucket)));
     return t;
   };
+  const prefixResource = async (bucket: string, prefix: string): Promise<DiscoveredResource> => ({
+    id: `s3://${bucket}/${prefix}`,
+    kind: 's3-prefix',
+    tags: await tagsOfBucket(bucket),
+    state: 'present',
+    bucket,
+    prefix,
+    objects: await d.objectsUnder(f.region, bucket, prefix),
+  });
   if (f.selector.s3) {
-    const { bucket, prefix } = f.selector.s3;
+    // A prefix names a folder: `data` means `data/`, never `data*` (issue 10, guard 2).
+    const bucket = f.selector.s3.bucket;
+    const prefix = folderPrefix(f.selector.s3.prefix);
     if (selected(f, 'multipart-upload')) f.resources.push(...(await d.uploadsUnder(f.region, bucket, prefix, await tagsOfBucket(bucket))));
-    if (selected(f, 's3-prefix') && prefix !== '') {
-      f.resources.push({ id: `s3://${bucket}/${prefix}`, kind: 's3-prefix', tags: await tagsOfBucket(bucket), state: 'present', bucket, prefix });
-    }
+    if (selected(f, 's3-prefix') && prefix !== '') f.resources.push(await prefixResource(bucket, prefix));
   }
   for (const id of f.selector.ids.filter((x) => x.startsWith('s3://'))) {
     const parsed = parseS3Id(id);
@@ -244,7 +277,7 @@ async function discoverS3(d: Describers, f: Found): Promise<void> {
     try {
       const tags = await tagsOfBucket(parsed.bucket);
       if (parsed.uploadId === undefined) {
-        f.resources.push({ id, kind: 's3-prefix', tags, state: 'present', bucket: parsed.bucket, prefix: parsed.key });
+        f.resources.push(await prefixResource(parsed.bucket, folderPrefix(parsed.key)));
         continue;
       }
       const upload = (await d.uploadsUnder(f.region, parsed.bucket, parsed.key, tags)).find((u) => u.id === id);

@@ -8,13 +8,16 @@ import {
   TerminateInstancesCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { AbortMultipartUploadCommand, DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { tagsOf } from '../aws/tags.js';
 import { SOURCE_VOLUME_TAG } from '../cleanup-plan.js';
+import { folderPrefix } from '../cleanup-tags.js';
+import type { CleanupExpectation } from '../contracts/cleanup.js';
 import { TagKey } from '../contracts/common.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 import { GONE_VOLUME_STATES, createCleanupDiscovery, createDescribers, isNotFound } from './cleanup-discovery.js';
+import { instanceChanged, s3Changed, snapshotChanged, volumeChanged } from './cleanup-recheck.js';
 
 export interface CleanupDeps {
   ec2(region: string): EC2Client;
@@ -23,10 +26,21 @@ export interface CleanupDeps {
   throttleBackoff?: ThrottleBackoff;
 }
 
-/** What a step found: `gone` when the resource no longer exists, which ends its line as already gone. */
+/**
+ * What a step found: `gone` when the resource no longer exists, which ends its line as already
+ * gone; `changed` (and nothing done) when it is no longer what the plan saw.
+ */
 export interface StepOutcome {
   gone: boolean;
+  changed?: string;
 }
+
+/** What every destructive step is told: what the plan saw, re-checked before it acts (absent: no re-check, as before). */
+interface Checked {
+  expect?: CleanupExpectation;
+}
+
+const changed = (reason: string | undefined): StepOutcome | undefined => (reason === undefined ? undefined : { gone: false, changed: reason });
 
 /** Runs `fn`; NotFound means the resource is already gone, which for a cleanup is success. */
 async function goneIfNotFound(fn: () => Promise<void>): Promise<StepOutcome> {
@@ -47,25 +61,33 @@ export function createCleanupActivities(deps: CleanupDeps) {
   const backoff = deps.throttleBackoff;
   const pollMs = deps.pollIntervalMs ?? 2_000;
   const opts = () => ({ abortSignal: abortSignal() });
-  const { describeInstances, describeVolumes, describeSnapshots, describeById } = createDescribers(deps);
+  const d = createDescribers(deps);
+  const { describeInstances, describeVolumes, describeSnapshots, describeById } = d;
 
   return {
     ...createCleanupDiscovery(deps),
 
-    /** Stops the instance (a no-op when stopped). Already gone counts as done. */
-    async cleanupStopInstance(args: { region: string; instanceId: string }): Promise<StepOutcome> {
+    /** Stops the instance (a no-op when stopped) unless it changed since the plan. Already gone counts as done. */
+    async cleanupStopInstance(args: { region: string; instanceId: string } & Checked): Promise<StepOutcome> {
       return step(
         `stop ${args.instanceId}`,
-        () => goneIfNotFound(async () => void (await deps.ec2(args.region).send(new StopInstancesCommand({ InstanceIds: [args.instanceId] }), opts()))),
+        async () =>
+          changed(await instanceChanged(d, args.region, args.instanceId, args.expect, 'stop')) ??
+          goneIfNotFound(async () => void (await deps.ec2(args.region).send(new StopInstancesCommand({ InstanceIds: [args.instanceId] }), opts()))),
         backoff,
       );
     },
 
-    /** Terminates the instance (a no-op when terminated). Already gone counts as done. */
-    async cleanupTerminateInstance(args: { region: string; instanceId: string }): Promise<StepOutcome> {
+    /**
+     * Terminates the instance (a no-op when terminated) unless it changed since the plan — e.g. a
+     * DeleteOnTermination volume the plan did not name is attached now. Already gone counts as done.
+     */
+    async cleanupTerminateInstance(args: { region: string; instanceId: string } & Checked): Promise<StepOutcome> {
       return step(
         `terminate ${args.instanceId}`,
-        () => goneIfNotFound(async () => void (await deps.ec2(args.region).send(new TerminateInstancesCommand({ InstanceIds: [args.instanceId] }), opts()))),
+        async () =>
+          changed(await instanceChanged(d, args.region, args.instanceId, args.expect, 'terminate')) ??
+          goneIfNotFound(async () => void (await deps.ec2(args.region).send(new TerminateInstancesCommand({ InstanceIds: [args.instanceId] }), opts()))),
         backoff,
       );
     },
@@ -92,8 +114,11 @@ export function createCleanupActivities(deps: CleanupDeps) {
       );
     },
 
-    /** Detaches the volume from the instance holding it; already detached is done, already gone is `gone`. */
-    async cleanupDetachVolume(args: { region: string; volumeId: string; instanceId?: string; device?: string }): Promise<StepOutcome> {
+    /**
+     * Detaches the volume from the planned instance only; already detached is done, already gone is
+     * `gone`, attached elsewhere (or otherwise changed since the plan) is `changed`.
+     */
+    async cleanupDetachVolume(args: { region: string; volumeId: string; instanceId?: string; device?: string } & Checked): Promise<StepOutcome> {
       return step(
         `detach ${args.volumeId}`,
         async () => {
@@ -102,6 +127,10 @@ export function createCleanupActivities(deps: CleanupDeps) {
           if (!v || GONE_VOLUME_STATES.has(v.State ?? '')) return { gone: true };
           const a = (v.Attachments ?? []).find((x) => x.State === 'attached' || x.State === 'attaching');
           if (!a) return { gone: false };
+          if (args.instanceId !== undefined && a.InstanceId !== args.instanceId)
+            return { gone: false, changed: `it is attached to ${a.InstanceId} (the plan saw ${args.instanceId})` };
+          const why = await volumeChanged(d, args.region, args.volumeId, args.expect, 'detach');
+          if (why) return { gone: false, changed: why };
           try {
             // The instance and device are passed too: the emulator needs them, and they make sure the
             // attachment detached is the one that was planned.
@@ -140,7 +169,7 @@ export function createCleanupActivities(deps: CleanupDeps) {
      * `trainctl:source-volume` and `trainctl:workflow-id`. Idempotent per workflow: a retry finds
      * the snapshot this workflow already started for the volume and returns it.
      */
-    async cleanupSnapshotVolume(args: { region: string; volumeId: string; workflowId: string }): Promise<{ gone: boolean; snapshotId?: string }> {
+    async cleanupSnapshotVolume(args: { region: string; volumeId: string; workflowId: string } & Checked): Promise<StepOutcome & { snapshotId?: string }> {
       return step(
         `snapshot ${args.volumeId}`,
         async () => {
@@ -152,6 +181,8 @@ export function createCleanupActivities(deps: CleanupDeps) {
           if (existing?.SnapshotId) return { gone: false, snapshotId: existing.SnapshotId };
           const v = (await describeById(() => describeVolumes(args.region, undefined, [args.volumeId])))?.[0];
           if (!v || GONE_VOLUME_STATES.has(v.State ?? '')) return { gone: true };
+          const why = await volumeChanged(d, args.region, args.volumeId, args.expect, 'snapshot');
+          if (why) return { gone: false, changed: why };
           const tags = { ...tagsOf(v.Tags), [SOURCE_VOLUME_TAG]: args.volumeId, [TagKey.WorkflowId]: args.workflowId };
           // aws:* tags belong to AWS and cannot be copied.
           const copied = Object.entries(tags).filter(([k]) => !k.toLowerCase().startsWith('aws:'));
@@ -190,29 +221,34 @@ export function createCleanupActivities(deps: CleanupDeps) {
       );
     },
 
-    /** Deletes the volume. NotFound means already gone; VolumeInUse is a Conflict, retried. */
-    async cleanupDeleteVolume(args: { region: string; volumeId: string }): Promise<StepOutcome> {
+    /** Deletes the volume unless it changed since the plan. NotFound means already gone; VolumeInUse is a Conflict, retried. */
+    async cleanupDeleteVolume(args: { region: string; volumeId: string } & Checked): Promise<StepOutcome> {
       return step(
         `delete ${args.volumeId}`,
-        () => goneIfNotFound(async () => void (await deps.ec2(args.region).send(new DeleteVolumeCommand({ VolumeId: args.volumeId }), opts()))),
+        async () =>
+          changed(await volumeChanged(d, args.region, args.volumeId, args.expect, 'delete')) ??
+          goneIfNotFound(async () => void (await deps.ec2(args.region).send(new DeleteVolumeCommand({ VolumeId: args.volumeId }), opts()))),
         backoff,
       );
     },
 
-    /** Deletes the snapshot. NotFound means already gone. */
-    async cleanupDeleteSnapshot(args: { region: string; snapshotId: string }): Promise<StepOutcome> {
+    /** Deletes the snapshot unless a protection tag was added since the plan. NotFound means already gone. */
+    async cleanupDeleteSnapshot(args: { region: string; snapshotId: string } & Checked): Promise<StepOutcome> {
       return step(
         `delete ${args.snapshotId}`,
-        () => goneIfNotFound(async () => void (await deps.ec2(args.region).send(new DeleteSnapshotCommand({ SnapshotId: args.snapshotId }), opts()))),
+        async () =>
+          changed(await snapshotChanged(d, args.region, args.snapshotId, args.expect)) ??
+          goneIfNotFound(async () => void (await deps.ec2(args.region).send(new DeleteSnapshotCommand({ SnapshotId: args.snapshotId }), opts()))),
         backoff,
       );
     },
 
     /** Aborts the multipart upload, freeing its parts. NoSuchUpload means already gone. */
-    async cleanupAbortMultipartUpload(args: { region: string; bucket: string; key: string; uploadId: string }): Promise<StepOutcome> {
+    async cleanupAbortMultipartUpload(args: { region: string; bucket: string; key: string; uploadId: string } & Checked): Promise<StepOutcome> {
       return step(
         `abort upload ${args.uploadId} of s3://${args.bucket}/${args.key}`,
-        () =>
+        async () =>
+          changed(await s3Changed(d, args.region, args.bucket, args.expect)) ??
           goneIfNotFound(async () => {
             await deps.s3(args.region).send(new AbortMultipartUploadCommand({ Bucket: args.bucket, Key: args.key, UploadId: args.uploadId }), {
               abortSignal: abortSignal(),
@@ -223,34 +259,47 @@ export function createCleanupActivities(deps: CleanupDeps) {
     },
 
     /**
-     * Deletes every object under the prefix, a page (≤1000 keys) at a time, heartbeating the count.
-     * Idempotent: a retry lists what is left. `gone` when there was nothing to delete.
+     * Deletes the objects under the folder `PREFIX/` (a prefix without the slash means that folder,
+     * never `PREFIX*`), a page (≤1000 keys) at a time, heartbeating the count — but first compares
+     * what is there with what the plan counted (and the bucket's protection): a difference is
+     * `changed` and nothing is deleted. Only keys it listed under the folder are deleted.
+     * Idempotent: a retry counts what it deleted before (heartbeat) plus what is left.
      */
-    async cleanupDeleteS3Prefix(args: { region: string; bucket: string; prefix: string }): Promise<StepOutcome & { objects: number }> {
+    async cleanupDeleteS3Prefix(args: { region: string; bucket: string; prefix: string } & Checked): Promise<StepOutcome & { objects: number }> {
       const ctx = Context.current();
+      const prefix = folderPrefix(args.prefix);
+      const before = (ctx.info.heartbeatDetails as { objects?: number; bytes?: number } | undefined) ?? {};
       return step(
-        `delete s3://${args.bucket}/${args.prefix}`,
+        `delete s3://${args.bucket}/${prefix}`,
         async () => {
-          let objects = 0;
-          for (;;) {
-            const page = await deps.s3(args.region).send(new ListObjectsV2Command({ Bucket: args.bucket, Prefix: args.prefix, MaxKeys: 1000 }), {
-              abortSignal: abortSignal(),
-            });
-            const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
-            if (keys.length === 0) return { gone: objects === 0, objects };
-            const res = await deps.s3(args.region).send(new DeleteObjectsCommand({ Bucket: args.bucket, Delete: { Objects: keys, Quiet: true } }), {
-              abortSignal: abortSignal(),
-            });
+          if (prefix === '') throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete the whole bucket ${args.bucket}: the prefix is empty`);
+          const keys: { key: string; size: number }[] = [];
+          const found = await d.objectsUnder(args.region, args.bucket, prefix, keys);
+          const seen = { count: found.count + (before.objects ?? 0), bytes: found.bytes + (before.bytes ?? 0) };
+          const why = await s3Changed(d, args.region, args.bucket, args.expect, seen);
+          if (why) return { gone: false, changed: why, objects: 0 };
+          if (keys.length === 0) return { gone: (before.objects ?? 0) === 0, objects: before.objects ?? 0 };
+          let objects = before.objects ?? 0;
+          let bytes = before.bytes ?? 0;
+          for (let i = 0; i < keys.length; i += 1000) {
+            const chunk = keys.slice(i, i + 1000);
+            const res = await deps
+              .s3(args.region)
+              .send(new DeleteObjectsCommand({ Bucket: args.bucket, Delete: { Objects: chunk.map((o) => ({ Key: o.key })), Quiet: true } }), {
+                abortSignal: abortSignal(),
+              });
             const firstError = res.Errors?.[0];
             if (firstError) {
               throw new TrainctlError(
                 firstError.Code === 'AccessDenied' ? ErrorKind.PermissionDenied : ErrorKind.Transient,
-                `could not delete ${res.Errors?.length} objects under s3://${args.bucket}/${args.prefix}, e.g. ${firstError.Key}: ${firstError.Code ?? 'error'}`,
+                `could not delete ${res.Errors?.length} objects under s3://${args.bucket}/${prefix}, e.g. ${firstError.Key}: ${firstError.Code ?? 'error'}`,
               );
             }
-            objects += keys.length;
-            ctx.heartbeat({ objects });
+            objects += chunk.length;
+            bytes += chunk.reduce((n, o) => n + o.size, 0);
+            ctx.heartbeat({ objects, bytes });
           }
+          return { gone: false, objects };
         },
         backoff,
       );

@@ -10,7 +10,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import * as tracker from '../api/cost-signals.js';
 import { tagsOf } from '../aws/tags.js';
+import { tagExplicitlyTrue } from '../cleanup-tags.js';
 import { TagKey } from '../contracts/common.js';
+import { earliestStart } from '../cost/ledger.js';
 import { PROJECT_TAG, type ReconcileOutcome, type ReconcileReport, type ResourceStarted, type ResourceStopped } from '../contracts/cost.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 
@@ -21,7 +23,7 @@ export interface CostDeps {
 
 /** The tags a tracker keeps: the user's and Name, not trainctl's bookkeeping or AWS's. */
 function userTags(tags: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(tags).filter(([k]) => !k.startsWith('trainctl:') && !k.toLowerCase().startsWith('aws:')));
+  return Object.fromEntries(Object.entries(tags).filter(([k]) => !k.trim().toLowerCase().startsWith('trainctl:') && !k.toLowerCase().startsWith('aws:')));
 }
 
 /** Whether a managed resource belongs to `project`: its project tag, or none for `default`. */
@@ -44,13 +46,20 @@ function volumeOrphan(v: Volume, id: string, region: string, tags: Record<string
     ...(v.Throughput !== undefined ? { throughputMiBps: v.Throughput } : {}),
     region,
     tags: userTags(tags),
-    at: Math.min(v.CreateTime?.getTime() ?? now, now),
+    at: Math.max(Math.min(v.CreateTime?.getTime() ?? now, now), earliestStart(now)),
   };
 }
 
 /** An untracked instance as the tracker records it: from its launch time (never in the future). */
 function instanceOrphan(i: Instance, id: string, region: string, tags: Record<string, string>, now: number): ResourceStarted {
-  return { id, kind: 'instance', type: i.InstanceType ?? 'unknown', region, tags: userTags(tags), at: Math.min(i.LaunchTime?.getTime() ?? now, now) };
+  return {
+    id,
+    kind: 'instance',
+    type: i.InstanceType ?? 'unknown',
+    region,
+    tags: userTags(tags),
+    at: Math.max(Math.min(i.LaunchTime?.getTime() ?? now, now), earliestStart(now)),
+  };
 }
 
 /** The tracker of `project`, started (if it must be) on this activity's own task queue, where a worker runs the tracker too. */
@@ -151,21 +160,41 @@ export function createCostActivities(deps: CostDeps) {
     },
 
     /**
-     * A budget's stop-instances action: stops the instances that are still pending or running.
+     * A budget's stop-instances action: stops the instances that are still pending or running — only
+     * those EC2 says are managed by trainctl (an explicit `trainctl:managed=true`) and belong to
+     * `project`: the tracker's list comes from signals anyone who can reach the tracker can send, so
+     * an id in it is no proof the instance is the project's. The others are `refused`, untouched.
      * Idempotent: already stopped or vanished instances count as stopped. Cancellable between calls.
      */
-    async stopInstances(args: { region: string; instanceIds: string[] }): Promise<{ stopped: string[] }> {
+    async stopInstances(args: {
+      region: string;
+      instanceIds: string[];
+      project?: string;
+    }): Promise<{ stopped: string[]; refused: { id: string; reason: string }[] }> {
       return step(
         `stop ${args.instanceIds.length} instances in ${args.region}`,
         async () => {
-          if (!args.instanceIds.length) return { stopped: [] };
+          if (!args.instanceIds.length) return { stopped: [], refused: [] };
           const found = await describeInstances(args.region, [{ Name: 'instance-id', Values: args.instanceIds }]);
-          const live = found.filter((i) => i.State?.Name === 'pending' || i.State?.Name === 'running').map((i) => i.InstanceId ?? '');
+          const refused: { id: string; reason: string }[] = [];
+          const mine = found.filter((i) => {
+            const tags = tagsOf(i.Tags);
+            const reason = !tagExplicitlyTrue(tags, TagKey.Managed)
+              ? `not managed by trainctl (no explicit ${TagKey.Managed}=true)`
+              : args.project !== undefined && !inProject(tags, args.project)
+                ? `not in project ${args.project} (${PROJECT_TAG}=${tags[PROJECT_TAG] ?? 'none'})`
+                : undefined;
+            if (reason) refused.push({ id: i.InstanceId ?? '', reason });
+            return reason === undefined;
+          });
+          const live = mine.filter((i) => i.State?.Name === 'pending' || i.State?.Name === 'running').map((i) => i.InstanceId ?? '');
           if (live.length) {
             await deps.ec2(args.region).send(new StopInstancesCommand({ InstanceIds: live }), { abortSignal: abortSignal() });
             log.warn('instances stopped by a budget', { region: args.region, instanceIds: live });
           }
-          return { stopped: args.instanceIds };
+          const refusedIds = new Set(refused.map((r) => r.id));
+          if (refused.length) log.warn('budget refused to stop instances it does not manage', { region: args.region, refused });
+          return { stopped: args.instanceIds.filter((id) => !refusedIds.has(id)), refused };
         },
         backoff,
       );

@@ -31,7 +31,7 @@ import { explained } from './start.js';
 export interface CleanupStartOptions {
   /** The task queue a worker polls. */
   taskQueue: string;
-  /** Default: `cleanup/REGION/plan-HASH` or `cleanup/REGION/apply-HASH` from the request. */
+  /** Default: `cleanup/REGION/plan-HASH` or `cleanup/REGION/apply-HASH`, HASH the SHA-256 of the whole validated request. */
   workflowId?: string;
 }
 
@@ -49,8 +49,9 @@ function summaryOf(input: CleanupInput): string {
 
 /**
  * Starts (or joins) a cleanup run, a dry run unless the request says `dryRun: false`. The id is
- * `cleanup/REGION/plan-HASH` or `…/apply-HASH` from the request, with USE_EXISTING: starting the same
- * apply twice while the first waits for approval joins it.
+ * `cleanup/REGION/plan-HASH` or `…/apply-HASH`, HASH the SHA-256 of the whole validated request, with
+ * USE_EXISTING: starting an identical apply while the first waits for approval joins it; a request that
+ * differs in anything (protected ids, thresholds, timeouts…) starts its own run.
  *
  * @throws ZodError, before contacting the server, when the request is invalid.
  */

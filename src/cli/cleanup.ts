@@ -59,6 +59,12 @@ function table(rows: string[][]): string {
 }
 
 /** The plan as a table: one row per resource, the steps it takes or why it is skipped. */
+/** What an S3 prefix holds, as the plan shows it: count, bytes and the first keys. */
+function objectsOf(o: NonNullable<CleanupPlan['resources'][number]['objects']>): string {
+  const more = o.count > o.sample.length ? ', …' : '';
+  return `${o.count} objects, ${o.bytes} bytes${o.sample.length ? `: ${o.sample.join(', ')}${more}` : ''}`;
+}
+
 export function formatPlan(plan: CleanupPlan): string {
   const rows = [['RESOURCE', 'KIND', 'NAME', 'ACTION']];
   for (const r of plan.resources) {
@@ -66,7 +72,8 @@ export function formatPlan(plan: CleanupPlan): string {
       r.id,
       r.kind,
       r.name ?? '',
-      `${r.protection ? `[${r.protection}, force] ` : ''}${r.steps.join(' → ')}${r.notes?.length ? ` (${r.notes.join('; ')})` : ''}`,
+      `${r.protection ? `[${r.protection}, force] ` : ''}${r.unmanaged ? '[not managed] ' : ''}${r.steps.join(' → ')}` +
+        `${r.notes?.length ? ` (${r.notes.join('; ')})` : ''}${r.objects ? ` (${objectsOf(r.objects)})` : ''}`,
     ]);
   }
   for (const s of plan.skipped) rows.push([s.id, s.kind, '', `skip: ${s.reason}`]);

@@ -8,6 +8,7 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { RegionSchema, ResourceNameSchema } from './common.js';
+import { sha256Hex } from './sha256.js';
 
 /** Workflow type of a cleanup run. */
 export const CleanupWorkflowType = 'cleanup';
@@ -119,6 +120,34 @@ export interface CleanupDependency {
   after: CleanupStep | 'settled';
 }
 
+/**
+ * What the plan saw of a resource, checked again before each destructive step: a difference (or a
+ * protection tag added) skips the resource as "changed since the plan" (issue 10, guard 4).
+ */
+export interface CleanupExpectation {
+  /** The state discovery saw (instances: a stopped one that now runs has changed). */
+  state?: string;
+  sizeGiB?: number;
+  /** Volume type or instance type. */
+  type?: string;
+  /** Volumes: the instance it was attached to, or null when it was not attached. */
+  attachedTo?: string | null;
+  /** The protection level the plan accepted: a higher one found later has changed. */
+  protection: 'none' | 'important' | 'protected';
+  /** Instances: the DeleteOnTermination volumes the plan says go with it. */
+  deleteOnTermination?: string[];
+  /** S3 prefixes: what the plan counted under it. */
+  objects?: { count: number; bytes: number };
+}
+
+/** What the plan counted under an S3 prefix: part of what is approved. */
+export interface PrefixObjects {
+  count: number;
+  bytes: number;
+  /** The first keys (at most 10), for the reader of the plan. */
+  sample: string[];
+}
+
 export interface PlannedResource {
   id: string;
   kind: CleanupKind;
@@ -131,6 +160,12 @@ export interface PlannedResource {
   notes?: string[];
   /** The cost-tracker project the resource is billed to (its trainctl:project tag). */
   project?: string;
+  /** Listed by id although not managed by trainctl (such a plan always needs approval). */
+  unmanaged?: true;
+  /** S3 prefixes: the objects under it at planning time. */
+  objects?: PrefixObjects;
+  /** What the steps check again before they act (absent in plans made before the re-check existed). */
+  expect?: CleanupExpectation;
   /** Everything the steps need besides the id. */
   target: { instanceId?: string; device?: string; bucket?: string; key?: string; uploadId?: string; prefix?: string };
 }
@@ -143,7 +178,7 @@ export interface SkippedResource {
 
 export interface CleanupPlan {
   region: string;
-  /** What the approver names: a hash of everything the plan will do. */
+  /** What the approver names: SHA-256 of the complete plan (everything but this hash, the time and the approval verdict). */
   hash: string;
   dryRun: boolean;
   force: boolean;
@@ -179,13 +214,20 @@ export function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** A short, stable hash of a request, for readable workflow ids (`cleanup/REGION/apply-1a2b3c4d`). */
-export function requestHash(input: Pick<CleanupInput, 'region' | 'selector' | 'force' | 'snapshotBeforeDelete' | 'dryRun'>): string {
-  return fnv1a64(canonical({ r: input.region, s: input.selector, f: input.force, b: input.snapshotBeforeDelete, d: input.dryRun })).slice(0, 8);
+/**
+ * The hash of the whole validated request (SHA-256 of its canonical JSON, 64 hex digits): every
+ * field counts, so two requests that differ in anything (protected ids, thresholds, timeouts…)
+ * never share a workflow id.
+ */
+export function requestHash(input: CleanupInput): string {
+  return sha256Hex(canonical(input));
 }
 
-/** `cleanup/REGION/plan-HASH` or `cleanup/REGION/apply-HASH`. */
-export function cleanupWorkflowId(input: Pick<CleanupInput, 'region' | 'selector' | 'force' | 'snapshotBeforeDelete' | 'dryRun'>): string {
+/**
+ * `cleanup/REGION/plan-HASH` or `cleanup/REGION/apply-HASH`, HASH = {@link requestHash} of the
+ * validated input: `cleanup apply` joins a pending run only when its input is identical.
+ */
+export function cleanupWorkflowId(input: CleanupInput): string {
   return `cleanup/${input.region}/${input.dryRun ? 'plan' : 'apply'}-${requestHash(input)}`;
 }
 
@@ -234,8 +276,10 @@ export const cleanupApproveUpdate = defineUpdate<{ approved: true; planHash: str
 /** Ends a cleanup waiting for approval with nothing deleted. */
 export const cleanupRejectUpdate = defineUpdate<{ rejected: true }, [{ reason?: string }]>('reject');
 
-/** The `approve` update's argument: the hash of the plan being approved (16 hex digits). */
-export const CleanupApproveSchema = z.object({ planHash: z.string().regex(/^[0-9a-f]{16}$/, 'must be a plan hash: 16 hex digits, as printed with the plan') });
+/** The `approve` update's argument: the hash of the plan being approved (SHA-256, 64 hex digits). */
+export const CleanupApproveSchema = z.object({
+  planHash: z.string().regex(/^[0-9a-f]{64}$/, 'must be a plan hash: 64 hex digits (SHA-256), as printed with the plan'),
+});
 export type CleanupApproval = z.infer<typeof CleanupApproveSchema>;
 
 /** The `reject` update's argument. */

@@ -50,7 +50,10 @@ const TagKeySchema = z
   .min(1, 'must not be empty')
   .max(128, 'must be at most 128 characters')
   .refine((k) => !k.toLowerCase().startsWith('aws:'), 'must not start with aws: (reserved by AWS)')
-  .refine((k) => k !== TagKey.Name && !k.startsWith('trainctl:'), 'is set by trainctl (Name and trainctl:* are reserved)');
+  .refine((k) => !k.trim().toLowerCase().startsWith('aws:'), 'must not start with aws: (reserved by AWS)')
+  // Case-insensitive and trimmed: cleanup reads trainctl:* keys that way, so ' Trainctl:Protected'
+  // must be as reserved as 'trainctl:protected' (a user could otherwise mark or unmark protection).
+  .refine((k) => k !== TagKey.Name && !k.trim().toLowerCase().startsWith('trainctl:'), 'is set by trainctl (Name and trainctl:* in any case are reserved)');
 
 export const TagsSchema = z
   .record(TagKeySchema, z.string().max(256, 'tag values must be at most 256 characters'))

@@ -30,6 +30,19 @@ export { newTrackerState, type BudgetState, type TrackerState } from './state.js
 
 /** A signal's `at` may run ahead of workflow time by this much (clock skew between senders). */
 export const FUTURE_TOLERANCE_MS = 5 * 60_000;
+/** No AWS resource started before EC2 itself (2006-08-25): an earlier start is a forged or broken signal. */
+export const EC2_LAUNCH_MS = Date.UTC(2006, 7, 25);
+/**
+ * A start may lie this far back at most (three years). Without a floor one `resourceStarted` with
+ * `at: 0` bills 56 years at once, crosses every budget and fires its stop or cleanup action.
+ */
+export const MAX_START_AGE_MS = 3 * 366 * 86_400_000;
+
+/** The earliest start the ledger accepts at `now` (reconciliation clamps orphans' creation times to it). */
+export function earliestStart(now: number): number {
+  return Math.max(EC2_LAUNCH_MS, now - MAX_START_AGE_MS);
+}
+
 /** Alerts kept in the state (the oldest are dropped). */
 export const KEEP_ALERTS = 50;
 /** Continued-as-new runs remembered in the state. */
@@ -94,6 +107,7 @@ export function startResource(state: TrackerState, raw: unknown, orphan: boolean
   const s = p.data;
   const at = s.at ?? now;
   if (at > now + FUTURE_TOLERANCE_MS) return { rejected: `at ${iso(at)} is in the future` };
+  if (at < earliestStart(now)) return { rejected: `at ${iso(at)} is before the earliest start accepted (${iso(earliestStart(now))})` };
   const existing = state.resources[s.id];
   if (existing) {
     if (existing.orphan && !orphan) {

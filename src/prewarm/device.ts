@@ -6,7 +6,7 @@
  * @module
  */
 import type { PrewarmDeviceResult } from '../contracts/prewarm.js';
-import { fioRead, onPath, readEveryBlock, sizeOf } from './reader.js';
+import { fioRead, onPath, readEveryBlock, readSlots, sizeOf } from './reader.js';
 import { MiB, type WorkContext } from './work.js';
 
 /** What a prewarmDevice attempt heartbeats: every block below `watermark` has been read. */
@@ -44,7 +44,15 @@ async function readWithFio(fio: string, args: PrewarmDeviceArgs, start: PrewarmC
   const keepAlive = setInterval(() => w.heartbeat(checkpoint), 1_000);
   try {
     for (let offset = start.watermark; offset < alignedEnd; offset += chunk) {
-      await fioRead(fio, path, offset, Math.min(chunk, alignedEnd - offset), args.blockSize, args.concurrency, w.signal);
+      await fioRead(
+        fio,
+        path,
+        offset,
+        Math.min(chunk, alignedEnd - offset),
+        args.blockSize,
+        readSlots(args.concurrency, Number.MAX_SAFE_INTEGER, args.blockSize),
+        w.signal,
+      );
       checkpoint = { ...checkpoint, watermark: Math.min(alignedEnd, offset + chunk) };
       w.heartbeat(checkpoint);
     }

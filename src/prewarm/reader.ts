@@ -25,6 +25,17 @@ export async function sizeOf(path: string): Promise<number> {
   throw new TrainctlError(ErrorKind.InvalidInput, `${path} is neither a file nor a block device`);
 }
 
+/**
+ * The most memory the reads in flight may hold (issue 10, guard 14): the input allows 64 MiB blocks
+ * and 256 reads at once (16 GiB); past this cap fewer reads run at once instead.
+ */
+export const MAX_READ_BUFFER_BYTES = 256 * 1024 * 1024;
+
+/** How many reads run at once: at most `concurrency`, the block count, and what fits in {@link MAX_READ_BUFFER_BYTES}. */
+export function readSlots(concurrency: number, blocks: number, blockSize: number): number {
+  return Math.max(1, Math.min(concurrency, blocks, Math.floor(MAX_READ_BUFFER_BYTES / blockSize)));
+}
+
 export interface ReadOptions {
   /** Block-aligned offset to start at (a resumed attempt's watermark). */
   start: number;
@@ -58,7 +69,7 @@ async function readFull(fh: Awaited<ReturnType<typeof open>>, buf: Buffer, lengt
 export async function readEveryBlock(path: string, o: ReadOptions): Promise<{ bytesRead: number; crc: number }> {
   const fh = await open(path, constants.O_RDONLY);
   const blocks = Math.ceil(Math.max(0, o.size - o.start) / o.blockSize);
-  const slots = Math.max(1, Math.min(o.concurrency, blocks));
+  const slots = readSlots(o.concurrency, blocks, o.blockSize);
   const bufs = Array.from({ length: slots }, () => Buffer.allocUnsafe(o.blockSize));
   const pending = new Map<number, Promise<number>>();
   const issue = (b: number) => {

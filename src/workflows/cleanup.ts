@@ -6,6 +6,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -167,10 +168,23 @@ async function discoverAndPlan(run: Run, input: CleanupInput): Promise<CleanupPl
   const discovery = await aws.cleanupDiscover.executeWithOptions({ summary: `discover cleanup candidates in ${input.region}` }, [
     { region: input.region, selector: input.selector },
   ]);
-  const plan = planCleanup(discovery, input);
+  const plan = planCleanup(discovery, input, { failClosed: failClosedPlanning() });
   run.plan = plan;
   log.info('cleanup planned', { hash: plan.hash, resources: plan.resources.length, skipped: plan.skipped.length, dryRun: input.dryRun });
   return plan;
+}
+
+/**
+ * Whether this run plans fail-closed (issue 10): protection tags protect unless explicitly false,
+ * only an explicit `trainctl:managed=true` makes a candidate, snapshot-before-delete backups are
+ * never tag-selected, and S3 targets or unmanaged ids always wait for approval. Those change which
+ * steps (and whether an approval timer) a plan schedules, so runs recorded before keep the old
+ * reading on replay. Can become `deprecatePatch('cleanup-fail-closed-plan')` once no cleanup run
+ * started before this change is open (the longest is its approvalTimeout plus its deletions), and
+ * be removed with the legacy reading in `planCleanup` a retention period after that.
+ */
+function failClosedPlanning(): boolean {
+  return patched('cleanup-fail-closed-plan');
 }
 
 function skipsOf(plan: CleanupPlan): { id: string; reason: string }[] {
@@ -266,6 +280,8 @@ async function execute(plan: CleanupPlan, input: CleanupInput, report: CleanupRe
           inFlight.set(r.id, s);
           current = s;
           const out = await runStep(r, s, plan.region, workflowId, snapshotId);
+          // The step found the resource not as planned and did nothing: skip it, the rest goes on.
+          if (out.changed) return stopHere(`changed since the plan: ${out.changed}${done.length ? ` (after ${done.join(', ')})` : ''}`);
           if ('snapshotId' in out && out.snapshotId) snapshotId = out.snapshotId;
           if (s === CleanupStep.waitSnapshotCompleted && snapshotId) report.snapshots.push({ snapshotId, volumeId: r.id });
           if (out.gone) {
@@ -323,36 +339,37 @@ async function runStep(
   region: string,
   workflowId: string,
   snapshotId: string | undefined,
-): Promise<{ gone: boolean; snapshotId?: string }> {
+): Promise<{ gone: boolean; changed?: string; snapshotId?: string }> {
   const summary = { summary: `${s} ${r.id}` };
+  const expect = r.expect ? { expect: r.expect } : {};
   switch (s) {
     case CleanupStep.stopInstance:
-      return aws.cleanupStopInstance.executeWithOptions(summary, [{ region, instanceId: r.id }]);
+      return aws.cleanupStopInstance.executeWithOptions(summary, [{ region, instanceId: r.id, ...expect }]);
     case CleanupStep.waitInstanceStopped:
       return waits.cleanupWaitInstance.executeWithOptions(summary, [{ region, instanceId: r.id, state: 'stopped' }]);
     case CleanupStep.terminateInstance:
-      return aws.cleanupTerminateInstance.executeWithOptions(summary, [{ region, instanceId: r.id }]);
+      return aws.cleanupTerminateInstance.executeWithOptions(summary, [{ region, instanceId: r.id, ...expect }]);
     case CleanupStep.waitInstanceTerminated:
       return waits.cleanupWaitInstance.executeWithOptions(summary, [{ region, instanceId: r.id, state: 'terminated' }]);
     case CleanupStep.detachVolume:
-      return aws.cleanupDetachVolume.executeWithOptions(summary, [{ region, volumeId: r.id, ...r.target }]);
+      return aws.cleanupDetachVolume.executeWithOptions(summary, [{ region, volumeId: r.id, ...r.target, ...expect }]);
     case CleanupStep.waitVolumeAvailable:
       return waits.cleanupWaitVolumeAvailable.executeWithOptions(summary, [{ region, volumeId: r.id }]);
     case CleanupStep.snapshotVolume:
-      return aws.cleanupSnapshotVolume.executeWithOptions(summary, [{ region, volumeId: r.id, workflowId }]);
+      return aws.cleanupSnapshotVolume.executeWithOptions(summary, [{ region, volumeId: r.id, workflowId, ...expect }]);
     case CleanupStep.waitSnapshotCompleted:
       if (!snapshotId) throw ApplicationFailure.create({ type: ErrorKind.Unknown, nonRetryable: true, message: `no snapshot of ${r.id} to wait for` });
       await waits.cleanupWaitSnapshotCompleted.executeWithOptions({ summary: `wait for ${snapshotId} of ${r.id} to complete` }, [{ region, snapshotId }]);
       return { gone: false };
     case CleanupStep.deleteVolume:
-      return aws.cleanupDeleteVolume.executeWithOptions(summary, [{ region, volumeId: r.id }]);
+      return aws.cleanupDeleteVolume.executeWithOptions(summary, [{ region, volumeId: r.id, ...expect }]);
     case CleanupStep.deleteSnapshot:
-      return aws.cleanupDeleteSnapshot.executeWithOptions(summary, [{ region, snapshotId: r.id }]);
+      return aws.cleanupDeleteSnapshot.executeWithOptions(summary, [{ region, snapshotId: r.id, ...expect }]);
     case CleanupStep.abortMultipartUpload:
       return aws.cleanupAbortMultipartUpload.executeWithOptions(summary, [
-        { region, bucket: r.target.bucket ?? '', key: r.target.key ?? '', uploadId: r.target.uploadId ?? '' },
+        { region, bucket: r.target.bucket ?? '', key: r.target.key ?? '', uploadId: r.target.uploadId ?? '', ...expect },
       ]);
     case CleanupStep.deleteS3Prefix:
-      return waits.cleanupDeleteS3Prefix.executeWithOptions(summary, [{ region, bucket: r.target.bucket ?? '', prefix: r.target.prefix ?? '' }]);
+      return waits.cleanupDeleteS3Prefix.executeWithOptions(summary, [{ region, bucket: r.target.bucket ?? '', prefix: r.target.prefix ?? '', ...expect }]);
   }
 }

@@ -31,15 +31,18 @@ function byRegion(rs: TrackedResource[]): Map<string, string[]> {
 }
 
 /** Stops the budget's running instances, region by region; says which it stopped and which it could not. */
-async function stopInstances(state: TrackerState, b: BudgetState): Promise<string> {
+async function stopInstances(state: TrackerState, b: BudgetState, project: string): Promise<string> {
   const targets = Object.values(state.resources).filter((r) => r.kind === 'instance' && r.stoppedAt === undefined && matches(b, r));
   const stopped: string[] = [];
   const failed: string[] = [];
+  const refused: string[] = [];
   for (const [region, instanceIds] of byRegion(targets)) {
     try {
       const res = await aws.stopInstances.executeWithOptions({ summary: `budget ${b.name}: stop ${instanceIds.length} instance(s) in ${region}` }, [
-        { region, instanceIds },
+        { region, instanceIds, project },
       ]);
+      // Instances EC2 does not show as this project's managed ones are left alone (older activities return no `refused`).
+      for (const r of res.refused ?? []) refused.push(`${r.id} (${r.reason})`);
       const at = workflowNow();
       for (const id of res.stopped) {
         const r = state.resources[id];
@@ -51,7 +54,10 @@ async function stopInstances(state: TrackerState, b: BudgetState): Promise<strin
       log.error('budget action failed', { budget: b.name, region, error: describeFailure(err) });
     }
   }
-  return `stopped ${stopped.length ? stopped.join(', ') : 'no instances'}${failed.length ? `; could NOT stop ${failed.join(', ')}` : ''}`;
+  return (
+    `stopped ${stopped.length ? stopped.join(', ') : 'no instances'}${failed.length ? `; could NOT stop ${failed.join(', ')}` : ''}` +
+    `${refused.length ? `; refused to stop ${refused.join(', ')}` : ''}`
+  );
 }
 
 /**
@@ -89,7 +95,7 @@ export async function fireBudget(state: TrackerState, opts: CostTrackerInput, b:
   b.firedAt = now;
   b.firedWindow = windowKey(b, now);
   let outcome: string;
-  if (b.action === 'stop-instances') outcome = await stopInstances(state, b);
+  if (b.action === 'stop-instances') outcome = await stopInstances(state, b, opts.project);
   else if (b.action === 'cleanup') outcome = await startCleanups(state, b, opts.project);
   else outcome = 'alerted';
   const alert: AlertRecord = { at: iso(now), budget: b.name, action: b.action, spentUsd: microsToUsd(spent), limitUsd: b.limitMicroUsd / 1_000_000, outcome };
