@@ -24,6 +24,7 @@ const entries = {
   test: { file: 'scripts/run-tests.ts', temporal: true, moto: true },
   worker: { file: 'src/worker.ts', temporal: false, moto: false },
   'record-histories': { file: 'scripts/record-histories.ts', temporal: true, moto: true },
+  'record-run-histories': { file: 'scripts/record-run-histories.ts', temporal: true, moto: true },
   // bin/trainctl.mjs in a checkout on a Node older than 22: quiet unless it has to install Node.
   cli: { file: 'src/cli/main.ts', temporal: false, moto: false, quiet: true },
   // Prints the Node the other entries run on (`VERSION PATH`) and nothing else.

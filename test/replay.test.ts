@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { workflowsPath } from '../src/worker.js';
+import * as workflowIndex from '../src/workflows/index.js';
 
 // Histories recorded by `npm run record-histories` from real runs on the dev server.
 const dir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
@@ -18,9 +19,32 @@ function load(file: string): { workflowId: string; history: unknown } {
   return { workflowId: file.replace(/\.json$/, ''), history: JSON.parse(readFileSync(join(dir, file), 'utf8')) as unknown };
 }
 
-test('there are recorded histories of every provisioning outcome (before and after cost tracking), the cost tracker, an approved cleanup, a transfer each way and a prewarm', () => {
+/** The workflow type a recorded history is of (its first event). */
+function workflowTypeOf(file: string): string {
+  const h = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { events: { workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }[] };
+  return h.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '';
+}
+
+/** The workflows (exported by the workflow index) that no recorded history is of. */
+function workflowsWithoutHistory(workflows: string[], historyTypes: string[]): string[] {
+  return workflows.filter((w) => !historyTypes.includes(w)).sort();
+}
+
+test('every workflow the worker registers (the workflow index) has a recorded history', () => {
+  const registered = Object.keys(workflowIndex);
+  assert.ok(registered.length >= 8, registered.join(', '));
+  assert.deepEqual(workflowsWithoutHistory(registered, files.map(workflowTypeOf)), []);
+});
+
+test('the gate notices a workflow added without a history', () => {
+  const types = files.map(workflowTypeOf);
+  assert.deepEqual(workflowsWithoutHistory([...Object.keys(workflowIndex), 'newWorkflowWithoutHistory'], types), ['newWorkflowWithoutHistory']);
+});
+
+test('the main branches are recorded: provisioning created/reused/cancelled (before and after cost tracking), the cost tracker continued-as-new, an approved cleanup, a transfer each way, a prewarm, a training run completed/stopped/failed/cancelled', () => {
   const expected = ['provision-volume-created', 'provision-volume-reused', 'provision-volume-cancelled'].flatMap((n) => [n, `${n}-before-cost`]);
-  for (const name of [...expected, 'cost-tracker-continued', 'cleanup-approved', 'transfer-upload', 'transfer-download', 'prewarm-device']) {
+  const runs = ['training-run-completed', 'training-run-stopped', 'training-run-failed', 'training-run-cancelled', 'check-host', 'reconcile-cost'];
+  for (const name of [...expected, 'cost-tracker-continued', 'cleanup-approved', 'transfer-upload', 'transfer-download', 'prewarm-device', ...runs]) {
     assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
   }
 });
