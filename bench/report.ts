@@ -67,6 +67,7 @@ export function summarise(figures: Figure[]): (Figure & { stats?: Stats; ratio?:
   });
 }
 
+const cell = (s: string) => s.replace(/\|/g, '\\|');
 const fmt = (v: number) => (Number.isNaN(v) ? '–' : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
 
 export function markdown(r: Results): string {
@@ -90,11 +91,11 @@ export function markdown(r: Results): string {
     out.push(`### ${label}`, '', `| tool | variant | median | min | max | n | unit | ratio to leader | flags |`, '|---|---|---|---|---|---|---|---|---|');
     for (const f of group) {
       if (f.notRun || !f.stats) {
-        out.push(`| ${f.tool} | ${f.variant} | not run: ${f.notRun ?? 'no measurement'} | | | | ${f.unit} | | ${f.flags ?? ''} |`);
+        out.push(`| ${f.tool} | ${f.variant} | not run: ${cell(f.notRun ?? 'no measurement')} | | | | ${f.unit} | | ${cell(f.flags ?? '')} |`);
         continue;
       }
       const ratio = f.ratio === undefined ? '' : `${fmt(f.ratio)}${f.leader ? ' (leader)' : ''}`;
-      out.push(`| ${f.tool} | ${f.variant} | ${fmt(f.stats.median)} | ${fmt(f.stats.min)} | ${fmt(f.stats.max)} | ${f.stats.n} | ${f.unit} | ${ratio} | ${f.flags ?? ''} |`);
+      out.push(`| ${f.tool} | ${f.variant} | ${fmt(f.stats.median)} | ${fmt(f.stats.min)} | ${fmt(f.stats.max)} | ${f.stats.n} | ${f.unit} | ${ratio} | ${cell(f.flags ?? '')} |`);
     }
     out.push('');
   }

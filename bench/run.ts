@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateVolumeCommand, DescribeVolumesCommand, EC2Client, waitUntilVolumeAvailable } from '@aws-sdk/client-ec2';
 import { repoRoot, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { startVersitygw, VERSITYGW_VERSION } from '../src/dev/versitygw.js';
@@ -91,13 +92,24 @@ function treeBytes(path: string): { bytes: number; files: number } {
 
 // ---------- running peers ----------
 
-function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+const running = new Set<ReturnType<typeof spawn>>();
+process.on('exit', () => running.forEach((c) => c.kill('SIGKILL')));
+
+/** Runs a peer's command; a command still running after `timeoutMs` is killed and fails. */
+function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30 * 60_000): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    running.add(child);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-3000)));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`))));
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      running.delete(child);
+      if (code === 0) resolve();
+      else reject(new Error(`${cmd} ${args.slice(0, 3).join(' ')}… ${signal ? `killed (${signal}, over ${timeoutMs / 1000} s)` : `exited ${code}`}: ${err.trim().split('\n').slice(-2).join(' ')}`));
+    });
   });
 }
 
@@ -173,7 +185,7 @@ function s5cmdMover(ctx: Ctx, variant: Variant): Mover {
     tool: 's5cmd',
     variant,
     flags: `s5cmd ${g.slice(2).join(' ')} cp ${c.join(' ')}`.replace(/\s+/g, ' '),
-    ...(t?.notRun ? { notRun: t.notRun } : {}),
+    ...(t?.notRun || !t?.path ? { notRun: t?.notRun ?? 'not installed' } : {}),
     up: (src, key, dir) => exec(bin, [...g, 'cp', ...c, dir ? `${src}/*` : src, s3(key)], env),
     down: (key, dst, dir) => exec(bin, [...g, 'cp', ...c, dir ? `${s3(key)}*` : s3(key), dir ? `${dst}/` : dst], env),
   };
@@ -192,7 +204,7 @@ function awsMover(ctx: Ctx, variant: Variant): Mover {
     tool: 'aws-cli',
     variant,
     flags: variant === 'matched' ? `aws s3 cp [--recursive]; config s3.multipart_chunksize=${MATCHED.partSizeMiB}MB, s3.max_concurrent_requests=${MATCHED.fileConcurrency}` : 'aws s3 cp [--recursive] (defaults: 8 MiB parts, 10 requests)',
-    ...(t?.notRun ? { notRun: t.notRun } : {}),
+    ...(t?.notRun || !t?.path ? { notRun: t?.notRun ?? 'not installed' } : {}),
     up: (src, key, dir) => exec(bin, ['s3', 'cp', ...(dir ? ['--recursive'] : []), src, s3(key), ...common], env),
     down: (key, dst, dir) => exec(bin, ['s3', 'cp', ...(dir ? ['--recursive'] : []), s3(key), dst, ...common], env),
   };
@@ -219,8 +231,8 @@ function rcloneMover(ctx: Ctx, variant: Variant): Mover {
   return {
     tool: 'rclone',
     variant,
-    flags: `rclone copy|copyto ${m.join(' ')}`.trim(),
-    ...(t?.notRun ? { notRun: t.notRun } : {}),
+    flags: `rclone copy (a folder) / copyto (a file) ${m.join(' ')}`.trim(),
+    ...(t?.notRun || !t?.path ? { notRun: t?.notRun ?? 'not installed' } : {}),
     up: (src, key, dir) => exec(bin, [dir ? 'copy' : 'copyto', ...m, src, r(dir ? key.replace(/\/$/, '') : key)], env),
     down: (key, dst, dir) => exec(bin, [dir ? 'copy' : 'copyto', ...m, r(dir ? key.replace(/\/$/, '') : key), dst], env),
   };
@@ -271,14 +283,28 @@ async function transferWorkload(ctx: Ctx, workload: Workload, title: string, dat
   for (let rep = 0; rep < reps; rep++) {
     const order = runnable.map((_, i) => runnable[(i + rep) % runnable.length]!);
     for (const m of order) {
+      if (m.notRun) continue;
       const key = `${workload}/${m.tool.replace(/\W+/g, '-')}-${m.variant}-${rep}${dir ? '/' : ''}`;
       const dst = join(withHost && ctx.host ? ctx.host.root : ctx.work, `down-${workload}-${rep}`);
       if (dir) mkdirSync(dst, { recursive: true });
       const pids = m.rssPids?.() ?? [];
-      log(`${workload} rep ${rep + 1}/${reps}: ${m.tool} (${m.variant}) up`);
-      const up = await timed(() => m.up(dataset, key, dir), pids.map((p) => p.pid));
-      log(`${workload} rep ${rep + 1}/${reps}: ${m.tool} (${m.variant}) down`);
-      const down = await timed(() => m.down(key, dst, dir), pids.map((p) => p.pid));
+      let up: Awaited<ReturnType<typeof timed>>;
+      let down: Awaited<ReturnType<typeof timed>>;
+      try {
+        log(`${workload} rep ${rep + 1}/${reps}: ${m.tool} (${m.variant}) up`);
+        up = await timed(() => m.up(dataset, key, dir), pids.map((p) => p.pid));
+        log(`${workload} rep ${rep + 1}/${reps}: ${m.tool} (${m.variant}) down`);
+        down = await timed(() => m.down(key, dst, dir), pids.map((p) => p.pid));
+      } catch (err) {
+        // A tool that fails is reported as failed (with its error), never as a figure; the others go on.
+        const why = `failed: ${err instanceof Error ? err.message : String(err)}`.replace(/\|/g, '/').slice(0, 400);
+        log(`${m.tool} (${m.variant}) ${why}`);
+        m.notRun = why;
+        for (const label of ['upload', 'download']) record({ workload, label: `${title} ${label}`, tool: m.tool, variant: m.variant, unit: 'MiB/s', better: 'higher', flags: m.flags, notRun: why });
+        rmSync(dst, { recursive: true, force: true });
+        dropObjects(ctx, key);
+        continue;
+      }
       const got = treeBytes(dst);
       if (got.bytes !== expected.bytes || got.files !== expected.files) throw new Error(`${m.tool} (${m.variant}) downloaded ${got.files} files / ${got.bytes} bytes, expected ${expected.files} / ${expected.bytes}`);
       rmSync(dst, { recursive: true, force: true });
@@ -288,8 +314,8 @@ async function transferWorkload(ctx: Ctx, workload: Workload, title: string, dat
       record({ workload, label: `${title} download`, tool: m.tool, variant: m.variant, unit: 'MiB/s', better: 'higher', flags: m.flags, value: mib / down.seconds });
       if (only.has('e') && (workload === 'a' || workload === 'b')) {
         pids.forEach((p, i) => {
-          record({ workload: 'e', label: `peak RSS during (${workload}) upload`, tool: `trainctl ${p.name}`, variant: m.variant, unit: 'MiB', better: 'lower', value: up.peaks[i]! / MiB });
-          record({ workload: 'e', label: `peak RSS during (${workload}) download`, tool: `trainctl ${p.name}`, variant: m.variant, unit: 'MiB', better: 'lower', value: down.peaks[i]! / MiB });
+          record({ workload: 'e', label: `peak RSS of the ${p.name} during (${workload}) upload`, tool: m.tool, variant: m.variant, unit: 'MiB', better: 'lower', value: up.peaks[i]! / MiB });
+          record({ workload: 'e', label: `peak RSS of the ${p.name} during (${workload}) download`, tool: m.tool, variant: m.variant, unit: 'MiB', better: 'lower', value: down.peaks[i]! / MiB });
         });
       }
     }
@@ -346,7 +372,8 @@ async function prewarmWorkload(ctx: Ctx, path: string): Promise<void> {
   const size = statSync(path).size;
   const label = `prewarm read of ${(size / MiB).toFixed(0)} MiB`;
   const dropped = dropCaches();
-  if (!dropped) notes.push('(f): the page cache could NOT be dropped between runs (writing /proc/sys/vm/drop_caches was refused): buffered figures (trainctl reader, fio --direct=0) may come from the page cache; only fio --direct=1 bypasses it.');
+  if (dropped) notes.push('(f): the page cache was dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every run.');
+  else notes.push('(f): the page cache could NOT be dropped between runs (writing /proc/sys/vm/drop_caches was refused): buffered figures (trainctl reader, fio --direct=0) may come from the page cache; only fio --direct=1 bypasses it.');
   const fio = ctx.tools.get('fio');
   const fioRun = async (direct: boolean): Promise<number> => {
     const args = ['--name=bench', `--filename=${path}`, '--rw=read', '--bs=1M', '--iodepth=32', '--ioengine=libaio', `--direct=${direct ? 1 : 0}`, '--readonly', '--output-format=json'];
@@ -485,7 +512,7 @@ async function emulatorWorkloads(ctx: Ctx): Promise<void> {
 
 async function main(): Promise<void> {
   const peerNames: PeerName[] = [];
-  const transfers = ['a', 'b', 'c'].some((w) => only.has(w as Workload));
+  const transfers = ['a', 'b', 'c', 'e'].some((w) => only.has(w as Workload));
   if (transfers) for (const p of ['s5cmd', 'aws', 'rclone'] as const) if (wantTools.has(p)) peerNames.push(p);
   if (only.has('f') && wantTools.has('fio')) peerNames.push('fio');
   const tools = ensureBenchTools(peerNames);
@@ -495,12 +522,16 @@ async function main(): Promise<void> {
   const vgwData = join(work, 'versitygw');
   const keys = { accessKey: 'benchaccess', secretKey: `benchsecret${randomBytes(8).toString('hex')}` };
   const bucket = 'bench';
-  mkdirSync(join(vgwData, bucket), { recursive: true });
   const started = new Date();
   const closers: (() => Promise<unknown>)[] = [];
   try {
     const vgw = await startVersitygw({ dataDir: vgwData, ...keys });
     closers.push(() => vgw.stop());
+    // Through the API, not mkdir: versitygw keeps the bucket's ACL beside it, and rclone's
+    // PutObject (x-amz-acl: private) fails with an internal error on a bucket without one.
+    const s3 = new S3Client({ region: 'us-east-1', endpoint: vgw.endpoint, forcePathStyle: true, credentials: { accessKeyId: keys.accessKey, secretAccessKey: keys.secretKey } });
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    s3.destroy();
     const ctx: Ctx = { endpoint: vgw.endpoint, keys, bucket, vgwData, work, tools, temporalAddress: values.temporal ?? '' };
     if (needTrainctl) {
       if (!ctx.temporalAddress) {
