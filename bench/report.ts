@@ -119,7 +119,7 @@ export function svg(r: Results): string {
   const counts = labels.map((l) => rows.filter((f) => f.label === l).length);
   const width = Math.max(600, left + counts.reduce((s, n) => s + groupW(n), 0) + 20);
   const legendRows = Math.ceil(series.length / 3);
-  const height = top + plotH + 120 + legendRows * 18;
+  const height = top + plotH + 130 + legendRows * 18;
   const max = Math.max(1, ...rows.map((f) => f.stats!.max));
   const niceMax = (() => {
     const p = 10 ** Math.floor(Math.log10(max));
@@ -157,7 +157,7 @@ export function svg(r: Results): string {
   series.forEach((key, i) => {
     const c = colour(key);
     const lx = left + (i % 3) * 220;
-    const ly = top + plotH + 95 + Math.floor(i / 3) * 18;
+    const ly = top + plotH + 110 + Math.floor(i / 3) * 18;
     el.push(`<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${c.fill}" fill-opacity="${c.opacity}"/>`);
     el.push(`<text x="${lx + 16}" y="${ly}">${esc(key.replace('|', ' — '))}</text>`);
   });
