@@ -57,6 +57,17 @@ const sizes = {
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const figures: Figure[] = [];
+
+/** Runs one workload; a failure is written into the results' notes and the next workload runs. */
+async function guard(name: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const msg = err instanceof Error ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err);
+    log(`workload ${name} failed: ${msg}`);
+    notes.push(`${name} FAILED: ${msg.slice(0, 500)}`);
+  }
+}
 const notes: string[] = [];
 function record(f: Omit<Figure, 'values'> & { value?: number }): void {
   let fig = figures.find((x) => x.workload === f.workload && x.label === f.label && x.tool === f.tool && x.variant === f.variant);
@@ -472,11 +483,19 @@ async function emulatorWorkloads(ctx: Ctx): Promise<void> {
         log(`h rep ${rep + 1}/${reps}: ${sizes.signals} signals`);
         const tracker = await trainctl.startCostTracker(ctx.client!, taskQueue, `bench-${process.pid}-${rep}`);
         const latencies: number[] = [];
+        let failedQueries = 0;
+        const queryErrors = new Set<string>();
         let streaming = true;
         const querying = (async () => {
           while (streaming) {
             const q0 = performance.now();
-            await tracker.totalCost();
+            try {
+              await tracker.totalCost();
+            } catch (err) {
+              // A query that times out counts with the time it took, and is counted as failed.
+              failedQueries++;
+              queryErrors.add(err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err));
+            }
             latencies.push(performance.now() - q0);
           }
         })();
@@ -489,7 +508,7 @@ async function emulatorWorkloads(ctx: Ctx): Promise<void> {
         );
         let accepted = 0;
         const deadline = Date.now() + 120_000;
-        while ((accepted = await tracker.accepted()) < sizes.signals && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        while ((accepted = await tracker.accepted().catch(() => accepted)) < sizes.signals && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
         const seconds = (performance.now() - t0) / 1000;
         streaming = false;
         await querying;
@@ -500,6 +519,7 @@ async function emulatorWorkloads(ctx: Ctx): Promise<void> {
         const tool = 'trainctl cost tracker';
         record({ workload: 'h', label: 'signals per second, until all accepted', tool, variant: 'sustained', unit: 'signals/s', better: 'higher', flags, value: sizes.signals / seconds });
         record({ workload: 'h', label: 'signals lost (sent − accepted, waiting up to 120 s after the last send)', tool, variant: 'lost', unit: 'signals', better: 'lower', flags, value: sizes.signals - accepted });
+        record({ workload: 'h', label: 'totalCost queries that failed while streaming', tool, variant: 'failed', unit: 'queries', better: 'lower', flags: `${flags}${queryErrors.size ? `; errors: ${[...queryErrors].join('; ')}` : ''}`, value: failedQueries });
         record({ workload: 'h', label: 'totalCost query p50 while streaming', tool, variant: 'p50', unit: 'ms', better: 'lower', flags, value: pct(50) });
         record({ workload: 'h', label: 'totalCost query p99 while streaming', tool, variant: 'p99', unit: 'ms', better: 'lower', flags, value: pct(99) });
       }
@@ -570,13 +590,13 @@ async function main(): Promise<void> {
       }
       return bigFile;
     };
-    if (only.has('a') || only.has('e')) await transferWorkload(ctx, 'a', `(a) 1 × ${(sizes.bigFile / MiB).toFixed(0)} MiB`, await big(), false, withHost);
+    if (only.has('a') || only.has('e')) await guard('(a)', async () => transferWorkload(ctx, 'a', `(a) 1 × ${(sizes.bigFile / MiB).toFixed(0)} MiB`, await big(), false, withHost));
     if (only.has('b') || only.has('e')) {
       const dir = join(dataRoot, 'small');
       mkdirSync(dir);
       log(`writing ${sizes.smallCount} × 64 KiB files…`);
       for (let i = 0; i < sizes.smallCount; i++) writeFileSync(join(dir, `f${String(i).padStart(5, '0')}.bin`), randomBytes(sizes.smallSize));
-      await transferWorkload(ctx, 'b', `(b) ${sizes.smallCount} × 64 KiB`, dir, true, withHost);
+      await guard('(b)', () => transferWorkload(ctx, 'b', `(b) ${sizes.smallCount} × 64 KiB`, dir, true, withHost));
       rmSync(dir, { recursive: true, force: true });
     }
     if (only.has('c')) {
@@ -584,12 +604,12 @@ async function main(): Promise<void> {
       mkdirSync(dir);
       log(`writing ${sizes.mediumCount} × 4 MiB files…`);
       for (let i = 0; i < sizes.mediumCount; i++) await writeRandomFile(join(dir, `f${String(i).padStart(4, '0')}.bin`), sizes.mediumSize);
-      await transferWorkload(ctx, 'c', `(c) ${sizes.mediumCount} × 4 MiB`, dir, true, false);
+      await guard('(c)', () => transferWorkload(ctx, 'c', `(c) ${sizes.mediumCount} × 4 MiB`, dir, true, false));
       rmSync(dir, { recursive: true, force: true });
     }
-    if (only.has('d')) await resumeWorkload(ctx, await big());
-    if (only.has('f')) await prewarmWorkload(ctx, await big());
-    if ((only.has('g') || only.has('h')) && ctx.client) await emulatorWorkloads(ctx);
+    if (only.has('d')) await guard('(d)', async () => resumeWorkload(ctx, await big()));
+    if (only.has('f')) await guard('(f)', async () => prewarmWorkload(ctx, await big()));
+    if ((only.has('g') || only.has('h')) && ctx.client) await guard('(g)/(h)', () => emulatorWorkloads(ctx));
     else if (only.has('g') || only.has('h')) notes.push('(g)/(h) not run: trainctl is not among --tools.');
     if (ctx.host === undefined && only.has('e') && needTrainctl) notes.push('(e): the host worker could not be started.');
 
