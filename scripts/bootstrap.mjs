@@ -23,6 +23,8 @@ const entries = {
   demo: { file: 'src/dev/demo.ts', temporal: !process.env.TEMPORAL_ADDRESS, moto: true },
   test: { file: 'scripts/run-tests.ts', temporal: true, moto: true },
   worker: { file: 'src/worker.ts', temporal: false, moto: false },
+  // The benchmark installs its own peers (bench/tools.ts) on top of the dev server, moto and s5cmd.
+  bench: { file: 'bench/run.ts', temporal: true, moto: true },
   'record-histories': { file: 'scripts/record-histories.ts', temporal: true, moto: true },
   'record-run-histories': { file: 'scripts/record-run-histories.ts', temporal: true, moto: true },
   // bin/trainctl.mjs in a checkout on a Node older than 22: quiet unless it has to install Node.

@@ -21,7 +21,9 @@ function load(file: string): { workflowId: string; history: unknown } {
 
 /** The workflow type a recorded history is of (its first event). */
 function workflowTypeOf(file: string): string {
-  const h = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { events: { workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }[] };
+  const h = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    events: { workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }[];
+  };
   return h.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '';
 }
 
