@@ -29,7 +29,12 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
   const client = new Client({ connection });
   const workerConnection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
-  const worker = await createWorker({ connection: workerConnection, namespace: 'default', taskQueue: 'record', deps: { ...awsClientsFor(env), pollIntervalMs: 200 } });
+  const worker = await createWorker({
+    connection: workerConnection,
+    namespace: 'default',
+    taskQueue: 'record',
+    deps: { ...awsClientsFor(env), pollIntervalMs: 200 },
+  });
   const running = worker.run();
   const hostsDir = mkdtempSync(join(tmpdir(), 'trainctl-record-hosts-'));
   const sim = startInstanceSimulator({ env, pollMs: 300, hostsDir, graceMs: 5_000 });
@@ -48,7 +53,8 @@ async function main(): Promise<void> {
     const bucket = 'recorded-runs';
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     for (let i = 0; i < 3; i++) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `dataset/shard-${i}.txt`, Body: `shard ${i}\n`.repeat(500) }));
-    const ami = (await createEc2Client(env).send(new DescribeImagesCommand({}))).Images?.find((i) => /^ami-[0-9a-f]{8,17}$/.test(i.ImageId ?? ''))?.ImageId ?? '';
+    const ami =
+      (await createEc2Client(env).send(new DescribeImagesCommand({}))).Images?.find((i) => /^ami-[0-9a-f]{8,17}$/.test(i.ImageId ?? ''))?.ImageId ?? '';
     const request = (name: string, command: string[]): RunRequest => ({
       name,
       project: 'recorded',
@@ -103,7 +109,11 @@ async function main(): Promise<void> {
     save('training-run-cancelled.json', cancelled.workflowId, cancelled.firstExecutionRunId);
 
     // One reconciliation of the project these runs reported to.
-    const reconcile = await cost.startReconcile(client, { project: 'recorded', regions: ['us-east-1'] }, { taskQueue: 'record', workflowId: 'cost-reconcile/recorded/manual' });
+    const reconcile = await cost.startReconcile(
+      client,
+      { project: 'recorded', regions: ['us-east-1'] },
+      { taskQueue: 'record', workflowId: 'cost-reconcile/recorded/manual' },
+    );
     await reconcile.result();
     save('reconcile-cost.json', reconcile.workflowId);
   } finally {

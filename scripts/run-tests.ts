@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { repoRoot, toolsDir, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { workflowsPath } from '../src/worker.js';
+import { ensureVersitygw } from '../src/dev/versitygw.js';
 
 /**
  * `npm test`: starts one Temporal dev server and one moto for the whole suite, bundles the workflow
@@ -25,6 +26,13 @@ const RUN_TIMEOUT_MS = 40 * 60_000;
 async function main(): Promise<number> {
   const started = Date.now();
   const files = process.argv.slice(2).length ? process.argv.slice(2) : findTests(join(repoRoot, 'test')).sort();
+  // The benchmark smoke test serves S3 from versitygw: build it (first run only, a few minutes)
+  // before the suite starts rather than inside a test's timeout.
+  try {
+    ensureVersitygw((m) => console.error(m));
+  } catch (err) {
+    console.error(`[npm test] ${err instanceof Error ? err.message : String(err)}; the benchmark smoke test will fail`);
+  }
   const [temporal, moto, bundle] = await Promise.all([
     startTemporalDevServer({}),
     startMoto(),

@@ -4,6 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import * as run from '../src/api/run.js';
+import * as cost from '../src/api/cost.js';
 import { RunOutcome } from '../src/contracts/run.js';
 import { leftovers, runName, runSuite, type RunSuite } from './helpers/run.js';
 
@@ -25,7 +26,10 @@ async function keys(prefix: string): Promise<string[]> {
 
 test('a run launches, trains, syncs checkpoints and outputs byte-identical to what the program wrote, and tears down what it created', async () => {
   const name = runName('happy');
-  const report = await run.execute(suite.client, suite.request(name), { taskQueue: suite.worker.taskQueue });
+  const project = runName('runproj');
+  const report = await run.execute(suite.client, suite.request(name, {}, { project, budget: { limitUsd: 5, action: 'alert' } }), {
+    taskQueue: suite.worker.taskQueue,
+  });
   assert.equal(report.outcome, RunOutcome.Completed);
   assert.equal(report.exitCode, 0);
   assert.deepEqual(

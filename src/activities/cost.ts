@@ -13,7 +13,15 @@ import { tagsOf } from '../aws/tags.js';
 import { tagExplicitlyTrue } from '../cleanup-tags.js';
 import { TagKey } from '../contracts/common.js';
 import { earliestStart } from '../cost/ledger.js';
-import { PROJECT_TAG, type ReconcileOutcome, type ReconcileReport, type ResourceStarted, type ResourceStopped } from '../contracts/cost.js';
+import {
+  PROJECT_TAG,
+  type BudgetView,
+  type SetBudgetRequest,
+  type ReconcileOutcome,
+  type ReconcileReport,
+  type ResourceStarted,
+  type ResourceStopped,
+} from '../contracts/cost.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 
 export interface CostDeps {
@@ -157,6 +165,16 @@ export function createCostActivities(deps: CostDeps) {
       const { workflowId } = await tracker.recordResourceStopped(getClient(), trackerOf(args.project), args.stop);
       log.info('cost tracker told of a stop', { project: args.project, id: args.stop.id });
       return { workflowId };
+    },
+
+    /** Sets (or replaces by name) a budget on the project's tracker, starting it if need be (a training run's budget). */
+    async setProjectBudget(args: { project: string; budget: SetBudgetRequest }): Promise<BudgetView> {
+      return tracker.setTrackerBudget(getClient(), trackerOf(args.project), args.budget);
+    },
+
+    /** What these resources have cost so far, from the project's tracker (a run's report). Read-only. */
+    async costOfResources(args: { project: string; ids: string[] }): Promise<{ usd: number; unpriced: string[] }> {
+      return tracker.resourcesCost(getClient(), args.project, args.ids);
     },
 
     /**

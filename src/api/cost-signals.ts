@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { WorkflowNotFoundError, type Client, type WorkflowStartOptions } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client, type WorkflowStartOptions } from '@temporalio/client';
 import {
   CostTrackerWorkflowType,
   ProjectSchema,
@@ -18,6 +18,11 @@ import {
   resourceStartedSignal,
   resourceStoppedSignal,
   runningQuery,
+  resourceQuery,
+  setBudgetUpdate,
+  SetBudgetSchema,
+  type BudgetView,
+  type SetBudgetRequest,
   type CostTrackerRequest,
   type ReconcileReport,
   type ResourceStarted,
@@ -109,4 +114,36 @@ export async function trackedRunning(client: Client, project: string, asOf?: num
     if (err instanceof WorkflowNotFoundError) return [];
     throw err;
   }
+}
+
+/**
+ * Sets (or replaces, by name) a budget of the project, starting its tracker if need be
+ * (update-with-start). The form of `cost.setBudget` that activities use: it needs no workflow type.
+ *
+ * @throws ZodError, before contacting the server, when the project or the budget is invalid.
+ */
+export async function setTrackerBudget(client: Client, target: TrackerTarget, request: SetBudgetRequest): Promise<BudgetView> {
+  const budget = SetBudgetSchema.parse(request);
+  const operation = new WithStartWorkflowOperation(CostTrackerWorkflowType, {
+    ...trackerStartOptions(target.project, target.taskQueue),
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+  return explained(client, () => client.workflow.executeUpdateWithStart(setBudgetUpdate, { args: [budget], startWorkflowOperation: operation }));
+}
+
+/** What the given resources have cost so far, from the project's tracker (0 for ids it does not know). */
+export async function resourcesCost(client: Pick<Client, 'workflow'>, project: string, ids: string[]): Promise<{ usd: number; unpriced: string[] }> {
+  const handle = client.workflow.getHandle(costTrackerWorkflowId(ProjectSchema.parse(project)));
+  let micro = 0;
+  const unpriced: string[] = [];
+  for (const id of ids) {
+    const view = await handle.query(resourceQuery, id).catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    });
+    if (!view) continue;
+    micro += view.costMicroUsd;
+    if (view.pricing === 'unpriced') unpriced.push(id);
+  }
+  return { usd: micro / 1e6, unpriced };
 }

@@ -29,6 +29,7 @@ import {
 } from '../contracts/run.js';
 import { transferProgressQuery, type TransferProgress } from '../contracts/transfer.js';
 import { SA } from '../search-attributes.js';
+import { resourcesCost } from './cost-signals.js';
 import type { trainingRun } from '../workflows/training-run.js';
 import { DEFAULT_TASK_QUEUE } from './task-queue.js';
 import { explained } from './start.js';
@@ -95,6 +96,8 @@ export interface RunStatusView extends RunStatus {
   transfer?: TransferProgress;
   /** The workflow's own state: RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED … */
   execution: string;
+  /** What the resources this run created have cost so far (the project's cost tracker). */
+  costUsd?: number;
 }
 
 /**
@@ -112,6 +115,11 @@ export async function status(h: RunHandle): Promise<RunStatusView> {
       | undefined;
     if (details?.lastLines) view.lastLogLines = details.lastLines;
   }
+  const { instanceId, instanceCreated, volumeId, volumeCreated } = s.resources;
+  const ids = [...(instanceId && instanceCreated ? [instanceId] : []), ...(volumeId && volumeCreated ? [volumeId] : [])];
+  const project = (d.typedSearchAttributes.get(SA.project) as string | undefined) ?? 'default';
+  const cost = await resourcesCost({ workflow: h.client }, project, ids).catch(() => undefined);
+  if (cost) view.costUsd = cost.usd;
   if (s.currentChild?.kind === 'transfer') {
     view.transfer = await h.client
       .getHandle(s.currentChild.workflowId)

@@ -46,7 +46,9 @@ function printStatus(s: api.RunStatusView, env: Env): void {
   console.log(line);
   if (s.resources.instanceId) console.log(`  instance ${s.resources.instanceId}${s.resources.instanceCreated ? ' (launched by this run)' : ''}`);
   if (s.resources.volumeId) console.log(`  volume   ${s.resources.volumeId}${s.resources.volumeCreated ? ' (created by this run)' : ' (reused)'}`);
-  console.log(`  moved ${formatBytes(s.bytesMoved)}, checkpoints synced ${s.checkpointsSynced}${s.exitCode !== undefined ? `, exit code ${s.exitCode}` : ''}`);
+  console.log(
+    `  moved ${formatBytes(s.bytesMoved)}, checkpoints synced ${s.checkpointsSynced}${s.exitCode !== undefined ? `, exit code ${s.exitCode}` : ''}${s.costUsd !== undefined ? `, cost so far $${s.costUsd.toFixed(4)}` : ''}`,
+  );
   if (s.transfer) console.log(`  ${progressLine(s.transfer)}`);
   for (const l of s.lastLogLines.slice(-5)) console.log(`  | ${l}`);
   console.log(`  ui: ${workflowUiUrl(env, `run/${s.name}`)}`);
@@ -58,7 +60,9 @@ function printReport(r: RunReport, env: Env): void {
     const secs = s.endedAt ? ((Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1) : '…';
     console.log(`  ${s.step.padEnd(10)} ${secs.padStart(7)} s${s.error ? `  ${s.error.kind}: ${s.error.message}` : ''}`);
   }
-  console.log(`  moved ${formatBytes(r.bytesMoved)}, checkpoints synced ${r.checkpointsSynced}, exit code ${r.exitCode ?? '—'}`);
+  console.log(
+    `  moved ${formatBytes(r.bytesMoved)}, checkpoints synced ${r.checkpointsSynced}, exit code ${r.exitCode ?? '—'}${r.costUsd !== undefined ? `, cost $${r.costUsd.toFixed(4)}` : ''}`,
+  );
   for (const u of r.undone) console.log(`  teardown: ${u}`);
   console.log(`  ui: ${workflowUiUrl(env, `run/${r.name}`)}`);
 }

@@ -155,6 +155,7 @@ async function story(client: Client, env: Env, taskQueue: string, hostsDir: stri
     'dataset.strategy=LocalCache',
     'training.checkpointEverySeconds=10',
     'training.stopGraceSeconds=10',
+    'budget.limitUsd=5',
   ]);
   console.log(`3. Starting training run ${request.name} (examples/run.yaml)`);
   const handle = await run.start(client, request, { taskQueue });

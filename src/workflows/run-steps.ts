@@ -10,7 +10,7 @@ import type { HostActivities } from '../activities/host.js';
 import { CheckHostWorkflowType } from '../contracts/host.js';
 import { TagKey } from '../contracts/common.js';
 import type { DataStrategy } from '../contracts/prewarm.js';
-import type { RunInput, RunStatus } from '../contracts/run.js';
+import { runWorkflowId, type RunInput, type RunStatus } from '../contracts/run.js';
 import { TransferWorkflowType, type DataLocation, type TransferReport, type TransferRequest } from '../contracts/transfer.js';
 import { ProvisionVolumeWorkflowType, volumeWorkflowId, type ProvisionVolumeResult } from '../contracts/volume.js';
 import { SA } from '../search-attributes.js';
@@ -39,8 +39,9 @@ export interface RunContext {
   volumeChildCancelled?: string;
 }
 
+/** A child's id: under the run's id as the run's name gives it (`run/NAME/what`), so it does not depend on how the run was started. */
 function childId(ctx: RunContext, what: string): string {
-  return `${workflowInfo().workflowId}/${what}`;
+  return `${runWorkflowId(ctx.input.name)}/${what}`;
 }
 
 /** Runs a child transfer and counts its bytes. */
@@ -118,13 +119,49 @@ export async function launchInstance(ctx: RunContext): Promise<string> {
             kind: 'instance',
             type: instanceType,
             region: input.region,
-            tags: { ...input.tags, [TagKey.Name]: `trainctl-${input.name}` },
+            tags: { ...input.tags, [TagKey.Name]: `trainctl-${input.name}`, [RUN_COST_TAG]: input.name },
           },
         },
       ])
       .catch(() => undefined);
   }
   return instanceId;
+}
+
+/**
+ * The tag that ties a resource's cost to its run in the tracker (whose views drop trainctl's own
+ * `trainctl:` keys): the run's budget filters on it.
+ */
+export const RUN_COST_TAG = 'run';
+
+/** Sets the run's budget on the project's tracker: the resources tagged with this run, by the input's limit and action. Best-effort. */
+export async function setRunBudget(ctx: RunContext): Promise<void> {
+  const { input } = ctx;
+  if (!input.budget) return;
+  await costs.setProjectBudget
+    .executeWithOptions({ summary: `budget $${input.budget.limitUsd} (${input.budget.action}) for run ${input.name}` }, [
+      {
+        project: input.project,
+        budget: {
+          name: `run-${input.name}`,
+          limitUsd: input.budget.limitUsd,
+          action: input.budget.action,
+          tagFilter: { key: RUN_COST_TAG, value: input.name },
+        },
+      },
+    ])
+    .catch(() => undefined);
+}
+
+/** What the resources this run created have cost, from the project's tracker; undefined when it cannot say. */
+export async function runCost(ctx: RunContext): Promise<number | undefined> {
+  const { instanceId, instanceCreated, volumeId, volumeCreated } = ctx.status.resources;
+  const ids = [...(instanceId && instanceCreated ? [instanceId] : []), ...(volumeId && volumeCreated ? [volumeId] : [])];
+  if (!ids.length) return 0;
+  const r = await costs.costOfResources
+    .executeWithOptions({ summary: `cost of run ${ctx.input.name}` }, [{ project: ctx.input.project, ids }])
+    .catch(() => undefined);
+  return r?.usd;
 }
 
 /** Provisions (or reuses by name) the run's volume and attaches it, as a `provisionVolume` child. */
@@ -153,7 +190,7 @@ export async function provisionRunVolume(ctx: RunContext): Promise<ProvisionVolu
               region: input.region,
               availabilityZone: input.availabilityZone,
               ...spec,
-              tags: input.tags,
+              tags: { ...input.tags, [RUN_COST_TAG]: input.name },
               project: input.project,
               attachTo: { instanceId: ctx.hostId!, device: input.volume.device },
             },

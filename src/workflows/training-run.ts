@@ -27,7 +27,18 @@ import {
   type RunStatus,
 } from '../contracts/run.js';
 import { ErrorKind, describeFailure } from '../errors/kinds.js';
-import { hostPaths, launchInstance, provisionRunVolume, runSearchAttributes, stageData, syncCheckpoints, syncOutputs, type RunContext } from './run-steps.js';
+import {
+  hostPaths,
+  launchInstance,
+  provisionRunVolume,
+  runCost,
+  runSearchAttributes,
+  setRunBudget,
+  stageData,
+  syncCheckpoints,
+  syncOutputs,
+  type RunContext,
+} from './run-steps.js';
 import { compensate, teardown } from './run-teardown.js';
 import { onHost, trainingOnHost } from './options.js';
 
@@ -123,6 +134,7 @@ function failureKind(err: unknown): string {
 /** The story: launch, volume, data, train (with checkpoints), last checkpoint, outputs, teardown, report. */
 async function run(ctx: RunContext, control: Control): Promise<RunReport> {
   await step(ctx, RunStep.Launch, () => launchInstance(ctx));
+  await setRunBudget(ctx);
   if (!control.stopRequested) await step(ctx, RunStep.Volume, () => provisionRunVolume(ctx));
   if (!control.stopRequested) await step(ctx, RunStep.Data, () => stageData(ctx));
   let result: RunTrainingResult | undefined;
@@ -140,7 +152,8 @@ async function run(ctx: RunContext, control: Control): Promise<RunReport> {
     });
   }
   await step(ctx, RunStep.Teardown, () => teardown(ctx, control.undone));
-  return report(ctx, control, control.stopRequested ? RunOutcome.Stopped : RunOutcome.Completed);
+  const costUsd = await runCost(ctx);
+  return { ...report(ctx, control, control.stopRequested ? RunOutcome.Stopped : RunOutcome.Completed), ...(costUsd !== undefined ? { costUsd } : {}) };
 }
 
 /**
