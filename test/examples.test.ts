@@ -1,12 +1,11 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { repoRoot } from '../src/dev/services.js';
 import { MiB, randomData, tempDir, transferSuite, writeTree, type TransferSuite } from './helpers/transfer.js';
 import { ec2For, uniqueName } from './helpers/harness.js';
 import { volumeJanitor, volumesNamed } from './helpers/volumes.js';
+import { runProcess } from './helpers/cli.js';
 
 let suite: TransferSuite;
 
@@ -15,27 +14,7 @@ before(async () => {
 });
 
 /** Runs `npx tsx examples/FILE ARGS` as a user would: its own process, only the documented environment. */
-function runExample(file: string, args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['tsx', join('examples', file), ...args], {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`examples/${file} timed out:\n${stdout}\n${stderr}`));
-    }, 150_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-  });
-}
+const runExample = (file: string, args: string[], env: Record<string, string>) => runProcess('npx', ['tsx', join('examples', file), ...args], env, 150_000);
 
 test(
   'examples/client.ts provisions a volume, uploads with live progress, reads the cost and cancels a second transfer — run with npx tsx',

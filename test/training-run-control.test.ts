@@ -14,6 +14,7 @@ import { toolPath } from '../src/dev/services.js';
 import { awsClientsFor } from '../src/worker.js';
 import { cliEnv, runCli } from './helpers/cli.js';
 import { onCleanup, startWorker, testServices, type RunningWorker } from './helpers/harness.js';
+import { waitUntil } from './helpers/run-evidence.js';
 import { leftovers, runName, runSuite, type RunSuite } from './helpers/run.js';
 
 let suite: RunSuite;
@@ -33,21 +34,8 @@ before(async () => {
 
 const start = (request: RunRequest) => run.start(suite.client, request, { taskQueue: slow.taskQueue });
 
-/** Polls `check` every 200 ms until it returns a value, failing after `timeoutMs` with what was last seen. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Polls `check` until it returns a value, failing after `timeoutMs` with what was last seen. */
+const waitFor = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => waitUntil(check, timeoutMs, what);
 
 async function keys(prefix: string): Promise<string[]> {
   const res = await suite.s3.send(new ListObjectsV2Command({ Bucket: suite.bucket, Prefix: prefix }));

@@ -56,4 +56,13 @@ test('a run launches, trains, syncs checkpoints and outputs byte-identical to wh
     report.undone.some((u) => u.includes(`terminated instance ${instanceId}`)),
     report.undone.join('; '),
   );
+  // The run's cost, from the project's tracker: the instance at its type's rate for its lifetime.
+  assert.ok(report.costUsd !== undefined && report.costUsd > 0, `the report carries the run's cost: ${report.costUsd}`);
+  const summary = await cost.summary(suite.client, project);
+  const budget = summary.budgets.find((b) => b.name === `run-${name}`);
+  assert.deepEqual(
+    budget && { limitUsd: budget.limitUsd, action: budget.action, tagFilter: budget.tagFilter },
+    { limitUsd: 5, action: 'alert', tagFilter: { key: 'run', value: name } },
+    'the run set its budget on the project tracker, over its own resources',
+  );
 });

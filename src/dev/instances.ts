@@ -104,6 +104,29 @@ function isLive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
+/**
+ * The whole environment of a worker process that plays a machine on the emulator: where Temporal
+ * and the emulator are, and nothing else of this process's (no credentials, no API keys).
+ */
+export function emulatorWorkerEnv(env: {
+  TEMPORAL_ADDRESS: string;
+  TEMPORAL_NAMESPACE: string;
+  AWS_ENDPOINT_URL?: string | undefined;
+  AWS_REGION: string;
+}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE,
+    AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL ?? '',
+    AWS_REGION: env.AWS_REGION,
+    TRAINCTL_AWS: 'emulator',
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+  };
+}
+
 /** Processes (other than ours) whose command line or working folder lies inside `dir`. */
 function processesUnder(dir: string): number[] {
   const prefix = resolve(dir) + '/';
@@ -177,16 +200,7 @@ export function startInstanceSimulator(opts: InstanceSimulatorOptions): Instance
     try {
       const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts'), '--host', instanceId, '--root', root], {
         cwd: repoRoot,
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS,
-          TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE,
-          AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
-          AWS_REGION: env.AWS_REGION,
-          TRAINCTL_AWS: 'emulator',
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-        },
+        env: emulatorWorkerEnv(env),
         stdio: ['ignore', log, log],
       });
       const managed: Managed = { instanceId, root, logFile, child, logOffset, exited: exitedPromise(child) };

@@ -11,8 +11,13 @@ export interface CliResult {
 
 /** Runs `trainctl ARGS` as its own process, the way a user would, against the given environment. */
 export function runCli(args: string[], env: Partial<Record<keyof Env | string, string>>, timeoutMs = 120_000): Promise<CliResult> {
+  return runProcess(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), ...args], env, timeoutMs);
+}
+
+/** Runs a command in the repository with only PATH, HOME and `env`, and collects its output. */
+export function runProcess(command: string, args: string[], env: Record<string, string | undefined>, timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
+    const child = spawn(command, args, {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -23,7 +28,7 @@ export function runCli(args: string[], env: Partial<Record<keyof Env | string, s
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`trainctl ${args.join(' ')} timed out; stderr:\n${stderr}`));
+      reject(new Error(`${command} ${args.join(' ')} timed out; stderr:\n${stderr}`));
     }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);

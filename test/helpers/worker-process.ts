@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../../src/dev/services.js';
 import type { Env } from '../../src/config.js';
 import { onCleanup } from './harness.js';
+import { emulatorWorkerEnv } from '../../src/dev/instances.js';
 
 const POLLING = 'trainctl worker polling';
 
@@ -33,19 +34,7 @@ export async function startWorkerProcess(
     new Promise<void>((resolve, reject) => {
       const c = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'worker.ts'), ...(opts.args ?? [])], {
         cwd: repoRoot,
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS,
-          TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE,
-          AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL ?? '',
-          AWS_REGION: env.AWS_REGION,
-          TRAINCTL_AWS: 'emulator',
-          AWS_ACCESS_KEY_ID: 'testing',
-          AWS_SECRET_ACCESS_KEY: 'testing',
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-          ...opts.extraEnv,
-        },
+        env: { ...emulatorWorkerEnv(env), ...opts.extraEnv },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       child = c;
