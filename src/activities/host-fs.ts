@@ -1,4 +1,4 @@
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep, dirname, basename } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
@@ -38,9 +38,23 @@ function inside(root: string, p: string): boolean {
   return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
 }
 
-export async function createHostFs(roots: string[]): Promise<HostFs> {
-  if (roots.length === 0) throw new TrainctlError(ErrorKind.InvalidInput, 'a host worker needs at least one --root folder');
-  const real = await Promise.all(roots.map((r) => realpath(resolve(r))));
+/**
+ * Confinement to `roots`: each must be an existing folder (a device or a file is refused, so no
+ * download lands on one); a path is resolved through every symlink of its existing part and refused,
+ * with a message naming the roots, when it lands outside all of them. `who` names the worker in
+ * messages ("host", "worker").
+ */
+export async function createConfinedFs(roots: readonly string[], who: string, flag: string): Promise<HostFs> {
+  if (roots.length === 0) throw new TrainctlError(ErrorKind.InvalidInput, `a ${who} worker needs at least one ${flag} folder`);
+  const real = await Promise.all(
+    roots.map(async (r) => {
+      const abs = await realpath(resolve(r)).catch((err: unknown) => {
+        throw new TrainctlError(ErrorKind.InvalidInput, `${flag} ${r}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      });
+      if (!(await stat(abs)).isDirectory()) throw new TrainctlError(ErrorKind.InvalidInput, `${flag} ${r} is not a folder (a root must be a folder, never a device or a file)`);
+      return abs;
+    }),
+  );
   return {
     roots: real,
     async resolve(path: string) {
@@ -48,9 +62,23 @@ export async function createHostFs(roots: string[]): Promise<HostFs> {
       const first = real[0] ?? '/';
       const abs = await realpathOfExistingPrefix(isAbsolute(path) ? resolve(path) : resolve(first, path));
       if (!real.some((r) => inside(r, abs))) {
-        throw new TrainctlError(ErrorKind.InvalidInput, `path ${path} is outside this host's roots (${real.join(', ')})`);
+        throw new TrainctlError(ErrorKind.InvalidInput, `path ${path} is outside this ${who}'s roots (${real.join(', ')})`);
       }
       return abs;
     },
   };
+}
+
+/** A host worker's confinement: see {@link createConfinedFs}. */
+export function createHostFs(roots: string[]): Promise<HostFs> {
+  return createConfinedFs(roots, 'host', '--root');
+}
+
+/**
+ * The orchestration worker's confinement, built on first use (activities are created
+ * synchronously): `--root` / `TRAINCTL_LOCAL_ROOTS`, default the folder the worker started in.
+ */
+export function lazyWorkerFs(roots: readonly string[] | undefined): (path: string) => Promise<string> {
+  let fs: Promise<HostFs> | undefined;
+  return async (path) => (await (fs ??= createConfinedFs(roots ?? [process.cwd()], 'worker', '--root'))).resolve(path);
 }

@@ -1,4 +1,3 @@
-import { resolve as resolvePathLocal } from 'node:path';
 import { Context, log } from '@temporalio/activity';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { toFailure } from '../errors/classify.js';
@@ -119,9 +118,14 @@ export type TransferEngine = ReturnType<typeof createTransferEngine>;
  * The transfer activities of the orchestration worker: the engine on this machine's files, plus
  * the S3-only steps (list a source, abort leftover uploads, delete a staging prefix).
  */
-export function createTransferActivities(deps: { s3(region: string): S3Client; transferHooks?: TransferHooks | undefined }) {
+export function createTransferActivities(deps: {
+  s3(region: string): S3Client;
+  transferHooks?: TransferHooks | undefined;
+  /** This worker's confinement: a local path inside its roots, symlinks resolved, or InvalidInput naming the roots. */
+  resolvePath(path: string): Promise<string>;
+}) {
   return {
-    ...createTransferEngine({ s3: deps.s3, hooks: deps.transferHooks, resolvePath: async (p) => resolvePathLocal(p) }),
+    ...createTransferEngine({ s3: deps.s3, hooks: deps.transferHooks, resolvePath: deps.resolvePath }),
 
     /**
      * Lists an S3 source: the object itself when the uri names one, else every object under the

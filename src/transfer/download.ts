@@ -7,16 +7,16 @@
  *
  * @module
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { constants as fsc, createReadStream } from 'node:fs';
+import { lstat, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { META_CHECKSUM, META_PART_SIZE, digestFile } from './checksum.js';
-import { decompressor, encodingOf, type Encoding } from './compress.js';
-import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';
+import { byteLimit, decompressor, encodingOf, type Encoding } from './compress.js';
+import { MAX_OBJECT_SIZE, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE, partCount, partRange, planPartSize, tempPathFor } from './plan.js';
 
 /** The finished ranges of a download, heartbeated and kept in a sidecar next to the temp file. */
 export interface DownloadCheckpoint {
@@ -77,27 +77,74 @@ export interface VerifiedDownloadResult {
   resumed: number;
 }
 
-/** trainctl's metadata on an object: checksum of the original bytes, its part size, encoding, original size. */
-export function objectMeta(head: Pick<HeadObjectCommandOutput, 'Metadata'>): {
+/** trainctl's metadata on an object as read, before it is trusted. */
+export interface ObjectMeta {
   checksum?: string;
   partSize?: number;
   encoding: Encoding;
   originalSize?: number;
-} {
+  /** The object carried trainctl metadata outside S3's limits (or inconsistent with its length): all of it was ignored. */
+  foreign?: true;
+}
+
+/**
+ * trainctl's metadata on an object: checksum of the original bytes, its part size, encoding,
+ * original size. Whoever can write to the bucket writes this metadata, so it is accepted only
+ * within S3's limits (parts of 5 MiB–5 GiB, at most 10,000 of them, a checksum whose part count
+ * matches the size, an original size consistent with the object's length); otherwise every
+ * trainctl field is ignored and the object is treated as foreign (verified by ETag or length).
+ */
+export function objectMeta(head: Pick<HeadObjectCommandOutput, 'Metadata' | 'ContentLength'>): ObjectMeta {
   const m = head.Metadata ?? {};
-  const ps = Number(m[META_PART_SIZE]);
-  const os = Number(m[META_ORIGINAL_SIZE]);
+  const ours = [META_CHECKSUM, META_PART_SIZE, META_ENCODING, META_ORIGINAL_SIZE].some((k) => m[k] !== undefined);
+  if (!ours) return { encoding: 'none' };
+  const foreign: ObjectMeta = { encoding: 'none', foreign: true };
+  const stored = head.ContentLength;
+  const int = (v: string | undefined) => (v !== undefined && /^\d{1,16}$/.test(v) ? Number(v) : undefined);
+  const encodingText = m[META_ENCODING];
+  if (encodingText !== undefined && !['', 'none', 'gzip', 'zstd'].includes(encodingText)) return foreign;
+  const encoding = encodingOf(encodingText);
+  const partSize = int(m[META_PART_SIZE]);
+  if (m[META_PART_SIZE] !== undefined && (partSize === undefined || partSize < MIN_PART_SIZE || partSize > MAX_PART_SIZE)) return foreign;
+  const originalSize = int(m[META_ORIGINAL_SIZE]);
+  if (m[META_ORIGINAL_SIZE] !== undefined && (originalSize === undefined || originalSize > MAX_OBJECT_SIZE)) return foreign;
+  // Uncompressed bytes are the object's own: a recorded size must be its length.
+  if (encoding === 'none' && originalSize !== undefined && stored !== undefined && originalSize !== stored) return foreign;
+  if (encoding !== 'none' && originalSize === undefined) return foreign;
+  const size = originalSize ?? stored;
+  if (size !== undefined && partSize !== undefined && partCount(size, partSize) > MAX_PARTS) return foreign;
+  const checksum = m[META_CHECKSUM];
+  if (checksum !== undefined) {
+    const parts = /^[0-9a-f]{64}-(\d{1,5})$/.exec(checksum)?.[1];
+    if (parts === undefined) return foreign;
+    if (size !== undefined && Number(parts) !== partCount(size, partSize ?? planPartSize(size))) return foreign;
+  }
   return {
-    ...(m[META_CHECKSUM] ? { checksum: m[META_CHECKSUM] } : {}),
-    ...(Number.isInteger(ps) && ps > 0 ? { partSize: ps } : {}),
-    encoding: encodingOf(m[META_ENCODING]),
-    ...(m[META_ORIGINAL_SIZE] !== undefined && Number.isInteger(os) && os >= 0 ? { originalSize: os } : {}),
+    ...(checksum !== undefined ? { checksum } : {}),
+    ...(partSize !== undefined ? { partSize } : {}),
+    encoding,
+    ...(originalSize !== undefined ? { originalSize } : {}),
   };
 }
 
 /** Object metadata keys for compressed objects (S3 lower-cases them). */
 export const META_ENCODING = 'trainctl-encoding';
 export const META_ORIGINAL_SIZE = 'trainctl-size';
+
+/**
+ * Temp files, sidecars and decoded copies are opened without following a symlink: a local user who
+ * plants `.NAME.trainctl-partial` as a link cannot make the download write through it.
+ */
+const NOFOLLOW_WRITE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW;
+const NOFOLLOW_CREATE = fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW;
+const NOFOLLOW_UPDATE = fsc.O_RDWR | fsc.O_NOFOLLOW;
+
+/** Refuses a destination that exists as anything but a regular file or a link (a device, a folder, a FIFO). */
+async function checkDestination(path: string, label: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (st && !st.isFile() && !st.isSymbolicLink())
+    throw new TrainctlError(ErrorKind.InvalidInput, `${label}: refusing to download onto ${path}: it is not a regular file`);
+}
 
 const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
 
@@ -223,7 +270,7 @@ class VerifiedDownload {
     const text = () => JSON.stringify(this.checkpoint);
     this.sidecarWrites = this.sidecarWrites.then(async () => {
       await fh.datasync();
-      await writeFile(this.sidecar, text());
+      await writeFile(this.sidecar, text(), { flag: NOFOLLOW_WRITE, mode: 0o600 });
     });
     return this.sidecarWrites;
   }
@@ -238,6 +285,7 @@ class VerifiedDownload {
   /** Fetches, verifies (one whole re-fetch after a mismatch) and renames into place. */
   async fetch(): Promise<VerifiedDownloadResult> {
     const { o, obj } = this;
+    await checkDestination(o.path, o.label);
     const cp = await this.resumePoint();
     await mkdir(dirname(o.path), { recursive: true });
     const fresh = !cp;
@@ -284,7 +332,7 @@ class VerifiedDownload {
   /** Fills the temp file with every range the checkpoint lacks (`truncate`: start from an empty file). */
   private async fetchRanges(truncate: boolean): Promise<void> {
     const { o, obj, rangeSize } = this;
-    const fh = await open(this.tmp, truncate ? 'w' : 'r+');
+    const fh = await open(this.tmp, truncate ? NOFOLLOW_CREATE : NOFOLLOW_UPDATE, 0o600);
     try {
       if (truncate) await fh.truncate(obj.storedSize);
       const done = new Set(this.checkpoint.done);
@@ -335,8 +383,14 @@ class VerifiedDownload {
     if (obj.meta.encoding === 'none') return this.tmp;
     const encoding = obj.meta.encoding;
     const signal = o.signal;
-    await this.step(`decode ${o.label}`, () =>
-      pipeline(createReadStream(this.tmp), decompressor(encoding), createWriteStream(this.decoded), ...(signal ? [{ signal }] : [])),
+    await this.step(`decode ${o.label}`, async () =>
+      pipeline(
+        createReadStream(this.tmp),
+        decompressor(encoding),
+        byteLimit(obj.meta.originalSize ?? 0, o.label),
+        (await open(this.decoded, NOFOLLOW_WRITE, 0o600)).createWriteStream(),
+        ...(signal ? [{ signal }] : []),
+      ),
     );
     return this.decoded;
   }
