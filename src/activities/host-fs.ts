@@ -51,7 +51,8 @@ export async function createConfinedFs(roots: readonly string[], who: string, fl
       const abs = await realpath(resolve(r)).catch((err: unknown) => {
         throw new TrainctlError(ErrorKind.InvalidInput, `${flag} ${r}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
       });
-      if (!(await stat(abs)).isDirectory()) throw new TrainctlError(ErrorKind.InvalidInput, `${flag} ${r} is not a folder (a root must be a folder, never a device or a file)`);
+      if (!(await stat(abs)).isDirectory())
+        throw new TrainctlError(ErrorKind.InvalidInput, `${flag} ${r} is not a folder (a root must be a folder, never a device or a file)`);
       return abs;
     }),
   );

@@ -47,8 +47,7 @@ export function rootFailure(err: unknown): { kind: string; message: string } {
 /** Prints a failure for a person (stderr) or a machine (`--json` on stdout) and returns the exit code. */
 export function reportError(err: unknown, opts: { json: boolean; what: string; flags?: FlagNames; uiUrl?: string }): number {
   if (err instanceof ZodError) {
-    if (opts.json)
-      console.log(JSON.stringify({ ok: false, kind: 'InvalidInput', issues: issueLines(err) }));
+    if (opts.json) console.log(JSON.stringify({ ok: false, kind: 'InvalidInput', issues: issueLines(err) }));
     else console.error(`trainctl: invalid ${opts.what}; nothing was done:\n${formatZodError(err, opts.flags)}`);
     return ExitCode.Usage;
   }

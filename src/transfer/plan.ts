@@ -97,7 +97,8 @@ export function expandBraces(glob: string): string[] {
     for (const alt of expandBraces(glob.slice((bounds[k] as number) + 1, bounds[k + 1]))) {
       for (const t of tails) {
         out.push(`${head}${alt}${t}`);
-        if (out.length > MAX_GLOB_EXPANSIONS) throw new TrainctlError(ErrorKind.InvalidInput, `glob ${JSON.stringify(glob.slice(0, 80))} expands to more than ${MAX_GLOB_EXPANSIONS} alternatives`);
+        if (out.length > MAX_GLOB_EXPANSIONS)
+          throw new TrainctlError(ErrorKind.InvalidInput, `glob ${JSON.stringify(glob.slice(0, 80))} expands to more than ${MAX_GLOB_EXPANSIONS} alternatives`);
       }
     }
   }

@@ -14,6 +14,7 @@ import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { META_CHECKSUM, META_PART_SIZE, compositeChecksum } from './checksum.js';
 import { objectMeta } from './download.js';
+import { childEnv } from '../child-env.js';
 import { MiB } from './plan.js';
 
 /** The first executable `name` on a PATH-style list, or undefined. */
@@ -59,15 +60,14 @@ export function s5cmdEnv(
   creds: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined },
   region: string,
 ): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {
-    ...base,
+  // A minimal environment: s5cmd needs its PATH, home and locale, and these credentials — never the
+  // worker's Temporal API key or TLS key paths.
+  return childEnv(base, {
     AWS_ACCESS_KEY_ID: creds.accessKeyId,
     AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
     AWS_SESSION_TOKEN: creds.sessionToken,
     AWS_REGION: region,
-  };
-  if (!creds.sessionToken) delete env.AWS_SESSION_TOKEN;
-  return env;
+  });
 }
 
 /** `s5cmd [--endpoint-url URL] --json --numworkers N run FILE`. */

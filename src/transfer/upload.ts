@@ -7,17 +7,17 @@
  *
  * @module
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { META_CHECKSUM, META_PART_SIZE, fileChecksum } from './checksum.js';
 import { checkpointStore, type CheckpointStore } from './checkpoint-store.js';
+import { openPrivateForWrite, privateDir } from './private-dir.js';
 import { checkEncoding, compressor, encodingFor, type Encoding } from './compress.js';
 import { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, pool } from './download.js';
 import { baseName, partCount, partRange, planPartSize } from './plan.js';
@@ -150,14 +150,13 @@ class FileUpload {
     if (encoding === 'none') return { abs: origAbs, size: origSt.size, mtimeMs: origSt.mtimeMs };
     checkEncoding(encoding);
     // Named by activity and key: a retry overwrites what a killed attempt left instead of adding to it.
-    const temp = join(tmpdir(), 'trainctl-compress', `${createHash('sha256').update(`${this.scope.id}/${input.key}`).digest('hex')}.${encoding}`);
+    const temp = join(await privateDir('trainctl-compress'), `${createHash('sha256').update(`${this.scope.id}/${input.key}`).digest('hex')}.${encoding}`);
     try {
       const origPartSize = planPartSize(origSt.size);
       const sum = await this.step(`checksum ${input.label}`, () => fileChecksum(origAbs, origPartSize, this.scope.signal));
       const signal = this.scope.signal;
       await this.step(`compress ${input.label}`, async () => {
-        await mkdir(dirname(temp), { recursive: true });
-        await pipeline(createReadStream(origAbs), compressor(encoding), createWriteStream(temp), ...(signal ? [{ signal }] : []));
+        await pipeline(createReadStream(origAbs), compressor(encoding), (await openPrivateForWrite(temp)).createWriteStream(), ...(signal ? [{ signal }] : []));
       });
       // The same input compresses to the same bytes, so its size and the original's mtime
       // identify the body: a retry re-creates it and resumes the upload's finished parts.
