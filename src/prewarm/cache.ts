@@ -13,7 +13,17 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SyncCacheResult } from '../contracts/prewarm.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { downloadVerified } from '../transfer/download.js';
-import { MANIFEST_FILE, cachedBytes, isCacheId, parseManifest, planEviction, planSync, type CacheEntry, type CacheManifest, type RemoteObject } from './cache-manifest.js';
+import {
+  MANIFEST_FILE,
+  cachedBytes,
+  isCacheId,
+  parseManifest,
+  planEviction,
+  planSync,
+  type CacheEntry,
+  type CacheManifest,
+  type RemoteObject,
+} from './cache-manifest.js';
 import { listPrefix } from './listing.js';
 import { MiB, fileOfSize, safeRelative, stopIfCancelled, type WorkContext } from './work.js';
 

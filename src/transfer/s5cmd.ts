@@ -13,7 +13,6 @@ import { delimiter, dirname, join, sep } from 'node:path';
 import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { META_CHECKSUM, META_PART_SIZE, compositeChecksum } from './checksum.js';
-import { objectMeta } from './download.js';
 import { childEnv } from '../child-env.js';
 import { MiB } from './plan.js';
 
@@ -179,7 +178,8 @@ export function checkUploaded(
   h: HeadObjectCommandOutput | undefined,
 ): void {
   const etag = unquote(h?.ETag);
-  const stored = h ? objectMeta(h).checksum : undefined;
+  // Compared for equality with the checksum computed here: the stored value needs no bounds check.
+  const stored = h?.Metadata?.[META_CHECKSUM];
   const etagIsMd5 = h?.ServerSideEncryption !== 'aws:kms' && h?.ServerSideEncryption !== 'aws:kms:dsse' && !h?.SSECustomerAlgorithm;
   if (!h || h.ContentLength !== p.size || (etagIsMd5 && !p.etags.includes(etag)) || stored !== p.checksum) {
     throw new TrainctlError(
