@@ -1,6 +1,6 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -12,6 +12,8 @@ import { deleteFilesUnder } from '../src/transfer/prune.js';
 import { downloadVerified, objectMeta } from '../src/transfer/download.js';
 import { globMatches, MiB } from '../src/transfer/plan.js';
 import { TrainctlError } from '../src/errors/kinds.js';
+import { uploadFile } from '../src/transfer/upload.js';
+import { deleteObjectsUnder } from '../src/transfer/s3-maintenance.js';
 
 let suite: TransferSuite;
 let s3: S3Client;
@@ -196,4 +198,63 @@ test('guard 8: globs are matched in linear time (no pathological pattern blocks 
   assert.equal(globMatches('**a**a**a**a**a**a**a**a**b', `${'a/'.repeat(1_000)}c`), false);
   assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
   assert.throws(() => globMatches('{a,b}{c,d}{e,f}{g,h}{i,j}{k,l}{m,n}{o,p}{q,r}', 'x'), /alternatives/);
+});
+
+test('guard 9: resume checks the source identity: a file replaced with the same size and mtime restarts instead of resuming the old upload', async () => {
+  const dir = tempDir('safe-g9');
+  const path = join(dir, 'big.bin');
+  writeTree(dir, { 'big.bin': Buffer.alloc(6 * MiB, 7) });
+  const st = statSync(path);
+  const key = `g9-${uniqueName('k')}.bin`;
+  // What an earlier attempt on the replaced file would have left: same size and mtime, another inode.
+  const stale = {
+    kind: 'upload',
+    key,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    ino: st.ino + 1,
+    ctimeMs: st.ctimeMs,
+    partSize: 5 * MiB,
+    checksum: 'x'.repeat(64) + '-2',
+    uploadId: 'gone-upload',
+    parts: [{ n: 1, etag: '"stale"' }],
+  };
+  const quiet = { info: () => undefined, warn: () => undefined };
+  const result = await uploadFile(
+    { region: 'us-east-1', path, bucket, key, partSize: 5 * MiB, concurrency: 2, sync: false, label: 'big.bin', progressIntervalMs: 1_000 },
+    { id: uniqueName('scope'), resume: stale, progress: { add: () => undefined, current: () => undefined }, signal: undefined },
+    { s3: () => s3, resolvePath: async (p) => p, step: (_w, fn) => fn(), log: quiet, heartbeatIntervalMs: 60_000 },
+  );
+  assert.equal(result.resumed, 0, 'nothing of the stale checkpoint was reused');
+  assert.equal(result.sent, 6 * MiB);
+});
+
+test('guard 9: DeleteObjects per-key errors are read: gone counts as deleted, AccessDenied fails at once, others are retried a bounded number of rounds', async () => {
+  type Err = { Key: string; Code: string };
+  const table: { name: string; rounds: Err[][]; calls: number; kind?: string }[] = [
+    { name: 'NoSuchKey', rounds: [[{ Key: 'p/a', Code: 'NoSuchKey' }]], calls: 1 },
+    { name: 'AccessDenied', rounds: [[{ Key: 'p/a', Code: 'AccessDenied' }]], calls: 1, kind: 'PermissionDenied' },
+    { name: 'one InternalError', rounds: [[{ Key: 'p/b', Code: 'InternalError' }], []], calls: 2 },
+    { name: 'InternalError forever', rounds: Array.from({ length: 10 }, () => [{ Key: 'p/b', Code: 'InternalError' }]), calls: 3, kind: 'Transient' },
+  ];
+  for (const c of table) {
+    const sent: string[][] = [];
+    const fake = {
+      send: async (cmd: { input: { Delete: { Objects: { Key: string }[] } } }) => {
+        sent.push(cmd.input.Delete.Objects.map((o) => o.Key));
+        return { Errors: c.rounds[sent.length - 1] ?? [] };
+      },
+    } as unknown as S3Client;
+    const deps = {
+      step: <T>(_w: string, fn: () => Promise<T>) => fn(),
+      log: { info: () => undefined, warn: () => undefined },
+      signal: undefined,
+      heartbeat: () => undefined,
+    };
+    const run = deleteObjectsUnder(fake, { bucket: 'b', prefix: 'p/', rels: ['a', 'b'] }, deps);
+    if (c.kind) await assert.rejects(run, (e: unknown) => e instanceof TrainctlError && e.kind === c.kind, c.name);
+    else assert.equal(await run, 2, c.name);
+    assert.equal(sent.length, c.calls, c.name);
+    if (c.calls > 1) assert.deepEqual(sent[1], ['p/b'], `${c.name}: only the failed keys are sent again`);
+  }
 });

@@ -31,6 +31,9 @@ interface UploadCheckpoint {
   key: string;
   size: number;
   mtimeMs: number;
+  /** The source file's identity beyond size and mtime (both can be forged by `touch`): a replaced file has another inode or ctime. */
+  ino?: number;
+  ctimeMs?: number;
   partSize: number;
   checksum: string;
   uploadId?: string;
@@ -53,6 +56,8 @@ interface Body {
   abs: string;
   size: number;
   mtimeMs: number;
+  ino: number;
+  ctimeMs: number;
   original?: { checksum: string; partSize: number };
   temp?: string;
 }
@@ -94,7 +99,7 @@ class FileUpload {
     private readonly scope: RunScope,
     private readonly deps: EngineDeps,
     private readonly origAbs: string,
-    private readonly origSt: { size: number; mtimeMs: number },
+    private readonly origSt: { size: number; mtimeMs: number; ino: number; ctimeMs: number },
   ) {
     this.s3 = deps.s3(input.region);
     this.encoding = encodingFor(baseName(input.path), input.compress ?? 'none', input.compressAll ?? false);
@@ -147,7 +152,7 @@ class FileUpload {
   /** The file, or (with compression) a compressed copy named by activity and key. */
   private async prepareBody(): Promise<Body> {
     const { input, origAbs, origSt, encoding } = this;
-    if (encoding === 'none') return { abs: origAbs, size: origSt.size, mtimeMs: origSt.mtimeMs };
+    if (encoding === 'none') return { abs: origAbs, size: origSt.size, mtimeMs: origSt.mtimeMs, ino: origSt.ino, ctimeMs: origSt.ctimeMs };
     checkEncoding(encoding);
     // Named by activity and key: a retry overwrites what a killed attempt left instead of adding to it.
     const temp = join(await privateDir('trainctl-compress'), `${createHash('sha256').update(`${this.scope.id}/${input.key}`).digest('hex')}.${encoding}`);
@@ -160,7 +165,15 @@ class FileUpload {
       });
       // The same input compresses to the same bytes, so its size and the original's mtime
       // identify the body: a retry re-creates it and resumes the upload's finished parts.
-      return { abs: temp, size: (await stat(temp)).size, mtimeMs: origSt.mtimeMs, original: { checksum: sum.checksum, partSize: origPartSize }, temp };
+      return {
+        abs: temp,
+        size: (await stat(temp)).size,
+        mtimeMs: origSt.mtimeMs,
+        ino: origSt.ino,
+        ctimeMs: origSt.ctimeMs,
+        original: { checksum: sum.checksum, partSize: origPartSize },
+        temp,
+      };
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
@@ -172,7 +185,16 @@ class FileUpload {
     const { input, body } = this;
     const cp = mergeUploadCheckpoints(this.previous, await this.state.read());
     this.cp = cp;
-    if (cp && (cp.kind !== 'upload' || cp.key !== input.key || cp.size !== body.size || cp.mtimeMs !== body.mtimeMs || cp.partSize !== this.partSize)) {
+    if (
+      cp &&
+      (cp.kind !== 'upload' ||
+        cp.key !== input.key ||
+        cp.size !== body.size ||
+        cp.mtimeMs !== body.mtimeMs ||
+        cp.ino !== body.ino ||
+        cp.ctimeMs !== body.ctimeMs ||
+        cp.partSize !== this.partSize)
+    ) {
       // The source changed since the checkpoint: this file starts over, never a mix of old and new parts.
       this.deps.log.info('source changed since checkpoint; restarting file', { label: input.label });
       if (cp.kind === 'upload' && cp.uploadId) await abortUpload(this.s3, this.deps.log, input.bucket, cp.key, cp.uploadId);
@@ -195,7 +217,17 @@ class FileUpload {
         return this.result(0, true, checksum, 0);
       }
     }
-    this.cp = { kind: 'upload', key: input.key, size: body.size, mtimeMs: body.mtimeMs, partSize: this.partSize, checksum, parts: [] };
+    this.cp = {
+      kind: 'upload',
+      key: input.key,
+      size: body.size,
+      mtimeMs: body.mtimeMs,
+      ino: body.ino,
+      ctimeMs: body.ctimeMs,
+      partSize: this.partSize,
+      checksum,
+      parts: [],
+    };
     return undefined;
   }
 
@@ -217,7 +249,7 @@ class FileUpload {
 
   private async checkUnchanged(): Promise<void> {
     const now = await stat(this.origAbs);
-    if (now.size !== this.origSt.size || now.mtimeMs !== this.origSt.mtimeMs) {
+    if (now.size !== this.origSt.size || now.mtimeMs !== this.origSt.mtimeMs || now.ino !== this.origSt.ino || now.ctimeMs !== this.origSt.ctimeMs) {
       // Retryable: the next attempt sees the checkpoint no longer matches and restarts this file.
       throw new TrainctlError(ErrorKind.Transient, `${this.input.label} changed while it was being uploaded; restarting it`);
     }
