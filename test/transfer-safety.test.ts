@@ -258,3 +258,26 @@ test('guard 9: DeleteObjects per-key errors are read: gone counts as deleted, Ac
     if (c.calls > 1) assert.deepEqual(sent[1], ['p/b'], `${c.name}: only the failed keys are sent again`);
   }
 });
+
+test('guard 9: a retry that finds its multipart upload already completed (the response was lost) checks the object and succeeds instead of failing NoSuchUpload', async () => {
+  const dir = tempDir('safe-g9c');
+  const path = join(dir, 'big.bin');
+  writeTree(dir, { 'big.bin': Buffer.alloc(6 * MiB, 9) });
+  const key = `g9c-${uniqueName('k')}.bin`;
+  const input = { region: 'us-east-1', path, bucket, key, partSize: 5 * MiB, concurrency: 2, sync: false, label: 'big.bin', progressIntervalMs: 1_000 };
+  const quiet = { info: () => undefined, warn: () => undefined };
+  const deps = {
+    s3: () => s3,
+    resolvePath: async (p: string) => p,
+    step: <T>(_w: string, fn: () => Promise<T>) => fn(),
+    log: quiet,
+    heartbeatIntervalMs: 60_000,
+  };
+  let last: unknown;
+  const progress = { add: () => undefined, current: () => undefined };
+  await uploadFile(input, { id: uniqueName('scope'), resume: undefined, heartbeat: (d) => (last = structuredClone(d)), progress, signal: undefined }, deps);
+  assert.equal((last as { parts: unknown[] }).parts.length, 2, 'the last heartbeat names both parts of the completed upload');
+  const retry = await uploadFile(input, { id: uniqueName('scope'), resume: last, progress, signal: undefined }, deps);
+  assert.equal(retry.sent, 0, 'nothing was sent again');
+  assert.equal(retry.verified, true);
+});

@@ -23,33 +23,9 @@ import { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, pool } from './download.
 import { baseName, partCount, partRange, planPartSize } from './plan.js';
 import { heartbeatEvery } from './progress.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
+import { compositeSha256, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
 import { hashRange, listParts, rangeBody, verifyUploaded, withPartRetries } from './upload-parts.js';
 import { type EngineDeps, type FileResult, type RunScope, type UploadInput, isCancelled } from './types.js';
-
-interface UploadCheckpoint {
-  kind: 'upload';
-  key: string;
-  size: number;
-  mtimeMs: number;
-  /** The source file's identity beyond size and mtime (both can be forged by `touch`): a replaced file has another inode or ctime. */
-  ino?: number;
-  ctimeMs?: number;
-  partSize: number;
-  checksum: string;
-  uploadId?: string;
-  parts: { n: number; etag: string; sha256?: string }[];
-}
-
-/** The checkpoint to resume from: the heartbeat's and the state file's, parts merged when they name the same upload. */
-function mergeUploadCheckpoints(a: UploadCheckpoint | undefined, b: UploadCheckpoint | undefined): UploadCheckpoint | undefined {
-  const ok = (c: UploadCheckpoint | undefined): c is UploadCheckpoint => c?.kind === 'upload' && typeof c.key === 'string';
-  if (!ok(a)) return ok(b) ? b : undefined;
-  if (!ok(b)) return a;
-  if (a.uploadId === undefined) return b;
-  if (b.uploadId === undefined || b.uploadId !== a.uploadId) return a;
-  const parts = new Map([...a.parts, ...b.parts].map((p) => [p.n, p]));
-  return { ...a, parts: [...parts.values()] };
-}
 
 /** What goes up: the file itself, or a compressed copy carrying the original's checksum. */
 interface Body {
@@ -286,7 +262,19 @@ class FileUpload {
   /** A multipart upload: started (its id recorded before any part) or resumed, parts sent, completed, verified. */
   private async putMultipart(nParts: number): Promise<FileResult> {
     const cp = this.cp as UploadCheckpoint;
-    const resumed = cp.uploadId ? await this.resume(cp, nParts) : (await this.create(cp), 0);
+    let resumed = 0;
+    if (cp.uploadId) {
+      try {
+        resumed = await this.resume(cp, nParts);
+      } catch (err) {
+        if (classify(err) !== ErrorKind.NotFound) throw err;
+        // The upload is gone: completed by an attempt whose response was lost, or aborted.
+        if (await this.alreadyStored(cp)) return this.result(0, false, cp.checksum, cp.parts.length);
+        cp.parts = [];
+        delete cp.uploadId;
+        await this.create(cp);
+      }
+    } else await this.create(cp);
     const done = new Set(cp.parts.map((p) => p.n));
     const todo = Array.from({ length: nParts }, (_, i) => i + 1).filter((n) => !done.has(n));
     let sent = 0;
@@ -321,7 +309,10 @@ class FileUpload {
     const known = new Map(cp.parts.map((p) => [p.n, p]));
     for (const p of await listParts(this.s3, input.bucket, input.key, uploadId, this.step.bind(this), this.scope.signal)) {
       const expected = partRange(body.size, this.partSize, p.n);
-      if (p.size === expected.end - expected.start && !known.has(p.n)) known.set(p.n, { n: p.n, etag: p.etag, ...(p.sha256 ? { sha256: p.sha256 } : {}) });
+      if (p.size !== expected.end - expected.start || known.has(p.n)) continue;
+      // A part whose checksum (as S3 reports it) is not the local part's is sent again.
+      if (p.sha256 && p.sha256 !== (await this.digestOf(p.n))) continue;
+      known.set(p.n, { n: p.n, etag: p.etag, ...(p.sha256 ? { sha256: p.sha256 } : {}) });
     }
     cp.parts = [...known.values()];
     for (const p of cp.parts) {
@@ -373,7 +364,7 @@ class FileUpload {
         p.sha256 = await hashRange(body.abs, r.start, r.end);
       }
     }
-    await this.step(`complete multipart upload of ${input.label}`, () =>
+    const completed = await this.step(`complete multipart upload of ${input.label}`, () =>
       this.s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: input.bucket,
@@ -383,6 +374,22 @@ class FileUpload {
         }),
         { abortSignal: this.scope.signal },
       ),
-    );
+    ).catch(async (err: unknown) => {
+      // NoSuchUpload after a lost response: the object is there if an earlier call completed it.
+      if (classify(err) === ErrorKind.NotFound && (await this.alreadyStored(cp))) return undefined;
+      throw err;
+    });
+    // What S3 reports (its composite of the part checksums, where the server returns one) must be what was sent.
+    const reported = completed?.ChecksumSHA256;
+    const local = compositeSha256(parts.map((p) => p.sha256 as string));
+    if (reported && /-\d+$/.test(reported) && reported !== local)
+      throw new TrainctlError(ErrorKind.Integrity, `${input.label}: S3 reports checksum ${reported} for the parts, the local parts give ${local}`);
+  }
+
+  /** Whether the object already holds this upload (its size and trainctl checksum). */
+  private async alreadyStored(cp: UploadCheckpoint): Promise<boolean> {
+    const { input, body } = this;
+    const head = await headOrUndefined(this.s3, input.bucket, input.key, this.scope.signal);
+    return !!head && head.ContentLength === body.size && head.Metadata?.[META_CHECKSUM] === cp.checksum;
   }
 }
