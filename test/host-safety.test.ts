@@ -160,7 +160,7 @@ test('guard 13: child processes (s5cmd, fio, training) get a minimal environment
   assert.equal(childEnv(base, { RUN_VAR: 'v' }).RUN_VAR, 'v', 'what the caller hands over on purpose crosses');
 });
 
-test('guard 13: the training program starts without the worker’s secrets in its environment', async () => {
+test("guard 13: the training program starts without the worker's secrets in its environment", async () => {
   const dir = tempDir('hs-train');
   const saved = Object.fromEntries(Object.keys(SECRETS).map((k) => [k, process.env[k]]));
   Object.assign(process.env, SECRETS, { NODE_OPTIONS: '' });
