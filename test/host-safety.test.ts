@@ -10,6 +10,8 @@ import { repoRoot } from '../src/dev/services.js';
 import { uniqueName } from './helpers/harness.js';
 import { failureOf, tempDir, transferSuite, type TransferSuite } from './helpers/transfer.js';
 import { createHostFs } from '../src/activities/host-fs.js';
+import { createHostTransferActivities } from '../src/activities/transfer.js';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createWorker, localRootsFrom } from '../src/worker.js';
 import { downloadVerified } from '../src/transfer/download.js';
 import { parseManifest } from '../src/prewarm/cache-manifest.js';
@@ -31,14 +33,25 @@ before(async () => {
 
 const isKind = (kind: string, re?: RegExp) => (e: unknown) => e instanceof TrainctlError && e.kind === kind && (!re || re.test(e.message));
 
-test('guard 10: a host root that is a file or a device is refused when the host worker starts', async () => {
+test('guard 10: a download onto a host root that is a device or a file is refused (such a root is only read, e.g. by prewarm)', async () => {
   const dir = tempDir('hs-roots');
   writeFileSync(join(dir, 'file'), 'x');
-  for (const root of [join(dir, 'file'), '/dev/null', '/dev/zero']) {
-    await assert.rejects(createHostFs([root]), isKind('InvalidInput', /not a folder/), root);
+  const fs = await createHostFs([dir, join(dir, 'file'), '/dev/null']);
+  assert.deepEqual(fs.fileRoots, [realpathSync(join(dir, 'file')), '/dev/null']);
+  const engine = createHostTransferActivities({ fs, s3: () => s3 });
+  const key = `hs-${uniqueName('root')}.bin`;
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'overwrite?' }));
+  const env = new MockActivityEnvironment();
+  for (const path of [join(dir, 'file'), '/dev/null']) {
+    const args = { region: 'us-east-1', bucket, key, path, concurrency: 1, sync: false, label: key, progressIntervalMs: 1_000 };
+    await assert.rejects(
+      env.run(engine.transferDownload, args),
+      (e: unknown) => e instanceof Error && /not a folder|not a regular file/.test(e.message) && (e as { type?: string }).type === 'InvalidInput',
+      path,
+    );
   }
+  assert.equal(readFileSync(join(dir, 'file'), 'utf8'), 'x');
   await assert.rejects(createHostFs([join(dir, 'missing')]), isKind('InvalidInput'));
-  assert.deepEqual((await createHostFs([dir])).roots, [realpathSync(dir)]);
 });
 
 test('guard 10: a download never writes through a temp file or sidecar planted as a symlink, and never onto a FIFO', async () => {

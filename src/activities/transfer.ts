@@ -19,6 +19,8 @@ export interface TransferEngineDeps {
   s3(region: string): S3Client;
   /** Turns a location's path into an absolute one this worker may touch (host roots, or anything locally). */
   resolvePath(path: string): Promise<string>;
+  /** Roots that are a device or a file (host workers): no download lands on one. */
+  fileRoots?: readonly string[] | undefined;
   hooks?: TransferHooks | undefined;
   /** How often a running activity heartbeats its checkpoint. */
   heartbeatIntervalMs?: number;
@@ -43,6 +45,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
   const engine: BatchDeps = {
     s3: deps.s3,
     resolvePath: deps.resolvePath,
+    fileRoots: deps.fileRoots,
     step,
     log,
     hooks: deps.hooks,
@@ -163,5 +166,5 @@ export type TransferActivities = ReturnType<typeof createTransferActivities>;
 
 /** The engine as a host worker registers it: every path confined to the host's roots. */
 export function createHostTransferActivities(deps: { fs: HostFs; s3(region: string): S3Client }) {
-  return createTransferEngine({ s3: deps.s3, resolvePath: (p) => deps.fs.resolve(p), hooks: transferHooksFromEnv(process.env) });
+  return createTransferEngine({ s3: deps.s3, resolvePath: (p) => deps.fs.resolve(p), fileRoots: deps.fs.fileRoots, hooks: transferHooksFromEnv(process.env) });
 }
