@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     connection: workerConnection,
     namespace: 'default',
     taskQueue: 'record',
-    deps: { ...awsClientsFor(env), ec2: () => ec2, pollIntervalMs: 200 },
+    deps: { ...awsClientsFor(env), ec2: () => ec2, pollIntervalMs: 200, localRoots: [tmpdir()] },
   });
   const running = worker.run();
   mkdirSync(outDir, { recursive: true });

@@ -9,7 +9,7 @@ import { HostIdSchema, hostTaskQueue, loadEnv, type Env } from './config.js';
 import { createEc2Client, createS3Client, type AwsClientOptions } from './aws/clients.js';
 import { createActivities, type ActivityDeps } from './activities/index.js';
 import { createHostActivities } from './activities/host.js';
-import { createHostFs } from './activities/host-fs.js';
+import { createConfinedFs, createHostFs } from './activities/host-fs.js';
 import { connectWorker, ensureSearchAttributes } from './temporal.js';
 import { describeError } from './errors/classify.js';
 
@@ -43,8 +43,13 @@ export interface CreateWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-/** The orchestration worker: every workflow and activity on one task queue. */
+/**
+ * The orchestration worker: every workflow and activity on one task queue. Its transfers touch
+ * only files under `deps.localRoots` (default: the folder it was started in); a root that does not
+ * exist or is not a folder fails here, before the worker polls.
+ */
 export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
+  await createConfinedFs(opts.deps.localRoots ?? [process.cwd()], 'worker', '--root');
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -119,6 +124,16 @@ export function registersSearchAttributes(flagOff: boolean | undefined, environm
   return !(setting === 'false' || setting === '0' || setting === 'no' || setting === 'off');
 }
 
+/**
+ * The orchestration worker's local roots: every `--root`, else `TRAINCTL_LOCAL_ROOTS`
+ * (colon-separated), else the folder it was started in.
+ */
+export function localRootsFrom(flags: readonly string[] | undefined, environment: Record<string, string | undefined>, cwd: string): string[] {
+  if (flags && flags.length > 0) return [...flags];
+  const fromEnv = (environment.TRAINCTL_LOCAL_ROOTS ?? '').split(':').filter(Boolean);
+  return fromEnv.length > 0 ? fromEnv : [cwd];
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -143,13 +158,14 @@ async function main(): Promise<void> {
       info: (message) => console.error(`trainctl worker: ${message}`),
       warn: (message) => console.error(`trainctl worker: warning: ${message}`),
     });
+    const localRoots = localRootsFrom(values.root, process.env, process.cwd());
     worker = await createWorker({
       connection,
       namespace: env.TEMPORAL_NAMESPACE,
       taskQueue: env.TRAINCTL_TASK_QUEUE,
-      deps: { ...awsClientsFor(env), bootstrap: bootstrapFor(env) },
+      deps: { ...awsClientsFor(env), bootstrap: bootstrapFor(env), localRoots },
     });
-    queue = env.TRAINCTL_TASK_QUEUE;
+    queue = `${env.TRAINCTL_TASK_QUEUE} (local roots: ${localRoots.join(', ')})`;
   }
   console.error(`trainctl worker polling ${queue} on ${env.TEMPORAL_ADDRESS} (namespace ${env.TEMPORAL_NAMESPACE}); Ctrl-C stops it`);
   // Worker.run resolves after SIGINT/SIGTERM: it stops polling and lets running tasks finish.

@@ -52,6 +52,8 @@ test('deleteExtraneous to S3: a dry run lists the extraneous objects and deletes
     destination: { kind: 's3', uri: `s3://${bucket}/${p}` },
     exclude: ['*.log'],
     deleteExtraneous: true,
+    // 2 of the 3 entries: more than half, allowed explicitly (guard 6).
+    maxDelete: 2,
   };
 
   const dry = await runTransfer({ ...request, dryRun: true });
@@ -97,7 +99,7 @@ test('deleteExtraneous to a local folder: the CLI --delete --dry-run lists the e
   console.log = (...a: unknown[]) => lines.push(a.join(' '));
   let code: number;
   try {
-    code = await runCli(['transfer', uri, dst, '--delete', '--dry-run'], {
+    code = await runCli(['transfer', uri, dst, '--delete', '--max-delete', '3', '--dry-run'], {
       ...process.env,
       TRAINCTL_TASK_QUEUE: worker.taskQueue,
       TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS,
@@ -112,7 +114,7 @@ test('deleteExtraneous to a local folder: the CLI --delete --dry-run lists the e
   assert.match(out, /delete .*dst\/nested\/extra2\.bin/, out);
   assert.equal(readFileSync(join(dst, 'extra.txt'), 'utf8'), 'x', 'the dry run deleted nothing');
 
-  const real = await runTransfer({ source: { kind: 's3', uri }, destination: { kind: 'local', path: dst }, deleteExtraneous: true });
+  const real = await runTransfer({ source: { kind: 's3', uri }, destination: { kind: 'local', path: dst }, deleteExtraneous: true, maxDelete: 3 });
   assert.deepEqual(
     real.deleted?.items.slice().sort(),
     ['extra.txt', 'gone/deeper/z.txt', 'nested/extra2.bin'].map((r) => join(dst, r)),
@@ -133,6 +135,7 @@ test('deleteExtraneous to a training instance deletes the extra files under the 
     source: { kind: 's3', uri: `s3://${bucket}/${p}` },
     destination: { kind: 'host', hostId: host.hostId, path: 'data' },
     deleteExtraneous: true,
+    maxDelete: 2,
     dryRun: true,
   });
   assert.deepEqual(dry.deleted?.items.slice().sort(), ['data/train/b.txt', 'data/val/c.txt']);
@@ -142,6 +145,7 @@ test('deleteExtraneous to a training instance deletes the extra files under the 
     source: { kind: 's3', uri: `s3://${bucket}/${p}` },
     destination: { kind: 'host', hostId: host.hostId, path: 'data' },
     deleteExtraneous: true,
+    maxDelete: 2,
   });
   assert.equal(real.deleted?.count, 2);
   assert.deepEqual(Object.keys(treeDigests(join(host.root, 'data'))), ['train/a.txt']);

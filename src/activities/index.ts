@@ -6,6 +6,7 @@ import { createCleanupActivities } from './cleanup.js';
 import { createCostActivities } from './cost.js';
 import { createTransferActivities, type TransferHooks } from './transfer.js';
 import { createS5cmdActivities } from './transfer-s5cmd.js';
+import { lazyWorkerFs } from './host-fs.js';
 import { createInstanceActivities, type InstanceDeps } from './instances.js';
 
 export interface ActivityDeps {
@@ -16,6 +17,12 @@ export interface ActivityDeps {
   throttleBackoff?: ThrottleBackoff;
   /** Test-only fault hooks around every transfer part. */
   transferHooks?: TransferHooks;
+  /**
+   * The folders this worker's transfers may read and write (`--root` / `TRAINCTL_LOCAL_ROOTS`);
+   * every local path is resolved through symlinks and refused outside them. Default: the folder
+   * the worker was started in.
+   */
+  localRoots?: readonly string[];
   /** The PATH searched for `s5cmd` (the transfer engine option); this process's PATH when absent. */
   s5cmdSearchPath?: string;
   /**
@@ -27,12 +34,13 @@ export interface ActivityDeps {
 
 /** The one object a worker registers: every activity, closed over its clients. */
 export function createActivities(deps: ActivityDeps) {
+  const resolvePath = lazyWorkerFs(deps.localRoots);
   return {
     ...createVolumeActivities(deps),
     ...createCleanupActivities(deps),
     ...createCostActivities(deps),
-    ...createTransferActivities(deps),
-    ...createS5cmdActivities(deps),
+    ...createTransferActivities({ ...deps, resolvePath }),
+    ...createS5cmdActivities({ ...deps, resolvePath }),
     ...createInstanceActivities({
       ...deps,
       bootstrap: {

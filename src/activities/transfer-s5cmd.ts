@@ -77,6 +77,8 @@ export interface S5cmdDeps {
   s3(region: string): S3Client;
   /** The PATH searched for `s5cmd`; this process's PATH when absent. */
   s5cmdSearchPath?: string | undefined;
+  /** This worker's confinement (its local roots). */
+  resolvePath(path: string): Promise<string>;
 }
 
 /** Runs `s5cmd run FILE`; `onDone(bytes)` per finished copy. Kills the child when the activity is cancelled. */
@@ -259,8 +261,10 @@ async function download(
 
 /** The s5cmd engine's activities (orchestration worker: local paths). */
 export function createS5cmdActivities(deps: S5cmdDeps) {
-  async function copy(input: S5cmdInput): Promise<S5cmdResult> {
+  async function copy(request: S5cmdInput): Promise<S5cmdResult> {
     const ctx = Context.current();
+    // Every local path inside this worker's roots, symlinks resolved, before s5cmd sees it.
+    const input = { ...request, files: await Promise.all(request.files.map(async (f) => ({ ...f, path: await deps.resolvePath(f.path) }))) };
     const exe = await findExecutable('s5cmd', deps.s5cmdSearchPath ?? process.env.PATH ?? '');
     if (!exe) {
       if (input.engine === 'auto') {

@@ -1,4 +1,3 @@
-import { resolve as resolvePathLocal } from 'node:path';
 import { Context, log } from '@temporalio/activity';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { toFailure } from '../errors/classify.js';
@@ -20,6 +19,8 @@ export interface TransferEngineDeps {
   s3(region: string): S3Client;
   /** Turns a location's path into an absolute one this worker may touch (host roots, or anything locally). */
   resolvePath(path: string): Promise<string>;
+  /** Roots that are a device or a file (host workers): no download lands on one. */
+  fileRoots?: readonly string[] | undefined;
   hooks?: TransferHooks | undefined;
   /** How often a running activity heartbeats its checkpoint. */
   heartbeatIntervalMs?: number;
@@ -44,6 +45,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
   const engine: BatchDeps = {
     s3: deps.s3,
     resolvePath: deps.resolvePath,
+    fileRoots: deps.fileRoots,
     step,
     log,
     hooks: deps.hooks,
@@ -119,9 +121,14 @@ export type TransferEngine = ReturnType<typeof createTransferEngine>;
  * The transfer activities of the orchestration worker: the engine on this machine's files, plus
  * the S3-only steps (list a source, abort leftover uploads, delete a staging prefix).
  */
-export function createTransferActivities(deps: { s3(region: string): S3Client; transferHooks?: TransferHooks | undefined }) {
+export function createTransferActivities(deps: {
+  s3(region: string): S3Client;
+  transferHooks?: TransferHooks | undefined;
+  /** This worker's confinement: a local path inside its roots, symlinks resolved, or InvalidInput naming the roots. */
+  resolvePath(path: string): Promise<string>;
+}) {
   return {
-    ...createTransferEngine({ s3: deps.s3, hooks: deps.transferHooks, resolvePath: async (p) => resolvePathLocal(p) }),
+    ...createTransferEngine({ s3: deps.s3, hooks: deps.transferHooks, resolvePath: deps.resolvePath }),
 
     /**
      * Lists an S3 source: the object itself when the uri names one, else every object under the
@@ -159,5 +166,5 @@ export type TransferActivities = ReturnType<typeof createTransferActivities>;
 
 /** The engine as a host worker registers it: every path confined to the host's roots. */
 export function createHostTransferActivities(deps: { fs: HostFs; s3(region: string): S3Client }) {
-  return createTransferEngine({ s3: deps.s3, resolvePath: (p) => deps.fs.resolve(p), hooks: transferHooksFromEnv(process.env) });
+  return createTransferEngine({ s3: deps.s3, resolvePath: (p) => deps.fs.resolve(p), fileRoots: deps.fs.fileRoots, hooks: transferHooksFromEnv(process.env) });
 }

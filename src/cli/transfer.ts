@@ -48,7 +48,10 @@ options:
   --watch                show a progress bar (from the workflow's progress query)
   --json                 machine-readable result on stdout
   --delete               delete destination files the (filtered) source lacks; implies --sync;
-                         with --dry-run, only lists them. Never touches anything outside DST
+                         with --dry-run, only lists them. Never touches anything outside DST.
+                         Refuses an empty (filtered) source, and more than 1,000 deletions or
+                         more than half of DST's entries unless --max-delete allows them
+  --max-delete N         with --delete: allow up to N deletions
   --compress gzip|zstd   compress text-like files (by extension) in S3; undone on download
                          (zstd needs a Node whose node:zlib has it)
   --compress-all         compress every file, not only text-like ones
@@ -74,6 +77,7 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
       exclude: { type: 'string', multiple: true },
       sync: { type: 'boolean' },
       delete: { type: 'boolean' },
+      'max-delete': { type: 'string' },
       'dry-run': { type: 'boolean' },
       concurrency: { type: 'string' },
       'file-concurrency': { type: 'string' },
@@ -110,6 +114,7 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
     compress,
     compressAll: values['compress-all'] ?? false,
     engine,
+    ...(values['max-delete'] !== undefined ? { maxDelete: parsePositiveInt('--max-delete', values['max-delete']) } : {}),
     ...(values.concurrency !== undefined ? { concurrency: parsePositiveInt('--concurrency', values.concurrency) } : {}),
     ...(values['file-concurrency'] !== undefined ? { fileConcurrency: parsePositiveInt('--file-concurrency', values['file-concurrency']) } : {}),
     ...(values['part-size-mib'] !== undefined ? { partSizeMiB: parsePositiveInt('--part-size-mib', values['part-size-mib']) } : {}),

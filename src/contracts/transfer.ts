@@ -66,6 +66,11 @@ export const TransferInputSchema = z
     progressIntervalMs: z.number().int().min(100).max(60_000).default(2_000),
     /** Delete destination files/objects that the (filtered) source does not have; implies sync; honours dryRun. */
     deleteExtraneous: z.boolean().default(false),
+    /**
+     * With `deleteExtraneous`: how many deletions are allowed. Without it a sync deletes at most
+     * 1,000 entries and at most half of the destination's; beyond that it refuses (InvalidInput).
+     */
+    maxDelete: z.number().int('must be a whole number').min(0, 'must be at least 0').max(1_000_000, 'must be at most 1,000,000').optional(),
     /** Compress text-like files on their way to S3 (zstd only where node:zlib has it); undone on download. */
     compress: z.enum(['none', 'gzip', 'zstd']).default('none'),
     /** Compress every file, not only text-like ones (by extension). */
@@ -125,9 +130,10 @@ export interface TransferReport {
   stagingObjectsDeleted?: number;
   /**
    * With `deleteExtraneous`: destination files or objects the (filtered) source does not have,
-   * deleted after every file arrived — or, in a dry run, that would be (first 1000 named).
+   * deleted after every file arrived — or, in a dry run, that would be (first 1000 named);
+   * `considered`: the destination entries listed (the base of the deletion limit).
    */
-  deleted?: { count: number; items: string[] };
+  deleted?: { count: number; items: string[]; considered?: number };
   /** Who copied the files: trainctl's engine or s5cmd (then verified by trainctl). Absent in a dry run. */
   engine?: TransferEngineKind;
 }

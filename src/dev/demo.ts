@@ -69,7 +69,8 @@ async function main(): Promise<number> {
     connection,
     namespace: parsed.TEMPORAL_NAMESPACE,
     taskQueue,
-    deps: { ...awsClientsFor(parsed), bootstrap: bootstrapFor({ ...parsed, TRAINCTL_TASK_QUEUE: taskQueue }) },
+    // The demo's dataset lives under .tools: the worker's one local root.
+    deps: { ...awsClientsFor(parsed), bootstrap: bootstrapFor({ ...parsed, TRAINCTL_TASK_QUEUE: taskQueue }), localRoots: [join(repoRoot, '.tools')] },
   });
   const running = worker.run();
   const hostsDir = join(repoRoot, '.tools', 'hosts');

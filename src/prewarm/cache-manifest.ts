@@ -7,9 +7,20 @@
  */
 import { z } from 'zod';
 
+/**
+ * Whether `id` can name a file under the cache folder: `BUCKET/KEY` with no empty, `.` or `..`
+ * segment, no leading `/`, backslash or NUL — checked like a transfer's keys, because the manifest
+ * is a file on the host that anyone who can write the cache folder can edit, and evictions delete
+ * what it names.
+ */
+export function isCacheId(id: string): boolean {
+  if (id === '' || id.startsWith('/') || id.includes('\0') || id.includes('\\') || !id.includes('/')) return false;
+  return id.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+}
+
 export const CacheEntrySchema = z.object({
   /** `BUCKET/KEY`: the cache may hold several prefixes of several buckets. */
-  id: z.string().min(1),
+  id: z.string().min(1).refine(isCacheId, 'must be BUCKET/KEY with no empty, . or .. segments'),
   size: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** S3's ETag when fetched: a changed object has another one. */
@@ -19,10 +30,12 @@ export const CacheEntrySchema = z.object({
 });
 export type CacheEntry = z.infer<typeof CacheEntrySchema>;
 
-export const CacheManifestSchema = z.object({
-  version: z.literal(1),
-  entries: z.record(z.string(), CacheEntrySchema),
-});
+export const CacheManifestSchema = z
+  .object({
+    version: z.literal(1),
+    entries: z.record(z.string(), CacheEntrySchema),
+  })
+  .refine((m) => Object.entries(m.entries).every(([k, e]) => k === e.id), 'every entry must be filed under its own id');
 export type CacheManifest = z.infer<typeof CacheManifestSchema>;
 
 export const MANIFEST_FILE = '.trainctl-cache.json';

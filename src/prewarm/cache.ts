@@ -13,7 +13,17 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { SyncCacheResult } from '../contracts/prewarm.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { downloadVerified } from '../transfer/download.js';
-import { MANIFEST_FILE, cachedBytes, parseManifest, planEviction, planSync, type CacheEntry, type CacheManifest, type RemoteObject } from './cache-manifest.js';
+import {
+  MANIFEST_FILE,
+  cachedBytes,
+  isCacheId,
+  parseManifest,
+  planEviction,
+  planSync,
+  type CacheEntry,
+  type CacheManifest,
+  type RemoteObject,
+} from './cache-manifest.js';
 import { listPrefix } from './listing.js';
 import { MiB, fileOfSize, safeRelative, stopIfCancelled, type WorkContext } from './work.js';
 
@@ -60,7 +70,15 @@ async function openCache(cacheDir: string, w: WorkContext): Promise<Cache> {
   const text = await readFile(join(dir, MANIFEST_FILE), 'utf8').catch(() => undefined);
   const { manifest, problem } = parseManifest(text);
   if (problem) w.warn('cache manifest unreadable; treating the cache as empty', { cacheDir: dir, problem });
-  return { dir, manifest, localOf: (id) => join(dir, ...id.split('/')) };
+  return {
+    dir,
+    manifest,
+    localOf: (id) => {
+      // Evictions and fetches write and delete only under the cache folder, whatever a manifest says.
+      if (!isCacheId(id)) throw new TrainctlError(ErrorKind.InvalidInput, `cache id ${JSON.stringify(id)} is not BUCKET/KEY with safe segments`);
+      return join(dir, ...id.split('/'));
+    },
+  };
 }
 
 /**
@@ -68,7 +86,7 @@ async function openCache(cacheDir: string, w: WorkContext): Promise<Cache> {
  * least-recently-used entries of other prefixes to make room. Fails with QuotaExceeded, before
  * anything is fetched, when the prefix alone is larger than the capacity.
  */
-async function planAndEvict(cache: Cache, listing: RemoteObject[], args: SyncCacheArgs) {
+async function planAndEvict(cache: Cache, listing: RemoteObject[], args: SyncCacheArgs, w: WorkContext) {
   const present = new Map<string, boolean>();
   await Promise.all(listing.map(async (o) => present.set(o.id, await fileOfSize(cache.localOf(o.id), o.size))));
   const { hits, fetch } = planSync(cache.manifest, listing, (id) => present.get(id) === true);
@@ -80,7 +98,8 @@ async function planAndEvict(cache: Cache, listing: RemoteObject[], args: SyncCac
     );
   }
   for (const e of evict) {
-    await rm(cache.localOf(e.id), { force: true });
+    // Through the host's confinement: a link planted inside the cache cannot lead an eviction outside the roots.
+    await rm(await w.resolve(cache.localOf(e.id)), { force: true });
     delete cache.manifest.entries[e.id];
   }
   if (evict.length) await saveManifest(cache.dir, cache.manifest);
@@ -103,7 +122,7 @@ async function fetchAll(s3: S3Client, cache: Cache, fetch: RemoteObject[], concu
     for (let o = queue.shift(); o; o = queue.shift()) {
       stopIfCancelled(w.signal);
       const obj = o;
-      const entry = await w.step(`fetch s3://${obj.id}`, () => fetchObject(s3, obj, cache.localOf(obj.id), concurrency, w.signal));
+      const entry = await w.step(`fetch s3://${obj.id}`, async () => fetchObject(s3, obj, await w.resolve(cache.localOf(obj.id)), concurrency, w.signal));
       cache.manifest.entries[obj.id] = entry;
       transferred += entry.size;
       done++;
@@ -134,7 +153,7 @@ export async function syncCache(s3: S3Client, args: SyncCacheArgs, w: WorkContex
   for (const o of listing) {
     if (!safeRelative(o.id)) throw new TrainctlError(ErrorKind.InvalidInput, `S3 key ${JSON.stringify(o.id)} cannot be a cache path (empty, . or .. segments)`);
   }
-  const { hits, fetch, evict, keepBytes } = await planAndEvict(cache, listing, args);
+  const { hits, fetch, evict, keepBytes } = await planAndEvict(cache, listing, args, w);
   const transferred = await fetchAll(s3, cache, fetch, args.concurrency, w);
   const seconds = (performance.now() - t0) / 1000;
   const result: SyncCacheResult = {

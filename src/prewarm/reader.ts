@@ -6,6 +6,7 @@
  * @module
  */
 import { spawn } from 'node:child_process';
+import { childEnv } from '../child-env.js';
 import { constants } from 'node:fs';
 import { access, open, readFile, stat } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
@@ -148,7 +149,7 @@ export async function fioRead(
     '--output-format=terse',
   ];
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(fio, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
+    const child = spawn(fio, args, { env: childEnv(process.env), stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2_000)));
     child.once('error', reject);

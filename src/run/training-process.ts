@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { childEnv } from '../child-env.js';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -86,8 +87,6 @@ export class TrainingAlreadyRunningError extends Error {
 }
 
 /** The variables a command gets from the parent; everything else comes from the caller, by name. */
-const INHERITED = ['PATH', 'HOME', 'LANG'] as const;
-
 const WRAPPER = `
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -171,12 +170,8 @@ export function startTraining(options: StartTrainingOptions): TrainingHandle {
   const exitFile = `${opts.stateFile}.exit`;
   rmSync(exitFile, { force: true });
   mkdirSync(dirname(opts.logFile), { recursive: true });
-  const env: Record<string, string> = {};
-  for (const name of INHERITED) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  Object.assign(env, opts.env);
+  // A minimal environment: the allowlist and the run's declared variables, never the worker's secrets.
+  const env = childEnv(process.env, opts.env);
 
   const [file, ...args] = opts.argv as [string, ...string[]];
   const log = openSync(opts.logFile, 'a');

@@ -6,9 +6,10 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { constants as fsc } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openPrivateForWrite, privateDir } from './private-dir.js';
 
 export interface CheckpointStore<T> {
   /** The stored checkpoint, or undefined when there is none (or it cannot be read). */
@@ -21,30 +22,55 @@ export interface CheckpointStore<T> {
   remove(): Promise<void>;
 }
 
-/** The store named by `id` (any string; hashed into a file name under the temp folder). */
-export function checkpointStore<T>(id: string): CheckpointStore<T> {
-  const name = createHash('sha256').update(id).digest('hex');
-  const path = join(tmpdir(), 'trainctl-transfer-state', `${name}.json`);
+/** Reads a file without following a symlink; undefined when it is absent, a link, or unreadable. */
+async function readNoFollow(path: string): Promise<string | undefined> {
+  try {
+    const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      return await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The store named by `id` (any string; hashed into a file name under this user's private state
+ * folder, `trainctl-transfer-state-UID`, mode 0700 and owner-checked; files never written through a link).
+ */
+export function checkpointStore<T>(id: string, parent?: string): CheckpointStore<T> {
+  const name = `${createHash('sha256').update(id).digest('hex')}.json`;
+  const path = () => privateDir('trainctl-transfer-state', parent).then((dir) => join(dir, name));
   let writes = Promise.resolve();
   const settle = () => writes.catch(() => undefined);
   return {
-    read: () =>
-      readFile(path, 'utf8').then(
-        (t) => JSON.parse(t) as T,
-        () => undefined,
-      ),
+    read: async () => {
+      const text = await readNoFollow(await path());
+      if (text === undefined) return undefined;
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        return undefined;
+      }
+    },
     save(value: T): Promise<void> {
       const text = JSON.stringify(value);
       writes = writes.then(async () => {
-        await mkdir(dirname(path), { recursive: true });
-        await writeFile(path, text);
+        const fh = await openPrivateForWrite(await path());
+        try {
+          await fh.writeFile(text);
+        } finally {
+          await fh.close();
+        }
       });
       return writes;
     },
     settle,
     async remove(): Promise<void> {
       await settle();
-      await rm(path, { force: true });
+      await rm(await path(), { force: true });
     },
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import * as zlib from 'node:zlib';
-import type { Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 
 export const Encoding = { none: 'none', gzip: 'gzip', zstd: 'zstd' } as const;
@@ -82,4 +82,19 @@ export function compressor(encoding: Exclude<Encoding, 'none'>): Transform {
 export function decompressor(encoding: Exclude<Encoding, 'none'>): Transform {
   checkEncoding(encoding);
   return encoding === 'gzip' ? zlib.createGunzip() : (zstd.createZstdDecompress as () => Transform)();
+}
+
+/**
+ * Passes bytes through until more than `max` went by, then fails with kind Integrity: decoding
+ * stops at the original size the object recorded, so a small object cannot expand without bound.
+ */
+export function byteLimit(max: number, label: string): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > max) done(new TrainctlError(ErrorKind.Integrity, `${label}: decoding produced more than the ${max} bytes the object recorded`));
+      else done(null, chunk);
+    },
+  });
 }

@@ -7,15 +7,16 @@
  *
  * @module
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { constants as fsc, createReadStream } from 'node:fs';
+import { lstat, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
-import { META_CHECKSUM, META_PART_SIZE, digestFile } from './checksum.js';
-import { decompressor, encodingOf, type Encoding } from './compress.js';
+import { digestFile } from './checksum.js';
+import { byteLimit, decompressor, type Encoding } from './compress.js';
+import { objectMeta } from './object-meta.js';
 import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';
 
 /** The finished ranges of a download, heartbeated and kept in a sidecar next to the temp file. */
@@ -77,27 +78,22 @@ export interface VerifiedDownloadResult {
   resumed: number;
 }
 
-/** trainctl's metadata on an object: checksum of the original bytes, its part size, encoding, original size. */
-export function objectMeta(head: Pick<HeadObjectCommandOutput, 'Metadata'>): {
-  checksum?: string;
-  partSize?: number;
-  encoding: Encoding;
-  originalSize?: number;
-} {
-  const m = head.Metadata ?? {};
-  const ps = Number(m[META_PART_SIZE]);
-  const os = Number(m[META_ORIGINAL_SIZE]);
-  return {
-    ...(m[META_CHECKSUM] ? { checksum: m[META_CHECKSUM] } : {}),
-    ...(Number.isInteger(ps) && ps > 0 ? { partSize: ps } : {}),
-    encoding: encodingOf(m[META_ENCODING]),
-    ...(m[META_ORIGINAL_SIZE] !== undefined && Number.isInteger(os) && os >= 0 ? { originalSize: os } : {}),
-  };
-}
+export { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, type ObjectMeta } from './object-meta.js';
 
-/** Object metadata keys for compressed objects (S3 lower-cases them). */
-export const META_ENCODING = 'trainctl-encoding';
-export const META_ORIGINAL_SIZE = 'trainctl-size';
+/**
+ * Temp files, sidecars and decoded copies are opened without following a symlink: a local user who
+ * plants `.NAME.trainctl-partial` as a link cannot make the download write through it.
+ */
+const NOFOLLOW_WRITE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW;
+const NOFOLLOW_CREATE = fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW;
+const NOFOLLOW_UPDATE = fsc.O_RDWR | fsc.O_NOFOLLOW;
+
+/** Refuses a destination that exists as anything but a regular file or a link (a device, a folder, a FIFO). */
+async function checkDestination(path: string, label: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (st && !st.isFile() && !st.isSymbolicLink())
+    throw new TrainctlError(ErrorKind.InvalidInput, `${label}: refusing to download onto ${path}: it is not a regular file`);
+}
 
 const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
 
@@ -223,7 +219,7 @@ class VerifiedDownload {
     const text = () => JSON.stringify(this.checkpoint);
     this.sidecarWrites = this.sidecarWrites.then(async () => {
       await fh.datasync();
-      await writeFile(this.sidecar, text());
+      await writeFile(this.sidecar, text(), { flag: NOFOLLOW_WRITE, mode: 0o600 });
     });
     return this.sidecarWrites;
   }
@@ -238,6 +234,7 @@ class VerifiedDownload {
   /** Fetches, verifies (one whole re-fetch after a mismatch) and renames into place. */
   async fetch(): Promise<VerifiedDownloadResult> {
     const { o, obj } = this;
+    await checkDestination(o.path, o.label);
     const cp = await this.resumePoint();
     await mkdir(dirname(o.path), { recursive: true });
     const fresh = !cp;
@@ -284,7 +281,7 @@ class VerifiedDownload {
   /** Fills the temp file with every range the checkpoint lacks (`truncate`: start from an empty file). */
   private async fetchRanges(truncate: boolean): Promise<void> {
     const { o, obj, rangeSize } = this;
-    const fh = await open(this.tmp, truncate ? 'w' : 'r+');
+    const fh = await open(this.tmp, truncate ? NOFOLLOW_CREATE : NOFOLLOW_UPDATE, 0o600);
     try {
       if (truncate) await fh.truncate(obj.storedSize);
       const done = new Set(this.checkpoint.done);
@@ -335,8 +332,14 @@ class VerifiedDownload {
     if (obj.meta.encoding === 'none') return this.tmp;
     const encoding = obj.meta.encoding;
     const signal = o.signal;
-    await this.step(`decode ${o.label}`, () =>
-      pipeline(createReadStream(this.tmp), decompressor(encoding), createWriteStream(this.decoded), ...(signal ? [{ signal }] : [])),
+    await this.step(`decode ${o.label}`, async () =>
+      pipeline(
+        createReadStream(this.tmp),
+        decompressor(encoding),
+        byteLimit(obj.meta.originalSize ?? 0, o.label),
+        (await open(this.decoded, NOFOLLOW_WRITE, 0o600)).createWriteStream(),
+        ...(signal ? [{ signal }] : []),
+      ),
     );
     return this.decoded;
   }

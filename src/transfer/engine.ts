@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isRetryable } from '../errors/kinds.js';
+import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { checkpointStore } from './checkpoint-store.js';
 import { downloadVerified, pool } from './download.js';
@@ -29,6 +29,11 @@ export interface BatchDeps extends EngineDeps {
  */
 export async function downloadFile(input: DownloadInput, scope: RunScope, deps: EngineDeps): Promise<FileResult> {
   const abs = await deps.resolvePath(input.path);
+  if (deps.fileRoots?.includes(abs))
+    throw new TrainctlError(
+      ErrorKind.InvalidInput,
+      `${input.label}: refusing to download onto ${input.path}: it is a root that is a device or a file, not a folder`,
+    );
   // Until a range finishes, the heartbeat repeats the last attempt's checkpoint rather than losing it.
   let checkpoint: unknown = scope.resume;
   const stopHb = scope.heartbeat

@@ -64,9 +64,49 @@ export function checkRelativeKey(rel: string): void {
   }
 }
 
-/** A glob as a regular expression: `**` crosses folders, `*` and `?` do not. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
+/** Brace alternatives a glob may expand to; more is refused (a pattern cannot make a worker do unbounded work). */
+export const MAX_GLOB_EXPANSIONS = 256;
+/** The longest glob accepted. */
+export const MAX_GLOB_LENGTH = 1_024;
+
+/** One step of a compiled glob: a literal character, `?`, `*`, `**`, or the two states of `**` followed by `/`. */
+type GlobToken = { t: 'lit'; c: string } | { t: 'one' } | { t: 'star' } | { t: 'any' } | { t: 'dirsStart' } | { t: 'dirsBody' };
+
+/** `a{b,c}d` → `abd`, `acd` (nested braces too); a brace without a comma stays literal. Bounded by {@link MAX_GLOB_EXPANSIONS}. */
+export function expandBraces(glob: string): string[] {
+  const open = glob.indexOf('{');
+  if (open < 0) return [glob];
+  let depth = 0;
+  const commas: number[] = [];
+  let close = -1;
+  for (let i = open; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '{') depth++;
+    else if (c === '}' && --depth === 0) {
+      close = i;
+      break;
+    } else if (c === ',' && depth === 1) commas.push(i);
+  }
+  if (close < 0) return [glob];
+  const head = glob.slice(0, open);
+  const tails = expandBraces(glob.slice(close + 1));
+  if (commas.length === 0) return tails.map((t) => `${head}{${glob.slice(open + 1, close)}}${t}`);
+  const bounds = [open, ...commas, close];
+  const out: string[] = [];
+  for (let k = 0; k + 1 < bounds.length; k++) {
+    for (const alt of expandBraces(glob.slice((bounds[k] as number) + 1, bounds[k + 1]))) {
+      for (const t of tails) {
+        out.push(`${head}${alt}${t}`);
+        if (out.length > MAX_GLOB_EXPANSIONS)
+          throw new TrainctlError(ErrorKind.InvalidInput, `glob ${JSON.stringify(glob.slice(0, 80))} expands to more than ${MAX_GLOB_EXPANSIONS} alternatives`);
+      }
+    }
+  }
+  return out;
+}
+
+function compileGlob(glob: string): GlobToken[] {
+  const out: GlobToken[] = [];
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i] as string;
     if (c === '*') {
@@ -74,20 +114,101 @@ export function globToRegExp(glob: string): RegExp {
         i++;
         if (glob[i + 1] === '/') {
           i++;
-          re += '(?:.*/)?';
-        } else re += '.*';
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+          out.push({ t: 'dirsStart' }, { t: 'dirsBody' });
+        } else {
+          out.push({ t: 'any' });
+          while (glob[i + 1] === '*') i++;
+        }
+      } else {
+        // `**` handled above; consecutive single stars are one star.
+        if (out.at(-1)?.t !== 'star') out.push({ t: 'star' });
+      }
+    } else if (c === '?') out.push({ t: 'one' });
+    else out.push({ t: 'lit', c });
   }
-  return new RegExp(`^${re}$`);
+  return out;
+}
+
+/**
+ * Whether `text` matches the compiled glob: a simulation of the glob's automaton over every state at
+ * once, O(text × glob) whatever the pattern (a backtracking regular expression is exponential on
+ * `*a*a*a…b`). `**` followed by `/` is any run of whole folders (possibly none), `**` any run, `*` a run without `/`, `?` one non-`/`.
+ */
+function matchTokens(tokens: GlobToken[], text: string): boolean {
+  const n = tokens.length;
+  let cur = new Uint8Array(n + 1);
+  let next = new Uint8Array(n + 1);
+  const close = (set: Uint8Array) => {
+    for (let i = 0; i < n; i++) {
+      if (!set[i]) continue;
+      const t = (tokens[i] as GlobToken).t;
+      if (t === 'star' || t === 'any') set[i + 1] = 1;
+      else if (t === 'dirsStart') set[i + 2] = 1;
+    }
+  };
+  cur[0] = 1;
+  close(cur);
+  for (let p = 0; p < text.length; p++) {
+    const ch = text[p] as string;
+    next.fill(0);
+    let any = false;
+    for (let i = 0; i < n; i++) {
+      if (!cur[i]) continue;
+      const tok = tokens[i] as GlobToken;
+      switch (tok.t) {
+        case 'lit':
+          if (tok.c === ch) next[i + 1] = 1;
+          break;
+        case 'one':
+          if (ch !== '/') next[i + 1] = 1;
+          break;
+        case 'star':
+          if (ch !== '/') next[i] = 1;
+          break;
+        case 'any':
+          next[i] = 1;
+          break;
+        case 'dirsStart':
+        case 'dirsBody': {
+          const body = tok.t === 'dirsStart' ? i + 1 : i;
+          next[body] = 1;
+          if (ch === '/') next[body + 1] = 1;
+          break;
+        }
+      }
+    }
+    close(next);
+    for (let i = 0; i <= n; i++) if (next[i]) any = true;
+    if (!any) return false;
+    [cur, next] = [next, cur];
+  }
+  return cur[n] === 1;
+}
+
+/** A compiled glob (brace sets expanded), matched in linear time. */
+export interface Glob {
+  test(text: string): boolean;
+}
+
+const compiled = new Map<string, Glob>();
+
+/** Compiles `glob`: `**` crosses folders, `*` and `?` do not, `{a,b}` is a set. Throws InvalidInput for an unbounded pattern. */
+export function compileGlobPattern(glob: string): Glob {
+  const hit = compiled.get(glob);
+  if (hit) return hit;
+  if (glob.length > MAX_GLOB_LENGTH) throw new TrainctlError(ErrorKind.InvalidInput, `a glob is longer than ${MAX_GLOB_LENGTH} characters`);
+  const alts = expandBraces(glob).map(compileGlob);
+  const g: Glob = { test: (text) => alts.some((a) => matchTokens(a, text)) };
+  if (compiled.size > 1_000) compiled.clear();
+  compiled.set(glob, g);
+  return g;
 }
 
 /** A glob without `/` matches a file's name anywhere; one with `/` matches the whole relative path. */
 export function globMatches(glob: string, rel: string): boolean {
-  const re = globToRegExp(glob);
-  if (glob.includes('/')) return re.test(rel);
-  return re.test(rel) || re.test(rel.slice(rel.lastIndexOf('/') + 1));
+  const g = compileGlobPattern(glob);
+  if (glob.includes('/')) return g.test(rel);
+  return g.test(rel) || g.test(rel.slice(rel.lastIndexOf('/') + 1));
 }
 
 /** Whether `rel` passes the filters: any include (when there are some), and no exclude. */

@@ -25,6 +25,9 @@ export async function deleteFilesUnder(absRoot: string, shownRoot: string, rels:
     const r = relative(root, parent);
     if (r === '..' || r.startsWith(`..${sep}`) || isAbsolute(r))
       throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete ${JSON.stringify(rel)}: its folder leads outside ${shownRoot}`);
+    // The real path it listed, or nothing: a folder on the way that is (now) a symlink is refused.
+    if (await linkOnTheWay(root, rel))
+      throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete ${JSON.stringify(rel)}: a folder on its path is a symlink`);
     const st = await lstat(join(parent, basename(full))).catch(() => undefined);
     if (st?.isDirectory()) throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete ${JSON.stringify(rel)}: it is a folder`);
     await rm(join(parent, basename(full)), { force: true });
@@ -32,6 +35,18 @@ export async function deleteFilesUnder(absRoot: string, shownRoot: string, rels:
     onDeleted(deleted);
   }
   return deleted;
+}
+
+/** Whether a folder between `root` and `rel`'s file is a symlink. */
+async function linkOnTheWay(root: string, rel: string): Promise<boolean> {
+  const segs = rel.split('/').slice(0, -1);
+  let dir = root;
+  for (const seg of segs) {
+    dir = join(dir, seg);
+    const st = await lstat(dir).catch(() => undefined);
+    if (st?.isSymbolicLink()) return true;
+  }
+  return false;
 }
 
 /** Removes the temp file (and its sidecar and decoded copy) of an unfinished download to each absolute path; returns how many existed. */

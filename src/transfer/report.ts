@@ -32,7 +32,7 @@ export function summarize(r: TransferReport): string {
     const lines = [`dry run: ${r.files} files would be transferred (${formatBytes((r.planned ?? []).reduce((a, p) => a + p.size, 0))}); nothing was written`];
     for (const p of (r.planned ?? []).slice(0, 20)) lines.push(`  ${p.from} -> ${p.to} (${formatBytes(p.size)})`);
     if (r.deleted) {
-      lines.push(`dry run: ${r.deleted.count} extraneous destination files would be deleted`);
+      lines.push(`dry run: ${r.deleted.count} extraneous destination files would be deleted${considered(r.deleted)}`);
       for (const d of r.deleted.items.slice(0, 20)) lines.push(`  delete ${d}`);
     }
     return lines.join('\n');
@@ -43,10 +43,14 @@ export function summarize(r: TransferReport): string {
   if (r.files > 0 && r.skipped === r.files) lines.push('nothing to transfer: every file is already identical at the destination');
   if (r.skippedSymlinks.length > 0) lines.push(`${r.skippedSymlinks.length} symlinks leaving the source were not followed (--follow-symlinks follows them)`);
   if (r.deleted) {
-    lines.push(`${r.deleted.count} extraneous destination files deleted`);
+    lines.push(`${r.deleted.count} extraneous destination files deleted${considered(r.deleted)}`);
     for (const d of r.deleted.items.slice(0, 20)) lines.push(`  deleted ${d}`);
   }
   if (r.stagingObjectsDeleted !== undefined) lines.push(`staging: ${r.stagingObjectsDeleted} objects removed`);
   if (r.engine === 's5cmd') lines.push('copied by s5cmd, verified by trainctl');
   return lines.join('\n');
+}
+
+function considered(d: { considered?: number }): string {
+  return d.considered === undefined ? '' : ` (of ${d.considered} destination entries considered)`;
 }

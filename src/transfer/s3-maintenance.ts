@@ -104,17 +104,30 @@ export async function abortUploadsFor(s3: S3Client, bucket: string, keys: string
   return aborted;
 }
 
-/** Deletes keys, 1000 a request; fails (Transient) when S3 refuses any. */
+/** How many times the keys S3 failed to delete (with a retryable code) are sent again within one call. */
+const DELETE_ROUNDS = 3;
+
+/**
+ * Deletes keys, 1000 a request, reading DeleteObjects' per-key errors: a key already gone
+ * (NoSuchKey) counts as deleted; AccessDenied fails at once (PermissionDenied, no retry loop); only
+ * the keys that failed otherwise are sent again, a few rounds, then it fails Transient naming them.
+ */
 async function deleteKeys(s3: S3Client, bucket: string, keys: string[], what: string, deps: S3StepDeps): Promise<void> {
   for (let i = 0; i < keys.length; i += 1000) {
-    const objects = keys.slice(i, i + 1000).map((Key) => ({ Key }));
-    const out = await deps.step(`delete ${objects.length} ${what}`, () =>
-      s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }), { abortSignal: deps.signal }),
-    );
-    const failed = out.Errors ?? [];
-    if (failed.length > 0)
-      throw new TrainctlError(ErrorKind.Transient, `${failed.length} objects could not be deleted (first: ${failed[0]?.Key}: ${failed[0]?.Code})`);
-    deps.heartbeat(i + objects.length);
+    let batch = keys.slice(i, i + 1000);
+    for (let round = 1; batch.length > 0; round++) {
+      const objects = batch.map((Key) => ({ Key }));
+      const out = await deps.step(`delete ${objects.length} ${what}`, () =>
+        s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }), { abortSignal: deps.signal }),
+      );
+      const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      const denied = failed.find((e) => e.Code === 'AccessDenied' || e.Code === 'AllAccessDisabled');
+      if (denied) throw new TrainctlError(ErrorKind.PermissionDenied, `S3 refused to delete ${denied.Key}: ${denied.Code}`);
+      if (failed.length > 0 && round >= DELETE_ROUNDS)
+        throw new TrainctlError(ErrorKind.Transient, `${failed.length} objects could not be deleted (first: ${failed[0]?.Key}: ${failed[0]?.Code})`);
+      batch = failed.map((e) => e.Key ?? '').filter((k) => batch.includes(k));
+    }
+    deps.heartbeat(Math.min(keys.length, i + 1000));
   }
 }
 

@@ -13,7 +13,7 @@ import { delimiter, dirname, join, sep } from 'node:path';
 import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { META_CHECKSUM, META_PART_SIZE, compositeChecksum } from './checksum.js';
-import { objectMeta } from './download.js';
+import { childEnv } from '../child-env.js';
 import { MiB } from './plan.js';
 
 /** The first executable `name` on a PATH-style list, or undefined. */
@@ -59,15 +59,14 @@ export function s5cmdEnv(
   creds: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined },
   region: string,
 ): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {
-    ...base,
+  // A minimal environment: s5cmd needs its PATH, home and locale, and these credentials — never the
+  // worker's Temporal API key or TLS key paths.
+  return childEnv(base, {
     AWS_ACCESS_KEY_ID: creds.accessKeyId,
     AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
     AWS_SESSION_TOKEN: creds.sessionToken,
     AWS_REGION: region,
-  };
-  if (!creds.sessionToken) delete env.AWS_SESSION_TOKEN;
-  return env;
+  });
 }
 
 /** `s5cmd [--endpoint-url URL] --json --numworkers N run FILE`. */
@@ -179,7 +178,8 @@ export function checkUploaded(
   h: HeadObjectCommandOutput | undefined,
 ): void {
   const etag = unquote(h?.ETag);
-  const stored = h ? objectMeta(h).checksum : undefined;
+  // Compared for equality with the checksum computed here: the stored value needs no bounds check.
+  const stored = h?.Metadata?.[META_CHECKSUM];
   const etagIsMd5 = h?.ServerSideEncryption !== 'aws:kms' && h?.ServerSideEncryption !== 'aws:kms:dsse' && !h?.SSECustomerAlgorithm;
   if (!h || h.ContentLength !== p.size || (etagIsMd5 && !p.etags.includes(etag)) || stored !== p.checksum) {
     throw new TrainctlError(

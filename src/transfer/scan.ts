@@ -17,6 +17,12 @@ export interface ScanInput {
   followSymlinks: boolean;
   /** A path that does not exist is an empty folder (listing a destination), not NotFound. */
   missingOk?: boolean;
+  /**
+   * A destination scan: never descend into a symlinked folder (the link is recorded in
+   * `skippedSymlinks`, never a path to its target), so nothing reached through a link is listed
+   * for deletion.
+   */
+  noSymlinkDescent?: boolean;
   /** The compression the upload will use: refused here (InvalidInput) when this Node cannot do it. */
   compress?: Encoding;
 }
@@ -82,6 +88,10 @@ class TreeWalker {
       const target = e.isSymbolicLink() ? await this.symlinkTarget(join(dir, e.name), rel) : join(dir, e.name);
       if (target === undefined) continue;
       const s = await stat(target);
+      if (s.isDirectory() && e.isSymbolicLink() && this.input.noSymlinkDescent) {
+        this.skippedSymlinks.push(rel);
+        continue;
+      }
       if (s.isDirectory()) {
         const real = await realpath(target);
         if (this.seen.has(real)) continue;

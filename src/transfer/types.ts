@@ -98,6 +98,8 @@ export interface EngineDeps {
   s3(region: string): S3Client;
   /** Turns a location's path into an absolute one this worker may touch (host roots, or anything locally). */
   resolvePath(path: string): Promise<string>;
+  /** Roots that are a device or a file: no download lands on one. */
+  fileRoots?: readonly string[] | undefined;
   step: Step;
   log: Logger;
   hooks?: PartHooks | undefined;

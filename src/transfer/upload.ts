@@ -7,52 +7,33 @@
  *
  * @module
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { META_CHECKSUM, META_PART_SIZE, fileChecksum } from './checksum.js';
 import { checkpointStore, type CheckpointStore } from './checkpoint-store.js';
+import { openPrivateForWrite, privateDir } from './private-dir.js';
 import { checkEncoding, compressor, encodingFor, type Encoding } from './compress.js';
 import { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, pool } from './download.js';
 import { baseName, partCount, partRange, planPartSize } from './plan.js';
 import { heartbeatEvery } from './progress.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
+import { compositeSha256, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
 import { hashRange, listParts, rangeBody, verifyUploaded, withPartRetries } from './upload-parts.js';
 import { type EngineDeps, type FileResult, type RunScope, type UploadInput, isCancelled } from './types.js';
-
-interface UploadCheckpoint {
-  kind: 'upload';
-  key: string;
-  size: number;
-  mtimeMs: number;
-  partSize: number;
-  checksum: string;
-  uploadId?: string;
-  parts: { n: number; etag: string; sha256?: string }[];
-}
-
-/** The checkpoint to resume from: the heartbeat's and the state file's, parts merged when they name the same upload. */
-function mergeUploadCheckpoints(a: UploadCheckpoint | undefined, b: UploadCheckpoint | undefined): UploadCheckpoint | undefined {
-  const ok = (c: UploadCheckpoint | undefined): c is UploadCheckpoint => c?.kind === 'upload' && typeof c.key === 'string';
-  if (!ok(a)) return ok(b) ? b : undefined;
-  if (!ok(b)) return a;
-  if (a.uploadId === undefined) return b;
-  if (b.uploadId === undefined || b.uploadId !== a.uploadId) return a;
-  const parts = new Map([...a.parts, ...b.parts].map((p) => [p.n, p]));
-  return { ...a, parts: [...parts.values()] };
-}
 
 /** What goes up: the file itself, or a compressed copy carrying the original's checksum. */
 interface Body {
   abs: string;
   size: number;
   mtimeMs: number;
+  ino: number;
+  ctimeMs: number;
   original?: { checksum: string; partSize: number };
   temp?: string;
 }
@@ -94,7 +75,7 @@ class FileUpload {
     private readonly scope: RunScope,
     private readonly deps: EngineDeps,
     private readonly origAbs: string,
-    private readonly origSt: { size: number; mtimeMs: number },
+    private readonly origSt: { size: number; mtimeMs: number; ino: number; ctimeMs: number },
   ) {
     this.s3 = deps.s3(input.region);
     this.encoding = encodingFor(baseName(input.path), input.compress ?? 'none', input.compressAll ?? false);
@@ -147,21 +128,28 @@ class FileUpload {
   /** The file, or (with compression) a compressed copy named by activity and key. */
   private async prepareBody(): Promise<Body> {
     const { input, origAbs, origSt, encoding } = this;
-    if (encoding === 'none') return { abs: origAbs, size: origSt.size, mtimeMs: origSt.mtimeMs };
+    if (encoding === 'none') return { abs: origAbs, size: origSt.size, mtimeMs: origSt.mtimeMs, ino: origSt.ino, ctimeMs: origSt.ctimeMs };
     checkEncoding(encoding);
     // Named by activity and key: a retry overwrites what a killed attempt left instead of adding to it.
-    const temp = join(tmpdir(), 'trainctl-compress', `${createHash('sha256').update(`${this.scope.id}/${input.key}`).digest('hex')}.${encoding}`);
+    const temp = join(await privateDir('trainctl-compress'), `${createHash('sha256').update(`${this.scope.id}/${input.key}`).digest('hex')}.${encoding}`);
     try {
       const origPartSize = planPartSize(origSt.size);
       const sum = await this.step(`checksum ${input.label}`, () => fileChecksum(origAbs, origPartSize, this.scope.signal));
       const signal = this.scope.signal;
       await this.step(`compress ${input.label}`, async () => {
-        await mkdir(dirname(temp), { recursive: true });
-        await pipeline(createReadStream(origAbs), compressor(encoding), createWriteStream(temp), ...(signal ? [{ signal }] : []));
+        await pipeline(createReadStream(origAbs), compressor(encoding), (await openPrivateForWrite(temp)).createWriteStream(), ...(signal ? [{ signal }] : []));
       });
       // The same input compresses to the same bytes, so its size and the original's mtime
       // identify the body: a retry re-creates it and resumes the upload's finished parts.
-      return { abs: temp, size: (await stat(temp)).size, mtimeMs: origSt.mtimeMs, original: { checksum: sum.checksum, partSize: origPartSize }, temp };
+      return {
+        abs: temp,
+        size: (await stat(temp)).size,
+        mtimeMs: origSt.mtimeMs,
+        ino: origSt.ino,
+        ctimeMs: origSt.ctimeMs,
+        original: { checksum: sum.checksum, partSize: origPartSize },
+        temp,
+      };
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
@@ -173,7 +161,16 @@ class FileUpload {
     const { input, body } = this;
     const cp = mergeUploadCheckpoints(this.previous, await this.state.read());
     this.cp = cp;
-    if (cp && (cp.kind !== 'upload' || cp.key !== input.key || cp.size !== body.size || cp.mtimeMs !== body.mtimeMs || cp.partSize !== this.partSize)) {
+    if (
+      cp &&
+      (cp.kind !== 'upload' ||
+        cp.key !== input.key ||
+        cp.size !== body.size ||
+        cp.mtimeMs !== body.mtimeMs ||
+        cp.ino !== body.ino ||
+        cp.ctimeMs !== body.ctimeMs ||
+        cp.partSize !== this.partSize)
+    ) {
       // The source changed since the checkpoint: this file starts over, never a mix of old and new parts.
       this.deps.log.info('source changed since checkpoint; restarting file', { label: input.label });
       if (cp.kind === 'upload' && cp.uploadId) await abortUpload(this.s3, this.deps.log, input.bucket, cp.key, cp.uploadId);
@@ -196,7 +193,17 @@ class FileUpload {
         return this.result(0, true, checksum, 0);
       }
     }
-    this.cp = { kind: 'upload', key: input.key, size: body.size, mtimeMs: body.mtimeMs, partSize: this.partSize, checksum, parts: [] };
+    this.cp = {
+      kind: 'upload',
+      key: input.key,
+      size: body.size,
+      mtimeMs: body.mtimeMs,
+      ino: body.ino,
+      ctimeMs: body.ctimeMs,
+      partSize: this.partSize,
+      checksum,
+      parts: [],
+    };
     return undefined;
   }
 
@@ -218,7 +225,7 @@ class FileUpload {
 
   private async checkUnchanged(): Promise<void> {
     const now = await stat(this.origAbs);
-    if (now.size !== this.origSt.size || now.mtimeMs !== this.origSt.mtimeMs) {
+    if (now.size !== this.origSt.size || now.mtimeMs !== this.origSt.mtimeMs || now.ino !== this.origSt.ino || now.ctimeMs !== this.origSt.ctimeMs) {
       // Retryable: the next attempt sees the checkpoint no longer matches and restarts this file.
       throw new TrainctlError(ErrorKind.Transient, `${this.input.label} changed while it was being uploaded; restarting it`);
     }
@@ -255,7 +262,19 @@ class FileUpload {
   /** A multipart upload: started (its id recorded before any part) or resumed, parts sent, completed, verified. */
   private async putMultipart(nParts: number): Promise<FileResult> {
     const cp = this.cp as UploadCheckpoint;
-    const resumed = cp.uploadId ? await this.resume(cp, nParts) : (await this.create(cp), 0);
+    let resumed = 0;
+    if (cp.uploadId) {
+      try {
+        resumed = await this.resume(cp, nParts);
+      } catch (err) {
+        if (classify(err) !== ErrorKind.NotFound) throw err;
+        // The upload is gone: completed by an attempt whose response was lost, or aborted.
+        if (await this.alreadyStored(cp)) return this.result(0, false, cp.checksum, cp.parts.length);
+        cp.parts = [];
+        delete cp.uploadId;
+        await this.create(cp);
+      }
+    } else await this.create(cp);
     const done = new Set(cp.parts.map((p) => p.n));
     const todo = Array.from({ length: nParts }, (_, i) => i + 1).filter((n) => !done.has(n));
     let sent = 0;
@@ -290,7 +309,10 @@ class FileUpload {
     const known = new Map(cp.parts.map((p) => [p.n, p]));
     for (const p of await listParts(this.s3, input.bucket, input.key, uploadId, this.step.bind(this), this.scope.signal)) {
       const expected = partRange(body.size, this.partSize, p.n);
-      if (p.size === expected.end - expected.start && !known.has(p.n)) known.set(p.n, { n: p.n, etag: p.etag, ...(p.sha256 ? { sha256: p.sha256 } : {}) });
+      if (p.size !== expected.end - expected.start || known.has(p.n)) continue;
+      // A part whose checksum (as S3 reports it) is not the local part's is sent again.
+      if (p.sha256 && p.sha256 !== (await this.digestOf(p.n))) continue;
+      known.set(p.n, { n: p.n, etag: p.etag, ...(p.sha256 ? { sha256: p.sha256 } : {}) });
     }
     cp.parts = [...known.values()];
     for (const p of cp.parts) {
@@ -342,7 +364,7 @@ class FileUpload {
         p.sha256 = await hashRange(body.abs, r.start, r.end);
       }
     }
-    await this.step(`complete multipart upload of ${input.label}`, () =>
+    const completed = await this.step(`complete multipart upload of ${input.label}`, () =>
       this.s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: input.bucket,
@@ -352,6 +374,22 @@ class FileUpload {
         }),
         { abortSignal: this.scope.signal },
       ),
-    );
+    ).catch(async (err: unknown) => {
+      // NoSuchUpload after a lost response: the object is there if an earlier call completed it.
+      if (classify(err) === ErrorKind.NotFound && (await this.alreadyStored(cp))) return undefined;
+      throw err;
+    });
+    // What S3 reports (its composite of the part checksums, where the server returns one) must be what was sent.
+    const reported = completed?.ChecksumSHA256;
+    const local = compositeSha256(parts.map((p) => p.sha256 as string));
+    if (reported && /-\d+$/.test(reported) && reported !== local)
+      throw new TrainctlError(ErrorKind.Integrity, `${input.label}: S3 reports checksum ${reported} for the parts, the local parts give ${local}`);
+  }
+
+  /** Whether the object already holds this upload (its size and trainctl checksum). */
+  private async alreadyStored(cp: UploadCheckpoint): Promise<boolean> {
+    const { input, body } = this;
+    const head = await headOrUndefined(this.s3, input.bucket, input.key, this.scope.signal);
+    return !!head && head.ContentLength === body.size && head.Metadata?.[META_CHECKSUM] === cp.checksum;
   }
 }

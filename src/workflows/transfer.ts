@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, log, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, log, patched, workflowInfo } from '@temporalio/workflow';
 import {
   TransferInputSchema,
   type DataLocation,
@@ -13,6 +13,7 @@ import { MiB, checkRelativeKey, joinPath, parseS3Uri } from '../transfer/plan.js
 import { LegRunner, TransferEngines } from './transfer-legs.js';
 import { TransferProgressTracker } from './transfer-progress.js';
 import { planFailure } from './transfer-failures.js';
+import { deleteRefusal } from '../transfer/delete-guard.js';
 
 /** One run's file list travels in its history; bigger trees are split by prefix or --include. */
 const MAX_FILES = 20_000;
@@ -60,6 +61,8 @@ function validate(request: TransferRequest): TransferInput {
 /** Destination entries the (filtered) source lacks, found before anything moves and deleted after every file arrived. */
 interface Extraneous {
   rels: string[];
+  /** Destination entries listed (what the deletions are a share of). */
+  considered: number;
   items: string[];
   remove(): Promise<number>;
 }
@@ -130,6 +133,21 @@ class TransferRun {
       extraneous = await this.listExtraneous(new Set(list.files.map((f) => f.rel)));
       if (extraneous.rels.length > MAX_FILES)
         throw invalid(`${extraneous.rels.length} extraneous files is more than one transfer deletes (${MAX_FILES}); split it by prefix or --include`);
+      /**
+       * Refuses a sync whose deletions look like a mistake (an empty filtered source, more than
+       * 1,000 entries or half the destination without maxDelete), before anything is written. Runs
+       * that started before it deleted without the guard; deprecate the patch once no transfer
+       * recorded before it is open (transfers last hours), then remove it.
+       */
+      if (patched('sync-delete-guards')) {
+        const why = deleteRefusal({
+          sourceFiles: list.files.length,
+          deletions: extraneous.rels.length,
+          considered: extraneous.considered,
+          maxDelete: input.maxDelete,
+        });
+        if (why) throw invalid(`deleteExtraneous: ${why}; nothing was deleted`);
+      }
     }
     return { legs, extraneous };
   }
@@ -169,6 +187,7 @@ class TransferRun {
         const rels = listed.files.map((f) => f.rel).filter(keep);
         return {
           rels,
+          considered: listed.files.length,
           items: rels.map((r) => `s3://${bucket}/${root}${r}`),
           remove: () =>
             quick.transferDeleteObjects.executeWithOptions({ summary: `delete ${rels.length} extraneous objects` }, [
@@ -178,12 +197,13 @@ class TransferRun {
       }
       const engine = this.engines.quickEngineFor(dst);
       const scanned = await engine.transferScan.executeWithOptions({ summary: `scan destination ${dst.path}` }, [
-        { path: dst.path, include: input.include, exclude: input.exclude, followSymlinks: false, missingOk: true },
+        { path: dst.path, include: input.include, exclude: input.exclude, followSymlinks: false, missingOk: true, noSymlinkDescent: true },
       ]);
       if (scanned.single) throw invalid(`deleteExtraneous needs a destination folder, and ${dst.path} is a file`);
       const rels = scanned.files.map((f) => f.rel).filter(keep);
       return {
         rels,
+        considered: scanned.files.length + scanned.skippedSymlinks.length,
         items: rels.map((r) => joinPath(dst.path, r)),
         remove: () => engine.transferDeleteFiles.executeWithOptions({ summary: `delete ${rels.length} extraneous files` }, [{ root: dst.path, rels }]),
       };
@@ -286,5 +306,5 @@ class TransferRun {
 }
 
 function deletedReport(extraneous: Extraneous | undefined): Pick<TransferReport, 'deleted'> {
-  return extraneous ? { deleted: { count: extraneous.rels.length, items: extraneous.items.slice(0, 1000) } } : {};
+  return extraneous ? { deleted: { count: extraneous.rels.length, items: extraneous.items.slice(0, 1000), considered: extraneous.considered } } : {};
 }

@@ -1,5 +1,6 @@
 import { after } from 'node:test';
 import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { loadEnv, type Env } from '../../src/config.js';
@@ -94,7 +95,7 @@ export interface RunningWorker {
 
 /**
  * Starts an orchestration worker on its own task queue for one test file, with the activity deps
- * given (default: emulator clients). Stopped by `stop()` and, at the latest, when the file ends.
+ * given (default: emulator clients, the OS temp folder as its only local root). Stopped by `stop()` and, at the latest, when the file ends.
  */
 export async function startWorker(opts: {
   env: Env;
@@ -108,7 +109,8 @@ export async function startWorker(opts: {
     connection,
     namespace: opts.env.TEMPORAL_NAMESPACE,
     taskQueue,
-    deps: { ...awsClientsFor(opts.env), pollIntervalMs: 200, ...opts.deps },
+    // Tests keep their files in temp folders: those are this worker's local roots unless a test says otherwise.
+    deps: { ...awsClientsFor(opts.env), pollIntervalMs: 200, localRoots: [tmpdir()], ...opts.deps },
     ...(opts.bundlePath ? { workflowBundle: { codePath: opts.bundlePath } } : {}),
   });
   const running = worker.run();
