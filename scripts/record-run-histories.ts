@@ -15,7 +15,7 @@ import { repoRoot, startMoto, startTemporalDevServer, stopAll, toolPath } from '
 import { awsClientsFor, createWorker } from '../src/worker.js';
 
 /**
- * `npm run record-histories -- --runs`: records the training run's branches (completed, stopped,
+ * `npm run record-run-histories`: records the training run's branches (completed, stopped,
  * failed, cancelled), its `checkHost` child and a `reconcileCost` into test/fixtures/histories/,
  * next to the histories `scripts/record-histories.ts` records, which it leaves alone. Re-record only
  * on purpose: a history that no longer replays means running workflows would break on deploy.
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     connection: workerConnection,
     namespace: 'default',
     taskQueue: 'record',
-    deps: { ...awsClientsFor(env), pollIntervalMs: 200 },
+    deps: { ...awsClientsFor(env), pollIntervalMs: 200, localRoots: [join(repoRoot, 'examples')] },
   });
   const running = worker.run();
   const hostsDir = mkdtempSync(join(tmpdir(), 'trainctl-record-hosts-'));

@@ -70,7 +70,11 @@ async function main(): Promise<number> {
     namespace: parsed.TEMPORAL_NAMESPACE,
     taskQueue,
     // The demo's dataset lives under .tools: the worker's one local root.
-    deps: { ...awsClientsFor(parsed), bootstrap: bootstrapFor({ ...parsed, TRAINCTL_TASK_QUEUE: taskQueue }), localRoots: [join(repoRoot, '.tools')] },
+    deps: {
+      ...awsClientsFor(parsed),
+      bootstrap: bootstrapFor({ ...parsed, TRAINCTL_TASK_QUEUE: taskQueue }),
+      localRoots: [join(repoRoot, '.tools'), join(repoRoot, 'examples')],
+    },
   });
   const running = worker.run();
   const hostsDir = join(repoRoot, '.tools', 'hosts');

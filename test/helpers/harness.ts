@@ -7,7 +7,8 @@ import { loadEnv, type Env } from '../../src/config.js';
 import { awsClientsFor, createWorker } from '../../src/worker.js';
 import { createEc2Client } from '../../src/aws/clients.js';
 import type { ActivityDeps } from '../../src/activities/index.js';
-import { startMoto, startTemporalDevServer, stopAll } from '../../src/dev/services.js';
+import { join } from 'node:path';
+import { repoRoot, startMoto, startTemporalDevServer, stopAll } from '../../src/dev/services.js';
 
 const cleanups: (() => unknown)[] = [];
 // Registered when the module loads, so it belongs to the file's root: an `after` called inside a
@@ -110,7 +111,8 @@ export async function startWorker(opts: {
     namespace: opts.env.TEMPORAL_NAMESPACE,
     taskQueue,
     // Tests keep their files in temp folders: those are this worker's local roots unless a test says otherwise.
-    deps: { ...awsClientsFor(opts.env), pollIntervalMs: 200, localRoots: [tmpdir()], ...opts.deps },
+    // Test files write their local data under the OS temp folder; runs stage the example program.
+    deps: { ...awsClientsFor(opts.env), pollIntervalMs: 200, localRoots: [tmpdir(), join(repoRoot, 'examples')], ...opts.deps },
     ...(opts.bundlePath ? { workflowBundle: { codePath: opts.bundlePath } } : {}),
   });
   const running = worker.run();
