@@ -769,6 +769,7 @@ async function main(): Promise<void> {
   const needTrainctl = wantTools.has('trainctl') && ['a', 'b', 'c', 'd', 'e', 'g', 'h'].some((w) => only.has(w as Workload));
 
   const work = mkdtempSync(join(values['data-dir'], 'trainctl-bench-'));
+  trainctl.setLocalRoots([work]);
   // Also on Ctrl-C / SIGTERM, where the services module exits without running `finally`.
   process.on('exit', () => rmSync(work, { recursive: true, force: true }));
   const vgwData = join(work, 'versitygw');

@@ -99,9 +99,19 @@ async function spawnWorker(args: string[], env: NodeJS.ProcessEnv, taskQueue: st
   };
 }
 
-/** An orchestration worker (`node src/worker.ts`): every workflow and activity on `taskQueue`. */
+/** The folders an orchestration worker may read and write (its `--root`s): the benchmark's data. */
+let localRoots: string[] = [];
+export function setLocalRoots(roots: string[]): void {
+  localRoots = roots;
+}
+
+/** An orchestration worker (`node src/worker.ts`): every workflow and activity on `taskQueue`, confined to the benchmark's data. */
 export function startOrchestrationWorker(opts: { temporalAddress: string; taskQueue: string; aws: WorkerAws }): Promise<TrainctlWorker> {
-  return spawnWorker([], workerEnv(opts.temporalAddress, opts.taskQueue, opts.aws), opts.taskQueue);
+  return spawnWorker(
+    localRoots.flatMap((r) => ['--root', r]),
+    workerEnv(opts.temporalAddress, opts.taskQueue, opts.aws),
+    opts.taskQueue,
+  );
 }
 
 /** A host worker (`node src/worker.ts --host ID --root DIR`): the training instance's activities. */

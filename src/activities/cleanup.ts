@@ -36,7 +36,7 @@ export interface StepOutcome {
 }
 
 /** What every destructive step is told: what the plan saw, re-checked before it acts (absent: no re-check, as before). */
-interface Checked {
+export interface Checked {
   expect?: CleanupExpectation;
 }
 
