@@ -32,7 +32,7 @@ before(
     });
     expected = [`${runWorkflowId(name)} ${TrainingRunWorkflowType}`, ...children].sort();
   },
-  { timeout: 240_000 },
+  { timeout: 300_000 },
 );
 
 interface Listed {
@@ -77,7 +77,7 @@ function temporalList(query: string): Promise<Listed[]> {
 
 test(
   'temporal workflow list --query TrainctlRun="NAME" (the real CLI) lists the run and every child workflow it started, and nothing else',
-  { timeout: 120_000 },
+  { timeout: 300_000 },
   async () => {
     assert.equal(report.outcome, RunOutcome.Completed);
     // Every step that is a child workflow is among the children: the host check, the volume, the data and code, the checkpoints, the outputs.

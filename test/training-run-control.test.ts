@@ -35,7 +35,7 @@ before(async () => {
 const start = (request: RunRequest) => run.start(suite.client, request, { taskQueue: slow.taskQueue });
 
 /** Polls `check` until it returns a value, failing after `timeoutMs` with what was last seen. */
-const waitFor = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => waitUntil(check, timeoutMs, what);
+const waitFor = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> => waitUntil(check, timeoutMs, what);
 
 async function keys(prefix: string): Promise<string[]> {
   const res = await suite.s3.send(new ListObjectsV2Command({ Bucket: suite.bucket, Prefix: prefix }));
@@ -176,7 +176,7 @@ async function assertCancelledAndClean(name: string, h: run.RunHandle, undone: R
 
 for (const [via, cancel] of Object.entries(cancelVia)) {
   for (const [at, c] of Object.entries(cancelAt)) {
-    test(`a run cancelled with ${via} during ${at} ends cancelled, leaves nothing it created and lists what it undid`, { timeout: 120_000 }, async (t) => {
+    test(`a run cancelled with ${via} during ${at} ends cancelled, leaves nothing it created and lists what it undid`, { timeout: 300_000 }, async (t) => {
       const name = runName(`c-${at.split(' ')[0]}`);
       await proxy.clearLog();
       await proxy.setRules(c.rules(name));
@@ -208,7 +208,7 @@ for (const [via, cancel] of Object.entries(cancelVia)) {
   }
 }
 
-test('a cancelled run that reused a volume by name leaves that volume in place and says so', { timeout: 120_000 }, async () => {
+test('a cancelled run that reused a volume by name leaves that volume in place and says so', { timeout: 300_000 }, async () => {
   const name = runName('c-reuse');
   const volName = runName('reused');
   const vol = await volume.execute(
@@ -238,7 +238,7 @@ test('a cancelled run that reused a volume by name leaves that volume in place a
 
 test(
   'trainctl run stop during training sends the program SIGTERM, syncs its last checkpoint byte-identical, tears down and ends stopped',
-  { timeout: 120_000 },
+  { timeout: 300_000 },
   async () => {
     const name = runName('stop');
     const h = await start(suite.request(name, slowTraining()));
@@ -276,7 +276,7 @@ test(
 
 test(
   'a training command that exits non-zero fails the run naming the step, exit code and last lines, after syncing checkpoints and tearing down',
-  { timeout: 120_000 },
+  { timeout: 300_000 },
   async () => {
     const name = runName('fail');
     const h = await start(

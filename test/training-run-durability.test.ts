@@ -49,7 +49,7 @@ async function waitForTraining(
       const e = trainingEvidence(hostRoot(instanceId), name);
       return e.state && stepsLogged(e.log) >= minSteps ? e : undefined;
     },
-    60_000,
+    180_000,
     `the program to log ${minSteps} steps`,
   );
   return { instanceId, evidence };
@@ -87,7 +87,7 @@ test(
 
     await orchestrator.restart();
     // The new worker replays the run and answers for it; the program is still the same one.
-    const resumed = await waitUntil(async () => handle.query(runStatusQuery), 60_000, 'the restarted worker to answer the status query');
+    const resumed = await waitUntil(async () => handle.query(runStatusQuery), 180_000, 'the restarted worker to answer the status query');
     if (resumed.step === RunStep.Train) {
       assert.equal(trainingProcesses(hostRoot(instanceId)).length, 1, 'one training process after the restart');
     }
@@ -135,7 +135,7 @@ test(
 
     await suite.sim.kill(instanceId, 'SIGKILL');
     // Like systemd's Restart=always, the simulator starts a new worker for the still-running instance.
-    const restarted = await suite.sim.waitForHost(instanceId, 60_000);
+    const restarted = await suite.sim.waitForHost(instanceId, 180_000);
     assert.notEqual(restarted.pid, killed.pid, 'a new host worker process');
 
     const report = await handle.result();

@@ -173,8 +173,13 @@ export function createCostActivities(deps: CostDeps) {
     },
 
     /** What these resources have cost so far, from the project's tracker (a run's report). Read-only. */
-    async costOfResources(args: { project: string; ids: string[] }): Promise<{ usd: number; unpriced: string[] }> {
-      return tracker.resourcesCost(getClient(), args.project, args.ids);
+    async costOfResources(args: { project: string; ids: string[] }): Promise<{ usd: number; unpriced: string[] } | null> {
+      // A report's figure, not worth a retry: a tracker too busy to answer (its query buffer full
+      // under a signal storm) gives null, and the report says the cost is unknown.
+      return tracker.resourcesCost(getClient(), args.project, args.ids).catch((err: unknown) => {
+        log.warn('cost tracker did not answer; the cost is left out', { project: args.project, error: err instanceof Error ? err.message : String(err) });
+        return null;
+      });
     },
 
     /**

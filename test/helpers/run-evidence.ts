@@ -8,7 +8,7 @@ import { DescribeInstancesCommand, DescribeVolumesCommand, type EC2Client } from
  * Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs` naming
  * `what` (and the probe's last error, if it threw: a query to a worker that is not up yet throws).
  */
-export async function waitUntil<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, pollMs = 200): Promise<T> {
+export async function waitUntil<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, pollMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {

@@ -62,8 +62,11 @@ export async function runSuite(prefix: string, opts: { simulatorAwsEndpoint?: st
   for (let i = 0; i < 4; i++) {
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `dataset/shard-${i}.txt`, Body: `shard ${i}\n`.repeat(1000 + i) }));
   }
+  // A project of this file's own: its cost tracker is not shared with other test files' signals and queries.
+  const project = uniqueName(`${prefix}-proj`);
   const request = (name: string, training: Partial<RunRequest['training']> = {}, extra: Partial<RunRequest> = {}): RunRequest => ({
     name,
+    project,
     region: 'us-east-1',
     availabilityZone: 'us-east-1a',
     instance: { type: 'g5.xlarge', ami },
