@@ -3,11 +3,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { repoRoot } from '../src/dev/services.js';
-import { uniqueName } from './helpers/harness.js';
+import { startWorker, uniqueName } from './helpers/harness.js';
 import { failureOf, tempDir, transferSuite, type TransferSuite } from './helpers/transfer.js';
 import { createHostFs } from '../src/activities/host-fs.js';
 import { createHostTransferActivities } from '../src/activities/transfer.js';
@@ -86,18 +84,24 @@ test('guard 10: cache manifest ids are validated like keys, so an edited manifes
 });
 
 test('guard 11: the orchestration worker refuses a local path outside its roots (even through a symlink), naming the roots', async () => {
-  // The harness's worker has the OS temp folder as its only root; the repository lies outside it.
-  const secret = join(repoRoot, 'package.json');
-  assert.ok(!realpathSync(secret).startsWith(`${realpathSync(tmpdir())}/`), 'the repository must lie outside the temp folder for this test');
-  const linkDir = tempDir('hs-link');
-  symlinkSync(secret, join(linkDir, 'creds.json'));
-  symlinkSync(repoRoot, join(linkDir, 'repo'));
-  for (const path of [secret, join(linkDir, 'creds.json'), join(linkDir, 'repo'), `${linkDir}/../../${realpathSync(repoRoot)}/package.json`]) {
-    const failure = await failureOf(suite.run({ source: { kind: 'local', path }, destination: { kind: 's3', uri: `s3://${bucket}/hs-${uniqueName('up')}/` } }));
+  // A worker whose only root is one folder; the "secret" lies in a sibling folder, wherever the
+  // repository or the temp folder happen to be.
+  const root = realpathSync(tempDir('hs-root'));
+  const secretDir = realpathSync(tempDir('hs-secret'));
+  const secret = join(secretDir, 'credentials');
+  writeFileSync(secret, '[default]\naws_secret_access_key = not-a-real-one\n');
+  const worker = await startWorker({ ...suite.services, deps: { localRoots: [root] } });
+  symlinkSync(secret, join(root, 'creds.json'));
+  symlinkSync(secretDir, join(root, 'secrets'));
+  for (const path of [secret, join(root, 'creds.json'), join(root, 'secrets'), `${root}/../${secretDir.split('/').pop()}/credentials`]) {
+    const failure = await failureOf(
+      suite.run({ source: { kind: 'local', path }, destination: { kind: 's3', uri: `s3://${bucket}/hs-${uniqueName('up')}/` } }, worker.taskQueue),
+    );
     assert.equal(failure.type, 'InvalidInput', path);
     assert.match(failure.message, /outside this worker's roots/, path);
-    assert.ok(failure.message.includes(realpathSync(tmpdir())), `the message names the roots: ${failure.message}`);
+    assert.ok(failure.message.includes(root), `the message names the roots: ${failure.message}`);
   }
+  await worker.stop();
 });
 
 test("guard 11: the worker's roots come from --root, else TRAINCTL_LOCAL_ROOTS, else the folder it started in; a root that is not a folder stops it", async () => {
