@@ -129,7 +129,7 @@ test(
 
       const queue = `package-test-${randomUUID()}`;
       const worker = await workerPollsAndStops(join(app, 'node_modules', '.bin', 'trainctl-worker'), app, { ...apiEnv, TRAINCTL_TASK_QUEUE: queue });
-      assert.match(worker.stderr, new RegExp(`trainctl worker polling ${queue} on ${services.TEMPORAL_ADDRESS}`), show(worker));
+      assert.match(worker.stderr, new RegExp(`trainctl worker polling ${queue} \\(local roots: [^)]+\\) on ${services.TEMPORAL_ADDRESS}`), show(worker));
       assert.equal(worker.code, 0, `the worker stops cleanly on SIGTERM:\n${show(worker)}`);
 
       writeFileSync(join(app, 'typed.ts'), TYPED_SCRIPT);
