@@ -42,6 +42,8 @@ export interface LaunchInstanceInput {
   ami: string;
   market: 'on-demand' | 'spot';
   maxPriceUsdPerHour?: number;
+  /** The instance profile (name or ARN) whose role the host worker uses for AWS. */
+  instanceProfile?: string;
   root: string;
   tags: Record<string, string>;
   workflowId: string;
@@ -117,6 +119,9 @@ export function createInstanceActivities(deps: InstanceDeps) {
               MaxCount: 1,
               Placement: { AvailabilityZone: input.availabilityZone },
               UserData: encodeUserData(userData),
+              ...(input.instanceProfile
+                ? { IamInstanceProfile: input.instanceProfile.startsWith('arn:') ? { Arn: input.instanceProfile } : { Name: input.instanceProfile } }
+                : {}),
               ClientToken: launchTokenFor(input.workflowId, input.runId),
               ...(input.market === 'spot'
                 ? {

@@ -124,6 +124,12 @@ export function createTrainingActivities(deps: TrainingDeps) {
           });
         } catch (err) {
           if (!ctx.cancellationSignal.aborted) throw err;
+          // Only a cancel the workflow asked for stops the program. A worker shutting down (a
+          // restart, a deploy) or a timed-out attempt leaves it running: the next attempt re-attaches.
+          if (!ctx.cancellationDetails?.cancelRequested) {
+            log.info('activity ends without stopping the program (not a cancel request)', { pid: handle.pid });
+            throw err;
+          }
           log.info('training cancelled: stopping the program', { pid: handle.pid, graceSeconds: input.graceSeconds });
           const stopped = await stop(handle, { graceMs: input.graceSeconds * 1000 });
           log.info('training program stopped', { code: stopped.code, signal: stopped.signal });

@@ -78,14 +78,31 @@ async function start(values: { file?: string; set?: string[]; wait: boolean; jso
   const request = readRunFile(text, values.set ?? []);
   const input = validateRun(request);
   const client = await connect();
+  const asked = Date.now();
   const handle = await api.start(client, input, { taskQueue: env.TRAINCTL_TASK_QUEUE });
   const ui = workflowUiUrl(env, handle.workflowId, handle.firstExecutionRunId);
+  // run/NAME is one run: a start while one of that name runs joins it (with its own input).
+  const since = await handle
+    .describe()
+    .then((d) => d.startTime)
+    .catch(() => undefined);
+  if (since && since.getTime() < asked - 2_000) {
+    console.error(`trainctl: run ${input.name} was already running (since ${since.toISOString()}): joined it; its own run file applies, not this one`);
+  }
   if (!values.wait) {
     if (values.json) console.log(JSON.stringify({ ok: true, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, ui }));
     else console.log(`started ${handle.workflowId}\n  watch: trainctl run watch ${input.name}\n  ui: ${ui}`);
     return ExitCode.Ok;
   }
-  const report = await handle.result();
+  let report: RunReport;
+  try {
+    report = await handle.result();
+  } catch (err) {
+    // A failed run carries its report (steps, what was undone) in the failure's details.
+    const details = (err as { cause?: { details?: unknown[] } }).cause?.details?.[0] as RunReport | undefined;
+    if (details?.steps && !values.json) printReport(details, env);
+    return reportError(err, { json: values.json, what: `run ${input.name}`, uiUrl: ui });
+  }
   if (values.json) console.log(JSON.stringify({ ok: true, report, ui }));
   else printReport(report, env);
   return ExitCode.Ok;
@@ -143,12 +160,16 @@ export async function runCommand(argv: string[], env: Env, connect: () => Promis
         else printStatus(s, env);
         return ExitCode.Ok;
       }
-      case 'watch':
+      case 'watch': {
+        let last: api.RunStatusView | undefined;
         for await (const s of api.watch(h)) {
+          last = s;
           if (values.json) console.log(JSON.stringify(s));
           else printStatus(s, env);
         }
-        return ExitCode.Ok;
+        // As documented: 0 when the run completed, 1 when it failed or was cancelled.
+        return last?.execution === 'COMPLETED' ? ExitCode.Ok : ExitCode.Failed;
+      }
       case 'stop': {
         const r = await api.stop(h, values.reason);
         if (values.json) console.log(JSON.stringify({ ok: true, ...r }));
@@ -172,6 +193,16 @@ export async function runCommand(argv: string[], env: Env, connect: () => Promis
     }
   } catch (err) {
     if (err instanceof RunFileError) return reportError(new UsageError(err.message), { json, what: `run ${sub}` });
+    if ((err as Error).name === 'WorkflowNotFoundError' && name && /already completed/i.test((err as Error).message)) {
+      const ended = await api
+        .handle(await connect(), name)
+        .describe()
+        .then((d) => d.status.name)
+        .catch(() => 'ENDED');
+      if (json) console.log(JSON.stringify({ ok: false, kind: 'Conflict', message: `run ${name} already ended (${ended})` }));
+      else console.error(`trainctl: run ${name} already ended (${ended}); nothing to ${sub}`);
+      return ExitCode.Failed;
+    }
     if ((err as Error).name === 'WorkflowNotFoundError') {
       if (json) console.log(JSON.stringify({ ok: false, kind: 'NotFound', message: `no run named ${name}` }));
       else console.error(`trainctl: no run named ${name}`);

@@ -39,6 +39,14 @@ export const RunInstanceSchema = z.union([
     ami: z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'must be an AMI id such as ami-0123456789abcdef0'),
     market: z.enum(['on-demand', 'spot']).default('on-demand'),
     maxPriceUsdPerHour: z.number().positive('must be a positive price').optional(),
+    /**
+     * The instance profile (name or ARN) whose role gives the instance's host worker its AWS
+     * credentials (S3 for the data and checkpoints, SSM for a Temporal API key). Needed on real AWS.
+     */
+    instanceProfile: z
+      .string()
+      .regex(/^(arn:aws[a-z-]*:iam::\d{12}:instance-profile\/)?[\w+=,.@/-]{1,128}$/, 'must be an instance profile name or ARN')
+      .optional(),
     /** The folder on the instance where its host worker keeps everything (data, code, checkpoints). */
     root: z
       .string()
@@ -69,13 +77,22 @@ export const RunDatasetSchema = z.strictObject({
 /** Variable names and values that look like credentials: they would live forever in the run's history. */
 const SECRET_NAME = /(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|SESSION)/i;
 const SECRET_VALUE = [
-  /^(AKIA|ASIA)[A-Z0-9]{16}$/,
-  /^gh[pousr]_[A-Za-z0-9]{20,}$/,
-  /^sk-[A-Za-z0-9_-]{20,}$/,
-  /^xox[abpr]-/,
+  /(^|[^A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}($|[^A-Z0-9])/,
+  /gh[pousr]_[A-Za-z0-9]{20,}/,
+  /(^|[^A-Za-z0-9])sk-[A-Za-z0-9_-]{20,}/,
+  /(^|[^A-Za-z0-9])hf_[A-Za-z0-9]{30,}/,
+  /xox[abpr]-/,
   /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
-  /^eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./,
+  /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./,
+  /:\/\/[^/\s:@]+:[^@\s/]+@/,
 ];
+const SECRET_MESSAGE =
+  'looks like a secret: run inputs are kept in the workflow history, readable by anyone with UI access; give the training program its credentials through the instance role or a secrets manager';
+
+/** Whether a value looks like a credential (an access key id, a token, a private key, a URL with a password). */
+export function looksSecret(value: string): boolean {
+  return SECRET_VALUE.some((re) => re.test(value));
+}
 
 const EnvVarsSchema = z
   .record(
@@ -86,14 +103,7 @@ const EnvVarsSchema = z
   .superRefine((env, ctx) => {
     for (const [k, v] of Object.entries(env)) {
       if (k.startsWith('TRAINCTL_')) ctx.addIssue({ code: 'custom', path: [k], message: 'TRAINCTL_* variables are set by trainctl' });
-      else if (SECRET_NAME.test(k) || SECRET_VALUE.some((re) => re.test(v))) {
-        ctx.addIssue({
-          code: 'custom',
-          path: [k],
-          message:
-            'looks like a secret: run inputs are kept in the workflow history, readable by anyone with UI access; give the training program its credentials through the instance role or a secrets manager',
-        });
-      }
+      else if (SECRET_NAME.test(k) || looksSecret(v)) ctx.addIssue({ code: 'custom', path: [k], message: SECRET_MESSAGE });
     }
   });
 
@@ -104,7 +114,8 @@ export const RunTrainingSchema = z.strictObject({
       z
         .string()
         .min(1, 'an argument must not be empty')
-        .refine((a) => !a.includes('\0'), 'must not contain NUL'),
+        .refine((a) => !a.includes('\0'), 'must not contain NUL')
+        .refine((a) => !looksSecret(a), SECRET_MESSAGE),
       {
         error: (issue) =>
           issue.input !== undefined && typeof issue.input === 'string'
@@ -158,6 +169,7 @@ export const RunInputSchema = z
     tags: TagsSchema,
   })
   .superRefine((r, ctx) => {
+    for (const [k, v] of Object.entries(r.tags)) if (looksSecret(v)) ctx.addIssue({ code: 'custom', path: ['tags', k], message: SECRET_MESSAGE });
     if (!r.availabilityZone.startsWith(r.region)) {
       ctx.addIssue({ code: 'custom', path: ['availabilityZone'], message: `${r.availabilityZone} is not in region ${r.region}` });
     }

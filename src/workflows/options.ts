@@ -152,6 +152,8 @@ export function withHeartbeat<P extends ActivityOptions>(profile: P, seconds: nu
 export const trainingOnHost = {
   ...hostBound,
   scheduleToCloseTimeout: '7 days',
+  // A host that never picks the attempt up (a reclaimed spot instance) fails the step in minutes, not days.
+  scheduleToStartTimeout: '10 minutes',
   heartbeatTimeout: '60 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 } as const satisfies ActivityOptions;

@@ -89,6 +89,7 @@ export async function launchInstance(ctx: RunContext): Promise<string> {
         ami: spec.ami,
         market: spec.market,
         ...(spec.maxPriceUsdPerHour !== undefined ? { maxPriceUsdPerHour: spec.maxPriceUsdPerHour } : {}),
+        ...(spec.instanceProfile ? { instanceProfile: spec.instanceProfile } : {}),
         root: spec.root,
         tags: input.tags,
         workflowId,

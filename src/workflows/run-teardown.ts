@@ -60,20 +60,38 @@ async function endInstance(ctx: RunContext, instanceId: string, how: 'terminate'
   await costStopped(ctx, instanceId);
 }
 
-/** Teardown by the run's policy: the volume (delete / snapshot-then-delete / keep), then the instance (terminate / stop / keep). */
+/**
+ * Teardown by the run's policy: the instance first (terminate / stop / keep) — a volume in use by a
+ * running instance may not detach until the instance is gone — then the volume (delete /
+ * snapshot-then-delete / keep).
+ */
 export async function teardown(ctx: RunContext, undone: string[]): Promise<void> {
   const { input, status } = ctx;
   const { instanceId, instanceCreated, volumeId, volumeCreated } = status.resources;
   setCurrentDetails(`Tearing down (instance: ${input.teardown.instance}, volume: ${input.teardown.volume})`);
+  if (instanceId && instanceCreated && input.teardown.instance !== 'keep') {
+    await endInstance(ctx, instanceId, input.teardown.instance, undone);
+  } else if (instanceId) {
+    undone.push(`kept instance ${instanceId}${instanceCreated ? ' (policy keep)' : ' (adopted, not this run’s)'}`);
+  }
   if (volumeId && volumeCreated && input.teardown.volume !== 'keep') {
     await deleteVolume(ctx, volumeId, input.teardown.volume === 'snapshot-then-delete', undone);
   } else if (volumeId) {
     undone.push(`kept volume ${volumeId}${volumeCreated ? ' (policy keep)' : ' (reused, not this run’s)'}`);
   }
-  if (instanceId && instanceCreated && input.teardown.instance !== 'keep') {
-    await endInstance(ctx, instanceId, input.teardown.instance, undone);
-  } else if (instanceId) {
-    undone.push(`kept instance ${instanceId}${instanceCreated ? ' (policy keep)' : ' (adopted, not this run’s)'}`);
+}
+
+/** Records the instance this run launched when its launch's response never arrived (found by the run's tag). */
+export async function findLaunched(ctx: RunContext): Promise<void> {
+  const { input, status } = ctx;
+  if ('existingInstanceId' in input.instance) return;
+  const mine = await aws.findRunInstances
+    .executeWithOptions({ summary: 'find instances this run launched' }, [{ region: input.region, runId: workflowInfo().firstExecutionRunId }])
+    .catch(() => []);
+  const live = mine.find((i) => i.state !== 'terminated' && i.state !== 'shutting-down');
+  if (live) {
+    status.resources.instanceId = live.instanceId;
+    status.resources.instanceCreated = true;
   }
 }
 
@@ -93,22 +111,23 @@ export async function compensate(ctx: RunContext, trainingStarted: boolean, undo
     }
   };
   if (trainingStarted && ctx.hostId) await attempt('sync the last checkpoint', () => syncCheckpoints(ctx, 'checkpoint-on-cancel'));
+  // Instances first: a volume in use by a running instance may not detach until the instance is gone.
+  if ('existingInstanceId' in input.instance) {
+    if (status.resources.instanceId) undone.push(`left instance ${status.resources.instanceId} alone (adopted, not this run’s)`);
+  } else {
+    const mine = await aws.findRunInstances
+      .executeWithOptions({ summary: 'find instances this run launched' }, [{ region: input.region, runId: workflowInfo().firstExecutionRunId }])
+      .catch(() => (status.resources.instanceId ? [{ instanceId: status.resources.instanceId, state: 'unknown' }] : []));
+    for (const i of mine) {
+      if (i.state === 'terminated') continue;
+      await attempt(`terminate instance ${i.instanceId}`, () => endInstance(ctx, i.instanceId, 'terminate', undone));
+    }
+  }
   const { volumeId, volumeCreated } = status.resources;
   if (volumeId && volumeCreated) await attempt(`delete volume ${volumeId}`, () => deleteVolume(ctx, volumeId, false, undone));
   else if (volumeId) undone.push(`left volume ${volumeId} alone (reused, not this run’s)`);
   // The child has finished its own compensation by now (children are cancelled waiting for it).
   else if (ctx.volumeChildCancelled)
     undone.push(`volume step cancelled in flight: ${ctx.volumeChildCancelled} deleted what it had created (its memo lists it)`);
-  if ('existingInstanceId' in input.instance) {
-    if (status.resources.instanceId) undone.push(`left instance ${status.resources.instanceId} alone (adopted, not this run’s)`);
-    return;
-  }
-  const mine = await aws.findRunInstances
-    .executeWithOptions({ summary: 'find instances this run launched' }, [{ region: input.region, runId: workflowInfo().firstExecutionRunId }])
-    .catch(() => (status.resources.instanceId ? [{ instanceId: status.resources.instanceId, state: 'unknown' }] : []));
-  for (const i of mine) {
-    if (i.state === 'terminated') continue;
-    await attempt(`terminate instance ${i.instanceId}`, () => endInstance(ctx, i.instanceId, 'terminate', undone));
-  }
   log.info('run compensated', { undone });
 }

@@ -39,7 +39,7 @@ import {
   syncOutputs,
   type RunContext,
 } from './run-steps.js';
-import { compensate, teardown } from './run-teardown.js';
+import { compensate, findLaunched, teardown } from './run-teardown.js';
 import { onHost, trainingOnHost } from './options.js';
 
 /** What the handlers and the steps share besides the status. */
@@ -81,12 +81,21 @@ export async function trainingRun(request: RunRequest): Promise<RunReport> {
       control.trainingScope?.cancel();
       return { accepted: true as const, step: status.step };
     },
-    { validator: (arg) => void StopRunSchema.parse(arg ?? {}) },
+    {
+      validator: (arg) => {
+        StopRunSchema.parse(arg ?? {});
+        // Past training there is nothing to stop, and a stop must not turn a failed program into "stopped".
+        if (status.step === RunStep.Checkpoint || status.step === RunStep.Outputs || status.step === RunStep.Teardown || status.step === RunStep.Done) {
+          throw new Error(`run ${input.name} is past training (step ${status.step}): nothing to stop`);
+        }
+      },
+    },
   );
   try {
     return await run(ctx, control);
   } catch (err) {
-    if (isCancellation(err) && !control.stopRequested) {
+    // A cancel is a cancel even after a stop: compensation deletes what the run created.
+    if (isCancellation(err)) {
       await CancellationScope.nonCancellable(() => compensate(ctx, control.trainingStarted, control.undone));
       status.outcome = RunOutcome.Cancelled;
       const summary = control.undone.length ? `cancelled; undone: ${control.undone.join('; ')}` : 'cancelled; this run had created nothing';
@@ -193,6 +202,13 @@ async function train(ctx: RunContext, control: Control): Promise<RunTrainingResu
   let n = 0;
   try {
     while (!finished) {
+      if (historyFull()) {
+        // Each periodic sync adds a timer and a child to the history; near the server's limit the
+        // run stops adding them (the final sync still runs) rather than be terminated mid-teardown.
+        log.warn('history near its limit: no more periodic checkpoint syncs until training ends', { events: workflowInfo().historyLength });
+        await condition(() => finished);
+        break;
+      }
       const asked = await condition(() => finished || control.checkpointRequested, `${input.training.checkpointEverySeconds} seconds`);
       if (finished) break;
       control.checkpointRequested = false;
@@ -223,6 +239,12 @@ async function train(ctx: RunContext, control: Control): Promise<RunTrainingResu
   throw r.error;
 }
 
+/** Whether the history is so long that periodic work must stop (the server terminates runs past 51,200 events). */
+function historyFull(): boolean {
+  const info = workflowInfo();
+  return info.historyLength > 40_000 || info.continueAsNewSuggested;
+}
+
 /** A failed step: the final checkpoint sync (if training ran) and teardown still run; the failure says what failed. */
 async function failed(ctx: RunContext, control: Control, err: unknown): Promise<ApplicationFailure> {
   const { status } = ctx;
@@ -232,6 +254,8 @@ async function failed(ctx: RunContext, control: Control, err: unknown): Promise<
       log.warn('checkpoint sync after failure failed', { error: describeFailure(e) }),
     );
   }
+  // A launch whose response was lost still made an instance: find it by the run's tag.
+  if (!status.resources.instanceId) await findLaunched(ctx);
   await teardown(ctx, control.undone).catch((e: unknown) => {
     control.undone.push(`teardown failed: ${describeFailure(e)}`);
   });
