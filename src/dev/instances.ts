@@ -6,7 +6,7 @@ import { DescribeInstanceAttributeCommand, paginateDescribeInstances, type EC2Cl
 import type { Env } from '../config.js';
 import { createEc2Client } from '../aws/clients.js';
 import { parseUserData, type BootstrapParams } from '../run/user-data.js';
-import { repoRoot, toolsDir } from './services.js';
+import { endWithParent, repoRoot, toolsDir } from './services.js';
 
 /**
  * The instance simulator: what "the machine boots and runs its user-data" means on a machine with
@@ -203,6 +203,8 @@ export function startInstanceSimulator(opts: InstanceSimulatorOptions): Instance
         env: emulatorWorkerEnv(env),
         stdio: ['ignore', log, log],
       });
+      // A SIGKILLed test or demo must not leave this "machine's" worker behind.
+      if (child.pid !== undefined) endWithParent(child.pid, { group: false });
       const managed: Managed = { instanceId, root, logFile, child, logOffset, exited: exitedPromise(child) };
       child.once('error', onError);
       workers.set(instanceId, managed);

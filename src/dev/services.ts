@@ -99,6 +99,25 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * A watchdog outside this process: if we die without running our exit hooks (SIGKILL, a crash in
+ * native code), it ends `pid` (its process group with `group`) — SIGTERM, then SIGKILL 5 s later —
+ * so no server or worker outlives the demo or the tests. It ends by itself once `pid` is gone.
+ */
+export function endWithParent(pid: number, opts: { group: boolean }): ChildProcess {
+  const target = opts.group ? `-${pid}` : `${pid}`;
+  const watchdog = spawn(
+    'sh',
+    [
+      '-c',
+      `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${pid} 2>/dev/null; do sleep 1; done; kill -TERM ${target} 2>/dev/null; sleep 5; kill -KILL ${target} 2>/dev/null; true`,
+    ],
+    { stdio: 'ignore', detached: true },
+  );
+  watchdog.unref();
+  return watchdog;
+}
+
 export function startProcess(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ManagedProcess {
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${name}-${process.pid}-${Date.now()}.log`);
@@ -108,17 +127,7 @@ export function startProcess(name: string, cmd: string, args: string[], env: Nod
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${name} (${cmd}); see ${logFile}`);
   child.unref();
-  // A watchdog outside this process: if we die without running our exit hooks (SIGKILL, a crash
-  // in native code), it ends the service's group so no server outlives the demo or the tests.
-  const watchdog = spawn(
-    'sh',
-    [
-      '-c',
-      `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${pid} 2>/dev/null; do sleep 1; done; kill -TERM -${pid} 2>/dev/null; sleep 5; kill -KILL -${pid} 2>/dev/null; true`,
-    ],
-    { stdio: 'ignore', detached: true },
-  );
-  watchdog.unref();
+  const watchdog = endWithParent(pid, { group: true });
   let stopped: Promise<void> | undefined;
   const proc: ManagedProcess = {
     name,
