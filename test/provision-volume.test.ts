@@ -326,7 +326,12 @@ describe('cancellation', () => {
     injectFaults(slow, [{ command: 'DescribeVolumes', delayMs: 1_000 }]);
     const w = await startWorker({ ...services, deps: { ec2: () => slow } });
     const { handle, result } = await provision(req, w.taskQueue);
-    await new Promise((r) => setTimeout(r, 300));
+    // Cancel while the (slowed) lookup of the existing volume is in flight, as the server sees it.
+    const deadline = Date.now() + 60_000;
+    while (!((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'findVolumesByName')) {
+      assert.ok(Date.now() < deadline, 'the lookup of the existing volume started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await handle.cancel();
     await failureOf(result);
     const left = await volumesNamed(ec2, req.name);
