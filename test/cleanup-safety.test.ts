@@ -10,18 +10,14 @@ import {
   AttachVolumeCommand,
   CreateTagsCommand,
   CreateVolumeCommand,
-  DeleteSnapshotCommand,
-  DeleteVolumeCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
-  DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
   ModifyVolumeCommand,
   RunInstancesCommand,
   StartInstancesCommand,
   StopInstancesCommand,
-  TerminateInstancesCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import {
@@ -46,6 +42,7 @@ import { createCostActivities } from '../src/activities/cost.js';
 import { newTrackerState, startResource } from '../src/cost/ledger.js';
 import { MAX_READ_BUFFER_BYTES, readSlots } from '../src/prewarm/reader.js';
 import { ec2For, startWorker, testClient, testServices, uniqueName, type RunningWorker } from './helpers/harness.js';
+import { deleteTaggedFixtures } from './helpers/volumes.js';
 
 const REGION = 'us-east-1';
 const AZ = 'us-east-1a';
@@ -310,21 +307,7 @@ before(async () => {
   assert.ok(imageId, 'the emulator ships a default AMI');
 });
 
-after(async () => {
-  for (const run of runIds) {
-    const filter = [{ Name: `tag:${RUN_TAG}`, Values: [run] }];
-    const inst = await ec2.send(new DescribeInstancesCommand({ Filters: filter }));
-    const ids = (inst.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId!);
-    if (ids.length) await ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
-    for (const v of (await ec2.send(new DescribeVolumesCommand({ Filters: filter }))).Volumes ?? []) {
-      for (const a of v.Attachments ?? [])
-        await ec2.send(new DetachVolumeCommand({ VolumeId: v.VolumeId, InstanceId: a.InstanceId, Device: a.Device })).catch(() => undefined);
-      await ec2.send(new DeleteVolumeCommand({ VolumeId: v.VolumeId })).catch(() => undefined);
-    }
-    const snaps = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: filter }));
-    for (const s of snaps.Snapshots ?? []) await ec2.send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId })).catch(() => undefined);
-  }
-});
+after(() => deleteTaggedFixtures(ec2, RUN_TAG, runIds));
 
 function newRun(): string {
   const run = randomUUID();

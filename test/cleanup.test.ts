@@ -4,15 +4,12 @@ import { randomUUID } from 'node:crypto';
 import {
   AttachVolumeCommand,
   CreateVolumeCommand,
-  DeleteSnapshotCommand,
   DeleteVolumeCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
-  DetachVolumeCommand,
   RunInstancesCommand,
-  TerminateInstancesCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import {
@@ -44,6 +41,7 @@ import { costTrackerWorkflowId, resourceQuery, resourceStartedSignal } from '../
 import type { costTracker } from '../src/workflows/cost-tracker.js';
 import { ec2For, startWorker, testClient, testServices, uniqueName, type RunningWorker } from './helpers/harness.js';
 import { cliEnv, runCli } from './helpers/cli.js';
+import { deleteTaggedFixtures } from './helpers/volumes.js';
 
 const REGION = 'us-east-1';
 const AZ = 'us-east-1a';
@@ -68,23 +66,7 @@ before(async () => {
 });
 
 /** Deletes everything a test run tagged, whatever the test left behind. */
-after(async () => {
-  for (const run of runIds) {
-    const filter = [{ Name: `tag:${RUN_TAG}`, Values: [run] }];
-    const inst = await ec2.send(new DescribeInstancesCommand({ Filters: filter }));
-    const ids = (inst.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId!);
-    if (ids.length) await ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
-    const vols = await ec2.send(new DescribeVolumesCommand({ Filters: filter }));
-    for (const v of vols.Volumes ?? []) {
-      for (const a of v.Attachments ?? []) {
-        await ec2.send(new DetachVolumeCommand({ VolumeId: v.VolumeId, InstanceId: a.InstanceId, Device: a.Device })).catch(() => undefined);
-      }
-      await ec2.send(new DeleteVolumeCommand({ VolumeId: v.VolumeId })).catch(() => undefined);
-    }
-    const snaps = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: filter }));
-    for (const s of snaps.Snapshots ?? []) await ec2.send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId })).catch(() => undefined);
-  }
-});
+after(() => deleteTaggedFixtures(ec2, RUN_TAG, runIds));
 
 interface Fixture {
   run: string;
