@@ -162,7 +162,9 @@ async function waitUntilAvailable(input: ProvisionVolumeInput, volume: VolumeInf
 async function attach(input: ProvisionVolumeInput, volume: VolumeInfo, to: { instanceId: string; device: string }): Promise<VolumeInfo> {
   const { instanceId, device } = to;
   setCurrentDetails(`Attaching ${volume.volumeId} to ${instanceId} at ${device}`);
-  await aws.attachVolume.executeWithOptions({ summary: `attach ${volume.volumeId} to ${instanceId}` }, [
+  // Awaited even when cancelled: an AttachVolume still in flight when the cancel came would
+  // otherwise land after the compensation looked, and leave the volume attached and undeletable.
+  await creates.attachVolume.executeWithOptions({ summary: `attach ${volume.volumeId} to ${instanceId}` }, [
     { region: input.region, volumeId: volume.volumeId, instanceId, device },
   ]);
   return waits.waitForVolumeState.executeWithOptions({ summary: `wait for ${volume.volumeId} in-use` }, [
