@@ -22,6 +22,9 @@ const EnvFieldsSchema = z.object({
     .default('us-east-1'),
   AWS_ENDPOINT_URL: z.url().optional(),
   AWS_PROFILE: z.string().min(1).optional(),
+  /** Where `s3://PROFILE@…` locations find their profiles (absent: the SDK's `~/.aws/config` and `~/.aws/credentials`). */
+  AWS_CONFIG_FILE: z.string().min(1).optional(),
+  AWS_SHARED_CREDENTIALS_FILE: z.string().min(1).optional(),
   /** `real` is the only way to reach a real AWS account; anything else needs an emulator endpoint. */
   TRAINCTL_AWS: z.enum(['emulator', 'real']).default('emulator'),
 });

@@ -7,6 +7,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { HostIdSchema, hostTaskQueue, loadEnv, type Env } from './config.js';
 import { createEc2Client, createS3Client, type AwsClientOptions } from './aws/clients.js';
+import { checkProfileReach, loadProfile, profileS3Client } from './aws/profiles.js';
 import { createActivities, type ActivityDeps } from './activities/index.js';
 import { createHostActivities } from './activities/host.js';
 import { createConfinedFs, createHostFs } from './activities/host-fs.js';
@@ -16,19 +17,35 @@ import { describeError } from './errors/classify.js';
 /** The bundle entry: the one workflowsPath (`.ts` under tsx, `.js` once compiled). */
 export const workflowsPath = fileURLToPath(new URL(`./workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
-/** Per-region AWS clients, made on first use and shared by every activity. */
+/**
+ * Per-region AWS clients, made on first use and shared by every activity. An S3 location that
+ * names a profile gets that profile's client (read from the shared config files when first named;
+ * a profile that is missing is looked up again next time, so adding it needs no restart).
+ */
 export function awsClientsFor(env: Env, opts: AwsClientOptions = {}): Pick<ActivityDeps, 'ec2' | 's3'> {
   const ec2 = new Map<string, EC2Client>();
-  const s3 = new Map<string, S3Client>();
+  const s3 = new Map<string, Promise<S3Client>>();
+  const files = { configFile: env.AWS_CONFIG_FILE, credentialsFile: env.AWS_SHARED_CREDENTIALS_FILE };
   return {
     ec2(region) {
       let c = ec2.get(region);
       if (!c) ec2.set(region, (c = createEc2Client({ ...env, AWS_REGION: region }, opts)));
       return c;
     },
-    s3(region) {
-      let c = s3.get(region);
-      if (!c) s3.set(region, (c = createS3Client({ ...env, AWS_REGION: region }, opts)));
+    s3({ region, profile }) {
+      const key = `${profile ?? ''}@${region}`;
+      let c = s3.get(key);
+      if (!c) {
+        c =
+          profile === undefined
+            ? Promise.resolve(createS3Client({ ...env, AWS_REGION: region }, opts))
+            : loadProfile(profile, files).then((p) => {
+                checkProfileReach(p, env.TRAINCTL_AWS);
+                return profileS3Client(p, region, files, opts);
+              });
+        s3.set(key, c);
+        c.catch(() => s3.delete(key));
+      }
       return c;
     },
   };

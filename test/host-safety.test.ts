@@ -36,7 +36,7 @@ test('guard 10: a download onto a host root that is a device or a file is refuse
   writeFileSync(join(dir, 'file'), 'x');
   const fs = await createHostFs([dir, join(dir, 'file'), '/dev/null']);
   assert.deepEqual(fs.fileRoots, [realpathSync(join(dir, 'file')), '/dev/null']);
-  const engine = createHostTransferActivities({ fs, s3: () => s3 });
+  const engine = createHostTransferActivities({ fs, s3: async () => s3 });
   const key = `hs-${uniqueName('root')}.bin`;
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'overwrite?' }));
   const env = new MockActivityEnvironment();

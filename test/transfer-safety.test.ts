@@ -223,7 +223,7 @@ test('guard 9: resume checks the source identity: a file replaced with the same 
   const result = await uploadFile(
     { region: 'us-east-1', path, bucket, key, partSize: 5 * MiB, concurrency: 2, sync: false, label: 'big.bin', progressIntervalMs: 1_000 },
     { id: uniqueName('scope'), resume: stale, progress: { add: () => undefined, current: () => undefined }, signal: undefined },
-    { s3: () => s3, resolvePath: async (p) => p, step: (_w, fn) => fn(), log: quiet, heartbeatIntervalMs: 60_000 },
+    { s3: async () => s3, resolvePath: async (p) => p, step: (_w, fn) => fn(), log: quiet, heartbeatIntervalMs: 60_000 },
   );
   assert.equal(result.resumed, 0, 'nothing of the stale checkpoint was reused');
   assert.equal(result.sent, 6 * MiB);
@@ -267,7 +267,7 @@ test('guard 9: a retry that finds its multipart upload already completed (the re
   const input = { region: 'us-east-1', path, bucket, key, partSize: 5 * MiB, concurrency: 2, sync: false, label: 'big.bin', progressIntervalMs: 1_000 };
   const quiet = { info: () => undefined, warn: () => undefined };
   const deps = {
-    s3: () => s3,
+    s3: async () => s3,
     resolvePath: async (p: string) => p,
     step: <T>(_w: string, fn: () => Promise<T>) => fn(),
     log: quiet,

@@ -9,7 +9,7 @@ import {
   type Snapshot,
   type Volume,
 } from '@aws-sdk/client-ec2';
-import { GetBucketTaggingCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetBucketTaggingCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { listAllMultipartUploads } from '../aws/multipart.js';
 import { tagsOf } from '../aws/tags.js';
 import { parseS3Id, type DiscoveredResource, type Discovery } from '../cleanup-plan.js';
@@ -18,10 +18,11 @@ import type { CleanupSelector, PrefixObjects } from '../contracts/cleanup.js';
 import { ErrorKind } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
+import type { S3For } from '../aws/profiles.js';
 
 export interface CleanupDiscoveryDeps {
   ec2(region: string): EC2Client;
-  s3(region: string): S3Client;
+  s3: S3For;
   throttleBackoff?: ThrottleBackoff;
 }
 
@@ -75,7 +76,7 @@ export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>)
 
   async function bucketTags(region: string, bucket: string): Promise<Record<string, string>> {
     try {
-      const res = await deps.s3(region).send(new GetBucketTaggingCommand({ Bucket: bucket }), commandOptions());
+      const res = await (await deps.s3({ region })).send(new GetBucketTaggingCommand({ Bucket: bucket }), commandOptions());
       return tagsOf(res.TagSet);
     } catch (err) {
       if ((err as { name?: string }).name === 'NoSuchTagSet') return {};
@@ -84,7 +85,7 @@ export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>)
   }
 
   async function uploadsUnder(region: string, bucket: string, prefix: string, tags: Record<string, string>): Promise<DiscoveredResource[]> {
-    const uploads = await listAllMultipartUploads(deps.s3(region), bucket, prefix || undefined, abortSignal());
+    const uploads = await listAllMultipartUploads(await deps.s3({ region }), bucket, prefix || undefined, abortSignal());
     return uploads.flatMap((u): DiscoveredResource[] =>
       u.Key && u.UploadId
         ? [
@@ -111,7 +112,9 @@ export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>)
     const out: PrefixObjects = { count: 0, bytes: 0, sample: [] };
     let token: string | undefined;
     do {
-      const page = await deps.s3(region).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), commandOptions());
+      const page = await (
+        await deps.s3({ region })
+      ).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), commandOptions());
       for (const o of page.Contents ?? []) {
         if (!o.Key || !o.Key.startsWith(prefix)) continue;
         out.count += 1;

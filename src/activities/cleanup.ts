@@ -8,7 +8,7 @@ import {
   TerminateInstancesCommand,
   type EC2Client,
 } from '@aws-sdk/client-ec2';
-import { AbortMultipartUploadCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { tagsOf } from '../aws/tags.js';
 import { SOURCE_VOLUME_TAG } from '../cleanup-plan.js';
 import { folderPrefix } from '../cleanup-tags.js';
@@ -18,10 +18,11 @@ import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 import { GONE_VOLUME_STATES, createCleanupDiscovery, createDescribers, isNotFound } from './cleanup-discovery.js';
 import { instanceChanged, s3Changed, snapshotChanged, volumeChanged } from './cleanup-recheck.js';
+import type { S3For } from '../aws/profiles.js';
 
 export interface CleanupDeps {
   ec2(region: string): EC2Client;
-  s3(region: string): S3Client;
+  s3: S3For;
   pollIntervalMs?: number;
   throttleBackoff?: ThrottleBackoff;
 }
@@ -250,7 +251,9 @@ export function createCleanupActivities(deps: CleanupDeps) {
         async () =>
           changed(await s3Changed(d, args.region, args.bucket, args.expect)) ??
           goneIfNotFound(async () => {
-            await deps.s3(args.region).send(new AbortMultipartUploadCommand({ Bucket: args.bucket, Key: args.key, UploadId: args.uploadId }), {
+            await (
+              await deps.s3({ region: args.region })
+            ).send(new AbortMultipartUploadCommand({ Bucket: args.bucket, Key: args.key, UploadId: args.uploadId }), {
               abortSignal: abortSignal(),
             });
           }),
@@ -283,11 +286,11 @@ export function createCleanupActivities(deps: CleanupDeps) {
           let bytes = before.bytes ?? 0;
           for (let i = 0; i < keys.length; i += 1000) {
             const chunk = keys.slice(i, i + 1000);
-            const res = await deps
-              .s3(args.region)
-              .send(new DeleteObjectsCommand({ Bucket: args.bucket, Delete: { Objects: chunk.map((o) => ({ Key: o.key })), Quiet: true } }), {
-                abortSignal: abortSignal(),
-              });
+            const res = await (
+              await deps.s3({ region: args.region })
+            ).send(new DeleteObjectsCommand({ Bucket: args.bucket, Delete: { Objects: chunk.map((o) => ({ Key: o.key })), Quiet: true } }), {
+              abortSignal: abortSignal(),
+            });
             const firstError = res.Errors?.[0];
             if (firstError) {
               throw new TrainctlError(

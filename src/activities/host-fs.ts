@@ -1,7 +1,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep, dirname, basename } from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
+import type { S3For } from '../aws/profiles.js';
 
 /**
  * File access confined to a host's roots: every path an activity receives on a training instance
@@ -20,7 +20,7 @@ export interface HostDeps {
   hostId: string;
   fs: HostFs;
   /** S3 client for a region, for data the host pulls or pushes itself. */
-  s3(region: string): S3Client;
+  s3: S3For;
 }
 
 async function realpathOfExistingPrefix(p: string): Promise<string> {

@@ -1,5 +1,4 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { ThrottleBackoff } from './aws-call.js';
 import { createVolumeActivities } from './volumes.js';
 import { createCleanupActivities } from './cleanup.js';
@@ -8,11 +7,12 @@ import { createTransferActivities, type TransferHooks } from './transfer.js';
 import { createS5cmdActivities } from './transfer-s5cmd.js';
 import { lazyWorkerFs } from './host-fs.js';
 import { createInstanceActivities, type InstanceDeps } from './instances.js';
+import type { S3For } from '../aws/profiles.js';
 
 export interface ActivityDeps {
   /** EC2 client for a region (cached by the caller). */
   ec2(region: string): EC2Client;
-  s3(region: string): S3Client;
+  s3: S3For;
   pollIntervalMs?: number;
   throttleBackoff?: ThrottleBackoff;
   /** Test-only fault hooks around every transfer part. */

@@ -73,12 +73,14 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
      * a retry re-lists and skips what an earlier attempt finished. Cancel stops between objects.
      */
     async syncCache(args: SyncCacheArgs): Promise<SyncCacheResult> {
-      return step(`sync s3://${args.bucket}/${args.prefix} into ${args.cacheDir}`, () => syncCache(deps.s3(args.region), args, workContext(deps)));
+      return step(`sync s3://${args.bucket}/${args.prefix} into ${args.cacheDir}`, async () => syncCache(await deps.s3(args), args, workContext(deps)));
     },
 
     /** DirectS3 needs no warming: lists the prefix from the host to show the instance reaches it. Read-only. */
-    async listDatasetPrefix(args: { region: string; bucket: string; prefix: string }): Promise<PrefixListing> {
-      const listing = await step(`list s3://${args.bucket}/${args.prefix}`, () => listPrefix(deps.s3(args.region), args.bucket, args.prefix, abortSignal()));
+    async listDatasetPrefix(args: { region: string; profile?: string; bucket: string; prefix: string }): Promise<PrefixListing> {
+      const listing = await step(`list s3://${args.bucket}/${args.prefix}`, async () =>
+        listPrefix(await deps.s3(args), args.bucket, args.prefix, abortSignal()),
+      );
       return { objects: listing.length, bytes: listing.reduce((s, o) => s + o.size, 0) };
     },
   };

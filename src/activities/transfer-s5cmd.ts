@@ -38,6 +38,7 @@ import {
 import type { FileResult } from '../transfer/types.js';
 import { TransferEngineKind } from '../contracts/transfer.js';
 import { progressSender } from './transfer-scope.js';
+import type { S3For } from '../aws/profiles.js';
 
 export { TransferEngineKind } from '../contracts/transfer.js';
 
@@ -52,6 +53,7 @@ export interface S5cmdFile {
 
 export interface S5cmdInput {
   region: string;
+  profile?: string | undefined;
   /** `s5cmd` fails when the executable is missing; `auto` then answers `builtin` and copies nothing. */
   engine: 's5cmd' | 'auto';
   direction: 'upload' | 'download';
@@ -74,7 +76,7 @@ export interface S5cmdResult {
 }
 
 export interface S5cmdDeps {
-  s3(region: string): S3Client;
+  s3: S3For;
   /** The PATH searched for `s5cmd`; this process's PATH when absent. */
   s5cmdSearchPath?: string | undefined;
   /** This worker's confinement (its local roots). */
@@ -276,7 +278,7 @@ export function createS5cmdActivities(deps: S5cmdDeps) {
         "engine s5cmd was asked for, but no s5cmd executable is on this worker's PATH (install it, or use --engine auto or builtin)",
       );
     }
-    const s3 = deps.s3(input.region);
+    const s3 = await step(`S3 client for ${input.label}`, () => deps.s3(input));
     const signal = abortSignal();
     let bytes = 0;
     const reporter = progressReporter(input.label, input.progressIntervalMs, progressSender());

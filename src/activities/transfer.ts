@@ -1,9 +1,12 @@
 import { Context, log } from '@temporalio/activity';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { toFailure } from '../errors/classify.js';
+import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { classify, toFailure } from '../errors/classify.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
+import { endpointUrl } from '../transfer/s5cmd.js';
 import { abortSignal, step } from './aws-call.js';
 import { downloadFile, runBatch, type BatchDeps } from '../transfer/engine.js';
 import { uploadFile } from '../transfer/upload.js';
+import { copyObject, type CopyInput } from '../transfer/copy.js';
 import { scanTree, type ScanInput, type ScanResult } from '../transfer/scan.js';
 import { deleteFilesUnder, removePartialDownloads } from '../transfer/prune.js';
 import { abortUploadsFor, deleteObjectsUnder, emptyPrefix, listS3Source, type S3ListResult, type S3StepDeps } from '../transfer/s3-maintenance.js';
@@ -11,12 +14,13 @@ import type { BatchInput, DownloadInput, FileResult, UploadInput } from '../tran
 import { activityScope, isActivityCancelled } from './transfer-scope.js';
 import { transferHooksFromEnv, type TransferHooks } from './transfer-hooks.js';
 import type { HostFs } from './host-fs.js';
+import type { S3For, S3Target } from '../aws/profiles.js';
 
 export type { TransferHooks } from './transfer-hooks.js';
 export { transferHooksFromEnv } from './transfer-hooks.js';
 
 export interface TransferEngineDeps {
-  s3(region: string): S3Client;
+  s3: S3For;
   /** Turns a location's path into an absolute one this worker may touch (host roots, or anything locally). */
   resolvePath(path: string): Promise<string>;
   /** Roots that are a device or a file (host workers): no download lands on one. */
@@ -32,6 +36,11 @@ function failure(err: unknown, what: string): unknown {
 }
 
 /** What the S3 steps of the running activity run with. */
+/** The location's S3 client; a profile that cannot be used fails as a taxonomy failure naming it. */
+function s3Client(s3: S3For, target: S3Target): Promise<S3Client> {
+  return step(`S3 client for ${target.profile ? `profile ${target.profile}` : 'the default profile'}`, () => s3(target));
+}
+
 function s3StepDeps(): S3StepDeps {
   return { step, log, signal: abortSignal(), heartbeat: (d) => Context.current().heartbeat(d) };
 }
@@ -122,42 +131,88 @@ export type TransferEngine = ReturnType<typeof createTransferEngine>;
  * the S3-only steps (list a source, abort leftover uploads, delete a staging prefix).
  */
 export function createTransferActivities(deps: {
-  s3(region: string): S3Client;
+  s3: S3For;
   transferHooks?: TransferHooks | undefined;
   /** This worker's confinement: a local path inside its roots, symlinks resolved, or InvalidInput naming the roots. */
   resolvePath(path: string): Promise<string>;
 }) {
+  const copyDeps: BatchDeps = { s3: deps.s3, resolvePath: deps.resolvePath, step, log, heartbeatIntervalMs: 1_000, fail: failure };
   return {
     ...createTransferEngine({ s3: deps.s3, hooks: deps.transferHooks, resolvePath: deps.resolvePath }),
+
+    /**
+     * Checks, before a transfer lists or writes anything, that every S3 location naming a profile
+     * can be reached with it: the profile is in this worker's shared config (InvalidInput naming it
+     * otherwise), it may be used here (AWS itself needs TRAINCTL_AWS=real), and its credentials
+     * are accepted for the bucket (HeadBucket: PermissionDenied naming the profile otherwise). Read-only.
+     */
+    async transferCheckProfiles(input: { region: string; locations: { profile: string; bucket: string }[] }): Promise<void> {
+      for (const loc of input.locations) {
+        const s3 = await s3Client(deps.s3, { region: input.region, profile: loc.profile });
+        await step(`reach s3://${loc.profile}@${loc.bucket}`, async () => {
+          try {
+            await s3.send(new HeadBucketCommand({ Bucket: loc.bucket }), { abortSignal: abortSignal() });
+          } catch (err) {
+            // HeadBucket's errors have no body: say what a 403 or 404 means here.
+            const kind = classify(err);
+            const endpoint = endpointUrl(await s3.config.endpoint?.()) ?? 'AWS';
+            if (kind === ErrorKind.PermissionDenied)
+              throw new TrainctlError(
+                kind,
+                `${endpoint} refused the credentials of AWS profile "${loc.profile}" for bucket ${loc.bucket}: check its aws_access_key_id and aws_secret_access_key (or its bucket policy)`,
+                { cause: err },
+              );
+            if (kind === ErrorKind.NotFound)
+              throw new TrainctlError(kind, `bucket ${loc.bucket} does not exist at ${endpoint} (AWS profile "${loc.profile}")`, { cause: err });
+            throw err;
+          }
+        });
+      }
+    },
+
+    /**
+     * Copies one object from one S3 endpoint (profile) to another through this worker: ranged GETs,
+     * part uploads, trainctl's checksum carried over and checked on the bytes read. Heartbeats its
+     * checkpoint; a retry (here or on another worker) resumes without re-sending finished parts.
+     */
+    async transferCopy(input: CopyInput): Promise<FileResult> {
+      return copyObject(input, activityScope(input.label, input.progressIntervalMs), copyDeps).catch((err: unknown) => {
+        throw failure(err, `copy ${input.label}`);
+      });
+    },
+    /** Copies many small objects as one activity; see {@link transferCopy}. */
+    async transferCopyBatch(input: BatchInput<CopyInput>): Promise<FileResult[]> {
+      return runBatch(input, 'copy', copyObject, activityScope(input.label, input.progressIntervalMs), copyDeps);
+    },
 
     /**
      * Lists an S3 source: the object itself when the uri names one, else every object under the
      * prefix (folder markers skipped), filtered by the globs. Refuses (InvalidInput) any key whose
      * relative part could escape a destination folder, before anything is written. Read-only.
      */
-    async transferListS3(input: { region: string; uri: string; include: string[]; exclude: string[] }): Promise<S3ListResult> {
-      return listS3Source(deps.s3(input.region), input, s3StepDeps());
+    async transferListS3(input: { region: string; profile?: string; uri: string; include: string[]; exclude: string[] }): Promise<S3ListResult> {
+      return listS3Source(await s3Client(deps.s3, input), input, s3StepDeps());
     },
 
     /**
      * Aborts the multipart uploads in progress for these keys: the sweep after a cancelled or
      * failed transfer, for uploads whose activity died before it could abort them. Idempotent.
      */
-    async transferAbortUploads(input: { region: string; bucket: string; keys: string[] }): Promise<number> {
-      return abortUploadsFor(deps.s3(input.region), input.bucket, input.keys, s3StepDeps());
+    async transferAbortUploads(input: { region: string; profile?: string; bucket: string; keys: string[] }): Promise<number> {
+      return abortUploadsFor(await s3Client(deps.s3, input), input.bucket, input.keys, s3StepDeps());
     },
 
     /**
      * Deletes the objects `prefix + rel` (a sync's extraneous destination objects). Every rel is
      * checked as a relative key, so nothing outside the prefix is named. Idempotent.
      */
-    async transferDeleteObjects(input: { region: string; bucket: string; prefix: string; rels: string[] }): Promise<number> {
-      return deleteObjectsUnder(deps.s3(input.region), input, s3StepDeps());
+    async transferDeleteObjects(input: { region: string; profile?: string; bucket: string; prefix: string; rels: string[] }): Promise<number> {
+      return deleteObjectsUnder(await s3Client(deps.s3, input), input, s3StepDeps());
     },
 
     /** Deletes every object under a (non-empty) staging prefix. Idempotent. */
-    async transferDeletePrefix(input: { region: string; bucket: string; prefix: string }): Promise<number> {
-      return emptyPrefix(deps.s3(input.region), input, s3StepDeps());
+    async transferDeletePrefix(input: { region: string; profile?: string; bucket: string; prefix: string }): Promise<number> {
+      return emptyPrefix(await s3Client(deps.s3, input), input, s3StepDeps());
     },
   };
 }
@@ -165,6 +220,6 @@ export function createTransferActivities(deps: {
 export type TransferActivities = ReturnType<typeof createTransferActivities>;
 
 /** The engine as a host worker registers it: every path confined to the host's roots. */
-export function createHostTransferActivities(deps: { fs: HostFs; s3(region: string): S3Client }) {
+export function createHostTransferActivities(deps: { fs: HostFs; s3: S3For }) {
   return createTransferEngine({ s3: deps.s3, resolvePath: (p) => deps.fs.resolve(p), fileRoots: deps.fs.fileRoots, hooks: transferHooksFromEnv(process.env) });
 }

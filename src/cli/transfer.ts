@@ -31,9 +31,12 @@ const HELP = `usage: trainctl transfer SRC DST [options]
 SRC and DST are one of:
   ./data, /abs/path          this machine (the worker's filesystem)
   s3://BUCKET/PREFIX         S3 (a key or a prefix; a trailing / means "into")
+  s3://PROFILE@BUCKET/PREFIX the same through AWS profile PROFILE of the worker: its region,
+                             endpoint_url (MinIO, Ceph, R2, versitygw …) and credentials
   host:ID:/path              a training instance, through its host worker (trainctl worker --host ID)
 
-One end must be S3, or local ↔ host (through an S3 staging prefix, emptied afterwards).
+One end must be S3, or local ↔ host (through an S3 staging prefix, emptied afterwards), or both
+S3 (S3 → S3 across endpoints or profiles, streamed through the worker, resumable and verified).
 
 options:
   --include GLOB / --exclude GLOB   filter files (repeatable; * ? ** ; a glob without / matches names)

@@ -66,3 +66,40 @@ export const ResourceNameSchema = z
   .min(1, 'must not be empty')
   .max(128, 'must be at most 128 characters')
   .regex(/^[A-Za-z0-9][A-Za-z0-9._+=@:-]*$/, 'may contain letters, digits and . _ + = @ : - and must start with a letter or digit');
+
+/** An AWS shared-config profile name as `s3://PROFILE@BUCKET/…` carries it (what the AWS CLI takes in a section name, no spaces). */
+export const S3_PROFILE_NAME = /^[A-Za-z0-9_.+=,-]{1,64}$/;
+
+const S3_URI = /^s3:\/\/(?:([A-Za-z0-9_.+=,-]{1,64})@)?([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/;
+
+/** An S3 location: a bucket, a key or prefix in it, and the AWS profile whose endpoint and credentials reach it (absent: the worker's default). */
+export interface S3Location {
+  profile?: string;
+  bucket: string;
+  prefix: string;
+}
+
+/** `s3://[PROFILE@]BUCKET[/PREFIX]` → its parts; undefined when it is not one. Pure (workflows use it). */
+export function parseS3Location(uri: string): S3Location | undefined {
+  const m = S3_URI.exec(uri);
+  if (!m || !m[2]) return undefined;
+  return { ...(m[1] ? { profile: m[1] } : {}), bucket: m[2], prefix: m[3] ?? '' };
+}
+
+/** The uri of a location, `s3://[PROFILE@]BUCKET/PREFIX`. */
+export function s3LocationUri(loc: { profile?: string | undefined; bucket: string; prefix: string }): string {
+  return `s3://${loc.profile ? `${loc.profile}@` : ''}${loc.bucket}/${loc.prefix}`;
+}
+
+const S3_URI_HINT = 'must be s3://BUCKET[/PREFIX] or s3://PROFILE@BUCKET[/PREFIX] (PROFILE: an AWS profile of the worker)';
+
+/** An `s3://[PROFILE@]BUCKET[/PREFIX]` uri; with `folder`, a non-empty prefix ending in `/`. */
+export function s3UriSchema(opts: { folder?: boolean } = {}) {
+  return z.string().refine(
+    (uri) => {
+      const loc = parseS3Location(uri);
+      return loc !== undefined && (!opts.folder || (loc.prefix.length > 1 && loc.prefix.endsWith('/')));
+    },
+    opts.folder ? 'must be s3://BUCKET/PREFIX/ or s3://PROFILE@BUCKET/PREFIX/ (ending in /)' : S3_URI_HINT,
+  );
+}

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import { RegionSchema } from './common.js';
+import { RegionSchema, parseS3Location, s3UriSchema } from './common.js';
 import { HostIdSchema } from './host.js';
 
 /** Workflow type of a transfer. */
@@ -26,7 +26,7 @@ export const DataLocationSchema = z.discriminatedUnion('kind', [
       .min(1, 'must not be empty')
       .refine((p) => p.startsWith('/'), 'must be an absolute path'),
   }),
-  z.object({ kind: z.literal('s3'), uri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]') }),
+  z.object({ kind: z.literal('s3'), uri: s3UriSchema() }),
   z.object({ kind: z.literal('host'), hostId: HostIdSchema, path: z.string().min(1, 'must not be empty') }),
 ]);
 export type DataLocation = z.infer<typeof DataLocationSchema>;
@@ -56,10 +56,7 @@ export const TransferInputSchema = z
     /** Part size in MiB; planned from each file's size (≥ 8 MiB, ≤ 10,000 parts) when absent. */
     partSizeMiB: z.number().int('must be a whole number').min(5, 'must be at least 5 (S3 minimum)').max(5120, 'must be at most 5120').optional(),
     /** An S3 prefix for local ↔ host transfers, which go through S3; emptied afterwards. */
-    stagingUri: z
-      .string()
-      .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be s3://BUCKET[/PREFIX]')
-      .optional(),
+    stagingUri: s3UriSchema().optional(),
     followSymlinks: z.boolean().default(false),
     /** How soon a dead worker is noticed (its file activity then resumes elsewhere from its checkpoint). */
     heartbeatTimeoutSeconds: z.number().int().min(2).max(600).default(15),
@@ -83,12 +80,25 @@ export const TransferInputSchema = z
   })
   .superRefine((t, ctx) => {
     const pair = `${t.source.kind}->${t.destination.kind}`;
-    if (!['local->s3', 's3->local', 'host->s3', 's3->host', 'local->host', 'host->local'].includes(pair)) {
+    if (!['local->s3', 's3->local', 'host->s3', 's3->host', 'local->host', 'host->local', 's3->s3'].includes(pair)) {
       ctx.addIssue({
         code: 'custom',
         path: ['destination'],
         message: `${t.source.kind} → ${t.destination.kind} is not a supported direction (one end must be S3, or local ↔ host)`,
       });
+    }
+    if (t.source.kind === 's3' && t.destination.kind === 's3') {
+      const a = parseS3Location(t.source.uri);
+      const b = parseS3Location(t.destination.uri);
+      const overlap = (x: string, y: string) => x.startsWith(y) || y.startsWith(x);
+      if (a && b && a.profile === b.profile && a.bucket === b.bucket && overlap(a.prefix, b.prefix))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['destination'],
+          message: 'lies inside the source, or the source inside it: copy to another prefix, bucket or profile',
+        });
+      if (t.compress !== 'none') ctx.addIssue({ code: 'custom', path: ['compress'], message: 'S3 → S3 copies objects as they are stored: drop compress' });
+      if (t.engine === 's5cmd') ctx.addIssue({ code: 'custom', path: ['engine'], message: 'S3 → S3 is copied by the built-in engine: drop --engine s5cmd' });
     }
     if ((pair === 'local->host' || pair === 'host->local') && t.stagingUri === undefined) {
       ctx.addIssue({ code: 'custom', path: ['stagingUri'], message: 'local ↔ host transfers go through S3: give a staging s3:// prefix' });

@@ -29,6 +29,7 @@ import { MiB, fileOfSize, safeRelative, stopIfCancelled, type WorkContext } from
 
 export interface SyncCacheArgs {
   region: string;
+  profile?: string | undefined;
   bucket: string;
   prefix: string;
   cacheDir: string;

@@ -22,37 +22,57 @@ export function sha256(data: Uint8Array): Buffer {
 export const META_CHECKSUM = 'trainctl-sha256';
 export const META_PART_SIZE = 'trainctl-part-size';
 
+/** trainctl's checksum computed incrementally: feed bytes in order, read the part digests and the composite at the end. */
+export class PartHasher {
+  readonly parts: Buffer[] = [];
+  private h = createHash('sha256');
+  private inPart = 0;
+
+  constructor(private readonly partSize: number) {}
+
+  update(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length) {
+      const take = Math.min(this.partSize - this.inPart, chunk.length - off);
+      this.h.update(chunk.subarray(off, off + take));
+      this.inPart += take;
+      off += take;
+      if (this.inPart === this.partSize) {
+        this.parts.push(this.h.digest());
+        this.h = createHash('sha256');
+        this.inPart = 0;
+      }
+    }
+  }
+
+  /** The composite checksum (ends the last, partial part). */
+  checksum(): string {
+    if (this.inPart > 0) {
+      this.parts.push(this.h.digest());
+      this.inPart = 0;
+    }
+    return compositeChecksum(this.parts);
+  }
+}
+
 /**
  * Streams a file once: part digests and composite checksum, its length, and — with `whole` — the
  * whole-file SHA-256 and MD5 (what S3 ETags and single-part checks compare). Memory: one read
  * buffer, whatever the file size.
  */
 async function hashFile(path: string, partSize: number, signal: AbortSignal | undefined, whole: boolean) {
-  const parts: Buffer[] = [];
   const sha = whole ? createHash('sha256') : undefined;
   const md5 = whole ? createHash('md5') : undefined;
-  let h = createHash('sha256');
-  let inPart = 0;
+  const hasher = new PartHasher(partSize);
   let size = 0;
   for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024, ...(signal ? { signal } : {}) }) as AsyncIterable<Buffer>) {
     sha?.update(chunk);
     md5?.update(chunk);
     size += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      const take = Math.min(partSize - inPart, chunk.length - off);
-      h.update(chunk.subarray(off, off + take));
-      inPart += take;
-      off += take;
-      if (inPart === partSize) {
-        parts.push(h.digest());
-        h = createHash('sha256');
-        inPart = 0;
-      }
-    }
+    hasher.update(chunk);
   }
-  if (inPart > 0) parts.push(h.digest());
-  return { checksum: compositeChecksum(parts), parts, size, sha256: sha?.digest('hex') ?? '', md5: md5?.digest('hex') ?? '' };
+  const checksum = hasher.checksum();
+  return { checksum, parts: hasher.parts, size, sha256: sha?.digest('hex') ?? '', md5: md5?.digest('hex') ?? '' };
 }
 
 /** A file's part digests and composite checksum (what an upload stores). */

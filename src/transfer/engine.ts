@@ -41,7 +41,7 @@ export async function downloadFile(input: DownloadInput, scope: RunScope, deps: 
     : () => undefined;
   try {
     const r = await downloadVerified({
-      s3: deps.s3(input.region),
+      s3: await deps.step(`S3 client for ${input.label}`, () => deps.s3(input)),
       bucket: input.bucket,
       key: input.key,
       path: abs,
@@ -82,7 +82,7 @@ export async function downloadFile(input: DownloadInput, scope: RunScope, deps: 
  */
 export async function runBatch<I extends { label: string }>(
   input: BatchInput<I>,
-  kind: 'upload' | 'download',
+  kind: 'upload' | 'download' | 'copy',
   one: (file: I, scope: RunScope, deps: EngineDeps) => Promise<FileResult>,
   scope: RunScope,
   deps: BatchDeps,

@@ -5,12 +5,15 @@
  * @module
  */
 import type { DataLocation } from '../contracts/transfer.js';
+import { s3LocationUri, type S3Location } from '../contracts/common.js';
 import { destinationKey, destinationPath, joinPath, parseS3Uri } from './plan.js';
 
 export interface UploadJob {
   kind: 'upload';
   label: string;
   path: string;
+  /** The destination's AWS profile, when its uri names one. */
+  profile?: string;
   bucket: string;
   key: string;
   size: number;
@@ -18,12 +21,34 @@ export interface UploadJob {
 export interface DownloadJob {
   kind: 'download';
   label: string;
+  /** The source's AWS profile, when its uri names one. */
+  profile?: string;
   bucket: string;
   key: string;
   path: string;
   size: number;
 }
-export type Job = UploadJob | DownloadJob;
+/** S3 → S3: one object from one endpoint (profile) to another, through the orchestration worker. */
+export interface CopyJob {
+  kind: 'copy';
+  label: string;
+  source: { profile?: string; bucket: string; key: string };
+  destination: { profile?: string; bucket: string; key: string };
+  size: number;
+}
+export type Job = UploadJob | DownloadJob | CopyJob;
+
+function profileOf(loc: { profile?: string }): { profile?: string } {
+  return loc.profile ? { profile: loc.profile } : {};
+}
+
+/** Where a job reads from and writes to, as a path or an `s3://[PROFILE@]…` uri. */
+export function jobEnds(j: Job): { from: string; to: string } {
+  const s3 = (e: { profile?: string; bucket: string; key: string }) => s3LocationUri({ profile: e.profile, bucket: e.bucket, prefix: e.key });
+  if (j.kind === 'upload') return { from: j.path, to: s3(j) };
+  if (j.kind === 'download') return { from: s3(j), to: j.path };
+  return { from: s3(j.source), to: s3(j.destination) };
+}
 
 /** The source as listed or scanned: one file or a tree, by relative path (with its key for S3). */
 export interface SourceList {
@@ -44,30 +69,66 @@ export function pathOf(loc: DataLocation): string {
  * The legs of a transfer: one (upload or download), or two through a staging prefix (local ↔
  * host: up to staging, then down). Undefined for a direction no leg plan covers.
  */
-export function planLegs(
-  src: DataLocation,
-  dst: DataLocation,
-  list: SourceList,
-  srcBucket: string,
-  staging: { bucket: string; prefix: string } | undefined,
-): Job[][] | undefined {
+export function planLegs(src: DataLocation, dst: DataLocation, list: SourceList, srcBucket: string, staging: S3Location | undefined): Job[][] | undefined {
   const { single, files } = list;
   const srcPath = (rel: string) => (single ? pathOf(src) : joinPath(pathOf(src), rel));
-  if (src.kind !== 's3' && dst.kind === 's3') {
-    const { bucket, prefix } = parseS3Uri(dst.uri);
-    return [files.map((f) => ({ kind: 'upload', label: f.rel, path: srcPath(f.rel), bucket, key: destinationKey(prefix, f.rel, single), size: f.size }))];
-  }
-  if (src.kind === 's3' && dst.kind !== 's3') {
+  if (src.kind === 's3' && dst.kind === 's3') {
+    const from = profileOf(parseS3Uri(src.uri));
+    const to = parseS3Uri(dst.uri);
     return [
-      files.map((f) => ({ kind: 'download', label: f.rel, bucket: srcBucket, key: f.key ?? '', path: destinationPath(dst.path, f.rel, single), size: f.size })),
+      files.map((f) => ({
+        kind: 'copy',
+        label: f.rel,
+        source: { ...from, bucket: srcBucket, key: f.key ?? '' },
+        destination: { ...profileOf(to), bucket: to.bucket, key: destinationKey(to.prefix, f.rel, single) },
+        size: f.size,
+      })),
     ];
   }
-  if (staging && dst.kind !== 's3') {
+  if (src.kind !== 's3' && dst.kind === 's3') {
+    const to = parseS3Uri(dst.uri);
     return [
-      files.map((f) => ({ kind: 'upload', label: f.rel, path: srcPath(f.rel), bucket: staging.bucket, key: joinPath(staging.prefix, f.rel), size: f.size })),
+      files.map((f) => ({
+        kind: 'upload',
+        label: f.rel,
+        path: srcPath(f.rel),
+        ...profileOf(to),
+        bucket: to.bucket,
+        key: destinationKey(to.prefix, f.rel, single),
+        size: f.size,
+      })),
+    ];
+  }
+  if (src.kind === 's3' && dst.kind !== 's3') {
+    const from = profileOf(parseS3Uri(src.uri));
+    return [
       files.map((f) => ({
         kind: 'download',
         label: f.rel,
+        ...from,
+        bucket: srcBucket,
+        key: f.key ?? '',
+        path: destinationPath(dst.path, f.rel, single),
+        size: f.size,
+      })),
+    ];
+  }
+  if (staging && dst.kind !== 's3') {
+    const via = profileOf(staging);
+    return [
+      files.map((f) => ({
+        kind: 'upload',
+        label: f.rel,
+        path: srcPath(f.rel),
+        ...via,
+        bucket: staging.bucket,
+        key: joinPath(staging.prefix, f.rel),
+        size: f.size,
+      })),
+      files.map((f) => ({
+        kind: 'download',
+        label: f.rel,
+        ...via,
         bucket: staging.bucket,
         key: joinPath(staging.prefix, f.rel),
         path: destinationPath(dst.path, f.rel, single),
@@ -106,12 +167,5 @@ export function unitLabel(unit: Job[]): string {
 export function plannedPairs(legs: Job[][]): { from: string; to: string; size: number }[] {
   const first = legs[0] ?? [];
   const last = legs[legs.length - 1] ?? [];
-  return first.map((j, i) => {
-    const end = last[i] ?? j;
-    return {
-      from: j.kind === 'upload' ? j.path : `s3://${j.bucket}/${j.key}`,
-      to: end.kind === 'download' ? end.path : `s3://${end.bucket}/${end.key}`,
-      size: j.size,
-    };
-  });
+  return first.map((j, i) => ({ from: jobEnds(j).from, to: jobEnds(last[i] ?? j).to, size: j.size }));
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
+import { parseS3Location, type S3Location } from '../contracts/common.js';
 
 export const MiB = 1024 * 1024;
 /** S3's smallest part (all but the last). */
@@ -217,11 +218,11 @@ export function selected(rel: string, include: readonly string[], exclude: reado
   return !exclude.some((g) => globMatches(g, rel));
 }
 
-/** `s3://bucket/prefix` → its parts. */
-export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
-  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(uri);
-  if (!m || !m[1]) throw new TrainctlError(ErrorKind.InvalidInput, `${JSON.stringify(uri)} is not an s3://BUCKET/PREFIX uri`);
-  return { bucket: m[1], prefix: m[2] ?? '' };
+/** `s3://[PROFILE@]bucket/prefix` → its parts (the profile only when the uri names one). */
+export function parseS3Uri(uri: string): S3Location {
+  const loc = parseS3Location(uri);
+  if (!loc) throw new TrainctlError(ErrorKind.InvalidInput, `${JSON.stringify(uri)} is not an s3://[PROFILE@]BUCKET/PREFIX uri`);
+  return loc;
 }
 
 export function baseName(p: string): string {

@@ -16,7 +16,7 @@ import {
 import { listAllMultipartUploads } from '../aws/multipart.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
-import { baseName, checkRelativeKey, selected } from './plan.js';
+import { baseName, checkRelativeKey, parseS3Uri, selected } from './plan.js';
 import type { Logger, Step } from './types.js';
 
 export interface S3ListResult {
@@ -61,9 +61,7 @@ export async function abortUpload(s3: S3Client, log: Logger, bucket: string, key
  */
 export async function listS3Source(s3: S3Client, input: { uri: string; include: string[]; exclude: string[] }, deps: S3StepDeps): Promise<S3ListResult> {
   const { step, signal } = deps;
-  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(input.uri);
-  const bucket = m?.[1] ?? '';
-  const prefix = m?.[2] ?? '';
+  const { bucket, prefix } = parseS3Uri(input.uri);
   if (prefix !== '' && !prefix.endsWith('/')) {
     const head = await step(`head ${input.uri}`, () => headOrUndefined(s3, bucket, prefix, signal));
     if (head) {

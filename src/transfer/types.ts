@@ -4,11 +4,13 @@
  *
  * @module
  */
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { Encoding } from './compress.js';
+import type { S3For } from '../aws/profiles.js';
 
 export interface UploadInput {
   region: string;
+  /** The destination's AWS profile (absent: the worker's default client). */
+  profile?: string | undefined;
   path: string;
   bucket: string;
   key: string;
@@ -25,6 +27,8 @@ export interface UploadInput {
 
 export interface DownloadInput {
   region: string;
+  /** The source's AWS profile (absent: the worker's default client). */
+  profile?: string | undefined;
   bucket: string;
   key: string;
   path: string;
@@ -95,7 +99,7 @@ export interface RunScope {
 
 /** What the engine is built with, once per worker. */
 export interface EngineDeps {
-  s3(region: string): S3Client;
+  s3: S3For;
   /** Turns a location's path into an absolute one this worker may touch (host roots, or anything locally). */
   resolvePath(path: string): Promise<string>;
   /** Roots that are a device or a file: no download lands on one. */

@@ -23,6 +23,7 @@ import { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, pool } from './download.
 import { baseName, partCount, partRange, planPartSize } from './plan.js';
 import { heartbeatEvery } from './progress.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
+import { sendsPartChecksums } from '../aws/profiles.js';
 import { compositeSha256, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
 import { hashRange, listParts, rangeBody, verifyUploaded, withPartRetries } from './upload-parts.js';
 import { type EngineDeps, type FileResult, type RunScope, type UploadInput, isCancelled } from './types.js';
@@ -63,7 +64,9 @@ export async function uploadFile(input: UploadInput, scope: RunScope, deps: Engi
 class FileUpload {
   cp: UploadCheckpoint | undefined;
   previous: UploadCheckpoint | undefined;
-  private readonly s3: S3Client;
+  private s3!: S3Client;
+  /** Whether parts carry S3's SHA-256 checksum (a store may not take them: then trainctl's own checksum alone verifies). */
+  private partSums = true;
   private readonly encoding: Encoding;
   private body!: Body;
   private partSize = 0;
@@ -77,7 +80,6 @@ class FileUpload {
     private readonly origAbs: string,
     private readonly origSt: { size: number; mtimeMs: number; ino: number; ctimeMs: number },
   ) {
-    this.s3 = deps.s3(input.region);
     this.encoding = encodingFor(baseName(input.path), input.compress ?? 'none', input.compressAll ?? false);
     this.previous = scope.resume as UploadCheckpoint | undefined;
   }
@@ -92,6 +94,8 @@ class FileUpload {
 
   async execute(): Promise<FileResult> {
     const { input } = this;
+    this.s3 = await this.step(`S3 client for ${input.label}`, () => this.deps.s3(input));
+    this.partSums = sendsPartChecksums(this.s3);
     this.body = await this.prepareBody();
     this.partSize = planPartSize(this.body.size, input.partSize);
     const nParts = partCount(this.body.size, this.partSize);
@@ -245,7 +249,7 @@ class FileUpload {
             Key: input.key,
             Body: rangeBody(body.abs, 0, body.size),
             ContentLength: body.size,
-            ChecksumSHA256: digest,
+            ...(this.partSums ? { ChecksumSHA256: digest } : {}),
             Metadata: this.metadata(cp),
           }),
           { abortSignal: this.scope.signal },
@@ -291,9 +295,17 @@ class FileUpload {
   private async create(cp: UploadCheckpoint): Promise<void> {
     const { input } = this;
     const created = await this.step(`start multipart upload s3://${input.bucket}/${input.key}`, () =>
-      this.s3.send(new CreateMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, Metadata: this.metadata(cp), ChecksumAlgorithm: 'SHA256' }), {
-        abortSignal: this.scope.signal,
-      }),
+      this.s3.send(
+        new CreateMultipartUploadCommand({
+          Bucket: input.bucket,
+          Key: input.key,
+          Metadata: this.metadata(cp),
+          ...(this.partSums ? { ChecksumAlgorithm: 'SHA256' } : {}),
+        }),
+        {
+          abortSignal: this.scope.signal,
+        },
+      ),
     );
     if (!created.UploadId) throw new TrainctlError(ErrorKind.Transient, 'CreateMultipartUpload returned no UploadId');
     cp.uploadId = created.UploadId;
@@ -339,7 +351,7 @@ class FileUpload {
             PartNumber: n,
             Body: rangeBody(body.abs, start, end),
             ContentLength: end - start,
-            ChecksumSHA256: digest,
+            ...(this.partSums ? { ChecksumSHA256: digest } : {}),
           }),
           { abortSignal: this.scope.signal },
         ),
@@ -370,7 +382,7 @@ class FileUpload {
           Bucket: input.bucket,
           Key: input.key,
           UploadId: cp.uploadId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag, ChecksumSHA256: p.sha256 })) },
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag, ...(this.partSums ? { ChecksumSHA256: p.sha256 } : {}) })) },
         }),
         { abortSignal: this.scope.signal },
       ),

@@ -2,7 +2,7 @@ import { CancellationScope, log, proxyActivities, type ActivityInterfaceFor } fr
 import type { TransferActivities, TransferEngine } from '../activities/transfer.js';
 import type { S5cmdActivities } from '../activities/transfer-s5cmd.js';
 import type { DataLocation, TransferInput, TransferProgress } from '../contracts/transfer.js';
-import { batchUnits, unitLabel, type DownloadJob, type Job, type UploadJob } from '../transfer/legs.js';
+import { batchUnits, unitLabel, type CopyJob, type DownloadJob, type Job, type UploadJob } from '../transfer/legs.js';
 import { DEFAULT_MIN_PART_SIZE } from '../transfer/plan.js';
 import type { FileResult } from '../transfer/types.js';
 import { hostTransfer, hostTransferStep, localTransfer, onHost, transferStep, withHeartbeat } from './options.js';
@@ -49,7 +49,7 @@ export class TransferEngines {
  */
 export class LegRunner {
   /** Sweeps after a cancel or failure: uploads whose activity could not abort them, partial downloads. */
-  private readonly startedUploads: { bucket: string; keys: Set<string> }[] = [];
+  private readonly startedUploads: { profile?: string; bucket: string; keys: Set<string> }[] = [];
   private readonly startedDownloads: { engine: Engine; paths: Set<string> }[] = [];
 
   constructor(
@@ -63,7 +63,7 @@ export class LegRunner {
   async runJobs(jobs: Job[], engine: Engine, phase: TransferProgress['phase']): Promise<void> {
     this.progress.startLeg(phase, jobs, true);
     const { source: src, destination: dst } = this.input;
-    const uploads = { bucket: '', keys: new Set<string>() };
+    const uploads: { profile?: string; bucket: string; keys: Set<string> } = { bucket: '', keys: new Set<string>() };
     const downloads = { engine: this.engines.quickEngineFor(phase === 'staging download' || src.kind === 's3' ? dst : src), paths: new Set<string>() };
     this.startedUploads.push(uploads);
     this.startedDownloads.push(downloads);
@@ -73,13 +73,15 @@ export class LegRunner {
       this.progress.running(label, (unit[0] as Job).label);
       const uploadJobs = unit.filter((j): j is UploadJob => j.kind === 'upload');
       const downloadJobs = unit.filter((j): j is DownloadJob => j.kind === 'download');
-      for (const j of uploadJobs) {
+      const copyJobs = unit.filter((j): j is CopyJob => j.kind === 'copy');
+      for (const j of [...uploadJobs, ...copyJobs.map((c) => c.destination)]) {
+        if (j.profile) uploads.profile = j.profile;
         uploads.bucket = j.bucket;
         uploads.keys.add(j.key);
       }
       for (const j of downloadJobs) downloads.paths.add(j.path);
-      const done = await this.runUnit(engine, label, uploadJobs, downloadJobs);
-      for (const j of uploadJobs) uploads.keys.delete(j.key);
+      const done = copyJobs.length > 0 ? await this.runCopies(label, copyJobs) : await this.runUnit(engine, label, uploadJobs, downloadJobs);
+      for (const j of [...uploadJobs, ...copyJobs.map((c) => c.destination)]) uploads.keys.delete(j.key);
       for (const j of downloadJobs) downloads.paths.delete(j.path);
       this.progress.ended(label);
       this.progress.finished(done);
@@ -109,6 +111,7 @@ export class LegRunner {
     const { common, input } = this;
     const uploadArgs = uploadJobs.map((j) => ({
       ...common,
+      ...(j.profile ? { profile: j.profile } : {}),
       path: j.path,
       bucket: j.bucket,
       key: j.key,
@@ -116,7 +119,14 @@ export class LegRunner {
       compress: input.compress,
       compressAll: input.compressAll,
     }));
-    const downloadArgs = downloadJobs.map((j) => ({ ...common, path: j.path, bucket: j.bucket, key: j.key, label: j.label }));
+    const downloadArgs = downloadJobs.map((j) => ({
+      ...common,
+      ...(j.profile ? { profile: j.profile } : {}),
+      path: j.path,
+      bucket: j.bucket,
+      key: j.key,
+      label: j.label,
+    }));
     const batchOf = <T>(files: T[]) => ({ label, files, concurrency: input.fileConcurrency, progressIntervalMs: input.progressIntervalMs });
     const single = uploadJobs.length + downloadJobs.length === 1;
     if (single && uploadArgs[0]) return [await engine.transferUpload.executeWithOptions({ summary: `upload ${label}` }, [uploadArgs[0]])];
@@ -125,15 +135,26 @@ export class LegRunner {
     return await engine.transferDownloadBatch.executeWithOptions({ summary: `download ${label}` }, [batchOf(downloadArgs)]);
   }
 
+  /** S3 → S3 objects through the orchestration worker: one large object, or a batch of small ones. */
+  private async runCopies(label: string, jobs: CopyJob[]): Promise<FileResult[]> {
+    const { common, input } = this;
+    const args = jobs.map((j) => ({ ...common, source: j.source, destination: j.destination, label: j.label }));
+    if (args.length === 1 && args[0]) return [await this.engines.local.transferCopy.executeWithOptions({ summary: `copy ${label}` }, [args[0]])];
+    return await this.engines.local.transferCopyBatch.executeWithOptions({ summary: `copy ${label}` }, [
+      { label, files: args, concurrency: input.fileConcurrency, progressIntervalMs: input.progressIntervalMs },
+    ]);
+  }
+
   /**
    * Local ↔ S3 files through s5cmd on the orchestration worker, which looks it up on its PATH.
    * False when engine `auto` found none there: the built-in engine then copies.
    */
-  async runS5cmd(jobs: Job[]): Promise<boolean> {
+  async runS5cmd(jobs: (UploadJob | DownloadJob)[]): Promise<boolean> {
     const { input } = this;
     this.progress.startLeg('transferring', jobs, false);
     const label = jobs.length === 1 ? (jobs[0]?.label ?? '') : `${jobs.length} files`;
-    const uploads = { bucket: '', keys: new Set<string>() };
+    const profile = jobs[0]?.profile;
+    const uploads = { ...(profile ? { profile } : {}), bucket: '', keys: new Set<string>() };
     const downloads = { engine: this.engines.quick, paths: new Set<string>() };
     for (const j of jobs) {
       if (j.kind === 'upload') {
@@ -149,6 +170,7 @@ export class LegRunner {
       out = await this.engines.local.transferS5cmd.executeWithOptions({ summary: `s5cmd ${jobs[0]?.kind ?? 'copy'} ${label}` }, [
         {
           region: input.region,
+          ...(profile ? { profile } : {}),
           engine: input.engine === 's5cmd' ? 's5cmd' : 'auto',
           direction: jobs[0]?.kind ?? 'upload',
           files: jobs.map((j) => ({ label: j.label, path: j.path, bucket: j.bucket, key: j.key, size: j.size })),
@@ -179,7 +201,7 @@ export class LegRunner {
         if (u.keys.size === 0) continue;
         try {
           const n = await this.engines.quick.transferAbortUploads.executeWithOptions({ summary: 'abort unfinished multipart uploads' }, [
-            { region: this.input.region, bucket: u.bucket, keys: [...u.keys] },
+            { region: this.input.region, ...(u.profile ? { profile: u.profile } : {}), bucket: u.bucket, keys: [...u.keys] },
           ]);
           if (n > 0) log.info('aborted multipart uploads left by the transfer', { count: n });
         } catch (sweepErr) {

@@ -10,6 +10,7 @@ import {
 import { ErrorKind } from '../errors/kinds.js';
 import { pathOf, planLegs, plannedPairs, type Job, type SourceList } from '../transfer/legs.js';
 import { MiB, checkRelativeKey, joinPath, parseS3Uri } from '../transfer/plan.js';
+import { s3LocationUri, type S3Location } from '../contracts/common.js';
 import { LegRunner, TransferEngines } from './transfer-legs.js';
 import { TransferProgressTracker } from './transfer-progress.js';
 import { planFailure } from './transfer-failures.js';
@@ -78,7 +79,7 @@ class TransferRun {
   private readonly dst: DataLocation;
   private readonly engines: TransferEngines;
   private readonly runner: LegRunner;
-  private readonly staging: { bucket: string; prefix: string } | undefined;
+  private readonly staging: S3Location | undefined;
   private legs: Job[][] = [];
   private skippedSymlinks: string[] = [];
   private engineUsed: TransferEngineKind = 'builtin';
@@ -102,6 +103,7 @@ class TransferRun {
     });
     const staging = input.stagingUri === undefined ? undefined : parseS3Uri(input.stagingUri);
     this.staging = staging && {
+      ...(staging.profile ? { profile: staging.profile } : {}),
       bucket: staging.bucket,
       prefix: joinPath(staging.prefix, `trainctl-staging/${workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}/`),
     };
@@ -114,6 +116,7 @@ class TransferRun {
    */
   async plan(): Promise<Plan> {
     const { src, dst, input } = this;
+    await this.checkProfiles();
     const { list, srcBucket } = await this.listSource();
     if (list.files.length > MAX_FILES)
       throw invalid(`${list.files.length} files is more than one transfer handles (${MAX_FILES}); split it by prefix or --include`);
@@ -152,12 +155,31 @@ class TransferRun {
     return { legs, extraneous };
   }
 
+  /** Locations that name an AWS profile are checked on the worker first: a missing profile or refused credentials fail here, before anything is listed or written. */
+  private async checkProfiles(): Promise<void> {
+    const uris = [this.src, this.dst].flatMap((l) => (l.kind === 's3' ? [l.uri] : []));
+    if (this.staging && this.src.kind !== 's3' && this.dst.kind !== 's3') uris.push(s3LocationUri(this.staging));
+    const locations = uris.flatMap((u) => {
+      const { profile, bucket } = parseS3Uri(u);
+      return profile ? [{ profile, bucket }] : [];
+    });
+    if (locations.length === 0) return;
+    try {
+      await this.engines.quick.transferCheckProfiles.executeWithOptions(
+        { summary: `check AWS profiles ${[...new Set(locations.map((l) => l.profile))].join(', ')}` },
+        [{ region: this.input.region, locations }],
+      );
+    } catch (err) {
+      throw planFailure(err);
+    }
+  }
+
   private async listSource(): Promise<{ list: SourceList; srcBucket: string }> {
     const { src, input } = this;
     try {
       if (src.kind === 's3') {
         const listed = await this.engines.quick.transferListS3.executeWithOptions({ summary: `list ${src.uri}` }, [
-          { region: input.region, uri: src.uri, include: input.include, exclude: input.exclude },
+          { region: input.region, ...profileOf(src.uri), uri: src.uri, include: input.include, exclude: input.exclude },
         ]);
         return { list: listed, srcBucket: listed.bucket };
       }
@@ -179,19 +201,20 @@ class TransferRun {
     const keep = (rel: string) => !sourceRels.has(rel) && !/\.trainctl-partial(\.json|\.decoded)?$/.test(rel);
     try {
       if (dst.kind === 's3') {
-        const { bucket, prefix } = parseS3Uri(dst.uri);
+        const { profile, bucket, prefix } = parseS3Uri(dst.uri);
         const root = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
-        const listed = await quick.transferListS3.executeWithOptions({ summary: `list destination s3://${bucket}/${root}` }, [
-          { region: input.region, uri: `s3://${bucket}/${root}`, include: input.include, exclude: input.exclude },
+        const at = s3LocationUri({ profile, bucket, prefix: root });
+        const listed = await quick.transferListS3.executeWithOptions({ summary: `list destination ${at}` }, [
+          { region: input.region, ...profileOf(dst.uri), uri: at, include: input.include, exclude: input.exclude },
         ]);
         const rels = listed.files.map((f) => f.rel).filter(keep);
         return {
           rels,
           considered: listed.files.length,
-          items: rels.map((r) => `s3://${bucket}/${root}${r}`),
+          items: rels.map((r) => `${at}${r}`),
           remove: () =>
             quick.transferDeleteObjects.executeWithOptions({ summary: `delete ${rels.length} extraneous objects` }, [
-              { region: input.region, bucket, prefix: root, rels },
+              { region: input.region, ...profileOf(dst.uri), bucket, prefix: root, rels },
             ]),
         };
       }
@@ -240,8 +263,13 @@ class TransferRun {
       const jobs = plan.legs[0] ?? [];
       // s5cmd takes plain local ↔ S3 copies; compression and hosts stay with the built-in engine.
       const bulk =
-        input.engine !== 'builtin' && jobs.length > 0 && src.kind !== 'host' && dst.kind !== 'host' && !(src.kind === 'local' && input.compress !== 'none');
-      if (bulk && (await this.runner.runS5cmd(jobs))) this.engineUsed = 's5cmd';
+        input.engine !== 'builtin' &&
+        jobs.length > 0 &&
+        src.kind !== 'host' &&
+        dst.kind !== 'host' &&
+        (src.kind === 'local' || dst.kind === 'local') &&
+        !(src.kind === 'local' && input.compress !== 'none');
+      if (bulk && (await this.runner.runS5cmd(jobs.filter((j) => j.kind !== 'copy')))) this.engineUsed = 's5cmd';
       else await this.runner.runJobs(jobs, this.engines.engineFor(src.kind === 's3' ? dst : src), 'transferring');
     } else {
       await this.runner.runJobs(plan.legs[0] ?? [], this.engines.engineFor(src), 'staging upload');
@@ -272,10 +300,9 @@ class TransferRun {
     if (!staging || this.legs.length !== 2) return;
     await CancellationScope.nonCancellable(async () => {
       try {
-        this.stagingObjectsDeleted = await this.engines.quick.transferDeletePrefix.executeWithOptions(
-          { summary: `empty staging s3://${staging.bucket}/${staging.prefix}` },
-          [{ region: this.input.region, bucket: staging.bucket, prefix: staging.prefix }],
-        );
+        this.stagingObjectsDeleted = await this.engines.quick.transferDeletePrefix.executeWithOptions({ summary: `empty staging ${s3LocationUri(staging)}` }, [
+          { region: this.input.region, ...(staging.profile ? { profile: staging.profile } : {}), bucket: staging.bucket, prefix: staging.prefix },
+        ]);
       } catch (cleanErr) {
         log.warn('could not empty the staging prefix', { bucket: staging.bucket, prefix: staging.prefix, error: String(cleanErr) });
       }
@@ -303,6 +330,12 @@ class TransferRun {
       engine: this.engineUsed,
     };
   }
+}
+
+/** `{ profile }` when the uri names one (so inputs without profiles stay as they were). */
+function profileOf(uri: string): { profile?: string } {
+  const { profile } = parseS3Uri(uri);
+  return profile ? { profile } : {};
 }
 
 function deletedReport(extraneous: Extraneous | undefined): Pick<TransferReport, 'deleted'> {

@@ -1,0 +1,259 @@
+/**
+ * Another S3-compatible store as a first-class location: versitygw (a real S3 server that checks
+ * credentials) reached by AWS profile (`s3://PROFILE@BUCKET/KEY`), next to moto in the same
+ * transfers. The profiles live in a shared config and credentials file of this test only.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Client } from '@temporalio/client';
+import { ZodError } from 'zod';
+import { onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './helpers/harness.js';
+import { MiB, failureOf, tempDir, testBucket, treeDigests, writeTree } from './helpers/transfer.js';
+import { startWorkerProcess } from './helpers/worker-process.js';
+import { waitUntil } from './helpers/run-evidence.js';
+import { startVersitygw, type VersityGw } from '../src/dev/versitygw.js';
+import { startFaultProxy, type FaultProxy } from '../src/dev/fault-proxy.js';
+import { createS3Client } from '../src/aws/clients.js';
+import { checkProfileReach, loadProfile } from '../src/aws/profiles.js';
+import { loadEnv, type Env } from '../src/config.js';
+import * as transferApi from '../src/api/transfer.js';
+import type { TransferRequest } from '../src/contracts/transfer.js';
+import { ErrorKind } from '../src/errors/kinds.js';
+
+const accessKey = `AKTEST${randomBytes(6).toString('hex').toUpperCase()}`;
+const secretKey = randomBytes(24).toString('base64url');
+
+let services: TestServices;
+let client: Client;
+let env: Env;
+let gw: VersityGw;
+let proxy: FaultProxy;
+let lab: S3Client;
+let moto: S3Client;
+let worker: RunningWorker;
+let labBucket: string;
+let motoBucket: string;
+let configDir: string;
+const workflowIds: string[] = [];
+
+/** A shared config with the lab store under several names: direct, through the fault proxy, with a wrong secret, and one reaching AWS itself. */
+function writeProfiles(dir: string): { configFile: string; credentialsFile: string } {
+  const configFile = join(dir, 'config');
+  const credentialsFile = join(dir, 'credentials');
+  const store = (name: string, endpoint: string) => `[profile ${name}]\nregion = us-east-1\nendpoint_url = ${endpoint}\ns3 =\n    addressing_style = path\n`;
+  writeFileSync(
+    configFile,
+    [store('lab', gw.endpoint), store('labslow', proxy.endpoint), store('badlab', gw.endpoint), '[profile awsreal]\nregion = us-east-1\n'].join('\n'),
+    { mode: 0o600 },
+  );
+  const creds = (name: string, secret: string) => `[${name}]\naws_access_key_id = ${accessKey}\naws_secret_access_key = ${secret}\n`;
+  writeFileSync(
+    credentialsFile,
+    [creds('lab', secretKey), creds('labslow', secretKey), creds('badlab', `${secretKey}x`), creds('awsreal', secretKey)].join('\n'),
+    { mode: 0o600 },
+  );
+  return { configFile, credentialsFile };
+}
+
+before(async () => {
+  services = await testServices();
+  client = await testClient(services.env);
+  gw = await startVersitygw({ dataDir: tempDir('vgw-data'), accessKey, secretKey });
+  onCleanup(() => gw.stop());
+  proxy = await startFaultProxy(gw.endpoint);
+  onCleanup(() => proxy.stop());
+  configDir = tempDir('aws-config');
+  const files = writeProfiles(configDir);
+  env = loadEnv({
+    TEMPORAL_ADDRESS: services.env.TEMPORAL_ADDRESS,
+    AWS_ENDPOINT_URL: services.env.AWS_ENDPOINT_URL,
+    AWS_REGION: 'us-east-1',
+    AWS_CONFIG_FILE: files.configFile,
+    AWS_SHARED_CREDENTIALS_FILE: files.credentialsFile,
+  });
+  worker = await startWorker({ env, bundlePath: services.bundlePath });
+  lab = new S3Client({ region: 'us-east-1', endpoint: gw.endpoint, forcePathStyle: true, credentials: { accessKeyId: accessKey, secretAccessKey: secretKey } });
+  onCleanup(() => lab.destroy());
+  labBucket = uniqueName('lab').toLowerCase();
+  await lab.send(new CreateBucketCommand({ Bucket: labBucket }));
+  moto = createS3Client(services.env);
+  motoBucket = await testBucket(moto, 'prof');
+});
+
+async function run(request: TransferRequest, taskQueue = worker.taskQueue) {
+  const workflowId = uniqueName('transfer');
+  workflowIds.push(workflowId);
+  return transferApi.execute(client, request, { taskQueue, workflowId });
+}
+
+async function body(s3: S3Client, bucket: string, key: string): Promise<Buffer> {
+  const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await out.Body!.transformToByteArray());
+}
+
+test('a profile is read as the AWS CLI reads it; a missing one, or one that would reach AWS from an emulator worker, is refused by name', async () => {
+  const files = { configFile: join(configDir, 'config'), credentialsFile: join(configDir, 'credentials') };
+  const p = await loadProfile('lab', files);
+  assert.deepEqual([p.region, p.endpoint, p.forcePathStyle, p.checksums], ['us-east-1', gw.endpoint, true, 'sha256']);
+  await assert.rejects(loadProfile('nosuchprofile', files), (e: Error) => e.message.includes('AWS profile "nosuchprofile" is not in'));
+  const real = await loadProfile('awsreal', files);
+  assert.throws(() => checkProfileReach(real, 'emulator'), /AWS profile "awsreal" would reach AWS itself .*TRAINCTL_AWS=real/);
+  assert.doesNotThrow(() => checkProfileReach(real, 'real'));
+  assert.doesNotThrow(() => checkProfileReach(p, 'emulator'));
+});
+
+test('a folder goes to versitygw by profile and comes back byte-identical, verified', { timeout: 180_000 }, async () => {
+  const src = tempDir('prof-src');
+  writeTree(src, { 'big.bin': randomBytes(12 * MiB), 'small/a.txt': 'alpha\n', 'small/b.json': '{"b":1}\n', 'empty.dat': '' });
+  const up = await run({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://lab@${labBucket}/round/` }, partSizeMiB: 5 });
+  assert.equal(up.files, 4);
+  assert.equal(up.verified, 4);
+  const listed = await lab.send(new ListObjectsV2Command({ Bucket: labBucket, Prefix: 'round/' }));
+  assert.deepEqual((listed.Contents ?? []).map((o) => o.Key).sort(), ['round/big.bin', 'round/empty.dat', 'round/small/a.txt', 'round/small/b.json']);
+  assert.deepEqual(await body(lab, labBucket, 'round/small/a.txt'), Buffer.from('alpha\n'), 'the object is on versitygw itself');
+  const back = tempDir('prof-back');
+  const down = await run({ source: { kind: 's3', uri: `s3://lab@${labBucket}/round/` }, destination: { kind: 'local', path: `${back}/` } });
+  assert.equal(down.verified, 4);
+  assert.deepEqual(treeDigests(back), treeDigests(src));
+});
+
+test('moto → versitygw → moto: S3 to S3 across endpoints, byte-identical, trainctl checksums carried and checked', { timeout: 240_000 }, async () => {
+  const src = tempDir('prof-x');
+  const text = Buffer.from('epoch,loss\n'.repeat(200_000));
+  writeTree(src, { 'shard-0.bin': randomBytes(11 * MiB), 'notes/readme.md': '# data\n', 'log.csv': text });
+  await run({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${motoBucket}/x/` }, partSizeMiB: 5, compress: 'gzip' });
+  // A foreign object (no trainctl metadata) goes too: its bytes are checked by size and the store's part checksums.
+  const foreign = randomBytes(300_000);
+  await moto.send(new PutObjectCommand({ Bucket: motoBucket, Key: 'x/foreign.bin', Body: foreign }));
+
+  const there = await run({ source: { kind: 's3', uri: `s3://${motoBucket}/x/` }, destination: { kind: 's3', uri: `s3://lab@${labBucket}/copy/` } });
+  assert.equal(there.files, 4);
+  assert.equal(there.verified, 3, 'the three trainctl objects are verified by their checksum; the foreign one is not claimed verified');
+  for (const key of ['shard-0.bin', 'log.csv', 'notes/readme.md']) {
+    const a = await moto.send(new HeadObjectCommand({ Bucket: motoBucket, Key: `x/${key}` }));
+    const b = await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: `copy/${key}` }));
+    assert.equal(b.Metadata?.['trainctl-sha256'], a.Metadata?.['trainctl-sha256'], `${key}: checksum carried over`);
+    assert.deepEqual(await body(lab, labBucket, `copy/${key}`), await body(moto, motoBucket, `x/${key}`), `${key}: same bytes`);
+  }
+  assert.equal((await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: 'copy/log.csv' }))).Metadata?.['trainctl-encoding'], 'gzip');
+  assert.deepEqual(await body(lab, labBucket, 'copy/foreign.bin'), foreign);
+
+  const again = await run({
+    source: { kind: 's3', uri: `s3://lab@${labBucket}/copy/` },
+    destination: { kind: 's3', uri: `s3://${motoBucket}/back/` },
+    sync: true,
+  });
+  assert.equal(again.files, 4);
+  const back = tempDir('prof-x-back');
+  await run({ source: { kind: 's3', uri: `s3://${motoBucket}/back/` }, destination: { kind: 'local', path: `${back}/` } });
+  const expected = treeDigests(src);
+  const got = treeDigests(back);
+  assert.deepEqual({ ...got, 'foreign.bin': undefined }, { ...expected, 'foreign.bin': undefined });
+  assert.deepEqual(readFileSync(join(back, 'foreign.bin')), foreign);
+
+  const resync = await run({
+    source: { kind: 's3', uri: `s3://lab@${labBucket}/copy/` },
+    destination: { kind: 's3', uri: `s3://${motoBucket}/back/` },
+    sync: true,
+  });
+  assert.equal(resync.skipped, 3, 'a second sync skips the objects whose trainctl checksum matches');
+});
+
+test('an upload to versitygw whose worker is killed mid-file resumes on a new worker without re-sending a finished part', { timeout: 300_000 }, async () => {
+  const src = tempDir('prof-kill');
+  writeTree(src, { 'big.bin': randomBytes(30 * MiB) });
+  const key = `kill/${uniqueName('big')}.bin`;
+  const taskQueue = uniqueName('prof-kill');
+  const extraEnv = {
+    TRAINCTL_TASK_QUEUE: taskQueue,
+    TRAINCTL_LOCAL_ROOTS: src,
+    AWS_CONFIG_FILE: env.AWS_CONFIG_FILE!,
+    AWS_SHARED_CREDENTIALS_FILE: env.AWS_SHARED_CREDENTIALS_FILE!,
+  };
+  const w = await startWorkerProcess(services.env, { name: 'profile worker', extraEnv });
+  // Parts go through the fault proxy slowly, so the kill lands between parts.
+  await proxy.setRules([{ op: 'UploadPart', fault: 'latency', latencyMs: 700 }]);
+  await proxy.clearLog();
+  const workflowId = uniqueName('transfer');
+  workflowIds.push(workflowId);
+  const handle = await transferApi.start(
+    client,
+    {
+      source: { kind: 'local', path: join(src, 'big.bin') },
+      destination: { kind: 's3', uri: `s3://labslow@${labBucket}/${key}` },
+      partSizeMiB: 5,
+      concurrency: 1,
+      heartbeatTimeoutSeconds: 10,
+    },
+    { taskQueue, workflowId },
+  );
+  const partsDone = async () => (await proxy.log()).filter((e) => e.op === 'UploadPart' && e.status === 200).map((e) => e.partNumber);
+  await waitUntil(async () => ((await partsDone()).length >= 2 ? true : undefined), 120_000, 'two parts stored on versitygw');
+  await w.kill('SIGKILL');
+  const before = await partsDone();
+  await w.restart();
+  const report = await handle.result();
+  assert.equal(report.verified, 1);
+  const after = (await partsDone()).slice(before.length);
+  for (const n of before) assert.ok(!after.includes(n), `part ${n} was stored before the kill and not sent again (after: ${after.join(',')})`);
+  assert.equal(new Set([...before, ...after]).size, 6, 'all six parts stored');
+  assert.ok(report.bytes < 30 * MiB, `only the unfinished parts crossed the wire after the kill (${report.bytes} bytes)`);
+  const stored = await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: key }));
+  assert.equal(stored.ContentLength, 30 * MiB);
+  await proxy.setRules([]);
+});
+
+test(
+  'a wrong secret fails at once with PermissionDenied naming the profile; an unknown profile is refused before anything is listed',
+  { timeout: 120_000 },
+  async () => {
+    const src = tempDir('prof-bad');
+    writeTree(src, { 'a.txt': 'a\n' });
+    const started = Date.now();
+    const bad = await failureOf(run({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://badlab@${labBucket}/bad/` } }));
+    assert.equal(bad.type, ErrorKind.PermissionDenied);
+    assert.match(bad.message, /refused the credentials of AWS profile "badlab" for bucket/);
+    assert.ok(Date.now() - started < 60_000, 'no retry loop');
+    const none = await failureOf(run({ source: { kind: 's3', uri: 's3://nosuchprofile@b-k/k' }, destination: { kind: 'local', path: `${src}/out/` } }));
+    assert.equal(none.type, ErrorKind.InvalidInput);
+    assert.match(none.message, /AWS profile "nosuchprofile" is not in this worker's shared config/);
+    await assert.rejects(
+      transferApi.start(
+        client,
+        { source: { kind: 's3', uri: 's3://bad profile@b-k/k' }, destination: { kind: 'local', path: src } },
+        { taskQueue: worker.taskQueue },
+      ),
+      (e: unknown) => e instanceof ZodError && e.issues.some((i) => i.path.join('.') === 'source.uri' && i.message.includes('s3://PROFILE@BUCKET')),
+    );
+  },
+);
+
+test('no credential of any profile appears in the histories of these transfers', { timeout: 60_000 }, async () => {
+  assert.ok(workflowIds.length >= 7, `histories to read: ${workflowIds.length}`);
+  let naming = 0;
+  for (const id of workflowIds) {
+    const history = await client.workflow.getHandle(id).fetchHistory();
+    const text = historyText(history);
+    if (/lab(slow)?@/.test(text)) naming += 1;
+    assert.ok(!text.includes(secretKey), `${id}: no secret key`);
+    assert.ok(!text.includes(accessKey), `${id}: no access key id`);
+  }
+  assert.ok(naming >= 5, `the profile's name (never its credentials) is what the histories carry: ${naming}`);
+});
+
+/** Every string and every payload's bytes (as UTF-8) in a history, joined. */
+function historyText(value: unknown): string {
+  const out: string[] = [];
+  const walk = (v: unknown) => {
+    if (typeof v === 'string') out.push(v);
+    else if (v instanceof Uint8Array) out.push(Buffer.from(v).toString('utf8'));
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(value);
+  return out.join('\n');
+}
