@@ -14,7 +14,15 @@ export interface LoaderScriptOptions {
   /** The dataset's folder on the instance (local strategies). */
   path?: string;
   /** The dataset's location in S3 (DirectS3). */
-  s3?: { bucket: string; prefix: string; region: string };
+  s3?: {
+    bucket: string;
+    prefix: string;
+    region: string;
+    /** The store's endpoint (another S3-compatible store, from the location's AWS profile); absent: AWS, or AWS_ENDPOINT_URL at run time. */
+    endpoint?: string | undefined;
+    /** `path` for stores that serve buckets by path (the profile's `s3 addressing_style`). */
+    addressingStyle?: 'path' | 'virtual' | 'auto' | undefined;
+  };
   /** vCPUs of the instance; num_workers follows from it. Unknown: computed at run time from os.cpu_count(). */
   vCpus?: number;
   batchSize?: number;
@@ -157,6 +165,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 S3_BUCKET = ${pyStr(s3.bucket)}
 S3_PREFIX = ${pyStr(s3.prefix)}
 S3_REGION = ${pyStr(s3.region)}
+# The store's endpoint and addressing style (from the location's AWS profile); credentials come from
+# the training process's environment or instance role, never from this file.
+S3_ENDPOINT_URL = ${s3.endpoint ? pyStr(s3.endpoint) : 'None'}
+S3_ADDRESSING_STYLE = ${pyStr(s3.addressingStyle ?? 'auto')}
 # GETs in flight per worker: S3 answers each after a first-byte latency, so one at a time wastes the link.
 STREAMS_PER_WORKER = 4
 ${commonSettings(o, 4, 'Every object costs an S3 round trip: keep more batches in flight than for local files.')}${DECODE_AND_COLLATE}
@@ -172,7 +184,14 @@ class S3Stream(IterableDataset):
     def _client(self):
         import boto3  # per worker process: boto3 clients are not fork-safe
 
-        return boto3.client('s3', region_name=self.region, endpoint_url=os.environ.get('AWS_ENDPOINT_URL') or None)
+        from botocore.config import Config
+
+        return boto3.client(
+            's3',
+            region_name=self.region,
+            endpoint_url=S3_ENDPOINT_URL or os.environ.get('AWS_ENDPOINT_URL') or None,
+            config=Config(s3={'addressing_style': S3_ADDRESSING_STYLE}),
+        )
 
     def _keys(self, client):
         pages = client.get_paginator('list_objects_v2').paginate(Bucket=self.bucket, Prefix=self.prefix)

@@ -26,7 +26,14 @@ function variants(): { name: string; opts: LoaderScriptOptions }[] {
       for (const nasty of [false, true]) {
         const where =
           strategy === 'DirectS3'
-            ? { s3: { bucket: 'my-bucket', prefix: nasty ? NASTY : 'imagenet/train/', region: 'us-east-1' } }
+            ? {
+                s3: {
+                  bucket: 'my-bucket',
+                  prefix: nasty ? NASTY : 'imagenet/train/',
+                  region: 'us-east-1',
+                  ...(nasty ? { endpoint: `http://lab.example:9000/${NASTY}`, addressingStyle: 'path' as const } : {}),
+                },
+              }
             : { path: nasty ? NASTY : '/mnt/data/imagenet' };
         out.push({
           name: `${strategy}-${vCpus ?? 'runtime'}-${nasty ? 'nasty' : 'plain'}`,
@@ -80,6 +87,16 @@ describe('generated DataLoader scripts', () => {
     assert.match(s3, /^NUM_WORKERS = .* or 16 {2}# from 64 vCPUs/m);
     assert.match(s3, /^PREFETCH_FACTOR = 4$/m);
     assert.doesNotMatch(s3, /DATA_ROOT/);
+    assert.match(s3, /^S3_ENDPOINT_URL = None$/m, 'AWS (or AWS_ENDPOINT_URL at run time) without a profile');
+    // A location on another store (its profile's endpoint and addressing style); credentials stay in the environment.
+    const lab = loaderScript({
+      strategy: 'DirectS3',
+      s3: { bucket: 'b', prefix: 'p/', region: 'us-east-1', endpoint: 'http://10.0.0.5:7070', addressingStyle: 'path' },
+    });
+    assert.match(lab, /^S3_ENDPOINT_URL = 'http:\/\/10\.0\.0\.5:7070'$/m);
+    assert.match(lab, /^S3_ADDRESSING_STYLE = 'path'$/m);
+    assert.match(lab, /endpoint_url=S3_ENDPOINT_URL or os\.environ\.get\('AWS_ENDPOINT_URL'\)/);
+    assert.doesNotMatch(lab, /aws_secret_access_key|aws_access_key_id/i);
   });
 
   test('a strategy without its location is refused instead of generating a broken script', () => {

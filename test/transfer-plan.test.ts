@@ -72,8 +72,18 @@ test('the file checksum is the composite of per-part SHA-256 digests, streamed',
 });
 
 test('transfer input: unsupported directions and local ↔ host without staging are refused', () => {
-  const bad = TransferInputSchema.safeParse({ source: { kind: 's3', uri: 's3://bkt/a' }, destination: { kind: 's3', uri: 's3://bkt/b' } });
+  const bad = TransferInputSchema.safeParse({ source: { kind: 'host', hostId: 'h1', path: 'a' }, destination: { kind: 'host', hostId: 'h2', path: 'b' } });
   assert.equal(bad.success, false);
+  // S3 → S3 goes (across buckets, prefixes, profiles), but never into itself.
+  const s3s3 = (a: string, b: string) => TransferInputSchema.safeParse({ source: { kind: 's3', uri: a }, destination: { kind: 's3', uri: b } });
+  assert.equal(s3s3('s3://bkt/a/', 's3://bkt/b/').success, true);
+  assert.equal(s3s3('s3://bkt/a/', 's3://lab@bkt/a/').success, true);
+  assert.match(JSON.stringify(s3s3('s3://bkt/a/', 's3://bkt/a/sub/').error?.issues), /lies inside the source/);
+  assert.equal(s3s3('s3://bkt/a/', 's3://bkt2/a/').success, true);
+  assert.equal(
+    TransferInputSchema.safeParse({ source: { kind: 's3', uri: 's3://no space@bkt/a' }, destination: { kind: 'local', path: '/x' } }).success,
+    false,
+  );
   const noStaging = TransferInputSchema.safeParse({ source: { kind: 'local', path: '/x' }, destination: { kind: 'host', hostId: 'h1', path: 'd' } });
   assert.equal(noStaging.success, false);
   assert.match(JSON.stringify(noStaging.error?.issues), /staging/);
@@ -83,6 +93,7 @@ test('transfer input: unsupported directions and local ↔ host without staging 
 test('the CLI reads ./dir, s3://… and host:ID:/path locations and says when nothing had to move', () => {
   assert.deepEqual(parseLocation('./data/', '/work'), { kind: 'local', path: '/work/data/' });
   assert.deepEqual(parseLocation('s3://bkt/p'), { kind: 's3', uri: 's3://bkt/p' });
+  assert.deepEqual(parseLocation('s3://lab@bkt/p'), { kind: 's3', uri: 's3://lab@bkt/p' });
   assert.deepEqual(parseLocation('host:i-0abc:/mnt/data'), { kind: 'host', hostId: 'i-0abc', path: '/mnt/data' });
   const text = summarize({ files: 3, bytes: 0, seconds: 0.4, MiBps: 0, skipped: 3, verified: 3, dryRun: false, skippedSymlinks: [] });
   assert.match(text, /0 B transferred/);

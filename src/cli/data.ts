@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { Env } from '../config.js';
 import { start as startPrewarm } from '../api/prewarm.js';
+import { parseS3Location, type S3Location } from '../contracts/common.js';
+import { loadProfile } from '../aws/profiles.js';
 import { DATA_STRATEGIES, PrewarmInputSchema, RecommendInputSchema, type DataStrategy, type PrewarmRequest, type PrewarmResult } from '../contracts/prewarm.js';
 import { loaderScript } from '../loader-script.js';
 import { INSTANCE_SPECS, formatRecommendation, recommend } from '../recommender.js';
@@ -10,7 +12,7 @@ import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
 
 const HELP = `usage: trainctl data recommend --dataset-gib N (--files N | --mean-file-mib N) --instance-type TYPE [options]
-       trainctl data loader --strategy STRATEGY --out train_data.py (--path DIR | --s3-uri s3://BUCKET/PREFIX) [options]
+       trainctl data loader --strategy STRATEGY --out train_data.py (--path DIR | --s3-uri s3://[PROFILE@]BUCKET/PREFIX) [options]
        trainctl data prewarm --host ID --strategy STRATEGY [options]
 
 strategies: ${DATA_STRATEGIES.join(', ')}
@@ -32,9 +34,9 @@ loader options:
 
 prewarm options:
   PreWarmedEBS:  --device PATH [--block-kib 1024] [--concurrency 32] [--no-fio]
-  LocalCache:    --s3-uri s3://BUCKET/PREFIX --cache-dir DIR [--capacity-gib N] [--concurrency 8]
+  LocalCache:    --s3-uri s3://[PROFILE@]BUCKET/PREFIX --cache-dir DIR [--capacity-gib N] [--concurrency 8]
   ExistingEBS:   --dataset-dir DIR [--manifest manifest.json] [--verify size|checksum]
-  DirectS3:      --s3-uri s3://BUCKET/PREFIX
+  DirectS3:      --s3-uri s3://[PROFILE@]BUCKET/PREFIX
   --heartbeat-timeout SECONDS --timeout-minutes N --region REGION
   --cost-project P [--cost-rate USD_PER_HOUR]   record the time spent with P's cost tracker
 
@@ -85,11 +87,11 @@ function num(flag: string, v: string | undefined): number | undefined {
   return n;
 }
 
-function parseS3Uri(uri: string | undefined): { bucket: string; prefix: string } | undefined {
+function parseS3Uri(uri: string | undefined): S3Location | undefined {
   if (uri === undefined) return undefined;
-  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
-  if (!m) throw new UsageError(`--s3-uri ${JSON.stringify(uri)}: expected s3://BUCKET/PREFIX`);
-  return { bucket: m[1]!, prefix: m[2]! };
+  const loc = parseS3Location(uri);
+  if (!loc) throw new UsageError(`--s3-uri ${JSON.stringify(uri)}: expected s3://BUCKET/PREFIX or s3://PROFILE@BUCKET/PREFIX`);
+  return loc;
 }
 
 function strategyOf(v: string | undefined): DataStrategy {
@@ -175,7 +177,7 @@ function recommendCommand(values: Values, json: boolean): number {
   return ExitCode.Ok;
 }
 
-function loaderCommand(values: Values, env: Env, json: boolean): number {
+async function loaderCommand(values: Values, env: Env, json: boolean): Promise<number> {
   const strategy = strategyOf(values.strategy);
   if (!values.out) throw new UsageError('data loader needs --out FILE (e.g. --out train_data.py)');
   const type = values['instance-type'];
@@ -186,12 +188,28 @@ function loaderCommand(values: Values, env: Env, json: boolean): number {
   const s3 = parseS3Uri(values['s3-uri']);
   if (strategy === 'DirectS3' && !s3) throw new UsageError('DirectS3 needs --s3-uri s3://BUCKET/PREFIX');
   if (strategy !== 'DirectS3' && !values.path) throw new UsageError(`${strategy} needs --path DIR (the dataset's folder on the instance)`);
+  // A location's profile gives the script its store's endpoint and addressing style (never its credentials).
+  const profile = s3?.profile
+    ? await loadProfile(s3.profile, { configFile: env.AWS_CONFIG_FILE, credentialsFile: env.AWS_SHARED_CREDENTIALS_FILE }).catch((err: unknown) => {
+        throw new UsageError(err instanceof Error ? err.message : String(err));
+      })
+    : undefined;
   let text: string;
   try {
     text = loaderScript({
       strategy,
       ...(values.path !== undefined ? { path: values.path } : {}),
-      ...(s3 ? { s3: { ...s3, region: values.region ?? env.AWS_REGION } } : {}),
+      ...(s3
+        ? {
+            s3: {
+              bucket: s3.bucket,
+              prefix: s3.prefix,
+              region: profile?.region ?? values.region ?? env.AWS_REGION,
+              endpoint: profile?.endpoint,
+              addressingStyle: profile ? (profile.forcePathStyle ? 'path' : 'auto') : undefined,
+            },
+          }
+        : {}),
       ...(vCpus !== undefined ? { vCpus } : {}),
       ...(values['batch-size'] !== undefined ? { batchSize: num('--batch-size', values['batch-size'])! } : {}),
       provenance: `trainctl data loader --strategy ${strategy}`,
@@ -288,7 +306,7 @@ export async function dataCommand(argv: string[], env: Env, connect: () => Promi
       case 'recommend':
         return recommendCommand(values, json);
       case 'loader':
-        return loaderCommand(values, env, json);
+        return await loaderCommand(values, env, json);
       case 'prewarm':
         return await prewarmCommand(values, env, connect, json);
       default:

@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from 'zod';
-import { RegionSchema, VolumeType } from './common.js';
+import { RegionSchema, S3_PROFILE_NAME, VolumeType, s3LocationUri } from './common.js';
 import { HostIdSchema } from './host.js';
 import { ProjectSchema } from './cost.js';
 
@@ -33,6 +33,8 @@ export const S3LocationSchema = z.object({
   bucket: BucketSchema,
   prefix: z.string().max(1_024, 'must be at most 1024 characters').default(''),
   region: RegionSchema.default('us-east-1'),
+  /** The AWS profile (of the host worker) whose endpoint and credentials reach the bucket: another S3-compatible store. */
+  profile: z.string().regex(S3_PROFILE_NAME, 'must be an AWS profile name (letters, digits and _.+=,-)').optional(),
 });
 export type S3Location = z.output<typeof S3LocationSchema>;
 
@@ -115,10 +117,10 @@ export function prewarmWorkflowId(input: PrewarmInput): string {
     input.strategy === 'PreWarmedEBS'
       ? input.device
       : input.strategy === 'LocalCache'
-        ? `${input.cacheDir}<-s3://${input.s3.bucket}/${input.s3.prefix}`
+        ? `${input.cacheDir}<-${s3LocationUri(input.s3)}`
         : input.strategy === 'ExistingEBS'
           ? input.datasetDir
-          : `s3://${input.s3.bucket}/${input.s3.prefix}`;
+          : s3LocationUri(input.s3);
   return `prewarm/${input.hostId}/${input.strategy}/${target}`;
 }
 

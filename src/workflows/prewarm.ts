@@ -1,6 +1,7 @@
 import { ApplicationFailure, CancellationScope, isCancellation, log, proxyActivities, setCurrentDetails, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { HostActivities } from '../activities/host.js';
+import { s3LocationUri } from '../contracts/common.js';
 import { PrewarmInputSchema, type PrewarmInput, type PrewarmMemo, type PrewarmRequest, type PrewarmResult } from '../contracts/prewarm.js';
 import { ErrorKind, describeFailure } from '../errors/kinds.js';
 import { bestEffort, hostBound, onHost } from './options.js';
@@ -114,11 +115,13 @@ async function readDevice(input: ByStrategy<'PreWarmedEBS'>, host: Host, elapsed
 
 /** LocalCache: sync the prefix into the host's cache. */
 async function syncCache(input: ByStrategy<'LocalCache'>, host: Host, elapsed: () => number): Promise<PrewarmResult> {
-  const { bucket, prefix, region } = input.s3;
-  setCurrentDetails(`Syncing s3://${bucket}/${prefix} into \`${input.cacheDir}\` on host ${input.hostId}`);
-  const r = await host.syncCache.executeWithOptions({ summary: `sync s3://${bucket}/${prefix} to the cache` }, [
+  const { bucket, prefix, region, profile } = input.s3;
+  const at = s3LocationUri(input.s3);
+  setCurrentDetails(`Syncing ${at} into \`${input.cacheDir}\` on host ${input.hostId}`);
+  const r = await host.syncCache.executeWithOptions({ summary: `sync ${at} to the cache` }, [
     {
       region,
+      ...(profile ? { profile } : {}),
       bucket,
       prefix,
       cacheDir: input.cacheDir,
@@ -157,9 +160,10 @@ async function verifyDataset(input: ByStrategy<'ExistingEBS'>, host: Host, elaps
 
 /** DirectS3: nothing to warm; list the prefix from the host to show it is reachable. */
 async function listPrefix(input: ByStrategy<'DirectS3'>, host: Host, elapsed: () => number): Promise<PrewarmResult> {
-  const { bucket, prefix, region } = input.s3;
-  setCurrentDetails(`DirectS3: nothing to warm; checking that host ${input.hostId} reaches s3://${bucket}/${prefix}`);
-  const r = await host.listDatasetPrefix.executeWithOptions({ summary: `list s3://${bucket}/${prefix}` }, [{ region, bucket, prefix }]);
+  const { bucket, prefix, region, profile } = input.s3;
+  const at = s3LocationUri(input.s3);
+  setCurrentDetails(`DirectS3: nothing to warm; checking that host ${input.hostId} reaches ${at}`);
+  const r = await host.listDatasetPrefix.executeWithOptions({ summary: `list ${at}` }, [{ region, ...(profile ? { profile } : {}), bucket, prefix }]);
   return { strategy: input.strategy, hostId: input.hostId, bytes: r.bytes, seconds: elapsed(), mibPerSecond: 0, listing: r };
 }
 
