@@ -6,6 +6,7 @@ import { listPrefix } from '../prewarm/listing.js';
 import { verifyDataset, type VerifyDatasetArgs } from '../prewarm/verify.js';
 import type { WorkContext } from '../prewarm/work.js';
 import { abortSignal, step } from './aws-call.js';
+import { endpointUrl } from '../transfer/s5cmd.js';
 import type { HostDeps } from './host-fs.js';
 
 export interface PrewarmDeps extends HostDeps {
@@ -78,10 +79,15 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
 
     /** DirectS3 needs no warming: lists the prefix from the host to show the instance reaches it. Read-only. */
     async listDatasetPrefix(args: { region: string; profile?: string; bucket: string; prefix: string }): Promise<PrefixListing> {
-      const listing = await step(`list s3://${args.bucket}/${args.prefix}`, async () =>
-        listPrefix(await deps.s3(args), args.bucket, args.prefix, abortSignal()),
-      );
-      return { objects: listing.length, bytes: listing.reduce((s, o) => s + o.size, 0) };
+      const s3 = await step(`S3 client for ${args.profile ? `profile ${args.profile}` : 'the default profile'}`, () => deps.s3(args));
+      const listing = await step(`list s3://${args.bucket}/${args.prefix}`, async () => listPrefix(s3, args.bucket, args.prefix, abortSignal()));
+      const endpoint = args.profile ? endpointUrl(await s3.config.endpoint?.()) : undefined;
+      return {
+        objects: listing.length,
+        bytes: listing.reduce((s, o) => s + o.size, 0),
+        ...(endpoint ? { endpoint } : {}),
+        ...(args.profile ? { addressingStyle: s3.config.forcePathStyle ? ('path' as const) : ('auto' as const) } : {}),
+      };
     },
   };
 }

@@ -219,6 +219,9 @@ export interface SyncCacheResult {
 export interface PrefixListing {
   objects: number;
   bytes: number;
+  /** For a location naming an AWS profile: its store's endpoint and addressing style, as the host worker resolved them (never credentials). */
+  endpoint?: string;
+  addressingStyle?: 'path' | 'auto';
 }
 
 /** What a `prewarm` run returns. */

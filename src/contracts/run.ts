@@ -7,7 +7,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import { AvailabilityZoneSchema, RegionSchema, ResourceNameSchema, TagsSchema, VolumeType } from './common.js';
+import { AvailabilityZoneSchema, RegionSchema, ResourceNameSchema, TagsSchema, VolumeType, s3UriSchema } from './common.js';
 import { ProjectSchema } from './cost.js';
 import { DataStrategy } from './prewarm.js';
 import { DataLocationSchema } from './transfer.js';
@@ -132,9 +132,9 @@ export const RunTrainingSchema = z.strictObject({
   checkpointDir: HostRelativePathSchema.default('checkpoints'),
   checkpointEverySeconds: z.number().int().min(10, 'must be at least 10 s').max(86_400, 'must be at most a day').default(300),
   /** S3 prefix the checkpoints are synced to (`s3://BUCKET/PREFIX/`). */
-  checkpointUri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+\/$/, 'must be s3://BUCKET/PREFIX/ (ending in /)'),
+  checkpointUri: s3UriSchema({ folder: true }),
   outputsDir: HostRelativePathSchema.default('outputs'),
-  outputsUri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+\/$/, 'must be s3://BUCKET/PREFIX/ (ending in /)'),
+  outputsUri: s3UriSchema({ folder: true }),
   epochs: z.number().int().positive().default(1),
   /** How long the program has to write its checkpoint after SIGTERM before it is killed. */
   stopGraceSeconds: z.number().int().min(1).max(3_600).default(60),

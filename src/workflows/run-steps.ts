@@ -8,7 +8,7 @@ import type { SearchAttributePair } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import type { HostActivities } from '../activities/host.js';
 import { CheckHostWorkflowType } from '../contracts/host.js';
-import { TagKey } from '../contracts/common.js';
+import { TagKey, parseS3Location, s3LocationUri, type S3Location } from '../contracts/common.js';
 import type { DataStrategy } from '../contracts/prewarm.js';
 import { runWorkflowId, type RunInput, type RunStatus } from '../contracts/run.js';
 import { TransferWorkflowType, type DataLocation, type TransferReport, type TransferRequest } from '../contracts/transfer.js';
@@ -253,15 +253,16 @@ export function hostPaths(ctx: RunContext): { data: string; workdir: string; che
   };
 }
 
-function s3Parts(uri: string): { bucket: string; prefix: string } {
-  const rest = uri.slice('s3://'.length);
-  const slash = rest.indexOf('/');
-  return slash < 0 ? { bucket: rest, prefix: '' } : { bucket: rest.slice(0, slash), prefix: rest.slice(slash + 1) };
+function s3Parts(uri: string): S3Location {
+  const loc = parseS3Location(uri);
+  if (!loc) throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: `${uri} is not an s3://[PROFILE@]BUCKET/PREFIX uri` });
+  return loc;
 }
 
-/** The staging prefix for local ↔ host copies: beside the outputs, private to this run. */
+/** The staging prefix for local ↔ host copies: beside the outputs (same store and profile), private to this run. */
 export function stagingUri(ctx: RunContext): string {
-  return `s3://${s3Parts(ctx.input.training.outputsUri).bucket}/trainctl-staging/run-${ctx.input.name}/`;
+  const { profile, bucket } = s3Parts(ctx.input.training.outputsUri);
+  return s3LocationUri({ profile, bucket, prefix: `trainctl-staging/run-${ctx.input.name}/` });
 }
 
 /** Picks the strategy (`auto`: the recommender, from the dataset's size and count, the instance and the epochs). */
@@ -270,9 +271,11 @@ async function chooseStrategy(ctx: RunContext): Promise<DataStrategy> {
   if (input.dataset.strategy !== 'auto') return input.dataset.strategy;
   let listing = { objects: 1, bytes: 1 };
   if (input.dataset.source.kind === 's3') {
-    const { bucket, prefix } = s3Parts(input.dataset.source.uri);
+    const { profile, bucket, prefix } = s3Parts(input.dataset.source.uri);
     const host = proxyActivities<HostActivities>(onHost(hostBound, ctx.hostId!, { scheduleToCloseTimeout: '10 minutes' }));
-    listing = await host.listDatasetPrefix.executeWithOptions({ summary: `measure s3://${bucket}/${prefix}` }, [{ region: input.region, bucket, prefix }]);
+    listing = await host.listDatasetPrefix.executeWithOptions({ summary: `measure ${input.dataset.source.uri}` }, [
+      { region: input.region, ...(profile ? { profile } : {}), bucket, prefix },
+    ]);
   }
   const instanceType = 'type' in input.instance ? input.instance.type : 'g5.xlarge';
   const rec = recommend({
@@ -317,9 +320,18 @@ export async function stageData(ctx: RunContext): Promise<void> {
   }
   const host = proxyActivities<HostActivities>(onHost(hostBound, hostId, { scheduleToCloseTimeout: '10 minutes' }));
   const s3 = source.kind === 's3' ? s3Parts(source.uri) : undefined;
+  // A store named by profile: the host worker resolves its endpoint and addressing style for the script (credentials stay on the host).
+  const store =
+    strategy === 'DirectS3' && s3?.profile
+      ? await host.listDatasetPrefix.executeWithOptions({ summary: `resolve the store of ${s3LocationUri(s3)}` }, [
+          { region: input.region, profile: s3.profile, bucket: s3.bucket, prefix: s3.prefix },
+        ])
+      : undefined;
   const script = loaderScript({
     strategy,
-    ...(strategy === 'DirectS3' && s3 ? { s3: { ...s3, region: input.region } } : { path: paths.data }),
+    ...(strategy === 'DirectS3' && s3
+      ? { s3: { bucket: s3.bucket, prefix: s3.prefix, region: input.region, endpoint: store?.endpoint, addressingStyle: store?.addressingStyle } }
+      : { path: paths.data }),
     provenance: `trainctl run ${input.name}`,
   });
   await host.writeHostFile.executeWithOptions({ summary: `write ${paths.workdir}/train_data.py (${strategy})` }, [
