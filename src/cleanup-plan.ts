@@ -44,7 +44,8 @@ export interface DiscoveredResource {
   type?: string;
   /** S3 prefixes: what is under the folder. */
   objects?: PrefixObjects;
-  /** S3 resources. */
+  /** S3 resources: the AWS profile of their store (absent: the worker's default), bucket, key, upload, prefix. */
+  profile?: string;
   bucket?: string;
   key?: string;
   uploadId?: string;
@@ -272,9 +273,19 @@ function lineOf(
         target: {},
       };
     case 'multipart-upload':
-      return { ...base, steps: [CleanupStep.abortMultipartUpload], dependsOn: [], target: { bucket: r.bucket, key: r.key, uploadId: r.uploadId } };
+      return {
+        ...base,
+        steps: [CleanupStep.abortMultipartUpload],
+        dependsOn: [],
+        target: { ...(r.profile ? { profile: r.profile } : {}), bucket: r.bucket, key: r.key, uploadId: r.uploadId },
+      };
     case 's3-prefix':
-      return { ...base, steps: [CleanupStep.deleteS3Prefix], dependsOn: [], target: { bucket: r.bucket, prefix: r.prefix } };
+      return {
+        ...base,
+        steps: [CleanupStep.deleteS3Prefix],
+        dependsOn: [],
+        target: { ...(r.profile ? { profile: r.profile } : {}), bucket: r.bucket, prefix: r.prefix },
+      };
   }
 }
 
@@ -348,9 +359,9 @@ export function planCleanup(discovery: Discovery, input: CleanupInput, options: 
   };
 }
 
-/** Parses `s3://BUCKET/KEY#UPLOAD_ID` (an upload) or `s3://BUCKET/PREFIX` (a prefix). */
-export function parseS3Id(id: string): { bucket: string; key: string; uploadId?: string } | undefined {
-  const m = /^s3:\/\/([^/]+)\/([^#]+)(?:#(.+))?$/.exec(id);
-  if (!m || m[1] === undefined || m[2] === undefined) return undefined;
-  return { bucket: m[1], key: m[2], ...(m[3] !== undefined ? { uploadId: m[3] } : {}) };
+/** Parses `s3://[PROFILE@]BUCKET/KEY#UPLOAD_ID` (an upload) or `s3://[PROFILE@]BUCKET/PREFIX` (a prefix). */
+export function parseS3Id(id: string): { profile?: string; bucket: string; key: string; uploadId?: string } | undefined {
+  const m = /^s3:\/\/(?:([A-Za-z0-9_.+=,-]{1,64})@)?([^/@]+)\/([^#]+)(?:#(.+))?$/.exec(id);
+  if (!m || m[2] === undefined || m[3] === undefined) return undefined;
+  return { ...(m[1] ? { profile: m[1] } : {}), bucket: m[2], key: m[3], ...(m[4] !== undefined ? { uploadId: m[4] } : {}) };
 }

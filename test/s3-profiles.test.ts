@@ -8,7 +8,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { ZodError } from 'zod';
 import { onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './helpers/harness.js';
@@ -21,6 +30,7 @@ import { createS3Client } from '../src/aws/clients.js';
 import { checkProfileReach, loadProfile } from '../src/aws/profiles.js';
 import { loadEnv, type Env } from '../src/config.js';
 import * as transferApi from '../src/api/transfer.js';
+import * as cleanupApi from '../src/api/cleanup.js';
 import type { TransferRequest } from '../src/contracts/transfer.js';
 import { ErrorKind } from '../src/errors/kinds.js';
 
@@ -229,6 +239,38 @@ test(
       ),
       (e: unknown) => e instanceof ZodError && e.issues.some((i) => i.path.join('.') === 'source.uri' && i.message.includes('s3://PROFILE@BUCKET')),
     );
+  },
+);
+
+test(
+  'cleanup deletes a prefix and aborts an upload on versitygw named by profile, after approval of a plan that shows them',
+  { timeout: 120_000 },
+  async () => {
+    await lab.send(new PutObjectCommand({ Bucket: labBucket, Key: 'old/a.bin', Body: 'aa' }));
+    await lab.send(new PutObjectCommand({ Bucket: labBucket, Key: 'keep/b.bin', Body: 'b' }));
+    const upload = await lab.send(new CreateMultipartUploadCommand({ Bucket: labBucket, Key: 'stale/x.bin' }));
+    const uploadId = `s3://lab@${labBucket}/stale/x.bin#${upload.UploadId}`;
+    const workflowId = uniqueName('cleanup');
+    workflowIds.push(workflowId);
+    const handle = await cleanupApi.startCleanup(
+      client,
+      { region: 'us-east-1', selector: { kinds: ['multipart-upload', 's3-prefix'], ids: [`s3://lab@${labBucket}/old`, uploadId] }, dryRun: false },
+      { taskQueue: worker.taskQueue, workflowId },
+    );
+    const plan = await cleanupApi.awaitPlan(handle);
+    assert.ok(plan, 'a plan awaiting approval');
+    const prefix = plan.resources.find((r) => r.kind === 's3-prefix');
+    assert.equal(prefix?.id, `s3://lab@${labBucket}/old/`);
+    assert.deepEqual(prefix?.objects, { count: 1, bytes: 2, sample: ['old/a.bin'] });
+    assert.ok(plan.resources.some((r) => r.id === uploadId));
+    await cleanupApi.approve(handle, plan.hash);
+    const result = await handle.result();
+    assert.deepEqual([...result.report.deleted].sort(), [`s3://lab@${labBucket}/old/`, uploadId].sort());
+    const left = (await lab.send(new ListObjectsV2Command({ Bucket: labBucket, Prefix: 'old/' }))).Contents ?? [];
+    assert.equal(left.length, 0);
+    assert.equal((await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: 'keep/b.bin' }))).ContentLength, 1, 'nothing outside the prefix');
+    const uploads = await lab.send(new ListMultipartUploadsCommand({ Bucket: labBucket, Prefix: 'stale/' }));
+    assert.deepEqual(uploads.Uploads ?? [], []);
   },
 );
 

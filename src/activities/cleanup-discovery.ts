@@ -18,7 +18,7 @@ import type { CleanupSelector, PrefixObjects } from '../contracts/cleanup.js';
 import { ErrorKind } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
-import type { S3For } from '../aws/profiles.js';
+import type { S3For, S3Target } from '../aws/profiles.js';
 
 export interface CleanupDiscoveryDeps {
   ec2(region: string): EC2Client;
@@ -74,9 +74,9 @@ export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>)
     }
   }
 
-  async function bucketTags(region: string, bucket: string): Promise<Record<string, string>> {
+  async function bucketTags(at: S3Target, bucket: string): Promise<Record<string, string>> {
     try {
-      const res = await (await deps.s3({ region })).send(new GetBucketTaggingCommand({ Bucket: bucket }), commandOptions());
+      const res = await (await deps.s3(at)).send(new GetBucketTaggingCommand({ Bucket: bucket }), commandOptions());
       return tagsOf(res.TagSet);
     } catch (err) {
       if ((err as { name?: string }).name === 'NoSuchTagSet') return {};
@@ -84,17 +84,18 @@ export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>)
     }
   }
 
-  async function uploadsUnder(region: string, bucket: string, prefix: string, tags: Record<string, string>): Promise<DiscoveredResource[]> {
-    const uploads = await listAllMultipartUploads(await deps.s3({ region }), bucket, prefix || undefined, abortSignal());
+  async function uploadsUnder(at: S3Target, bucket: string, prefix: string, tags: Record<string, string>): Promise<DiscoveredResource[]> {
+    const uploads = await listAllMultipartUploads(await deps.s3(at), bucket, prefix || undefined, abortSignal());
     return uploads.flatMap((u): DiscoveredResource[] =>
       u.Key && u.UploadId
         ? [
             {
-              id: `s3://${bucket}/${u.Key}#${u.UploadId}`,
+              id: `s3://${at.profile ? `${at.profile}@` : ''}${bucket}/${u.Key}#${u.UploadId}`,
               kind: 'multipart-upload',
               tags,
               state: 'in-progress',
               ...(u.Initiated ? { createdAt: u.Initiated.toISOString() } : {}),
+              ...(at.profile ? { profile: at.profile } : {}),
               bucket,
               key: u.Key,
               uploadId: u.UploadId,
@@ -108,13 +109,11 @@ export function createDescribers(deps: Pick<CleanupDiscoveryDeps, 'ec2' | 's3'>)
    * Every object under a folder prefix (which ends with `/`, so `data/` never reaches `data-old/`):
    * count, bytes, the first keys, and with `keys` all of them (what a deletion may delete).
    */
-  async function objectsUnder(region: string, bucket: string, prefix: string, keys?: { key: string; size: number }[]): Promise<PrefixObjects> {
+  async function objectsUnder(at: S3Target, bucket: string, prefix: string, keys?: { key: string; size: number }[]): Promise<PrefixObjects> {
     const out: PrefixObjects = { count: 0, bytes: 0, sample: [] };
     let token: string | undefined;
     do {
-      const page = await (
-        await deps.s3({ region })
-      ).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), commandOptions());
+      const page = await (await deps.s3(at)).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), commandOptions());
       for (const o of page.Contents ?? []) {
         if (!o.Key || !o.Key.startsWith(prefix)) continue;
         out.count += 1;
@@ -253,37 +252,41 @@ async function discoverSnapshots(d: Describers, f: Found): Promise<void> {
 /** Multipart uploads and the prefix of the selected bucket, and every s3:// id listed; each carries its bucket's tags. */
 async function discoverS3(d: Describers, f: Found): Promise<void> {
   const s3Tags = new Map<string, Record<string, string>>();
-  const tagsOfBucket = async (bucket: string) => {
-    let t = s3Tags.get(bucket);
-    if (!t) s3Tags.set(bucket, (t = await d.bucketTags(f.region, bucket)));
+  // Each S3 resource is reached through its store's profile (absent: the worker's default).
+  const at = (profile: string | undefined): S3Target => ({ region: f.region, ...(profile ? { profile } : {}) });
+  const tagsOfBucket = async (profile: string | undefined, bucket: string) => {
+    const key = `${profile ?? ''}@${bucket}`;
+    let t = s3Tags.get(key);
+    if (!t) s3Tags.set(key, (t = await d.bucketTags(at(profile), bucket)));
     return t;
   };
-  const prefixResource = async (bucket: string, prefix: string): Promise<DiscoveredResource> => ({
-    id: `s3://${bucket}/${prefix}`,
+  const prefixResource = async (profile: string | undefined, bucket: string, prefix: string): Promise<DiscoveredResource> => ({
+    id: `s3://${profile ? `${profile}@` : ''}${bucket}/${prefix}`,
     kind: 's3-prefix',
-    tags: await tagsOfBucket(bucket),
+    tags: await tagsOfBucket(profile, bucket),
     state: 'present',
+    ...(profile ? { profile } : {}),
     bucket,
     prefix,
-    objects: await d.objectsUnder(f.region, bucket, prefix),
+    objects: await d.objectsUnder(at(profile), bucket, prefix),
   });
   if (f.selector.s3) {
     // A prefix names a folder: `data` means `data/`, never `data*` (issue 10, guard 2).
-    const bucket = f.selector.s3.bucket;
+    const { bucket, profile } = f.selector.s3;
     const prefix = folderPrefix(f.selector.s3.prefix);
-    if (selected(f, 'multipart-upload')) f.resources.push(...(await d.uploadsUnder(f.region, bucket, prefix, await tagsOfBucket(bucket))));
-    if (selected(f, 's3-prefix') && prefix !== '') f.resources.push(await prefixResource(bucket, prefix));
+    if (selected(f, 'multipart-upload')) f.resources.push(...(await d.uploadsUnder(at(profile), bucket, prefix, await tagsOfBucket(profile, bucket))));
+    if (selected(f, 's3-prefix') && prefix !== '') f.resources.push(await prefixResource(profile, bucket, prefix));
   }
   for (const id of f.selector.ids.filter((x) => x.startsWith('s3://'))) {
     const parsed = parseS3Id(id);
     if (!parsed) continue;
     try {
-      const tags = await tagsOfBucket(parsed.bucket);
+      const tags = await tagsOfBucket(parsed.profile, parsed.bucket);
       if (parsed.uploadId === undefined) {
-        f.resources.push(await prefixResource(parsed.bucket, folderPrefix(parsed.key)));
+        f.resources.push(await prefixResource(parsed.profile, parsed.bucket, folderPrefix(parsed.key)));
         continue;
       }
-      const upload = (await d.uploadsUnder(f.region, parsed.bucket, parsed.key, tags)).find((u) => u.id === id);
+      const upload = (await d.uploadsUnder(at(parsed.profile), parsed.bucket, parsed.key, tags)).find((u) => u.id === id);
       if (upload) f.resources.push(upload);
       else f.missingIds.push(id);
     } catch (err) {

@@ -7,6 +7,7 @@
  * @module
  */
 import { tagsOf } from '../aws/tags.js';
+import type { S3Target } from '../aws/profiles.js';
 import { PROTECTION_RANK, tagProtection } from '../cleanup-tags.js';
 import type { CleanupExpectation } from '../contracts/cleanup.js';
 import type { createDescribers } from './cleanup-discovery.js';
@@ -83,13 +84,13 @@ export async function snapshotChanged(d: Describers, region: string, id: string,
 /** Why an S3 target may no longer be deleted as planned (its bucket now protected, its objects changed), or undefined. */
 export async function s3Changed(
   d: Describers,
-  region: string,
+  at: S3Target,
   bucket: string,
   e: CleanupExpectation | undefined,
   objects?: { count: number; bytes: number },
 ): Promise<string | undefined> {
   if (!e) return undefined;
-  const reasons = [protectionAdded(await d.bucketTags(region, bucket), e)];
+  const reasons = [protectionAdded(await d.bucketTags(at, bucket), e)];
   if (objects && e.objects && (objects.count !== e.objects.count || objects.bytes !== e.objects.bytes)) {
     reasons.push(`it holds ${objects.count} objects, ${objects.bytes} bytes (the plan saw ${e.objects.count} objects, ${e.objects.bytes} bytes)`);
   }

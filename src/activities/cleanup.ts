@@ -245,14 +245,16 @@ export function createCleanupActivities(deps: CleanupDeps) {
     },
 
     /** Aborts the multipart upload, freeing its parts. NoSuchUpload means already gone. */
-    async cleanupAbortMultipartUpload(args: { region: string; bucket: string; key: string; uploadId: string } & Checked): Promise<StepOutcome> {
+    async cleanupAbortMultipartUpload(
+      args: { region: string; profile?: string; bucket: string; key: string; uploadId: string } & Checked,
+    ): Promise<StepOutcome> {
       return step(
         `abort upload ${args.uploadId} of s3://${args.bucket}/${args.key}`,
         async () =>
-          changed(await s3Changed(d, args.region, args.bucket, args.expect)) ??
+          changed(await s3Changed(d, args, args.bucket, args.expect)) ??
           goneIfNotFound(async () => {
             await (
-              await deps.s3({ region: args.region })
+              await deps.s3(args)
             ).send(new AbortMultipartUploadCommand({ Bucket: args.bucket, Key: args.key, UploadId: args.uploadId }), {
               abortSignal: abortSignal(),
             });
@@ -268,7 +270,9 @@ export function createCleanupActivities(deps: CleanupDeps) {
      * `changed` and nothing is deleted. Only keys it listed under the folder are deleted.
      * Idempotent: a retry counts what it deleted before (heartbeat) plus what is left.
      */
-    async cleanupDeleteS3Prefix(args: { region: string; bucket: string; prefix: string } & Checked): Promise<StepOutcome & { objects: number }> {
+    async cleanupDeleteS3Prefix(
+      args: { region: string; profile?: string; bucket: string; prefix: string } & Checked,
+    ): Promise<StepOutcome & { objects: number }> {
       const ctx = Context.current();
       const prefix = folderPrefix(args.prefix);
       const before = (ctx.info.heartbeatDetails as { objects?: number; bytes?: number } | undefined) ?? {};
@@ -277,9 +281,9 @@ export function createCleanupActivities(deps: CleanupDeps) {
         async () => {
           if (prefix === '') throw new TrainctlError(ErrorKind.InvalidInput, `refusing to delete the whole bucket ${args.bucket}: the prefix is empty`);
           const keys: { key: string; size: number }[] = [];
-          const found = await d.objectsUnder(args.region, args.bucket, prefix, keys);
+          const found = await d.objectsUnder(args, args.bucket, prefix, keys);
           const seen = { count: found.count + (before.objects ?? 0), bytes: found.bytes + (before.bytes ?? 0) };
-          const why = await s3Changed(d, args.region, args.bucket, args.expect, seen);
+          const why = await s3Changed(d, args, args.bucket, args.expect, seen);
           if (why) return { gone: false, changed: why, objects: 0 };
           if (keys.length === 0) return { gone: (before.objects ?? 0) === 0, objects: before.objects ?? 0 };
           let objects = before.objects ?? 0;
@@ -287,7 +291,7 @@ export function createCleanupActivities(deps: CleanupDeps) {
           for (let i = 0; i < keys.length; i += 1000) {
             const chunk = keys.slice(i, i + 1000);
             const res = await (
-              await deps.s3({ region: args.region })
+              await deps.s3(args)
             ).send(new DeleteObjectsCommand({ Bucket: args.bucket, Delete: { Objects: chunk.map((o) => ({ Key: o.key })), Quiet: true } }), {
               abortSignal: abortSignal(),
             });

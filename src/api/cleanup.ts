@@ -42,7 +42,7 @@ function summaryOf(input: CleanupInput): string {
     ...Object.entries(sel.tags).map(([k, v]) => `${k}=${v}`),
     ...(sel.ids.length ? [`${sel.ids.length} ids`] : []),
     ...(sel.olderThan ? [`older than ${sel.olderThan}`] : []),
-    ...(sel.s3 ? [`s3://${sel.s3.bucket}/${sel.s3.prefix}`] : []),
+    ...(sel.s3 ? [`s3://${sel.s3.profile ? `${sel.s3.profile}@` : ''}${sel.s3.bucket}/${sel.s3.prefix}`] : []),
   ].join(', ');
   return `${input.dryRun ? 'Plan' : 'Apply'} cleanup of ${sel.kinds.join('/')} in ${input.region}: ${what}`;
 }

@@ -7,7 +7,7 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import { RegionSchema, ResourceNameSchema } from './common.js';
+import { RegionSchema, ResourceNameSchema, S3_PROFILE_NAME } from './common.js';
 import { sha256Hex } from './sha256.js';
 
 /** Workflow type of a cleanup run. */
@@ -30,13 +30,14 @@ const BucketNameSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 
 
 /**
  * A resource named by id: `i-…`, `vol-…`, `snap-…`, `s3://BUCKET/PREFIX` (every object under a
- * prefix) or `s3://BUCKET/KEY#UPLOAD_ID` (one multipart upload).
+ * prefix) or `s3://BUCKET/KEY#UPLOAD_ID` (one multipart upload); an S3 id may name the AWS
+ * profile of another store, `s3://PROFILE@BUCKET/…`.
  */
 export const CleanupIdSchema = z
   .string()
   .regex(
-    /^(i-[0-9a-f]{8,17}|vol-[0-9a-f]{8,17}|snap-[0-9a-f]{8,17}|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^#]+(#[A-Za-z0-9._~-]+)?)$/,
-    'must be an instance (i-…), volume (vol-…) or snapshot (snap-…) id, s3://BUCKET/PREFIX or s3://BUCKET/KEY#UPLOAD_ID',
+    /^(i-[0-9a-f]{8,17}|vol-[0-9a-f]{8,17}|snap-[0-9a-f]{8,17}|s3:\/\/([A-Za-z0-9_.+=,-]{1,64}@)?[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^#]+(#[A-Za-z0-9._~-]+)?)$/,
+    'must be an instance (i-…), volume (vol-…) or snapshot (snap-…) id, s3://[PROFILE@]BUCKET/PREFIX or s3://[PROFILE@]BUCKET/KEY#UPLOAD_ID',
   );
 
 export const CleanupSelectorSchema = z
@@ -56,7 +57,14 @@ export const CleanupSelectorSchema = z
       .default(['instance', 'volume']),
     olderThan: CleanupDurationSchema.optional(),
     /** Where to look for multipart uploads and which prefix `s3-prefix` deletes. */
-    s3: z.object({ bucket: BucketNameSchema, prefix: z.string().max(1_024, 'must be at most 1024 characters').default('') }).optional(),
+    s3: z
+      .object({
+        bucket: BucketNameSchema,
+        prefix: z.string().max(1_024, 'must be at most 1024 characters').default(''),
+        /** The AWS profile (of the worker) whose store holds the bucket; absent: the worker's default. */
+        profile: z.string().regex(S3_PROFILE_NAME, 'must be an AWS profile name (letters, digits and _.+=,-)').optional(),
+      })
+      .optional(),
   })
   .superRefine((s, ctx) => {
     if (Object.keys(s.tags).length === 0 && s.ids.length === 0 && s.olderThan === undefined && s.s3 === undefined) {
@@ -167,7 +175,7 @@ export interface PlannedResource {
   /** What the steps check again before they act (absent in plans made before the re-check existed). */
   expect?: CleanupExpectation;
   /** Everything the steps need besides the id. */
-  target: { instanceId?: string; device?: string; bucket?: string; key?: string; uploadId?: string; prefix?: string };
+  target: { instanceId?: string; device?: string; profile?: string; bucket?: string; key?: string; uploadId?: string; prefix?: string };
 }
 
 export interface SkippedResource {

@@ -367,9 +367,16 @@ async function runStep(
       return aws.cleanupDeleteSnapshot.executeWithOptions(summary, [{ region, snapshotId: r.id, ...expect }]);
     case CleanupStep.abortMultipartUpload:
       return aws.cleanupAbortMultipartUpload.executeWithOptions(summary, [
-        { region, bucket: r.target.bucket ?? '', key: r.target.key ?? '', uploadId: r.target.uploadId ?? '', ...expect },
+        { region, ...profileOf(r), bucket: r.target.bucket ?? '', key: r.target.key ?? '', uploadId: r.target.uploadId ?? '', ...expect },
       ]);
     case CleanupStep.deleteS3Prefix:
-      return waits.cleanupDeleteS3Prefix.executeWithOptions(summary, [{ region, bucket: r.target.bucket ?? '', prefix: r.target.prefix ?? '', ...expect }]);
+      return waits.cleanupDeleteS3Prefix.executeWithOptions(summary, [
+        { region, ...profileOf(r), bucket: r.target.bucket ?? '', prefix: r.target.prefix ?? '', ...expect },
+      ]);
   }
+}
+
+/** `{ profile }` for an S3 target on another store (so other steps' inputs stay as they were). */
+function profileOf(r: { target: { profile?: string } }): { profile?: string } {
+  return r.target.profile ? { profile: r.target.profile } : {};
 }
