@@ -86,6 +86,7 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
         objects: listing.length,
         bytes: listing.reduce((s, o) => s + o.size, 0),
         ...(endpoint ? { endpoint } : {}),
+        ...(args.profile ? { region: await s3.config.region() } : {}),
         ...(args.profile ? { addressingStyle: s3.config.forcePathStyle ? ('path' as const) : ('auto' as const) } : {}),
       };
     },

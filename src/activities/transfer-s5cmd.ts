@@ -158,7 +158,7 @@ async function upload(
   const todo = plans.filter((p) => !results.has(p.f.label));
   const commands = todo.map((p) => uploadCommand({ ...p.f, partSize: p.partSize, checksum: p.checksum }, input.concurrency));
   phase('s5cmd');
-  if (commands.length > 0) await runS5cmd(exe, s3, input.region, commands, input.fileConcurrency, progress);
+  if (commands.length > 0) await runS5cmd(exe, s3, await s3.config.region(), commands, input.fileConcurrency, progress);
   phase('verify');
   for (const p of todo) {
     const h = await head(s3, p.f.bucket, p.f.key, signal);
@@ -235,7 +235,7 @@ async function download(
     const partSize = (f: { size: number }) => (input.partSize ?? planPartSize(f.size)) / MiB;
     const commands = jobs.map((j) => downloadCommand({ ...j.f, temp: j.temp }, input.concurrency, partSize(j)));
     phase('s5cmd');
-    if (commands.length > 0) await runS5cmd(exe, s3, input.region, commands, input.fileConcurrency, progress);
+    if (commands.length > 0) await runS5cmd(exe, s3, await s3.config.region(), commands, input.fileConcurrency, progress);
     phase('verify');
     // Every file is checked before any moves into place.
     for (const j of jobs) {

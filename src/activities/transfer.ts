@@ -41,6 +41,26 @@ function s3Client(s3: S3For, target: S3Target): Promise<S3Client> {
   return step(`S3 client for ${target.profile ? `profile ${target.profile}` : 'the default profile'}`, () => s3(target));
 }
 
+/** HeadBucket with a profile's client; its errors have no body, so a 403 or 404 is said in words. */
+function reachBucket(s3: S3Client, profile: string, bucket: string, endpoint: string | null): Promise<void> {
+  return step(`reach s3://${profile}@${bucket}`, async () => {
+    try {
+      await s3.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: abortSignal() });
+    } catch (err) {
+      const kind = classify(err);
+      const where = endpoint ?? 'AWS';
+      if (kind === ErrorKind.PermissionDenied)
+        throw new TrainctlError(
+          kind,
+          `${where} refused the credentials of AWS profile "${profile}" for bucket ${bucket}: check its aws_access_key_id and aws_secret_access_key (or its bucket policy)`,
+          { cause: err },
+        );
+      if (kind === ErrorKind.NotFound) throw new TrainctlError(kind, `bucket ${bucket} does not exist at ${where} (AWS profile "${profile}")`, { cause: err });
+      throw err;
+    }
+  });
+}
+
 function s3StepDeps(): S3StepDeps {
   return { step, log, signal: abortSignal(), heartbeat: (d) => Context.current().heartbeat(d) };
 }
@@ -68,6 +88,23 @@ export function createTransferEngine(deps: TransferEngineDeps) {
      */
     async transferScan(input: ScanInput): Promise<ScanResult> {
       return step(`scan ${input.path}`, () => scanTree(input, { resolvePath: deps.resolvePath, heartbeat: (n) => Context.current().heartbeat(n) }));
+    },
+    /**
+     * Resolves, before a transfer lists or writes anything, the store each S3 location reaches from
+     * this worker: its endpoint (null: AWS itself). A location naming a profile is also checked:
+     * the profile is in this worker's shared config (InvalidInput naming it otherwise), it may be
+     * used here (AWS itself needs TRAINCTL_AWS=real), and its credentials are accepted for the
+     * bucket (HeadBucket: PermissionDenied naming the profile otherwise). Read-only.
+     */
+    async transferCheckStores(input: { region: string; locations: { profile?: string; bucket: string }[] }): Promise<(string | null)[]> {
+      const out: (string | null)[] = [];
+      for (const loc of input.locations) {
+        const s3 = await s3Client(deps.s3, { region: input.region, profile: loc.profile });
+        const endpoint = endpointUrl(await s3.config.endpoint?.()) ?? null;
+        if (loc.profile) await reachBucket(s3, loc.profile, loc.bucket, endpoint);
+        out.push(endpoint);
+      }
+      return out;
     },
     /**
      * Uploads one file to S3 (PutObject, or multipart above one part) with trainctl's checksum in
@@ -139,36 +176,6 @@ export function createTransferActivities(deps: {
   const copyDeps: BatchDeps = { s3: deps.s3, resolvePath: deps.resolvePath, step, log, heartbeatIntervalMs: 1_000, fail: failure };
   return {
     ...createTransferEngine({ s3: deps.s3, hooks: deps.transferHooks, resolvePath: deps.resolvePath }),
-
-    /**
-     * Checks, before a transfer lists or writes anything, that every S3 location naming a profile
-     * can be reached with it: the profile is in this worker's shared config (InvalidInput naming it
-     * otherwise), it may be used here (AWS itself needs TRAINCTL_AWS=real), and its credentials
-     * are accepted for the bucket (HeadBucket: PermissionDenied naming the profile otherwise). Read-only.
-     */
-    async transferCheckProfiles(input: { region: string; locations: { profile: string; bucket: string }[] }): Promise<void> {
-      for (const loc of input.locations) {
-        const s3 = await s3Client(deps.s3, { region: input.region, profile: loc.profile });
-        await step(`reach s3://${loc.profile}@${loc.bucket}`, async () => {
-          try {
-            await s3.send(new HeadBucketCommand({ Bucket: loc.bucket }), { abortSignal: abortSignal() });
-          } catch (err) {
-            // HeadBucket's errors have no body: say what a 403 or 404 means here.
-            const kind = classify(err);
-            const endpoint = endpointUrl(await s3.config.endpoint?.()) ?? 'AWS';
-            if (kind === ErrorKind.PermissionDenied)
-              throw new TrainctlError(
-                kind,
-                `${endpoint} refused the credentials of AWS profile "${loc.profile}" for bucket ${loc.bucket}: check its aws_access_key_id and aws_secret_access_key (or its bucket policy)`,
-                { cause: err },
-              );
-            if (kind === ErrorKind.NotFound)
-              throw new TrainctlError(kind, `bucket ${loc.bucket} does not exist at ${endpoint} (AWS profile "${loc.profile}")`, { cause: err });
-            throw err;
-          }
-        });
-      }
-    },
 
     /**
      * Copies one object from one S3 endpoint (profile) to another through this worker: ranged GETs,

@@ -152,6 +152,10 @@ function nameProfileInErrors(client: S3Client, profile: string): void {
 /** An S3 client for profile `p`, its region defaulting to `region`; `maxAttempts` as the worker's other clients. */
 export function profileS3Client(p: ProfileSettings, region: string, files: SharedConfigFiles, opts: { maxAttempts?: number | undefined } = {}): S3Client {
   const config: S3ClientConfig = {
+    // The named profile's own settings (FIPS, dual-stack …), never the default profile's; and without an
+    // endpoint_url of its own, never AWS_ENDPOINT_URL or another profile's: it reaches AWS itself.
+    profile: p.name,
+    ignoreConfiguredEndpointUrls: true,
     region: p.region ?? region,
     ...(p.endpoint ? { endpoint: p.endpoint } : {}),
     forcePathStyle: p.forcePathStyle,

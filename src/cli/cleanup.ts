@@ -17,6 +17,7 @@ export const CLEANUP_FLAGS: FlagNames = {
   'selector.olderThan': '--older-than',
   'selector.s3.bucket': '--bucket',
   'selector.s3.prefix': '--prefix',
+  'selector.s3.profile': '--s3-profile',
   protectedIds: '--protected-id (or TRAINCTL_PROTECTED_IDS)',
   approvalTimeout: '--approval-timeout',
   concurrency: '--concurrency',
@@ -41,6 +42,7 @@ selectors (only resources tagged trainctl:managed=true are candidates, unless li
                              default instance and volume)
   --older-than DURATION      e.g. 12h, 7d, 2w
   --bucket NAME --prefix P   where to look for multipart uploads / the prefix s3-prefix deletes
+  --s3-profile NAME          the AWS profile whose store holds --bucket (another S3-compatible store)
   --region REGION            default: AWS_REGION
 
 apply options:
@@ -114,6 +116,7 @@ function requestFrom(values: Record<string, string | boolean | string[] | undefi
     .filter(Boolean);
   const bucket = str('bucket');
   if (bucket === undefined && str('prefix') !== undefined) throw new UsageError('--prefix needs --bucket');
+  if (bucket === undefined && str('s3-profile') !== undefined) throw new UsageError('--s3-profile needs --bucket');
   return {
     region: str('region') ?? env.AWS_REGION,
     selector: {
@@ -121,7 +124,9 @@ function requestFrom(values: Record<string, string | boolean | string[] | undefi
       ids: list('id'),
       ...(kinds.length ? { kinds: kinds as CleanupInput['selector']['kinds'] } : {}),
       ...(str('older-than') !== undefined ? { olderThan: str('older-than') } : {}),
-      ...(bucket !== undefined ? { s3: { bucket, prefix: str('prefix') ?? '' } } : {}),
+      ...(bucket !== undefined
+        ? { s3: { bucket, prefix: str('prefix') ?? '', ...(str('s3-profile') !== undefined ? { profile: str('s3-profile') } : {}) } }
+        : {}),
     },
     dryRun,
     force: values.force === true,
@@ -145,6 +150,7 @@ function parseFlags(args: string[]) {
       kind: { type: 'string', multiple: true },
       'older-than': { type: 'string' },
       bucket: { type: 'string' },
+      's3-profile': { type: 'string' },
       prefix: { type: 'string' },
       region: { type: 'string' },
       force: { type: 'boolean' },

@@ -222,6 +222,7 @@ export interface PrefixListing {
   /** For a location naming an AWS profile: its store's endpoint and addressing style, as the host worker resolved them (never credentials). */
   endpoint?: string;
   addressingStyle?: 'path' | 'auto';
+  region?: string;
 }
 
 /** What a `prewarm` run returns. */

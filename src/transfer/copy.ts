@@ -15,8 +15,6 @@
  *
  * @module
  */
-import { pipeline } from 'node:stream/promises';
-import { Writable, type Readable } from 'node:stream';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -29,13 +27,14 @@ import {
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { sendsPartChecksums } from '../aws/profiles.js';
-import { META_CHECKSUM, META_PART_SIZE, PartHasher, compositeChecksum, sha256 } from './checksum.js';
-import { decompressor } from './compress.js';
+import { META_CHECKSUM, META_PART_SIZE, compositeChecksum, sha256 } from './checksum.js';
 import { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, pool, type ObjectMeta } from './download.js';
 import { partCount, partRange, planPartSize } from './plan.js';
 import { heartbeatEvery } from './progress.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
 import { listParts, verifyUploaded, withPartRetries } from './upload-parts.js';
+import { readAll, verifyDecoded, withBuffer } from './copy-buffers.js';
+import { checkpointStore, type CheckpointStore } from './checkpoint-store.js';
 import { isCancelled, type EngineDeps, type FileResult, type RunScope } from './types.js';
 
 /** One end of a copy. */
@@ -73,17 +72,6 @@ function uri(end: CopyEnd): string {
   return `s3://${end.profile ? `${end.profile}@` : ''}${end.bucket}/${end.key}`;
 }
 
-async function readAll(body: unknown, expected: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body as AsyncIterable<Uint8Array>) {
-    chunks.push(Buffer.from(c));
-    n += c.length;
-  }
-  if (n !== expected) throw new TrainctlError(ErrorKind.Transient, `${what}: got ${n} bytes, expected ${expected}`);
-  return Buffer.concat(chunks, n);
-}
-
 /** Copies one object (see the module comment). A cancel or a failure no retry fixes aborts the destination's multipart upload. */
 export async function copyObject(input: CopyInput, scope: RunScope, deps: EngineDeps): Promise<FileResult> {
   const run = new ObjectCopy(input, scope, deps);
@@ -105,6 +93,7 @@ class ObjectCopy {
   private meta!: ObjectMeta;
   private size = 0;
   private partSize = 0;
+  private state!: CheckpointStore<CopyCheckpoint>;
 
   constructor(
     private readonly input: CopyInput,
@@ -131,7 +120,9 @@ class ObjectCopy {
       this.meta.checksum && this.meta.encoding === 'none' ? (this.meta.partSize ?? planPartSize(this.size)) : planPartSize(this.size, input.partSize);
     const skipped = await this.skipIfSame();
     if (skipped) return skipped;
-    this.loadCheckpoint();
+    // As for uploads: the server keeps only the heartbeats that got through; this machine's state file keeps every part.
+    this.state = checkpointStore<CopyCheckpoint>(`${scope.id}/copy/${destination.bucket}/${destination.key}`);
+    await this.loadCheckpoint();
     let finished = false;
     try {
       const r = partCount(this.size, this.partSize) <= 1 ? await this.putWhole() : await this.putMultipart();
@@ -140,8 +131,14 @@ class ObjectCopy {
     } catch (err) {
       const finalFailure = isCancelled(err, scope.signal) || !isRetryable(classify(err));
       if (finalFailure && this.cp?.uploadId) await abortUpload(this.dst, this.deps.log, destination.bucket, destination.key, this.cp.uploadId);
-      if (finished || finalFailure) this.cp = undefined;
+      if (finalFailure) {
+        finished = true;
+        this.cp = undefined;
+      }
       throw err;
+    } finally {
+      await this.state.settle();
+      if (finished) await this.state.remove();
     }
   }
 
@@ -157,8 +154,14 @@ class ObjectCopy {
     return { label: input.label, size: this.size, sent: 0, skipped: true, verified: true, checksum: meta.checksum, resumed: 0 };
   }
 
-  private loadCheckpoint(): void {
-    const prev = this.scope.resume as CopyCheckpoint | undefined;
+  /** The heartbeat's checkpoint and this machine's, parts merged when they name the same upload. */
+  private async loadCheckpoint(): Promise<void> {
+    const ok = (c: CopyCheckpoint | undefined): c is CopyCheckpoint => c?.kind === 'copy' && Array.isArray(c.parts);
+    const hb = this.scope.resume as CopyCheckpoint | undefined;
+    const disk = await this.state.read();
+    let prev: CopyCheckpoint | undefined = ok(hb) ? hb : ok(disk) ? disk : undefined;
+    if (ok(hb) && ok(disk) && (hb.uploadId === undefined || hb.uploadId === disk.uploadId))
+      prev = { ...disk, parts: [...new Map([...hb.parts, ...disk.parts].map((p) => [p.n, p])).values()] };
     const etag = this.head.ETag ?? '';
     const same =
       prev?.kind === 'copy' &&
@@ -166,10 +169,15 @@ class ObjectCopy {
       prev.sourceEtag === etag &&
       prev.size === this.size &&
       prev.partSize === this.partSize;
-    if (prev?.kind === 'copy' && !same) this.deps.log.info('source changed since checkpoint; restarting object', { label: this.input.label });
-    this.cp = same
-      ? { ...prev, parts: [...prev.parts] }
-      : { kind: 'copy', key: this.input.destination.key, sourceEtag: etag, size: this.size, partSize: this.partSize, parts: [] };
+    if (prev?.kind === 'copy' && !same) {
+      this.deps.log.info('source changed since checkpoint; restarting object', { label: this.input.label });
+      // The old upload's parts are of other bytes: abort it, or it would be billed until a lifecycle rule finds it.
+      if (prev.uploadId) await abortUpload(this.dst, this.deps.log, this.input.destination.bucket, prev.key, prev.uploadId);
+    }
+    this.cp =
+      same && prev
+        ? { ...prev, parts: [...prev.parts] }
+        : { kind: 'copy', key: this.input.destination.key, sourceEtag: etag, size: this.size, partSize: this.partSize, parts: [] };
   }
 
   /** Bytes [start, end) of the source, whole in memory (one part). */
@@ -177,9 +185,11 @@ class ObjectCopy {
     const { source } = this.input;
     if (end <= start) return Buffer.alloc(0);
     return withPartRetries(this.scope.signal, async () => {
-      const out = await this.src.send(new GetObjectCommand({ Bucket: source.bucket, Key: source.key, Range: `bytes=${start}-${end - 1}` }), {
-        abortSignal: this.scope.signal,
-      });
+      // Pinned to the ETag the copy began with: a source replaced mid-copy fails at its next part, not after the last.
+      const out = await this.src.send(
+        new GetObjectCommand({ Bucket: source.bucket, Key: source.key, Range: `bytes=${start}-${end - 1}`, IfMatch: this.head.ETag || undefined }),
+        { abortSignal: this.scope.signal },
+      );
       return readAll(out.Body, end - start, `${uri(source)} bytes ${start}-${end - 1}`);
     });
   }
@@ -207,7 +217,11 @@ class ObjectCopy {
     return sum;
   }
 
-  private async putWhole(): Promise<FileResult> {
+  private putWhole(): Promise<FileResult> {
+    return withBuffer(this.size, () => this.putWholeBuffered());
+  }
+
+  private async putWholeBuffered(): Promise<FileResult> {
     const { input } = this;
     const body = await this.fetch(0, this.size);
     const digest = sha256(body);
@@ -263,36 +277,41 @@ class ObjectCopy {
       );
       if (!created.UploadId) throw new TrainctlError(ErrorKind.Transient, 'CreateMultipartUpload returned no UploadId');
       cp.uploadId = created.UploadId;
+      // Recorded before any part is sent, or a crash would orphan the upload.
       scope.heartbeat?.(cp);
+      await this.state.save(cp);
     }
     const done = new Set(cp.parts.map((p) => p.n));
     const todo = Array.from({ length: nParts }, (_, i) => i + 1).filter((n) => !done.has(n));
     let sent = 0;
     await pool(todo, input.concurrency, async (n) => {
       const { start, end } = partRange(this.size, this.partSize, n);
-      const body = await this.fetch(start, end);
-      const digest = sha256(body).toString('base64');
-      const out = await this.step(`upload part ${n}/${nParts} of ${input.label}`, () =>
-        withPartRetries(scope.signal, () =>
-          this.dst.send(
-            new UploadPartCommand({
-              Bucket: input.destination.bucket,
-              Key: input.destination.key,
-              UploadId: cp.uploadId,
-              PartNumber: n,
-              Body: body,
-              ContentLength: body.length,
-              ...(sums ? { ChecksumSHA256: digest } : {}),
-            }),
-            { abortSignal: scope.signal },
+      await withBuffer(end - start, async () => {
+        const body = await this.fetch(start, end);
+        const digest = sha256(body).toString('base64');
+        const out = await this.step(`upload part ${n}/${nParts} of ${input.label}`, () =>
+          withPartRetries(scope.signal, () =>
+            this.dst.send(
+              new UploadPartCommand({
+                Bucket: input.destination.bucket,
+                Key: input.destination.key,
+                UploadId: cp.uploadId,
+                PartNumber: n,
+                Body: body,
+                ContentLength: body.length,
+                ...(sums ? { ChecksumSHA256: digest } : {}),
+              }),
+              { abortSignal: scope.signal },
+            ),
           ),
-        ),
-      );
-      if (!out.ETag) throw new TrainctlError(ErrorKind.Transient, `UploadPart ${n} returned no ETag`);
-      cp.parts.push({ n, etag: out.ETag, sha256: digest });
-      sent += body.length;
-      scope.progress.add(body.length);
-      scope.heartbeat?.(cp);
+        );
+        if (!out.ETag) throw new TrainctlError(ErrorKind.Transient, `UploadPart ${n} returned no ETag`);
+        cp.parts.push({ n, etag: out.ETag, sha256: digest });
+        sent += body.length;
+        scope.progress.add(body.length);
+        scope.heartbeat?.(cp);
+        await this.state.save(cp);
+      });
     });
     const parts = [...cp.parts].sort((a, b) => a.n - b.n);
     const checksum = this.checksumOf(parts.map((p) => Buffer.from(p.sha256, 'base64')));
@@ -318,7 +337,7 @@ class ObjectCopy {
     for (const p of await listParts(this.dst, destination.bucket, destination.key, cp.uploadId as string, this.step.bind(this), this.scope.signal)) {
       const r = partRange(this.size, this.partSize, p.n);
       if (known.has(p.n) || p.size !== r.end - r.start) continue;
-      const digest = sha256(await this.fetch(r.start, r.end)).toString('base64');
+      const digest = await withBuffer(r.end - r.start, async () => sha256(await this.fetch(r.start, r.end)).toString('base64'));
       if (p.sha256 && p.sha256 !== digest) continue;
       known.set(p.n, { n: p.n, etag: p.etag, sha256: digest });
     }
@@ -349,42 +368,16 @@ class ObjectCopy {
     const { bucket, key } = input.destination;
     if (meta.checksum) {
       await verifyUploaded(this.dst, { bucket, key, label: input.label }, this.size, meta.checksum, this.step.bind(this), this.scope.signal);
-      if (meta.encoding !== 'none') await this.verifyDecoded(meta);
+      if (meta.encoding !== 'none')
+        await this.step(`read back ${uri(input.destination)}`, () => verifyDecoded(this.dst, input.destination, input.label, meta, this.scope.signal));
     } else {
       const head = await this.step(`head ${uri(input.destination)}`, () => headOrUndefined(this.dst, bucket, key, this.scope.signal));
       if (head?.ContentLength !== this.size)
         throw new TrainctlError(ErrorKind.Integrity, `${input.label}: the copy holds ${head?.ContentLength ?? 'no'} bytes, the source ${this.size}`);
     }
     this.cp = undefined;
-    return { label: input.label, size: this.size, sent, skipped: false, verified: meta.checksum !== undefined, checksum: meta.checksum ?? checksum, resumed };
-  }
-
-  /** A compressed copy, read back and decompressed, must give the original's checksum. */
-  private async verifyDecoded(meta: ObjectMeta): Promise<void> {
-    const { destination } = this.input;
-    const originalSize = meta.originalSize ?? 0;
-    const hasher = new PartHasher(meta.partSize ?? planPartSize(originalSize));
-    let n = 0;
-    await this.step(`read back ${uri(destination)}`, async () => {
-      const out = await this.dst.send(new GetObjectCommand({ Bucket: destination.bucket, Key: destination.key }), { abortSignal: this.scope.signal });
-      await pipeline(
-        out.Body as Readable,
-        decompressor(meta.encoding as 'gzip' | 'zstd'),
-        new Writable({
-          write(chunk: Buffer, _enc, cb) {
-            n += chunk.length;
-            if (n > originalSize) return cb(new TrainctlError(ErrorKind.Integrity, `decompresses to more than its recorded ${originalSize} bytes`));
-            hasher.update(chunk);
-            cb();
-          },
-        }),
-      );
-    });
-    const sum = hasher.checksum();
-    if (n !== originalSize || sum !== meta.checksum)
-      throw new TrainctlError(
-        ErrorKind.Integrity,
-        `${this.input.label}: the copy decompresses to ${n} bytes with checksum ${sum}; the source records ${meta.checksum}`,
-      );
+    // Verified: the bytes read gave the source's checksum, and the store checked each part's SHA-256 as it arrived.
+    const verified = meta.checksum !== undefined && sendsPartChecksums(this.dst);
+    return { label: input.label, size: this.size, sent, skipped: false, verified, checksum: meta.checksum ?? checksum, resumed };
   }
 }

@@ -7,37 +7,22 @@
  *
  * @module
  */
-import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { META_CHECKSUM, META_PART_SIZE, fileChecksum } from './checksum.js';
 import { checkpointStore, type CheckpointStore } from './checkpoint-store.js';
-import { openPrivateForWrite, privateDir } from './private-dir.js';
-import { checkEncoding, compressor, encodingFor, type Encoding } from './compress.js';
+import { encodingFor, type Encoding } from './compress.js';
 import { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, pool } from './download.js';
 import { baseName, partCount, partRange, planPartSize } from './plan.js';
 import { heartbeatEvery } from './progress.js';
+import { prepareBody, type Body } from './upload-body.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
 import { sendsPartChecksums } from '../aws/profiles.js';
 import { compositeSha256, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
 import { hashRange, listParts, rangeBody, verifyUploaded, withPartRetries } from './upload-parts.js';
 import { type EngineDeps, type FileResult, type RunScope, type UploadInput, isCancelled } from './types.js';
-
-/** What goes up: the file itself, or a compressed copy carrying the original's checksum. */
-interface Body {
-  abs: string;
-  size: number;
-  mtimeMs: number;
-  ino: number;
-  ctimeMs: number;
-  original?: { checksum: string; partSize: number };
-  temp?: string;
-}
 
 /**
  * Uploads one file (see the module comment). On cancel or a non-retryable failure the multipart
@@ -89,14 +74,19 @@ class FileUpload {
   }
 
   private result(sent: number, skipped: boolean, checksum: string, resumed: number): FileResult {
-    return { label: this.input.label, size: this.origSt.size, sent, skipped, verified: true, checksum, resumed };
+    // Without S3's part checksums (a store that refuses them) nothing checked the bytes the store kept: not claimed verified.
+    return { label: this.input.label, size: this.origSt.size, sent, skipped, verified: skipped || this.partSums, checksum, resumed };
   }
 
   async execute(): Promise<FileResult> {
     const { input } = this;
     this.s3 = await this.step(`S3 client for ${input.label}`, () => this.deps.s3(input));
     this.partSums = sendsPartChecksums(this.s3);
-    this.body = await this.prepareBody();
+    this.body = await prepareBody(
+      { abs: this.origAbs, st: this.origSt, encoding: this.encoding, scopeId: this.scope.id, key: input.key, label: input.label },
+      this.step.bind(this),
+      this.scope.signal,
+    );
     this.partSize = planPartSize(this.body.size, input.partSize);
     const nParts = partCount(this.body.size, this.partSize);
     // The server keeps the last heartbeat that got through, at most one per ~80 % of the heartbeat
@@ -126,37 +116,6 @@ class FileUpload {
       await this.state.settle();
       if (finished) await this.state.remove();
       if (this.body.temp) await rm(this.body.temp, { force: true });
-    }
-  }
-
-  /** The file, or (with compression) a compressed copy named by activity and key. */
-  private async prepareBody(): Promise<Body> {
-    const { input, origAbs, origSt, encoding } = this;
-    if (encoding === 'none') return { abs: origAbs, size: origSt.size, mtimeMs: origSt.mtimeMs, ino: origSt.ino, ctimeMs: origSt.ctimeMs };
-    checkEncoding(encoding);
-    // Named by activity and key: a retry overwrites what a killed attempt left instead of adding to it.
-    const temp = join(await privateDir('trainctl-compress'), `${createHash('sha256').update(`${this.scope.id}/${input.key}`).digest('hex')}.${encoding}`);
-    try {
-      const origPartSize = planPartSize(origSt.size);
-      const sum = await this.step(`checksum ${input.label}`, () => fileChecksum(origAbs, origPartSize, this.scope.signal));
-      const signal = this.scope.signal;
-      await this.step(`compress ${input.label}`, async () => {
-        await pipeline(createReadStream(origAbs), compressor(encoding), (await openPrivateForWrite(temp)).createWriteStream(), ...(signal ? [{ signal }] : []));
-      });
-      // The same input compresses to the same bytes, so its size and the original's mtime
-      // identify the body: a retry re-creates it and resumes the upload's finished parts.
-      return {
-        abs: temp,
-        size: (await stat(temp)).size,
-        mtimeMs: origSt.mtimeMs,
-        ino: origSt.ino,
-        ctimeMs: origSt.ctimeMs,
-        original: { checksum: sum.checksum, partSize: origPartSize },
-        temp,
-      };
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
     }
   }
 

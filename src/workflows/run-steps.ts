@@ -330,7 +330,15 @@ export async function stageData(ctx: RunContext): Promise<void> {
   const script = loaderScript({
     strategy,
     ...(strategy === 'DirectS3' && s3
-      ? { s3: { bucket: s3.bucket, prefix: s3.prefix, region: input.region, endpoint: store?.endpoint, addressingStyle: store?.addressingStyle } }
+      ? {
+          s3: {
+            bucket: s3.bucket,
+            prefix: s3.prefix,
+            region: store?.region ?? input.region,
+            endpoint: store?.endpoint,
+            addressingStyle: store?.addressingStyle,
+          },
+        }
       : { path: paths.data }),
     provenance: `trainctl run ${input.name}`,
   });
