@@ -58,8 +58,18 @@ async function saveManifest(cacheDir: string, m: CacheManifest): Promise<void> {
  */
 async function fetchObject(s3: S3Client, o: RemoteObject, dest: string, concurrency: number, signal: AbortSignal | undefined): Promise<CacheEntry> {
   const slash = o.id.indexOf('/');
-  const r = await downloadVerified({ s3, bucket: o.id.slice(0, slash), key: o.id.slice(slash + 1), path: dest, label: o.id, concurrency, signal });
-  return { id: o.id, size: r.size, sha256: r.sha256, etag: r.etag || o.etag, lastUsed: Date.now() };
+  // The cache's manifest keeps each file's SHA-256: the download makes its whole-file pass for it.
+  const r = await downloadVerified({
+    s3,
+    bucket: o.id.slice(0, slash),
+    key: o.id.slice(slash + 1),
+    path: dest,
+    label: o.id,
+    concurrency,
+    signal,
+    wholeSha256: true,
+  });
+  return { id: o.id, size: r.size, sha256: r.sha256 as string, etag: r.etag || o.etag, lastUsed: Date.now() };
 }
 
 /** Resolves and creates the cache folder and reads its manifest (an unreadable one counts as empty). */

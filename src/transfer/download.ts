@@ -11,73 +11,18 @@ import { constants as fsc, createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
-import { digestFile } from './checksum.js';
-import { byteLimit, decompressor, type Encoding } from './compress.js';
+import { createHash } from 'node:crypto';
+import { compositeChecksum, digestFile } from './checksum.js';
+import { hashRange } from './upload-parts.js';
+import { byteLimit, decompressor } from './compress.js';
 import { objectMeta } from './object-meta.js';
+import type { DownloadCheckpoint, VerifiedDownloadOptions, VerifiedDownloadResult } from './download-types.js';
 import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';
 
-/** The finished ranges of a download, heartbeated and kept in a sidecar next to the temp file. */
-export interface DownloadCheckpoint {
-  kind: 'download';
-  etag: string;
-  size: number;
-  rangeSize: number;
-  done: number[];
-}
-
-export interface VerifiedDownloadOptions {
-  s3: S3Client;
-  bucket: string;
-  key: string;
-  /** Absolute destination path; the caller has confined it. */
-  path: string;
-  /** How messages name the file. */
-  label: string;
-  /** Ranges in flight at once. */
-  concurrency: number;
-  /** Range size in bytes; trainctl's recorded part size (or one planned from the size) when absent. */
-  rangeSize?: number | undefined;
-  /** Skip the download when the file at `path` already has the object's checksum. */
-  sync?: boolean | undefined;
-  /**
-   * Keep the temp file and its sidecar after a retryable failure, so that the next call resumes
-   * from them. Without it the temp file is removed on any failure.
-   */
-  resumable?: boolean | undefined;
-  /** A checkpoint heartbeated by an earlier attempt; merged with the sidecar's. */
-  resume?: unknown;
-  signal?: AbortSignal | undefined;
-  /** Bytes written (negative when a whole re-fetch discards them). */
-  onBytes?(n: number): void;
-  /** A range finished: the checkpoint to heartbeat. */
-  onCheckpoint?(cp: DownloadCheckpoint): void;
-  beforeRange?(n: number): Promise<void>;
-  afterRange?(n: number): void;
-  /** Wraps each S3 call or file pass (the activities turn errors into taxonomy failures there). */
-  step?<T>(what: string, fn: () => Promise<T>): Promise<T>;
-}
-
-export interface VerifiedDownloadResult {
-  /** Bytes of the file as it lands (after decoding). */
-  size: number;
-  /** Bytes fetched from S3 by this call (0 when skipped). */
-  sent: number;
-  skipped: boolean;
-  /** What the bytes were checked against. */
-  verifiedBy: 'checksum' | 'etag-md5' | 'length';
-  /** trainctl's composite checksum, when the object carries one. */
-  checksum?: string;
-  /** SHA-256 (hex) of the whole file as it landed. */
-  sha256: string;
-  etag: string;
-  encoding: Encoding;
-  /** Ranges a resumed call found finished. */
-  resumed: number;
-}
-
+export type { DownloadCheckpoint, VerifiedDownloadOptions, VerifiedDownloadResult } from './download-types.js';
 export { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, type ObjectMeta } from './object-meta.js';
 
 /**
@@ -96,6 +41,14 @@ async function checkDestination(path: string, label: string): Promise<void> {
 }
 
 const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
+
+/** What the landed file was found to be: its checksum and length, and (from a whole pass) its SHA-256 and MD5. */
+interface Landed {
+  checksum: string;
+  size: number;
+  sha256?: string;
+  md5?: string;
+}
 
 /**
  * Downloads one object with `concurrency` parallel ranged GETs (pinned to the ETag seen at the
@@ -131,7 +84,13 @@ class VerifiedDownload {
   private readonly sidecar: string;
   private readonly obj: ObjectFacts;
   private readonly rangeSize: number;
+  /**
+   * The ranges are trainctl's parts: each range's SHA-256 is taken as its bytes arrive, and their
+   * composite is the recorded checksum — the landed file is never read again.
+   */
+  private readonly streamVerify: boolean;
   private checkpoint!: DownloadCheckpoint;
+  private sidecarQueued = false;
   private sent = 0;
   private fileBytes = 0;
   private sidecarWrites = Promise.resolve();
@@ -153,6 +112,7 @@ class VerifiedDownload {
     const verifyPartSize = meta.partSize ?? planPartSize(meta.originalSize ?? storedSize);
     this.obj = { storedSize, etag, meta, verifyPartSize, singlePartMd5, verifiedBy: meta.checksum ? 'checksum' : singlePartMd5 ? 'etag-md5' : 'length' };
     this.rangeSize = o.rangeSize ?? verifyPartSize;
+    this.streamVerify = !!meta.checksum && meta.encoding === 'none' && this.rangeSize === verifyPartSize && !o.wholeSha256;
   }
 
   private bytes(n: number): void {
@@ -210,18 +170,24 @@ class VerifiedDownload {
       size: obj.storedSize,
       rangeSize,
       done: [...new Set([...(matches(fromHb) ? fromHb.done : []), ...(matches(fromDisk) ? fromDisk.done : [])])],
+      digests: { ...(matches(fromHb) ? fromHb.digests : {}), ...(matches(fromDisk) ? fromDisk.digests : {}) },
     };
   }
 
-  private saveSidecar(fh: FileHandle): Promise<void> {
-    if (!this.o.resumable) return this.sidecarWrites;
-    // Data first, then the record that says it is there; writes are chained so they never interleave.
-    const text = () => JSON.stringify(this.checkpoint);
+  /**
+   * Records the finished ranges beside the temp file, off the download's path: writes are chained
+   * (never interleaved) and coalesced (one queued write records every range finished by then). The
+   * record is taken before the data is synced, so it never names a range whose bytes are not on disk.
+   */
+  private saveSidecar(fh: FileHandle): void {
+    if (!this.o.resumable || this.sidecarQueued) return;
+    this.sidecarQueued = true;
     this.sidecarWrites = this.sidecarWrites.then(async () => {
+      this.sidecarQueued = false;
+      const text = JSON.stringify(this.checkpoint);
       await fh.datasync();
-      await writeFile(this.sidecar, text(), { flag: NOFOLLOW_WRITE, mode: 0o600 });
+      await writeFile(this.sidecar, text, { flag: NOFOLLOW_WRITE, mode: 0o600 });
     });
-    return this.sidecarWrites;
   }
 
   private async removeTemps(): Promise<void> {
@@ -239,13 +205,15 @@ class VerifiedDownload {
     await mkdir(dirname(o.path), { recursive: true });
     const fresh = !cp;
     const resumed = cp?.done.length ?? 0;
-    this.checkpoint = cp ?? { kind: 'download', etag: obj.etag, size: obj.storedSize, rangeSize: this.rangeSize, done: [] };
+    this.checkpoint = cp ?? { kind: 'download', etag: obj.etag, size: obj.storedSize, rangeSize: this.rangeSize, done: [], digests: {} };
     try {
-      let digest: Awaited<ReturnType<typeof digestFile>>;
+      let digest: Landed;
       for (let attempt = 1; ; attempt++) {
         await this.fetchRanges(fresh || attempt > 1);
         const landed = await this.decode();
-        digest = await this.step(`checksum ${o.label}`, () => digestFile(landed, obj.verifyPartSize, o.signal));
+        digest = this.streamVerify
+          ? await this.step(`checksum ${o.label}`, () => this.composite())
+          : await this.step(`checksum ${o.label}`, () => digestFile(landed, obj.verifyPartSize, o.signal));
         const problem = this.mismatch(digest);
         if (!problem) {
           await rename(landed, o.path);
@@ -253,6 +221,7 @@ class VerifiedDownload {
         }
         if (attempt >= 2) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: checksum mismatch after download (${problem})`);
         this.checkpoint.done = [];
+        this.checkpoint.digests = {};
         this.bytes(-this.fileBytes);
         this.fileBytes = 0;
       }
@@ -264,7 +233,7 @@ class VerifiedDownload {
         skipped: false,
         verifiedBy: obj.verifiedBy,
         ...(meta.checksum ? { checksum: meta.checksum } : {}),
-        sha256: digest.sha256,
+        ...(digest.sha256 !== undefined ? { sha256: digest.sha256 } : {}),
         etag: obj.etag,
         encoding: meta.encoding,
         resumed,
@@ -296,11 +265,13 @@ class VerifiedDownload {
         this.sent += got;
         this.checkpoint.done.push(i);
         o.onCheckpoint?.(this.checkpoint);
-        await this.saveSidecar(fh);
+        this.saveSidecar(fh);
         o.afterRange?.(i);
       });
+      await this.sidecarWrites;
       await fh.sync();
     } finally {
+      await this.sidecarWrites.catch(() => undefined);
       await fh.close();
     }
   }
@@ -314,14 +285,17 @@ class VerifiedDownload {
         abortSignal: o.signal,
       });
       if (!out.Body) throw new TrainctlError(ErrorKind.Transient, 'GetObject returned no body');
+      const h = this.streamVerify ? createHash('sha256') : undefined;
       let pos = start;
       for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
         if (pos + chunk.length > end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} returned too many bytes`);
+        h?.update(chunk);
         await fh.write(chunk, 0, chunk.length, pos);
         pos += chunk.length;
         this.moved(chunk.length);
       }
       if (pos !== end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} ended after ${pos - start} of ${end - start} bytes`);
+      if (h) (this.checkpoint.digests ??= {})[String(i)] = h.digest('base64');
       return end - start;
     });
   }
@@ -344,8 +318,23 @@ class VerifiedDownload {
     return this.decoded;
   }
 
+  /**
+   * trainctl's checksum of the landed file from the ranges' digests (a range resumed from a
+   * checkpoint without its digest is read back from the temp file).
+   */
+  private async composite(): Promise<Landed> {
+    const { obj, rangeSize } = this;
+    const digests: Buffer[] = [];
+    for (let i = 1; i <= partCount(obj.storedSize, rangeSize); i++) {
+      const known = this.checkpoint.digests?.[String(i)];
+      const r = partRange(obj.storedSize, rangeSize, i);
+      digests.push(Buffer.from(known ?? (await hashRange(this.tmp, r.start, r.end)), 'base64'));
+    }
+    return { checksum: compositeChecksum(digests), size: obj.storedSize };
+  }
+
   /** What is wrong with the landed bytes, or false. */
-  private mismatch(digest: Awaited<ReturnType<typeof digestFile>>): string | false {
+  private mismatch(digest: Landed): string | false {
     const { o, obj } = this;
     const where = `s3://${o.bucket}/${o.key}`;
     if (obj.meta.checksum) return digest.checksum !== obj.meta.checksum && `object ${where} has ${digest.checksum}, its upload recorded ${obj.meta.checksum}`;

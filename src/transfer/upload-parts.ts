@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { HeadObjectCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
-import { objectMeta } from './download.js';
+import { objectMeta } from './object-meta.js';
 import { isCancelled, type Step } from './types.js';
 
 /** A part's bytes as a stream from the file (an empty buffer for an empty file). */
