@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -9,6 +9,8 @@ import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk
 import { uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 
 import { startHostWorker } from './helpers/host-worker.js';
+import { dataRequests, emulatorProxy, succeeded } from './helpers/proxy.js';
+import { waitUntil } from './helpers/run-evidence.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
 
 import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
@@ -134,25 +136,15 @@ test('zstd round-trips where node:zlib has it, and elsewhere is refused with Inv
   assert.equal(listed.KeyCount ?? 0, 0, 'nothing was uploaded');
 });
 
-/** The host worker's part log: `PID KIND PART start|done LABEL` per line. */
-function partLog(file: string): { pid: number; kind: string; part: number; what: string }[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [pid, kind, part, what] = l.split(' ');
-      return { pid: Number(pid), kind: kind ?? '', part: Number(part), what: what ?? '' };
-    });
-}
-
 test('a compressed multipart upload killed with SIGKILL resumes on restart without re-sending finished parts, and decodes byte-identical', async (t) => {
-  const logFile = join(tempDir('gz-kill-log'), 'parts.log');
-  const host = await startHostWorker(services.env, { extraEnv: { TRAINCTL_TEST_TRANSFER_PART_DELAY_MS: '300', TRAINCTL_TEST_TRANSFER_LOG: logFile } });
+  const key = `gz-killed-${uniqueName('k')}/shard.txt`;
+  // The host's S3 requests go through the fault proxy, every part of this key slowed down.
+  const proxy = await emulatorProxy(services.env);
+  await proxy.setRules([{ op: 'UploadPart', fault: 'latency', keyPrefix: key, latencyMs: 300 }]);
+  const host = await startHostWorker(services.env, { extraEnv: { AWS_ENDPOINT_URL: proxy.endpoint } });
   // 40 MiB of hex text gzips to about 22 MiB: 5 parts of 5 MiB.
   const text = randomBytes(20 * MiB).toString('hex');
   writeTree(host.root, { 'corpus/shard.txt': text });
-  const key = `gz-killed-${uniqueName('k')}/shard.txt`;
   const handle = await transferApi.start(
     client,
     {
@@ -165,23 +157,20 @@ test('a compressed multipart upload killed with SIGKILL resumes on restart witho
     },
     { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-gz-kill') },
   );
-  const firstPid = host.pid();
-  const until = Date.now() + 60_000;
-  while (partLog(logFile).filter((l) => l.what === 'done').length < 2) {
-    if (Date.now() > until) throw new Error('timed out waiting for 2 parts');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // Compressing 40 MiB comes first and takes a while on a loaded machine: wait for what S3 stored, however long.
+  await waitUntil(async () => (dataRequests(await proxy.log(), key).filter(succeeded).length >= 2 ? true : undefined), 240_000, '2 parts stored');
   await host.kill('SIGKILL');
+  const atKill = await proxy.log();
   const doneBeforeKill = new Set(
-    partLog(logFile)
-      .filter((l) => l.pid === firstPid && l.what === 'done')
-      .map((l) => l.part),
+    dataRequests(atKill, key)
+      .filter(succeeded)
+      .map((e) => e.partNumber),
   );
   await host.restart();
   await handle.result();
   const h = await head(key);
   const parts = Number(/-(\d+)"$/.exec(h.ETag ?? '')?.[1]);
-  const afterRestart = partLog(logFile).filter((l) => l.pid !== firstPid && l.what === 'start');
+  const afterRestart = dataRequests((await proxy.log()).slice(atKill.length), key).map((e) => ({ part: e.partNumber }));
   t.diagnostic(`gzip upload: ${doneBeforeKill.size}/${parts} parts done at SIGKILL; UploadPart calls after restart: ${afterRestart.length}`);
   assert.ok(parts >= 4, `the compressed body went up in ${parts} parts`);
   assert.equal(h.Metadata?.['trainctl-encoding'], 'gzip');

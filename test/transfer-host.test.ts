@@ -1,13 +1,15 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 
 import { startHostWorker } from './helpers/host-worker.js';
+import { dataRequests, emulatorProxy, rangeNumber, succeeded } from './helpers/proxy.js';
+import type { FaultProxy, ProxyLogEntry } from '../src/dev/fault-proxy.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
 
 import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
@@ -20,10 +22,19 @@ let worker: RunningWorker;
 let s3: S3Client;
 let bucket: string;
 
+let proxy: FaultProxy;
+
 before(async () => {
   suite = await transferSuite('txhost');
   ({ services, client, worker, s3, bucket } = suite);
+  proxy = await emulatorProxy(services.env);
 });
+
+/** A host worker whose S3 requests go through the fault proxy, each data request under `keyPrefix` slowed by `latencyMs`. */
+async function slowHost(keyPrefix: string, latencyMs: number) {
+  await proxy.setRules(['UploadPart', 'PutObject', 'GetObject'].map((op) => ({ op, fault: 'latency' as const, keyPrefix, latencyMs })));
+  return startHostWorker(services.env, { extraEnv: { AWS_ENDPOINT_URL: proxy.endpoint } });
+}
 
 function runTransfer(request: TransferRequest): Promise<TransferReport> {
   return suite.run(request);
@@ -41,24 +52,12 @@ async function keysUnder(prefix: string): Promise<string[]> {
   return (page.Contents ?? []).map((o) => o.Key ?? '');
 }
 
-async function waitFor(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** Parses the host worker's part log: `PID KIND PART start|done|file-done LABEL` per line. */
-function partLog(file: string): { pid: number; kind: string; part: number; what: string; label: string }[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [pid, kind, part, what, ...label] = l.split(' ');
-      return { pid: Number(pid), kind: kind ?? '', part: Number(part), what: what ?? '', label: label.join(' ') };
-    });
 }
 
 test('local → host goes through an S3 staging prefix that is emptied, and host → S3 and host → local work from the instance root', async () => {
@@ -110,13 +109,12 @@ test('local → host goes through an S3 staging prefix that is emptied, and host
 });
 
 test('a host worker killed with SIGKILL mid-upload resumes on restart without re-sending finished parts', async (t) => {
-  const logFile = join(tempDir('host-kill-log'), 'parts.log');
-  const host = await startHostWorker(services.env, { extraEnv: { TRAINCTL_TEST_TRANSFER_PART_DELAY_MS: '300', TRAINCTL_TEST_TRANSFER_LOG: logFile } });
+  const key = `killed-${uniqueName('k')}/model.bin`;
+  const host = await slowHost(key, 300);
   const data = randomData(40 * MiB);
   writeTree(host.root, { 'ckpt/model.bin': data });
   const parts = 8;
   const concurrency = 2;
-  const key = `killed-${uniqueName('k')}/model.bin`;
   const handle = await transferApi.start(
     client,
     {
@@ -128,19 +126,21 @@ test('a host worker killed with SIGKILL mid-upload resumes on restart without re
     },
     { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill') },
   );
-  const firstPid = host.pid();
-  await waitFor('half the parts to finish', () => partLog(logFile).filter((l) => l.kind === 'upload' && l.what === 'done').length >= parts / 2);
+  // What S3 stored is read from the proxy's request log, outside the worker.
+  const stored = async () => dataRequests(await proxy.log(), key).filter(succeeded);
+  await waitFor('half the parts to finish', async () => (await stored()).length >= parts / 2);
   await host.kill('SIGKILL');
+  const atKill = await proxy.log();
   const doneBeforeKill = new Set(
-    partLog(logFile)
-      .filter((l) => l.pid === firstPid && l.what === 'done')
-      .map((l) => l.part),
+    dataRequests(atKill, key)
+      .filter(succeeded)
+      .map((e) => e.partNumber),
   );
   assert.ok(doneBeforeKill.size >= parts / 2 && doneBeforeKill.size < parts, `killed after ${doneBeforeKill.size} of ${parts} parts`);
 
   await host.restart();
   const report = (await handle.result()) as TransferReport;
-  const afterRestart = partLog(logFile).filter((l) => l.pid !== firstPid && l.kind === 'upload' && l.what === 'start');
+  const afterRestart = dataRequests((await proxy.log()).slice(atKill.length), key).map((e) => ({ part: e.partNumber }));
   const remaining = parts - doneBeforeKill.size;
   t.diagnostic(
     `upload: ${doneBeforeKill.size}/${parts} parts done at SIGKILL; UploadPart calls after restart: ${afterRestart.length} (limit ${remaining + concurrency})`,
@@ -161,12 +161,11 @@ test('a host worker killed with SIGKILL mid-upload resumes on restart without re
 });
 
 test('a host worker killed with SIGKILL mid-download resumes on restart and re-fetches at most concurrency × part size', async (t) => {
-  const logFile = join(tempDir('host-kill-dl-log'), 'parts.log');
-  const host = await startHostWorker(services.env, { extraEnv: { TRAINCTL_TEST_TRANSFER_PART_DELAY_MS: '300', TRAINCTL_TEST_TRANSFER_LOG: logFile } });
+  const key = `dl-${uniqueName('k')}/shard.bin`;
+  const host = await slowHost(key, 300);
   const src = tempDir('dl-src');
   const data = randomData(40 * MiB);
   writeTree(src, { 'shard.bin': data });
-  const key = `dl-${uniqueName('k')}/shard.bin`;
   await runTransfer({ source: { kind: 'local', path: join(src, 'shard.bin') }, destination: { kind: 's3', uri: `s3://${bucket}/${key}` }, partSizeMiB: 5 });
   const ranges = 8;
   const concurrency = 2;
@@ -180,19 +179,17 @@ test('a host worker killed with SIGKILL mid-download resumes on restart and re-f
     },
     { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill-dl') },
   );
-  const firstPid = host.pid();
-  await waitFor('half the ranges to finish', () => partLog(logFile).filter((l) => l.kind === 'download' && l.what === 'done').length >= ranges / 2);
+  // A range counts as delivered when the proxy passed on all its bytes.
+  const delivered = (log: ProxyLogEntry[]) => dataRequests(log, key).filter((e) => succeeded(e) && e.bytesOut === 5 * MiB);
+  await waitFor('half the ranges to finish', async () => delivered(await proxy.log()).length >= ranges / 2);
   await host.kill('SIGKILL');
-  const doneBeforeKill = new Set(
-    partLog(logFile)
-      .filter((l) => l.pid === firstPid && l.what === 'done')
-      .map((l) => l.part),
-  );
+  const atKill = await proxy.log();
+  const doneBeforeKill = new Set(delivered(atKill).map((e) => rangeNumber(e, 5 * MiB)));
   assert.ok(doneBeforeKill.size < ranges, `killed after ${doneBeforeKill.size} of ${ranges} ranges`);
 
   await host.restart();
   const report = (await handle.result()) as TransferReport;
-  const refetched = partLog(logFile).filter((l) => l.pid !== firstPid && l.kind === 'download' && l.what === 'start' && doneBeforeKill.has(l.part));
+  const refetched = dataRequests((await proxy.log()).slice(atKill.length), key).filter((e) => doneBeforeKill.has(rangeNumber(e, 5 * MiB)));
   t.diagnostic(
     `download: ${doneBeforeKill.size}/${ranges} ranges done at SIGKILL; finished ranges fetched again: ${refetched.length} (${refetched.length * 5} MiB, limit ${concurrency * 5} MiB)`,
   );
@@ -208,12 +205,11 @@ test('a host worker killed with SIGKILL mid-download resumes on restart and re-f
 });
 
 test('a host worker killed mid-way through a tree of small files resumes on restart without sending a finished file again', async (t) => {
-  const logFile = join(tempDir('host-kill-tree-log'), 'parts.log');
-  const host = await startHostWorker(services.env, { extraEnv: { TRAINCTL_TEST_TRANSFER_PART_DELAY_MS: '200', TRAINCTL_TEST_TRANSFER_LOG: logFile } });
+  const prefix = `tree-${uniqueName('p')}/`;
+  const host = await slowHost(prefix, 300);
   const files: Record<string, Buffer> = {};
   for (let i = 0; i < 16; i++) files[`shards/part-${String(i).padStart(2, '0')}.bin`] = randomData(4096 + i);
   writeTree(host.root, files);
-  const prefix = `tree-${uniqueName('p')}/`;
   const handle = await transferApi.start(
     client,
     {
@@ -224,24 +220,25 @@ test('a host worker killed mid-way through a tree of small files resumes on rest
     },
     { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-kill-tree') },
   );
-  const firstPid = host.pid();
-  await waitFor('half the files to finish', () => partLog(logFile).filter((l) => l.what === 'file-done').length >= 8);
+  await waitFor('half the files to finish', async () => dataRequests(await proxy.log(), prefix).filter(succeeded).length >= 8);
   await host.kill('SIGKILL');
+  const atKill = await proxy.log();
   const doneBeforeKill = new Set(
-    partLog(logFile)
-      .filter((l) => l.pid === firstPid && l.what === 'file-done')
-      .map((l) => l.label),
+    dataRequests(atKill, prefix)
+      .filter(succeeded)
+      .map((e) => e.key),
   );
   assert.ok(doneBeforeKill.size < 16, `killed after ${doneBeforeKill.size} of 16 files`);
 
   await host.restart();
   const report = (await handle.result()) as TransferReport;
-  const sentAgain = partLog(logFile).filter((l) => l.pid !== firstPid && l.what === 'start' && doneBeforeKill.has(l.label));
-  const sentAfter = partLog(logFile).filter((l) => l.pid !== firstPid && l.what === 'start');
+  const sentAfter = dataRequests((await proxy.log()).slice(atKill.length), prefix);
+  const sentAgain = sentAfter.filter((e) => doneBeforeKill.has(e.key));
   t.diagnostic(
-    `tree: ${doneBeforeKill.size}/16 files done at SIGKILL; files sent after restart: ${sentAfter.length}; finished files sent again: ${sentAgain.length}`,
+    `tree: ${doneBeforeKill.size}/16 files stored at SIGKILL; files sent after restart: ${sentAfter.length}; stored files sent again: ${sentAgain.length}`,
   );
-  assert.deepEqual(sentAgain, [], 'no file finished before the kill was sent again');
+  // A file stored just before the kill may not have reached the batch's record yet: at most the two in flight go again.
+  assert.ok(sentAgain.length <= 2, `stored files sent again: ${sentAgain.map((e) => e.key).join(', ')}`);
   assert.ok(sentAfter.length <= 16 - doneBeforeKill.size + 2, 'at most the unfinished files (and the two in flight) after the restart');
   assert.equal(report.files, 16);
   assert.equal((await keysUnder(prefix)).length, 16);

@@ -4,10 +4,12 @@ import { appendFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
+import { emulatorProxy } from './helpers/proxy.js';
+import { awsClientsFor } from '../src/worker.js';
+import type { FaultProxy } from '../src/dev/fault-proxy.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
 import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
 import * as transferApi from '../src/api/transfer.js';
@@ -20,24 +22,22 @@ let worker: RunningWorker;
 let slowWorker: RunningWorker;
 let s3: S3Client;
 let bucket: string;
-let partsStarted = 0;
+let proxy: FaultProxy;
 
 before(async () => {
   suite = await transferSuite('tx');
   ({ services, client, worker, s3, bucket } = suite);
-  // A worker whose every part waits, so a test can act while a transfer is in the middle.
-  slowWorker = await startWorker({
-    ...services,
-    deps: {
-      transferHooks: {
-        async beforePart() {
-          partsStarted++;
-          await Context.current().sleep(700);
-        },
-      },
-    },
-  });
+  // A worker whose S3 requests go through the fault proxy, every part and range delayed, so a test
+  // can act while a transfer is in the middle; the proxy's log says which were sent.
+  proxy = await emulatorProxy(services.env);
+  await proxy.setRules(['UploadPart', 'GetObject'].map((op) => ({ op, fault: 'latency' as const, latencyMs: 700 })));
+  slowWorker = await startWorker({ ...services, deps: awsClientsFor({ ...services.env, AWS_ENDPOINT_URL: proxy.endpoint }) });
 });
+
+/** Parts and ranges the slow worker has asked for so far. */
+async function partsStarted(): Promise<number> {
+  return (await proxy.log()).filter((e) => e.op === 'UploadPart' || (e.op === 'GetObject' && e.range)).length;
+}
 
 function runTransfer(request: TransferRequest, taskQueue = worker.taskQueue): Promise<TransferReport> {
   return suite.run(request, taskQueue);
@@ -212,7 +212,7 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   const dst = tempDir('cancel-dst');
   writeTree(src, { 'big.bin': randomData(26 * MiB) });
   const prefix = `cancel-${uniqueName('p')}/`;
-  const before = partsStarted;
+  const before = await partsStarted();
   // A cancel reaches a running activity only in the reply to a heartbeat the worker sends, at most
   // every 80 % of the heartbeat timeout: at 10 s that is 8 s, longer than this whole upload takes.
   const handle = await transferApi.start(
@@ -227,7 +227,7 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
     },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
   );
-  await waitFor('two parts to start', () => partsStarted - before >= 2);
+  await waitFor('two parts to start', async () => (await partsStarted()) - before >= 2);
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
   assert.equal(uploads.Uploads?.length, 1, 'a multipart upload is in progress before the cancel');
   let progress = await transferApi.progress(handle);
@@ -248,13 +248,13 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
 
   // The same file, uploaded in full, then a download cancelled half-way.
   await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, partSizeMiB: 5 });
-  const mark = partsStarted;
+  const mark = await partsStarted();
   const down = await transferApi.start(
     client,
     { source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 3 },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
   );
-  await waitFor('two ranges to start', () => partsStarted - mark >= 2);
+  await waitFor('two ranges to start', async () => (await partsStarted()) - mark >= 2);
   assert.ok(
     readdirSync(dst).some((f) => f.endsWith('.trainctl-partial')),
     'the download writes a temp file',
@@ -268,7 +268,7 @@ test('a source file changed during its upload restarts that file only, and the o
   const src = tempDir('changed');
   writeTree(src, { 'grows.bin': randomData(15 * MiB), 'steady.txt': 'steady' });
   const prefix = `changed-${uniqueName('p')}/`;
-  const mark = partsStarted;
+  const mark = await partsStarted();
   const handle = await transferApi.start(
     client,
     {
@@ -280,7 +280,7 @@ test('a source file changed during its upload restarts that file only, and the o
     },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-changed') },
   );
-  await waitFor('the upload to start', () => partsStarted - mark >= 2);
+  await waitFor('the upload to start', async () => (await partsStarted()) - mark >= 2);
   appendFileSync(join(src, 'grows.bin'), randomData(1024));
   const report = (await handle.result()) as TransferReport;
   assert.equal(report.files, 2);

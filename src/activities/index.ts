@@ -3,7 +3,7 @@ import type { ThrottleBackoff } from './aws-call.js';
 import { createVolumeActivities } from './volumes.js';
 import { createCleanupActivities } from './cleanup.js';
 import { createCostActivities } from './cost.js';
-import { createTransferActivities, type TransferHooks } from './transfer.js';
+import { createTransferActivities } from './transfer.js';
 import { createS5cmdActivities } from './transfer-s5cmd.js';
 import { lazyWorkerFs } from './host-fs.js';
 import { createInstanceActivities, type InstanceDeps } from './instances.js';
@@ -15,8 +15,6 @@ export interface ActivityDeps {
   s3: S3For;
   pollIntervalMs?: number;
   throttleBackoff?: ThrottleBackoff;
-  /** Test-only fault hooks around every transfer part. */
-  transferHooks?: TransferHooks;
   /**
    * The folders this worker's transfers may read and write (`--root` / `TRAINCTL_LOCAL_ROOTS`);
    * every local path is resolved through symlinks and refused outside them. Default: the folder

@@ -12,12 +12,8 @@ import { deleteFilesUnder, removePartialDownloads } from '../transfer/prune.js';
 import { abortUploadsFor, deleteObjectsUnder, emptyPrefix, listS3Source, type S3ListResult, type S3StepDeps } from '../transfer/s3-maintenance.js';
 import type { BatchInput, DownloadInput, FileResult, UploadInput } from '../transfer/types.js';
 import { activityScope, isActivityCancelled } from './transfer-scope.js';
-import { transferHooksFromEnv, type TransferHooks } from './transfer-hooks.js';
 import type { HostFs } from './host-fs.js';
 import type { S3For, S3Target } from '../aws/profiles.js';
-
-export type { TransferHooks } from './transfer-hooks.js';
-export { transferHooksFromEnv } from './transfer-hooks.js';
 
 export interface TransferEngineDeps {
   s3: S3For;
@@ -25,7 +21,6 @@ export interface TransferEngineDeps {
   resolvePath(path: string): Promise<string>;
   /** Roots that are a device or a file (host workers): no download lands on one. */
   fileRoots?: readonly string[] | undefined;
-  hooks?: TransferHooks | undefined;
   /** How often a running activity heartbeats its checkpoint. */
   heartbeatIntervalMs?: number;
 }
@@ -77,7 +72,6 @@ export function createTransferEngine(deps: TransferEngineDeps) {
     fileRoots: deps.fileRoots,
     step,
     log,
-    hooks: deps.hooks,
     heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 1_000,
     fail: failure,
   };
@@ -169,13 +163,12 @@ export type TransferEngine = ReturnType<typeof createTransferEngine>;
  */
 export function createTransferActivities(deps: {
   s3: S3For;
-  transferHooks?: TransferHooks | undefined;
   /** This worker's confinement: a local path inside its roots, symlinks resolved, or InvalidInput naming the roots. */
   resolvePath(path: string): Promise<string>;
 }) {
   const copyDeps: BatchDeps = { s3: deps.s3, resolvePath: deps.resolvePath, step, log, heartbeatIntervalMs: 1_000, fail: failure };
   return {
-    ...createTransferEngine({ s3: deps.s3, hooks: deps.transferHooks, resolvePath: deps.resolvePath }),
+    ...createTransferEngine({ s3: deps.s3, resolvePath: deps.resolvePath }),
 
     /**
      * Copies one object from one S3 endpoint (profile) to another through this worker: ranged GETs,
@@ -228,5 +221,5 @@ export type TransferActivities = ReturnType<typeof createTransferActivities>;
 
 /** The engine as a host worker registers it: every path confined to the host's roots. */
 export function createHostTransferActivities(deps: { fs: HostFs; s3: S3For }) {
-  return createTransferEngine({ s3: deps.s3, resolvePath: (p) => deps.fs.resolve(p), fileRoots: deps.fs.fileRoots, hooks: transferHooksFromEnv(process.env) });
+  return createTransferEngine({ s3: deps.s3, resolvePath: (p) => deps.fs.resolve(p), fileRoots: deps.fs.fileRoots });
 }

@@ -60,6 +60,8 @@ export interface ProxyLogEntry {
   bucket?: string;
   key?: string;
   partNumber?: number;
+  /** The request's `Range` header (a ranged GET), as sent. */
+  range?: string;
   /** HTTP status sent to the client; 0 when the connection was dropped. */
   status: number;
   bytesIn: number;
@@ -195,6 +197,7 @@ export async function serveFaultProxy(upstream: string, opts: { port?: number; s
       ...(where.bucket ? { bucket: where.bucket } : {}),
       ...(where.key ? { key: where.key } : {}),
       ...(part ? { partNumber: Number(part) } : {}),
+      ...(req.headers.range ? { range: String(req.headers.range) } : {}),
       status: 0,
       bytesIn: buffered?.length ?? 0,
       bytesOut: 0,

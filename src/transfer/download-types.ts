@@ -43,8 +43,6 @@ export interface VerifiedDownloadOptions {
   onBytes?(n: number): void;
   /** A range finished: the checkpoint to heartbeat. */
   onCheckpoint?(cp: DownloadCheckpoint): void;
-  beforeRange?(n: number): Promise<void>;
-  afterRange?(n: number): void;
   /** Wraps each S3 call or file pass (the activities turn errors into taxonomy failures there). */
   step?<T>(what: string, fn: () => Promise<T>): Promise<T>;
   /** The caller needs the whole file's SHA-256 (a cache manifest): it costs a pass over the landed file. */

@@ -262,13 +262,11 @@ class VerifiedDownload {
       }
       const todo = Array.from({ length: partCount(obj.storedSize, rangeSize) }, (_, i) => i + 1).filter((i) => !done.has(i));
       await pool(todo, o.concurrency, async (i) => {
-        await o.beforeRange?.(i);
         const got = await this.fetchRange(fh, i);
         this.sent += got;
         this.checkpoint.done.push(i);
         o.onCheckpoint?.(this.checkpoint);
         this.saveSidecar(fh);
-        o.afterRange?.(i);
       });
       await this.sidecarWrites;
       if (!process.env.EXP_NOSYNC) await fh.sync();

@@ -57,8 +57,6 @@ export async function downloadFile(input: DownloadInput, scope: RunScope, deps: 
         checkpoint = cp;
         scope.heartbeat?.(cp);
       },
-      beforeRange: (n) => deps.hooks?.beforePart?.('download', n, input.label) ?? Promise.resolve(),
-      afterRange: (n) => deps.hooks?.afterPart?.('download', n, input.label),
       step: deps.step,
     });
     return {
@@ -112,7 +110,6 @@ export async function runBatch<I extends { label: string }>(
         }
         heartbeat(cp);
         await state.save(cp);
-        deps.hooks?.afterFile?.(kind, f.label);
       },
     );
   } catch (err) {

@@ -75,14 +75,6 @@ export interface Progress {
   current(file: string): void;
 }
 
-/** Called around every part a transfer sends or fetches (test fault hooks; none in production). */
-export interface PartHooks {
-  beforePart?(kind: 'upload' | 'download', partNumber: number, label: string): Promise<void>;
-  afterPart?(kind: 'upload' | 'download', partNumber: number, label: string): void;
-  /** A file of a batch is finished and recorded. */
-  afterFile?(kind: string, label: string): void;
-}
-
 /** What one run of an engine function gets from the activity that runs it. */
 export interface RunScope {
   /** The same for every attempt of one activity (workflow id / activity id): names state and temp files. */
@@ -106,7 +98,6 @@ export interface EngineDeps {
   fileRoots?: readonly string[] | undefined;
   step: Step;
   log: Logger;
-  hooks?: PartHooks | undefined;
   /** How often a running activity heartbeats its checkpoint. */
   heartbeatIntervalMs: number;
 }

@@ -196,9 +196,8 @@ class FileUpload {
 
   /** One PutObject: part bodies are streamed from the file, never held whole. */
   private async putWhole(): Promise<FileResult> {
-    const { input, body, deps } = this;
+    const { input, body } = this;
     const cp = this.cp as UploadCheckpoint;
-    await deps.hooks?.beforePart?.('upload', 1, input.label);
     const digest = await this.digestOf(1);
     await this.step(`put s3://${input.bucket}/${input.key}`, () =>
       withPartRetries(this.scope.signal, () =>
@@ -215,7 +214,6 @@ class FileUpload {
         ),
       ),
     );
-    deps.hooks?.afterPart?.('upload', 1, input.label);
     this.scope.progress.add(body.size);
     await this.checkUnchanged();
     await verifyUploaded(this.s3, input, body.size, cp.checksum, this.step.bind(this), this.scope.signal);
@@ -296,9 +294,8 @@ class FileUpload {
 
   /** Sends part `n`, records it (heartbeat and state file) and returns its size. */
   private async sendPart(cp: UploadCheckpoint, n: number, nParts: number): Promise<number> {
-    const { input, body, deps } = this;
+    const { input, body } = this;
     const { start, end } = partRange(body.size, this.partSize, n);
-    await deps.hooks?.beforePart?.('upload', n, input.label);
     const digest = await this.digestOf(n);
     const out = await this.step(`upload part ${n}/${nParts} of ${input.label}`, () =>
       withPartRetries(this.scope.signal, () =>
@@ -321,7 +318,6 @@ class FileUpload {
     this.scope.progress.add(end - start);
     this.scope.heartbeat?.(cp);
     await this.state.save(cp);
-    deps.hooks?.afterPart?.('upload', n, input.label);
     return end - start;
   }
 
