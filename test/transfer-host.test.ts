@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 
@@ -158,6 +159,60 @@ test('a host worker killed with SIGKILL mid-upload resumes on restart without re
   assert.equal(report.files, 1);
   assert.equal(report.verified, 1);
   assert.equal(await objectDigest(key), createHash('sha256').update(data).digest('hex'), 'the object is byte-identical to the source');
+});
+
+test('a host replaced after a crash (same volume, no state folder: heartbeat details only) resumes the upload without re-sending a part the server knew of', async (t) => {
+  const key = `fresh-${uniqueName('k')}/model.bin`;
+  const host = await slowHost(key, 400);
+  const data = randomData(40 * MiB);
+  writeTree(host.root, { 'ckpt/model.bin': data });
+  const handle = await transferApi.start(
+    client,
+    {
+      source: { kind: 'host', hostId: host.hostId, path: 'ckpt/model.bin' },
+      destination: { kind: 's3', uri: `s3://${bucket}/${key}` },
+      partSizeMiB: 5,
+      concurrency: 1,
+      // The SDK sends a heartbeat at most every 80 % of this: about every 3 s.
+      heartbeatTimeoutSeconds: 4,
+    },
+    { taskQueue: worker.taskQueue, workflowId: uniqueName('transfer-fresh') },
+  );
+  // What the server holds is all a new machine gets: wait until its checkpoint names the upload and two finished parts.
+  let known: { uploadId?: string; parts?: { n: number }[] } = {};
+  await waitFor('the server to hold a checkpoint with two parts', async () => {
+    const payload = (await handle.describe()).raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
+    known = payload ? defaultPayloadConverter.fromPayload(payload) : {};
+    return !!known.uploadId && (known.parts?.length ?? 0) >= 2;
+  });
+  await host.kill('SIGKILL');
+  const atKill = await proxy.log();
+  const serverParts = new Set((known.parts ?? []).map((p) => p.n));
+  const storedBeforeKill = new Set(
+    dataRequests(atKill, key)
+      .filter(succeeded)
+      .map((e) => e.partNumber),
+  );
+  // The replacement: same host id, the same volume (root), but a new temp folder, so no state file of the old worker.
+  const fresh = await startHostWorker(services.env, {
+    hostId: host.hostId,
+    root: host.root,
+    extraEnv: { AWS_ENDPOINT_URL: proxy.endpoint, TMPDIR: tempDir('fresh-tmp') },
+  });
+  const report = (await handle.result()) as TransferReport;
+  const afterRestart = dataRequests((await proxy.log()).slice(atKill.length), key);
+  t.diagnostic(
+    `fresh host: the server knew ${serverParts.size} parts, S3 had ${storedBeforeKill.size} at the kill; UploadPart calls after: ${afterRestart.map((e) => e.partNumber).join(',')}`,
+  );
+  assert.ok(fresh.pid() !== undefined);
+  // ListParts finds every part S3 stored, so none of them is sent again — not only those the heartbeat named.
+  assert.deepEqual(
+    afterRestart.filter((e) => storedBeforeKill.has(e.partNumber)).map((e) => e.partNumber),
+    [],
+    'no part stored before the kill was sent again',
+  );
+  assert.equal(report.verified, 1);
+  assert.equal(await objectDigest(key), createHash('sha256').update(data).digest('hex'));
 });
 
 test('a host worker killed with SIGKILL mid-download resumes on restart and re-fetches at most concurrency × part size', async (t) => {
