@@ -210,7 +210,9 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
 test('cancelling mid-upload aborts the multipart upload, and cancelling mid-download leaves no temp file', async () => {
   const src = tempDir('cancel-src');
   const dst = tempDir('cancel-dst');
-  writeTree(src, { 'big.bin': randomData(26 * MiB) });
+  // 16 parts of 0.7 s each: long enough for progress to reach the server in a heartbeat (every
+  // 80 % of the 3 s heartbeat timeout) and for the cancel to follow while parts still move.
+  writeTree(src, { 'big.bin': randomData(76 * MiB) });
   const prefix = `cancel-${uniqueName('p')}/`;
   const before = await partsStarted();
   // A cancel reaches a running activity only in the reply to a heartbeat the worker sends, at most
@@ -234,9 +236,9 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   await waitFor('progress from the running upload', async () => (progress = await transferApi.progress(handle)).bytesDone > 0);
   assert.equal(progress.phase, 'transferring');
   assert.equal(progress.filesTotal, 1);
-  assert.equal(progress.bytesTotal, 26 * MiB);
+  assert.equal(progress.bytesTotal, 76 * MiB);
   assert.equal(progress.currentFile, 'big.bin');
-  assert.ok(progress.bytesDone < 26 * MiB);
+  assert.ok(progress.bytesDone < 76 * MiB);
   await transferApi.cancel(handle);
   const err = await handle.result().then(
     () => undefined,

@@ -20,7 +20,6 @@ import { abortSignal, step } from './aws-call.js';
 import { digestFile } from '../transfer/checksum.js';
 import { downloadVerified, objectMeta } from '../transfer/download.js';
 import { MiB, planPartSize } from '../transfer/plan.js';
-import { progressReporter } from '../transfer/progress.js';
 import {
   S5cmdOutput,
   checkDownloaded,
@@ -37,7 +36,6 @@ import {
 } from '../transfer/s5cmd.js';
 import type { FileResult } from '../transfer/types.js';
 import { TransferEngineKind } from '../contracts/transfer.js';
-import { progressSender } from './transfer-scope.js';
 import type { S3For } from '../aws/profiles.js';
 
 export { TransferEngineKind } from '../contracts/transfer.js';
@@ -281,14 +279,14 @@ export function createS5cmdActivities(deps: S5cmdDeps) {
     const s3 = await step(`S3 client for ${input.label}`, () => deps.s3(input));
     const signal = abortSignal();
     let bytes = 0;
-    const reporter = progressReporter(input.label, input.progressIntervalMs, progressSender());
     const progress = (n: number) => {
       bytes += n;
-      reporter.add(n);
     };
     let phase = 'checksum';
-    const beat = setInterval(() => ctx.heartbeat({ phase, bytes }), 1_000);
-    ctx.heartbeat({ phase, bytes });
+    // The bytes copied ride on the heartbeat, where the progress of the transfer is read.
+    const details = () => ({ phase, bytes, progress: { label: input.label, bytes, current: input.label } });
+    const beat = setInterval(() => ctx.heartbeat(details()), 1_000);
+    ctx.heartbeat(details());
     try {
       return input.direction === 'upload'
         ? await upload(exe, s3, input, signal, progress, (p) => (phase = p))

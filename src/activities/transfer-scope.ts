@@ -1,31 +1,23 @@
-import { Context, log } from '@temporalio/activity';
-import { transferProgressSignal, type TransferProgressUpdate } from '../contracts/transfer.js';
-import { progressReporter } from '../transfer/progress.js';
+import { Context } from '@temporalio/activity';
+import { progressCounter, withProgress } from '../transfer/progress.js';
 import type { RunScope } from '../transfer/types.js';
 import { abortSignal } from './aws-call.js';
 
-/** Sends the workflow that scheduled the running activity a progress update; a lost one is logged, never thrown. */
-export function progressSender(): (update: TransferProgressUpdate) => void {
-  const ctx = Context.current();
-  const workflowId = ctx.info.workflowExecution?.workflowId;
-  return (update) => {
-    if (!workflowId) return;
-    ctx.client.workflow
-      .getHandle(workflowId)
-      .signal(transferProgressSignal, update)
-      .catch((err: unknown) => log.warn('progress signal not delivered', { label: update.label, error: String(err) }));
-  };
-}
-
-/** The running activity as the transfer engine sees it: its id, last checkpoint, heartbeat, abort signal and progress under `label`. */
-export function activityScope(label: string, progressIntervalMs: number): RunScope {
+/**
+ * The running activity as the transfer engine sees it: its id, last checkpoint, heartbeat, abort
+ * signal and progress under `label`. The bytes moved ride on every heartbeat (the engine beats
+ * every second; the SDK passes the latest to the server at most every ~80 % of the heartbeat
+ * timeout), where `api.transfer.progress` reads them: no signal, no history event.
+ */
+export function activityScope(label: string): RunScope {
   const ctx = Context.current();
   const info = ctx.info;
+  const progress = progressCounter(label);
   return {
     id: `${info.workflowExecution?.workflowId}/${info.activityId}`,
     resume: info.heartbeatDetails,
-    heartbeat: (details) => ctx.heartbeat(details),
-    progress: progressReporter(label, progressIntervalMs, progressSender()),
+    heartbeat: (details) => ctx.heartbeat(withProgress(details, progress.snapshot())),
+    progress,
     signal: abortSignal(),
   };
 }

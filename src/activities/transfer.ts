@@ -108,7 +108,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
      * non-retryable failure the multipart upload is aborted.
      */
     async transferUpload(input: UploadInput): Promise<FileResult> {
-      return uploadFile(input, activityScope(input.label, input.progressIntervalMs), engine).catch((err: unknown) => {
+      return uploadFile(input, activityScope(input.label), engine).catch((err: unknown) => {
         throw failure(err, `upload ${input.label}`);
       });
     },
@@ -119,7 +119,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
      * file; so do cancel and non-retryable failures.
      */
     async transferDownload(input: DownloadInput): Promise<FileResult> {
-      return downloadFile(input, activityScope(input.label, input.progressIntervalMs), engine).catch((err: unknown) => {
+      return downloadFile(input, activityScope(input.label), engine).catch((err: unknown) => {
         throw failure(err, `download ${input.label}`);
       });
     },
@@ -129,11 +129,11 @@ export function createTransferEngine(deps: TransferEngineDeps) {
      * batch, not per file). Each file behaves as in {@link transferUpload}.
      */
     async transferUploadBatch(input: BatchInput<UploadInput>): Promise<FileResult[]> {
-      return runBatch(input, 'upload', uploadFile, activityScope(input.label, input.progressIntervalMs), engine);
+      return runBatch(input, 'upload', uploadFile, activityScope(input.label), engine);
     },
     /** Downloads many small files as one activity; see {@link transferUploadBatch} and {@link transferDownload}. */
     async transferDownloadBatch(input: BatchInput<DownloadInput>): Promise<FileResult[]> {
-      return runBatch(input, 'download', downloadFile, activityScope(input.label, input.progressIntervalMs), engine);
+      return runBatch(input, 'download', downloadFile, activityScope(input.label), engine);
     },
     /**
      * Deletes files under `root` named by relative paths (a sync's extraneous destination files).
@@ -176,13 +176,13 @@ export function createTransferActivities(deps: {
      * checkpoint; a retry (here or on another worker) resumes without re-sending finished parts.
      */
     async transferCopy(input: CopyInput): Promise<FileResult> {
-      return copyObject(input, activityScope(input.label, input.progressIntervalMs), copyDeps).catch((err: unknown) => {
+      return copyObject(input, activityScope(input.label), copyDeps).catch((err: unknown) => {
         throw failure(err, `copy ${input.label}`);
       });
     },
     /** Copies many small objects as one activity; see {@link transferCopy}. */
     async transferCopyBatch(input: BatchInput<CopyInput>): Promise<FileResult[]> {
-      return runBatch(input, 'copy', copyObject, activityScope(input.label, input.progressIntervalMs), copyDeps);
+      return runBatch(input, 'copy', copyObject, activityScope(input.label), copyDeps);
     },
 
     /**

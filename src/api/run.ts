@@ -27,7 +27,8 @@ import {
   type RunStatus,
   type RunStep,
 } from '../contracts/run.js';
-import { transferProgressQuery, type TransferProgress } from '../contracts/transfer.js';
+import type { TransferProgress } from '../contracts/transfer.js';
+import { progress as transferProgress } from './transfer.js';
 import { SA } from '../search-attributes.js';
 import { resourcesCost } from './cost-signals.js';
 import type { trainingRun } from '../workflows/training-run.js';
@@ -121,10 +122,7 @@ export async function status(h: RunHandle): Promise<RunStatusView> {
   const cost = await resourcesCost({ workflow: h.client }, project, ids).catch(() => undefined);
   if (cost) view.costUsd = cost.usd;
   if (s.currentChild?.kind === 'transfer') {
-    view.transfer = await h.client
-      .getHandle(s.currentChild.workflowId)
-      .query(transferProgressQuery)
-      .catch(() => undefined);
+    view.transfer = await transferProgress(h.client.getHandle(s.currentChild.workflowId)).catch(() => undefined);
     if (!view.transfer) delete view.transfer;
   }
   return view;

@@ -13,6 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import {
   TransferInputSchema,
   TransferWorkflowType,
@@ -20,6 +21,7 @@ import {
   transferWorkflowId,
   type TransferInput,
   type TransferProgress,
+  type TransferProgressUpdate,
   type TransferReport,
   type TransferRequest,
 } from '../contracts/transfer.js';
@@ -101,14 +103,42 @@ export function handle(client: Client, workflowId: string): TransferHandle {
 }
 
 /**
- * Where a running transfer is: phase, files and bytes done, rate and ETA (the `progress` query).
- * Takes a handle, or a client and a workflow id.
+ * Where a running transfer is: phase, files and bytes done, rate and ETA. The workflow's
+ * `progress` query counts finished files; the bytes of files still moving are read from its
+ * running activities' latest heartbeats (as the server holds them: up to ~80 % of the heartbeat
+ * timeout old), so progress adds nothing to the workflow's history. Takes a handle, or a client and
+ * a workflow id.
  */
 export async function progress(target: TransferHandle): Promise<TransferProgress>;
 export async function progress(client: Client, workflowId: string): Promise<TransferProgress>;
 export async function progress(target: TransferHandle | Client, workflowId?: string): Promise<TransferProgress> {
   const h = workflowId === undefined ? (target as TransferHandle) : handle(target as Client, workflowId);
-  return h.query(transferProgressQuery);
+  const [p, desc] = await Promise.all([h.query(transferProgressQuery), h.describe()]);
+  if (p.phase === 'done' || p.phase === 'planning') return p;
+  let bytes = 0;
+  let rate = 0;
+  let current: string | undefined;
+  for (const a of desc.raw.pendingActivities ?? []) {
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const details = defaultPayloadConverter.fromPayload<{ progress?: TransferProgressUpdate } | undefined>(payload);
+    const moved = details?.progress;
+    if (!moved || typeof moved.bytes !== 'number') continue;
+    bytes += moved.bytes;
+    current = moved.current ?? current;
+    const since = a.lastStartedTime?.seconds ? Number(a.lastStartedTime.seconds) * 1000 : undefined;
+    if (since !== undefined && Date.now() > since) rate += moved.bytes / ((Date.now() - since) / 1000);
+  }
+  if (bytes === 0) return p;
+  const bytesDone = Math.min(p.bytesTotal, p.bytesDone + bytes);
+  const bytesPerSecond = Math.max(p.bytesPerSecond, Math.round(rate));
+  return {
+    ...p,
+    bytesDone,
+    bytesPerSecond,
+    etaSeconds: bytesPerSecond > 0 ? Math.round((p.bytesTotal - bytesDone) / bytesPerSecond) : p.etaSeconds,
+    currentFile: current ?? p.currentFile,
+  };
 }
 
 /**

@@ -60,6 +60,10 @@ export const TransferInputSchema = z
     followSymlinks: z.boolean().default(false),
     /** How soon a dead worker is noticed (its file activity then resumes elsewhere from its checkpoint). */
     heartbeatTimeoutSeconds: z.number().int().min(2).max(600).default(15),
+    /**
+     * Kept for old callers; no longer used. A running file's bytes ride on its activity's heartbeats
+     * (read by `api.transfer.progress`), so progress adds no event to the history.
+     */
     progressIntervalMs: z.number().int().min(100).max(60_000).default(2_000),
     /** Delete destination files/objects that the (filtered) source does not have; implies sync; honours dryRun. */
     deleteExtraneous: z.boolean().default(false),
@@ -155,7 +159,7 @@ export interface TransferProgressUpdate {
   current?: string;
 }
 
-/** Sent by a running file activity to the transfer that scheduled it, at most every `progressIntervalMs`. */
+/** Sent by file activities of workers before 2026-11-30 (progress now rides on heartbeats); still handled for their runs. */
 export const transferProgressSignal = defineSignal<[TransferProgressUpdate]>('transferProgress');
 
 /** Where a running transfer is: phase, files and bytes done, rate and ETA. */
