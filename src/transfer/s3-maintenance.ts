@@ -17,6 +17,7 @@ import { listAllMultipartUploads } from '../aws/multipart.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { baseName, checkRelativeKey, parseS3Uri, selected } from './plan.js';
+import { checkListingSize } from './listing-size.js';
 import type { Logger, Step } from './types.js';
 
 export interface S3ListResult {
@@ -85,6 +86,7 @@ export async function listS3Source(s3: S3Client, input: { uri: string; include: 
     await step(`check key ${o.key}`, async () => checkRelativeKey(rel));
     if (selected(rel, input.include, input.exclude)) files.push({ rel, key: o.key, size: o.size });
   }
+  await step(`check the size of the listing of ${input.uri}`, async () => checkListingSize(files, input.uri));
   return { single: false, bucket, files };
 }
 

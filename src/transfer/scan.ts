@@ -9,6 +9,7 @@ import { isAbsolute, join, relative, sep } from 'node:path';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { checkEncoding, type Encoding } from './compress.js';
 import { baseName, checkRelativeKey, selected } from './plan.js';
+import { checkListingSize } from './listing-size.js';
 
 export interface ScanInput {
   path: string;
@@ -64,6 +65,7 @@ export async function scanTree(input: ScanInput, deps: ScanDeps): Promise<ScanRe
   if (!rootStat.isDirectory()) throw new TrainctlError(ErrorKind.InvalidInput, `${input.path} is neither a file nor a folder`);
   const walker = new TreeWalker(input, deps, await realpath(root));
   await walker.walk(root, '');
+  checkListingSize(walker.files, input.path);
   return { single: false, files: walker.files, skippedSymlinks: walker.skippedSymlinks };
 }
 
