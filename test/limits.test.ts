@@ -45,7 +45,7 @@ function transferEventBudget(smallFiles: number, largeFiles: number): number {
   return 7 * (Math.ceil(smallFiles / BATCH_FILES) + largeFiles) + 100;
 }
 
-test('a transfer of 20,000 small files stays within its stated event budget, with no progress signal in its history', { timeout: 600_000 }, async (t) => {
+test('a transfer of 20,000 small files stays within its stated event budget', { timeout: 600_000 }, async (t) => {
   const src = tempDir('limits-20k');
   const n = 20_000;
   for (let d = 0; d < 20; d++) {
@@ -65,7 +65,6 @@ test('a transfer of 20,000 small files stays within its stated event budget, wit
   const budget = transferEventBudget(n, 0);
   t.diagnostic(`20,000 files: ${events.length} events (budget ${budget}); ${report.seconds.toFixed(1)} s`);
   assert.ok(events.length <= budget, `${events.length} events, over the budget of ${budget}`);
-  assert.equal(events.filter((e) => e.workflowExecutionSignaledEventAttributes).length, 0, 'no progress signals');
   let keys = 0;
   let token: string | undefined;
   do {

@@ -163,8 +163,9 @@ test('a host worker killed with SIGKILL mid-upload resumes on restart without re
 
 test('a host replaced after a crash (same volume, no state folder: heartbeat details only) resumes the upload without re-sending a part the server knew of', async (t) => {
   const key = `fresh-${uniqueName('k')}/model.bin`;
-  const host = await slowHost(key, 400);
-  const data = randomData(40 * MiB);
+  const host = await slowHost(key, 500);
+  // 16 parts of half a second each: several heartbeats reach the server before the last part.
+  const data = randomData(80 * MiB);
   writeTree(host.root, { 'ckpt/model.bin': data });
   const handle = await transferApi.start(
     client,
@@ -205,6 +206,7 @@ test('a host replaced after a crash (same volume, no state folder: heartbeat det
     `fresh host: the server knew ${serverParts.size} parts, S3 had ${storedBeforeKill.size} at the kill; UploadPart calls after: ${afterRestart.map((e) => e.partNumber).join(',')}`,
   );
   assert.ok(fresh.pid() !== undefined);
+  assert.ok(storedBeforeKill.size < 16 && afterRestart.length > 0, 'the kill landed mid-upload and the replacement finished it');
   // ListParts finds every part S3 stored, so none of them is sent again — not only those the heartbeat named.
   assert.deepEqual(
     afterRestart.filter((e) => storedBeforeKill.has(e.partNumber)).map((e) => e.partNumber),

@@ -239,6 +239,9 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
   assert.equal(progress.bytesTotal, 76 * MiB);
   assert.equal(progress.currentFile, 'big.bin');
   assert.ok(progress.bytesDone < 76 * MiB);
+  // Progress rides on heartbeats: seconds of a running upload, and not one signal in the history.
+  const history = await handle.fetchHistory();
+  assert.equal((history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length, 0, 'no progress signals');
   await transferApi.cancel(handle);
   const err = await handle.result().then(
     () => undefined,

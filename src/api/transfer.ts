@@ -115,7 +115,10 @@ export async function progress(target: TransferHandle | Client, workflowId?: str
   const h = workflowId === undefined ? (target as TransferHandle) : handle(target as Client, workflowId);
   const [p, desc] = await Promise.all([h.query(transferProgressQuery), h.describe()]);
   if (p.phase === 'done' || p.phase === 'planning') return p;
-  let bytes = 0;
+  // Only activities the workflow still counts as running (one that finished between the query and
+  // the describe is already in bytesDone), each counted once, by the bytes it heartbeated.
+  const running = new Set(p.running ?? []);
+  const byLabel = new Map<string, number>();
   let rate = 0;
   let current: string | undefined;
   for (const a of desc.raw.pendingActivities ?? []) {
@@ -123,15 +126,17 @@ export async function progress(target: TransferHandle | Client, workflowId?: str
     if (!payload) continue;
     const details = defaultPayloadConverter.fromPayload<{ progress?: TransferProgressUpdate } | undefined>(payload);
     const moved = details?.progress;
-    if (!moved || typeof moved.bytes !== 'number') continue;
-    bytes += moved.bytes;
+    if (!moved || typeof moved.bytes !== 'number' || !running.has(moved.label)) continue;
+    byLabel.set(moved.label, Math.max(byLabel.get(moved.label) ?? 0, moved.bytes));
     current = moved.current ?? current;
+    // A retried attempt's count includes what earlier attempts moved: only first attempts give a rate.
     const since = a.lastStartedTime?.seconds ? Number(a.lastStartedTime.seconds) * 1000 : undefined;
-    if (since !== undefined && Date.now() > since) rate += moved.bytes / ((Date.now() - since) / 1000);
+    if (a.attempt === 1 && since !== undefined && Date.now() > since) rate += moved.bytes / ((Date.now() - since) / 1000);
   }
+  const bytes = [...byLabel.values()].reduce((x, y) => x + y, 0);
   if (bytes === 0) return p;
   const bytesDone = Math.min(p.bytesTotal, p.bytesDone + bytes);
-  const bytesPerSecond = Math.max(p.bytesPerSecond, Math.round(rate));
+  const bytesPerSecond = p.bytesPerSecond > 0 ? p.bytesPerSecond : Math.round(rate);
   return {
     ...p,
     bytesDone,

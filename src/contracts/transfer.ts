@@ -125,6 +125,8 @@ export interface TransferProgress {
   etaSeconds: number | null;
   currentFile: string | null;
   skipped: number;
+  /** Labels of the file activities running now (their bytes are not in `bytesDone` until they finish). */
+  running?: string[];
 }
 
 /** The summary a finished transfer returns. */

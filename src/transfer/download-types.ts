@@ -13,8 +13,6 @@ export interface DownloadCheckpoint {
   size: number;
   rangeSize: number;
   done: number[];
-  /** SHA-256 (base64) of each finished range, by range number, when the ranges are trainctl's parts. */
-  digests?: Record<string, string>;
 }
 
 export interface VerifiedDownloadOptions {

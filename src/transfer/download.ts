@@ -91,8 +91,14 @@ class VerifiedDownload {
    * composite is the recorded checksum — the landed file is never read again.
    */
   private readonly streamVerify: boolean;
+  /**
+   * SHA-256 (base64) of each range this call fetched and wrote, by range number. Only these are
+   * trusted without reading the disk: a range a checkpoint says is finished is read back and hashed.
+   */
+  private readonly fetchedDigests = new Map<number, string>();
   private checkpoint!: DownloadCheckpoint;
-  private sidecarQueued = false;
+  private sidecarQueued: Promise<void> | undefined;
+  private sidecarError: unknown;
   private sent = 0;
   private fileBytes = 0;
   private sidecarWrites = Promise.resolve();
@@ -172,7 +178,6 @@ class VerifiedDownload {
       size: obj.storedSize,
       rangeSize,
       done: [...new Set([...(matches(fromHb) ? fromHb.done : []), ...(matches(fromDisk) ? fromDisk.done : [])])],
-      digests: { ...(matches(fromHb) ? fromHb.digests : {}), ...(matches(fromDisk) ? fromDisk.digests : {}) },
     };
   }
 
@@ -181,15 +186,24 @@ class VerifiedDownload {
    * (never interleaved) and coalesced (one queued write records every range finished by then). The
    * record is taken before the data is synced, so it never names a range whose bytes are not on disk.
    */
-  private saveSidecar(fh: FileHandle): void {
-    if (!this.o.resumable || this.sidecarQueued) return;
-    this.sidecarQueued = true;
-    this.sidecarWrites = this.sidecarWrites.then(async () => {
-      this.sidecarQueued = false;
+  private saveSidecar(fh: FileHandle): Promise<void> {
+    if (!this.o.resumable) return Promise.resolve();
+    // A write already queued will record this range too: wait for it rather than queue another.
+    if (this.sidecarQueued) return this.sidecarQueued;
+    const queued = this.sidecarWrites.then(async () => {
+      this.sidecarQueued = undefined;
       const text = JSON.stringify(this.checkpoint);
-      if (!process.env.EXP_NOSYNC) await fh.datasync();
-      await writeFile(this.sidecar, text, { flag: NOFOLLOW_WRITE, mode: 0o600 });
+      try {
+        await fh.datasync();
+        await writeFile(this.sidecar, text, { flag: NOFOLLOW_WRITE, mode: 0o600 });
+      } catch (err) {
+        // Kept and thrown by the download once its ranges settle: never an unhandled rejection.
+        this.sidecarError ??= err;
+      }
     });
+    this.sidecarQueued = queued;
+    this.sidecarWrites = queued;
+    return queued;
   }
 
   private async removeTemps(): Promise<void> {
@@ -207,7 +221,7 @@ class VerifiedDownload {
     await mkdir(dirname(o.path), { recursive: true });
     const fresh = !cp;
     const resumed = cp?.done.length ?? 0;
-    this.checkpoint = cp ?? { kind: 'download', etag: obj.etag, size: obj.storedSize, rangeSize: this.rangeSize, done: [], digests: {} };
+    this.checkpoint = cp ?? { kind: 'download', etag: obj.etag, size: obj.storedSize, rangeSize: this.rangeSize, done: [] };
     try {
       let digest: Landed;
       for (let attempt = 1; ; attempt++) {
@@ -223,7 +237,9 @@ class VerifiedDownload {
         }
         if (attempt >= 2) throw new TrainctlError(ErrorKind.Integrity, `${o.label}: checksum mismatch after download (${problem})`);
         this.checkpoint.done = [];
-        this.checkpoint.digests = {};
+        this.fetchedDigests.clear();
+        // The record of finished ranges goes before the file is emptied: a crash now resumes nothing stale.
+        await rm(this.sidecar, { force: true });
         this.bytes(-this.fileBytes);
         this.fileBytes = 0;
       }
@@ -266,10 +282,12 @@ class VerifiedDownload {
         this.sent += got;
         this.checkpoint.done.push(i);
         o.onCheckpoint?.(this.checkpoint);
-        this.saveSidecar(fh);
+        // Coalesced: the lanes that finish while one record is being synced share the next one.
+        await this.saveSidecar(fh);
       });
       await this.sidecarWrites;
-      if (!process.env.EXP_NOSYNC) await fh.sync();
+      if (this.sidecarError !== undefined) throw this.sidecarError;
+      await fh.sync();
     } finally {
       await this.sidecarWrites.catch(() => undefined);
       await fh.close();
@@ -292,7 +310,10 @@ class VerifiedDownload {
       let batchBytes = 0;
       const flush = async () => {
         if (batchBytes === 0) return;
-        await fh.writev(batch, pos);
+        const { bytesWritten } = await fh.writev(batch, pos);
+        // A short write (a full disk, say) leaves a hole the digest of the received bytes would not see.
+        if (bytesWritten !== batchBytes)
+          throw new TrainctlError(ErrorKind.Transient, `${o.label}: wrote ${bytesWritten} of ${batchBytes} bytes at offset ${pos}`);
         pos += batchBytes;
         this.moved(batchBytes);
         batch = [];
@@ -307,7 +328,7 @@ class VerifiedDownload {
       }
       await flush();
       if (pos !== end) throw new TrainctlError(ErrorKind.Transient, `range ${i} of ${o.label} ended after ${pos - start} of ${end - start} bytes`);
-      if (h) (this.checkpoint.digests ??= {})[String(i)] = h.digest('base64');
+      if (h) this.fetchedDigests.set(i, h.digest('base64'));
       return end - start;
     });
   }
@@ -331,14 +352,14 @@ class VerifiedDownload {
   }
 
   /**
-   * trainctl's checksum of the landed file from the ranges' digests (a range resumed from a
-   * checkpoint without its digest is read back from the temp file).
+   * trainctl's checksum of the landed file: the digests of the ranges this call wrote, and for a
+   * range an earlier attempt wrote, its bytes read back from the temp file.
    */
   private async composite(): Promise<Landed> {
     const { obj, rangeSize } = this;
     const digests: Buffer[] = [];
     for (let i = 1; i <= partCount(obj.storedSize, rangeSize); i++) {
-      const known = this.checkpoint.digests?.[String(i)];
+      const known = this.fetchedDigests.get(i);
       const r = partRange(obj.storedSize, rangeSize, i);
       digests.push(Buffer.from(known ?? (await hashRange(this.tmp, r.start, r.end)), 'base64'));
     }

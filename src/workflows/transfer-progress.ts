@@ -32,7 +32,7 @@ export class TransferProgressTracker {
   constructor(readonly started: number = now()) {
     this.legStarted = started;
     this.lastUpdate = started;
-    setHandler(transferProgressQuery, () => ({ ...this.state }));
+    setHandler(transferProgressQuery, () => ({ ...this.state, running: [...this.inFlight.keys()] }));
     setHandler(transferProgressSignal, ({ label, bytes, current }) => {
       if (!this.inFlight.has(label)) return;
       this.inFlight.set(label, bytes);
