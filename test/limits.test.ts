@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { uniqueName } from './helpers/harness.js';
 import { failureOf, tempDir, transferSuite, type TransferSuite } from './helpers/transfer.js';
 import * as transferApi from '../src/api/transfer.js';
@@ -24,14 +24,15 @@ before(async () => {
 });
 
 /** A history's events, fetched in small pages (a big history is more than one gRPC message holds). */
-async function historyEvents(workflowId: string): Promise<temporal.api.history.v1.IHistoryEvent[]> {
-  const out: temporal.api.history.v1.IHistoryEvent[] = [];
+async function historyEvents(workflowId: string): Promise<proto.temporal.api.history.v1.IHistoryEvent[]> {
+  const out: proto.temporal.api.history.v1.IHistoryEvent[] = [];
   let nextPageToken: Uint8Array | undefined;
   do {
     const page = await client.workflowService.getWorkflowExecutionHistory({
       namespace: 'default',
       execution: { workflowId },
-      maximumPageSize: 200,
+      // Pages are cut by event count, not bytes: small pages stay under gRPC's 4 MB message limit.
+      maximumPageSize: 20,
       ...(nextPageToken ? { nextPageToken } : {}),
     });
     out.push(...(page.history?.events ?? []));
@@ -63,7 +64,8 @@ test('a transfer of 20,000 small files stays within its stated event budget', { 
   assert.equal(report.verified, n);
   const events = await historyEvents(workflowId);
   const budget = transferEventBudget(n, 0);
-  t.diagnostic(`20,000 files: ${events.length} events (budget ${budget}); ${report.seconds.toFixed(1)} s`);
+  const bytes = events.reduce((n, e) => n + proto.temporal.api.history.v1.HistoryEvent.encode(e).finish().length, 0);
+  t.diagnostic(`20,000 files: ${events.length} events (budget ${budget}), ${(bytes / 1e6).toFixed(1)} MB of history; ${report.seconds.toFixed(1)} s`);
   assert.ok(events.length <= budget, `${events.length} events, over the budget of ${budget}`);
   let keys = 0;
   let token: string | undefined;
