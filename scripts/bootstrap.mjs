@@ -27,6 +27,7 @@ const entries = {
   bench: { file: 'bench/run.ts', temporal: true, moto: true },
   'record-histories': { file: 'scripts/record-histories.ts', temporal: true, moto: true },
   'record-run-histories': { file: 'scripts/record-run-histories.ts', temporal: true, moto: true },
+  'record-branch-histories': { file: 'scripts/record-branch-histories.ts', temporal: true, moto: true },
   // bin/trainctl.mjs in a checkout on a Node older than 22: quiet unless it has to install Node.
   cli: { file: 'src/cli/main.ts', temporal: false, moto: false, quiet: true },
   // Prints the Node the other entries run on (`VERSION PATH`) and nothing else.

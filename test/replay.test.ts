@@ -8,7 +8,7 @@ import { DeterminismViolationError } from '@temporalio/workflow';
 import { workflowsPath } from '../src/worker.js';
 import * as workflowIndex from '../src/workflows/index.js';
 
-// Histories recorded by `npm run record-histories` from real runs on the dev server.
+// Histories recorded by `npm run record-histories`, `record-run-histories` and `record-branch-histories` from real runs on the dev server.
 const dir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
 const files = readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
@@ -43,10 +43,20 @@ test('the gate notices a workflow added without a history', () => {
   assert.deepEqual(workflowsWithoutHistory([...Object.keys(workflowIndex), 'newWorkflowWithoutHistory'], types), ['newWorkflowWithoutHistory']);
 });
 
-test('the main branches are recorded: provisioning created/reused/cancelled (before and after cost tracking), the cost tracker continued-as-new, an approved cleanup, a transfer each way, a prewarm, a training run completed/stopped/failed/cancelled', () => {
+test('the main branches are recorded: provisioning created/reused/cancelled (before and after cost tracking), the cost tracker continued-as-new, a cleanup approved and rejected, a transfer each way, cancelled, failed and S3 → S3 by profile, a prewarm, a training run completed/stopped/failed/cancelled', () => {
   const expected = ['provision-volume-created', 'provision-volume-reused', 'provision-volume-cancelled'].flatMap((n) => [n, `${n}-before-cost`]);
   const runs = ['training-run-completed', 'training-run-stopped', 'training-run-failed', 'training-run-cancelled', 'check-host', 'reconcile-cost'];
-  for (const name of [...expected, 'cost-tracker-continued', 'cleanup-approved', 'transfer-upload', 'transfer-download', 'prewarm-device', ...runs]) {
+  const branches = ['cleanup-rejected', 'transfer-cancelled', 'transfer-failed', 'transfer-copy-profile'];
+  for (const name of [
+    ...expected,
+    'cost-tracker-continued',
+    'cleanup-approved',
+    'transfer-upload',
+    'transfer-download',
+    'prewarm-device',
+    ...runs,
+    ...branches,
+  ]) {
     assert.ok(files.includes(`${name}.json`), `${name}.json is recorded`);
   }
 });

@@ -1,0 +1,143 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { loadEnv } from '../src/config.js';
+import { createS3Client } from '../src/aws/clients.js';
+import { cleanup as cleanupApi, transfer as transferApi } from '../src/api/index.js';
+import { startFaultProxy } from '../src/dev/fault-proxy.js';
+import { repoRoot, startMoto, startTemporalDevServer, stopAll, toolPath } from '../src/dev/services.js';
+import { awsClientsFor, createWorker } from '../src/worker.js';
+
+/**
+ * `npm run record-branch-histories`: records the branches the other recorders leave out — a
+ * transfer cancelled mid-upload, a transfer failed (a tampered object, Integrity), an S3 → S3 copy
+ * through an AWS profile, and a cleanup whose plan was rejected — into test/fixtures/histories/,
+ * leaving every other history alone. Re-record only on purpose: a history that no longer replays
+ * means running workflows would break on deploy.
+ */
+const outDir = join(repoRoot, 'test', 'fixtures', 'histories');
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const [temporal, moto] = await Promise.all([startTemporalDevServer({ headless: true }), startMoto()]);
+  const proxy = await startFaultProxy(moto.endpoint);
+  const work = mkdtempSync(join(tmpdir(), 'trainctl-record-branches-'));
+  // A profile that reaches the emulator, as another store would be reached.
+  writeFileSync(join(work, 'config'), `[profile store]\nregion = us-east-1\nendpoint_url = ${moto.endpoint}\ns3 =\n    addressing_style = path\n`);
+  writeFileSync(join(work, 'credentials'), '[store]\naws_access_key_id = testing\naws_secret_access_key = testing\n');
+  const env = loadEnv({
+    TEMPORAL_ADDRESS: temporal.address,
+    AWS_ENDPOINT_URL: proxy.endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_CONFIG_FILE: join(work, 'config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(work, 'credentials'),
+  });
+  const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+  const client = new Client({ connection });
+  const workerConnection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+  const worker = await createWorker({
+    connection: workerConnection,
+    namespace: 'default',
+    taskQueue: 'record',
+    deps: { ...awsClientsFor(env), pollIntervalMs: 200, localRoots: [work] },
+  });
+  const running = worker.run();
+  mkdirSync(outDir, { recursive: true });
+  const save = (file: string, workflowId: string, runId?: string) => {
+    const json = execFileSync(
+      toolPath('temporal'),
+      ['workflow', 'show', '--address', env.TEMPORAL_ADDRESS, '-w', workflowId, ...(runId ? ['-r', runId] : []), '--output', 'json'],
+      { encoding: 'utf8' },
+    );
+    writeFileSync(join(outDir, file), json.trim() + '\n');
+    console.log(`recorded ${file} (${(JSON.parse(json) as { events: unknown[] }).events.length} events)`);
+  };
+  const opts = (workflowId: string) => ({ taskQueue: 'record', workflowId });
+  try {
+    const s3 = createS3Client(loadEnv({ AWS_ENDPOINT_URL: moto.endpoint, AWS_REGION: 'us-east-1' }));
+    await s3.send(new CreateBucketCommand({ Bucket: 'recorded-branches' }));
+    await s3.send(new CreateBucketCommand({ Bucket: 'recorded-copies' }));
+    mkdirSync(join(work, 'src'));
+    writeFileSync(join(work, 'src', 'big.bin'), Buffer.alloc(30 * 1024 * 1024, 7));
+    writeFileSync(join(work, 'src', 'small.txt'), 'small\n');
+
+    // Cancelled mid-upload: parts are slowed by the proxy, the cancel lands after the first.
+    await proxy.setRules([{ op: 'UploadPart', fault: 'latency', latencyMs: 1_000 }]);
+    const cancelled = await transferApi.start(
+      client,
+      {
+        source: { kind: 'local', path: join(work, 'src') },
+        destination: { kind: 's3', uri: 's3://recorded-branches/cancelled/' },
+        partSizeMiB: 5,
+        concurrency: 1,
+        heartbeatTimeoutSeconds: 3,
+      },
+      opts('transfer/recorded-cancelled'),
+    );
+    for (let i = 0; i < 300 && !(await proxy.log()).some((e) => e.op === 'UploadPart' && e.status === 200); i++) await new Promise((r) => setTimeout(r, 100));
+    await transferApi.cancel(cancelled);
+    await cancelled.result().catch(() => undefined);
+    save('transfer-cancelled.json', cancelled.workflowId, cancelled.firstExecutionRunId);
+    await proxy.setRules([]);
+
+    // Failed: the object changed after upload, so the download fails with Integrity.
+    await transferApi.execute(
+      client,
+      { source: { kind: 'local', path: join(work, 'src', 'small.txt') }, destination: { kind: 's3', uri: 's3://recorded-branches/t/small.txt' } },
+      opts('transfer/recorded-up-small'),
+    );
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'recorded-branches', Key: 't/small.txt' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'recorded-branches', Key: 't/small.txt', Body: 'tampered\n', Metadata: head.Metadata }));
+    const failed = await transferApi.start(
+      client,
+      { source: { kind: 's3', uri: 's3://recorded-branches/t/small.txt' }, destination: { kind: 'local', path: join(work, 'out', 'small.txt') } },
+      opts('transfer/recorded-failed'),
+    );
+    await failed.result().catch(() => undefined);
+    save('transfer-failed.json', failed.workflowId, failed.firstExecutionRunId);
+
+    // S3 → S3 through a profile: the stores checked, then a multipart object and a small one copied.
+    await transferApi.execute(
+      client,
+      { source: { kind: 'local', path: join(work, 'src') }, destination: { kind: 's3', uri: 's3://recorded-branches/copy-src/' }, partSizeMiB: 5 },
+      opts('transfer/recorded-copy-src'),
+    );
+    const copied = await transferApi.start(
+      client,
+      { source: { kind: 's3', uri: 's3://recorded-branches/copy-src/' }, destination: { kind: 's3', uri: 's3://store@recorded-copies/copy/' } },
+      opts('transfer/recorded-copy'),
+    );
+    await copied.result();
+    save('transfer-copy-profile.json', copied.workflowId, copied.firstExecutionRunId);
+
+    // A cleanup whose plan is rejected: nothing is deleted.
+    const rejected = await cleanupApi.startCleanup(
+      client,
+      { region: 'us-east-1', selector: { kinds: ['s3-prefix'], ids: ['s3://recorded-branches/cancelled/'] }, dryRun: false },
+      opts('cleanup/us-east-1/recorded-rejected'),
+    );
+    const plan = await cleanupApi.awaitPlan(rejected);
+    if (!plan) throw new Error('the cleanup never showed its plan');
+    await cleanupApi.reject(rejected, 'recorded: not today');
+    await rejected.result();
+    save('cleanup-rejected.json', rejected.workflowId);
+  } finally {
+    worker.shutdown();
+    await running;
+    await workerConnection.close();
+    await connection.close();
+    await proxy.stop();
+    rmSync(work, { recursive: true, force: true });
+    await stopAll();
+  }
+}
+
+main().catch(async (err: unknown) => {
+  console.error('recording failed:', err);
+  await stopAll();
+  process.exit(1);
+});
