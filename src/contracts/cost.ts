@@ -298,7 +298,10 @@ export interface ByTagView {
   totalMicroUsd: number;
   totalUsd: number;
   burnUsdPerHour: number;
+  /** The resources kept whole (running, or stopped within the retention window). */
   resources: ResourceView[];
+  /** Resources stopped longer ago, folded into totals: counted in `totalMicroUsd`, not listed. */
+  folded: number;
   unpriced: UnpricedView[];
 }
 

@@ -18,8 +18,32 @@ export interface BudgetState {
   firedWindow?: string;
 }
 
-/** Everything the tracker knows; carried whole across continue-as-new. */
+export interface ArchiveGroup {
+  resources: number;
+  microUsd: number;
+}
+
+/** What folded resources cost, by the views that still need it. */
+export interface Archive {
+  resources: number;
+  microUsd: number;
+  /** `YYYY-MM` (UTC) → µ$ spent in that month. */
+  byMonth: Record<string, number>;
+  byKind: Record<string, ArchiveGroup>;
+  /** `key=value` → the resources carrying that tag. */
+  byTag: Record<string, ArchiveGroup>;
+  /** `YYYY-MM|key=value` → µ$, for the tags a budget filters on (monthly tag budgets). */
+  byMonthTag: Record<string, number>;
+  /** Tag groups not kept because {@link MAX_TAG_GROUPS} was reached. */
+  tagGroupsDropped: number;
+}
+
+/** Everything the tracker knows; carried across continue-as-new (stopped resources folded into `archive` after a while). */
 export interface TrackerState {
+  /** The state's shape: absent in runs before 2026-11-30 (version 1), migrated on load. */
+  stateVersion?: number;
+  /** What resources folded out of `resources` cost (see `src/cost/compaction.ts`). */
+  archive?: Archive;
   project: string;
   resources: Record<string, TrackedResource>;
   rates: Record<string, { microUsdPerHour: number; unit: 'resource' | 'GiB'; setAt: number }>;
@@ -38,6 +62,8 @@ export interface TrackerState {
 
 export function newTrackerState(project: string): TrackerState {
   return {
+    stateVersion: 2,
+    archive: { resources: 0, microUsd: 0, byMonth: {}, byKind: {}, byTag: {}, byMonthTag: {}, tagGroupsDropped: 0 },
     project,
     resources: {},
     rates: {},

@@ -18,7 +18,8 @@ import type {
 } from '../contracts/cost.js';
 import { MS_PER_HOUR, currentRate, isUnpriced, monthBounds, resourceMicros, resourceMicrosBetween, type TrackedResource } from '../cost-model.js';
 import { microsToUsd } from '../pricing.js';
-import type { BudgetState, TrackerState } from './state.js';
+import type { ArchiveGroup, BudgetState, TrackerState } from './state.js';
+import { archivedSpend } from './compaction.js';
 
 export const iso = (t: number): string => new Date(t).toISOString();
 
@@ -73,6 +74,13 @@ export function group(rs: Iterable<TrackedResource>, t: number): CostGroup {
   return g;
 }
 
+/** A group with the folded resources of the same group added (they are stopped: no burn, priced). */
+function withArchived(g: CostGroup, a: ArchiveGroup | undefined): CostGroup {
+  if (!a) return g;
+  const totalMicroUsd = g.totalMicroUsd + a.microUsd;
+  return { ...g, resources: g.resources + a.resources, totalMicroUsd, totalUsd: microsToUsd(totalMicroUsd) };
+}
+
 /** Whether a budget counts the resource (its tag filter, if any, matches). */
 export function matches(b: BudgetState, r: TrackedResource): boolean {
   return !b.tagFilter || r.tags[b.tagFilter.key] === b.tagFilter.value;
@@ -93,7 +101,8 @@ export function budgetSpend(state: TrackerState, b: BudgetState, t: number): { s
     spent += from === undefined ? resourceMicros(r, t) : resourceMicrosBetween(r, from, t);
     burn += currentRate(r);
   }
-  return { spent, burn };
+  // Resources folded into the archive still count in the window they were spent in.
+  return { spent: spent + archivedSpend(state, b, t), burn };
 }
 
 /** When the burn rate takes the spend to the limit, or undefined when it never does at this rate. */
@@ -153,7 +162,7 @@ export function budgetView(state: TrackerState, b: BudgetState, t: number): Budg
 
 export function totals(state: TrackerState, t: number): TotalCost {
   const rs = Object.values(state.resources);
-  const g = group(rs, t);
+  const g = withArchived(group(rs, t), state.archive);
   return {
     project: state.project,
     asOf: iso(t),
@@ -176,7 +185,7 @@ export function runningView(state: TrackerState, t: number): ResourceView[] {
 /** The resources tagged `key=value`, with their total and burn rate. */
 export function byTagView(state: TrackerState, key: string, value: string, t: number): ByTagView {
   const rs = Object.values(state.resources).filter((r) => r.tags[key] === value);
-  const g = group(rs, t);
+  const g = withArchived(group(rs, t), state.archive?.byTag[`${key}=${value}`]);
   return {
     key,
     value,
@@ -184,6 +193,7 @@ export function byTagView(state: TrackerState, key: string, value: string, t: nu
     totalUsd: g.totalUsd,
     burnUsdPerHour: g.burnMicroUsdPerHour / 1_000_000,
     resources: rs.map((r) => resourceView(r, t)),
+    folded: state.archive?.byTag[`${key}=${value}`]?.resources ?? 0,
     unpriced: unpricedViews(rs),
   };
 }
@@ -193,16 +203,21 @@ export function summaryView(state: TrackerState, opts: SummaryOptions | undefine
   const rs = Object.values(state.resources);
   const byKind: Partial<Record<ResourceKind, TrackedResource[]>> = {};
   for (const r of rs) (byKind[r.kind] ??= []).push(r);
+  for (const k of Object.keys(state.archive?.byKind ?? {}) as ResourceKind[]) byKind[k] ??= [];
   const tagKey = typeof opts === 'object' && opts !== null && typeof opts.tagKey === 'string' ? opts.tagKey : undefined;
   let byTag: CostSummary['byTag'];
   if (tagKey !== undefined) {
     const groups: Record<string, TrackedResource[]> = {};
     for (const r of rs) (groups[r.tags[tagKey] ?? '(untagged)'] ??= []).push(r);
-    byTag = { key: tagKey, groups: Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, group(v, t)])) };
+    for (const pair of Object.keys(state.archive?.byTag ?? {})) if (pair.startsWith(`${tagKey}=`)) groups[pair.slice(tagKey.length + 1)] ??= [];
+    byTag = {
+      key: tagKey,
+      groups: Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, withArchived(group(v, t), state.archive?.byTag[`${tagKey}=${k}`])])),
+    };
   }
   return {
     ...totals(state, t),
-    byKind: Object.fromEntries(Object.entries(byKind).map(([k, v]) => [k, group(v, t)])),
+    byKind: Object.fromEntries(Object.entries(byKind).map(([k, v]) => [k, withArchived(group(v, t), state.archive?.byKind[k])])),
     ...(byTag ? { byTag } : {}),
     rejected: { count: state.counters.rejected, recent: state.rejected },
     counters: state.counters,

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { constants as fsc, createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
@@ -19,26 +19,12 @@ import { compositeChecksum, digestFile } from './checksum.js';
 import { hashRange } from './upload-parts.js';
 import { byteLimit, decompressor } from './compress.js';
 import { objectMeta } from './object-meta.js';
+import { NOFOLLOW_CREATE, NOFOLLOW_UPDATE, NOFOLLOW_WRITE, checkDestination, exists, pool } from './download-files.js';
 import type { DownloadCheckpoint, VerifiedDownloadOptions, VerifiedDownloadResult } from './download-types.js';
 import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';
 
 export type { DownloadCheckpoint, VerifiedDownloadOptions, VerifiedDownloadResult } from './download-types.js';
 export { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, type ObjectMeta } from './object-meta.js';
-
-/**
- * Temp files, sidecars and decoded copies are opened without following a symlink: a local user who
- * plants `.NAME.trainctl-partial` as a link cannot make the download write through it.
- */
-const NOFOLLOW_WRITE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW;
-const NOFOLLOW_CREATE = fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW;
-const NOFOLLOW_UPDATE = fsc.O_RDWR | fsc.O_NOFOLLOW;
-
-/** Refuses a destination that exists as anything but a regular file or a link (a device, a folder, a FIFO). */
-async function checkDestination(path: string, label: string): Promise<void> {
-  const st = await lstat(path).catch(() => undefined);
-  if (st && !st.isFile() && !st.isSymbolicLink())
-    throw new TrainctlError(ErrorKind.InvalidInput, `${label}: refusing to download onto ${path}: it is not a regular file`);
-}
 
 const identity = <T>(_what: string, fn: () => Promise<T>) => fn();
 
@@ -376,27 +362,4 @@ class VerifiedDownload {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
-}
-
-/** Runs `fn` over `items`, `concurrency` at a time; stops starting new ones after the first failure, which it rethrows. */
-export async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const run = async () => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, run));
-  if (failed !== undefined) throw failed;
-}
+export { pool } from './download-files.js';

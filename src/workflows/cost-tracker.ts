@@ -43,6 +43,7 @@ import {
   type TrackerState,
 } from '../cost/ledger.js';
 import { asOfTime, byTagView, checkBudget, detailsLine, earlier, resourceView, runningView, summaryView, totals, type Wake } from '../cost/views.js';
+import { compactState, migrateState } from '../cost/compaction.js';
 import { ErrorKind, describeFailure } from '../errors/kinds.js';
 import { SA } from '../search-attributes.js';
 import { fireBudget } from './cost-budget-actions.js';
@@ -85,7 +86,8 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
   const parsed = CostTrackerInputSchema.safeParse(request);
   if (!parsed.success) throw failureFromZod(parsed.error);
   const opts = parsed.data;
-  const state: TrackerState = (opts.state as TrackerState | undefined) ?? newTrackerState(opts.project);
+  // State carried from a run before compaction existed (no stateVersion) is migrated: it gains an empty archive.
+  const state: TrackerState = migrateState((opts.state as TrackerState | undefined) ?? newTrackerState(opts.project));
   state.runs++;
   const marks: RunMarks = { events: 0, dirty: true };
 
@@ -108,7 +110,10 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
 
   await condition(allHandlersFinished);
   recordContinuedRun(state, workflowInfo().runId, marks.events);
-  log.info('cost tracker continuing as new', { runs: state.runs, events: marks.events, resources: Object.keys(state.resources).length });
+  // Resources stopped over a week ago fold into totals, so the carried state stays bounded however
+  // many have come and gone. It changes the state carried, not the commands: old histories replay.
+  const folded = compactState(state, workflowNow());
+  log.info('cost tracker continuing as new', { runs: state.runs, events: marks.events, resources: Object.keys(state.resources).length, folded });
   await continueAsNew<typeof costTracker>({ ...opts, state });
 }
 
