@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +8,9 @@ import { loadEnv } from '../src/config.js';
 import { createS3Client } from '../src/aws/clients.js';
 import { cleanup as cleanupApi, transfer as transferApi } from '../src/api/index.js';
 import { startFaultProxy } from '../src/dev/fault-proxy.js';
-import { repoRoot, startMoto, startTemporalDevServer, stopAll, toolPath } from '../src/dev/services.js';
+import { startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { awsClientsFor, createWorker } from '../src/worker.js';
+import { saveHistory } from './history-file.js';
 
 /**
  * `npm run record-branch-histories`: records the branches the other recorders leave out — a
@@ -19,8 +19,6 @@ import { awsClientsFor, createWorker } from '../src/worker.js';
  * leaving every other history alone. Re-record only on purpose: a history that no longer replays
  * means running workflows would break on deploy.
  */
-const outDir = join(repoRoot, 'test', 'fixtures', 'histories');
-
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const [temporal, moto] = await Promise.all([startTemporalDevServer({ headless: true }), startMoto()]);
@@ -46,16 +44,7 @@ async function main(): Promise<void> {
     deps: { ...awsClientsFor(env), pollIntervalMs: 200, localRoots: [work] },
   });
   const running = worker.run();
-  mkdirSync(outDir, { recursive: true });
-  const save = (file: string, workflowId: string, runId?: string) => {
-    const json = execFileSync(
-      toolPath('temporal'),
-      ['workflow', 'show', '--address', env.TEMPORAL_ADDRESS, '-w', workflowId, ...(runId ? ['-r', runId] : []), '--output', 'json'],
-      { encoding: 'utf8' },
-    );
-    writeFileSync(join(outDir, file), json.trim() + '\n');
-    console.log(`recorded ${file} (${(JSON.parse(json) as { events: unknown[] }).events.length} events)`);
-  };
+  const save = (file: string, workflowId: string, runId?: string) => saveHistory(env.TEMPORAL_ADDRESS, file, workflowId, runId);
   const opts = (workflowId: string) => ({ taskQueue: 'record', workflowId });
   try {
     const s3 = createS3Client(loadEnv({ AWS_ENDPOINT_URL: moto.endpoint, AWS_REGION: 'us-east-1' }));

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
@@ -11,8 +10,9 @@ import { createEc2Client, createS3Client } from '../src/aws/clients.js';
 import { cost, run } from '../src/api/index.js';
 import type { RunRequest } from '../src/contracts/run.js';
 import { startInstanceSimulator } from '../src/dev/instances.js';
-import { repoRoot, startMoto, startTemporalDevServer, stopAll, toolPath } from '../src/dev/services.js';
+import { repoRoot, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { awsClientsFor, createWorker } from '../src/worker.js';
+import { saveHistory } from './history-file.js';
 
 /**
  * `npm run record-run-histories`: records the training run's branches (completed, stopped,
@@ -20,8 +20,6 @@ import { awsClientsFor, createWorker } from '../src/worker.js';
  * next to the histories `scripts/record-histories.ts` records, which it leaves alone. Re-record only
  * on purpose: a history that no longer replays means running workflows would break on deploy.
  */
-const outDir = join(repoRoot, 'test', 'fixtures', 'histories');
-
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const [temporal, moto] = await Promise.all([startTemporalDevServer({ headless: true }), startMoto()]);
@@ -38,16 +36,7 @@ async function main(): Promise<void> {
   const running = worker.run();
   const hostsDir = mkdtempSync(join(tmpdir(), 'trainctl-record-hosts-'));
   const sim = startInstanceSimulator({ env, pollMs: 300, hostsDir, graceMs: 5_000 });
-  mkdirSync(outDir, { recursive: true });
-  const save = (file: string, workflowId: string, runId?: string) => {
-    const json = execFileSync(
-      toolPath('temporal'),
-      ['workflow', 'show', '--address', env.TEMPORAL_ADDRESS, '-w', workflowId, ...(runId ? ['-r', runId] : []), '--output', 'json'],
-      { encoding: 'utf8' },
-    );
-    writeFileSync(join(outDir, file), json.trim() + '\n');
-    console.log(`recorded ${file} (${(JSON.parse(json) as { events: unknown[] }).events.length} events)`);
-  };
+  const save = (file: string, workflowId: string, runId?: string) => saveHistory(env.TEMPORAL_ADDRESS, file, workflowId, runId);
   try {
     const s3 = createS3Client(env);
     const bucket = 'recorded-runs';

@@ -22,7 +22,7 @@ import type { Client } from '@temporalio/client';
 import { ZodError } from 'zod';
 import { onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './helpers/harness.js';
 import { MiB, failureOf, tempDir, testBucket, treeDigests, writeTree } from './helpers/transfer.js';
-import { startWorkerProcess } from './helpers/worker-process.js';
+import { startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
 import { waitUntil } from './helpers/run-evidence.js';
 import { startVersitygw, type VersityGw } from '../src/dev/versitygw.js';
 import { startFaultProxy, type FaultProxy } from '../src/dev/fault-proxy.js';
@@ -111,6 +111,23 @@ async function run(request: TransferRequest, taskQueue = worker.taskQueue) {
 async function body(s3: S3Client, bucket: string, key: string): Promise<Buffer> {
   const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   return Buffer.from(await out.Body!.transformToByteArray());
+}
+
+/**
+ * Kills the worker once versitygw has stored two parts (the proxy's log says), restarts it, and
+ * checks from that log that no stored part was sent again and all ten arrived.
+ */
+async function killAfterTwoParts(w: WorkerProcess, handle: transferApi.StartedTransferHandle) {
+  const partsDone = async () => (await proxy.log()).filter((e) => e.op === 'UploadPart' && e.status === 200).map((e) => e.partNumber);
+  await waitUntil(async () => ((await partsDone()).length >= 2 ? true : undefined), 120_000, 'two parts stored on versitygw');
+  await w.kill('SIGKILL');
+  const before = await partsDone();
+  await w.restart();
+  const report = await handle.result();
+  const after = (await partsDone()).slice(before.length);
+  for (const n of before) assert.ok(!after.includes(n), `part ${n} was stored before the kill and not sent again (after: ${after.join(',')})`);
+  assert.equal(new Set([...before, ...after]).size, 10, 'all ten parts stored');
+  return { before, report };
 }
 
 test('a profile is read as the AWS CLI reads it; a missing one, or one that would reach AWS from an emulator worker, is refused by name', async () => {
@@ -210,16 +227,8 @@ test('an upload to versitygw whose worker is killed mid-file resumes on a new wo
     },
     { taskQueue, workflowId },
   );
-  const partsDone = async () => (await proxy.log()).filter((e) => e.op === 'UploadPart' && e.status === 200).map((e) => e.partNumber);
-  await waitUntil(async () => ((await partsDone()).length >= 2 ? true : undefined), 120_000, 'two parts stored on versitygw');
-  await w.kill('SIGKILL');
-  const before = await partsDone();
-  await w.restart();
-  const report = await handle.result();
+  const { before, report } = await killAfterTwoParts(w, handle);
   assert.equal(report.verified, 1);
-  const after = (await partsDone()).slice(before.length);
-  for (const n of before) assert.ok(!after.includes(n), `part ${n} was stored before the kill and not sent again (after: ${after.join(',')})`);
-  assert.equal(new Set([...before, ...after]).size, 10, 'all ten parts stored');
   assert.ok(report.bytes <= 50 * MiB - before.length * 5 * MiB, `only the unfinished parts crossed the wire after the kill (${report.bytes} bytes)`);
   const stored = await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: key }));
   assert.equal(stored.ContentLength, 50 * MiB);
@@ -252,16 +261,8 @@ test(
       },
       { taskQueue, workflowId },
     );
-    const partsDone = async () => (await proxy.log()).filter((e) => e.op === 'UploadPart' && e.status === 200).map((e) => e.partNumber);
-    await waitUntil(async () => ((await partsDone()).length >= 2 ? true : undefined), 120_000, 'two copied parts stored on versitygw');
-    await w.kill('SIGKILL');
-    const before = await partsDone();
-    await w.restart();
-    const report = await handle.result();
+    const { report } = await killAfterTwoParts(w, handle);
     assert.equal(report.verified, 1, "the bytes read gave the source's trainctl checksum");
-    const after = (await partsDone()).slice(before.length);
-    for (const n of before) assert.ok(!after.includes(n), `part ${n} was stored before the kill and not sent again (after: ${after.join(',')})`);
-    assert.equal(new Set([...before, ...after]).size, 10, 'all ten parts stored');
     const a = await moto.send(new HeadObjectCommand({ Bucket: motoBucket, Key: 'ck/big.bin' }));
     const b = await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: key }));
     assert.equal(b.Metadata?.['trainctl-sha256'], a.Metadata?.['trainctl-sha256']);
