@@ -79,6 +79,9 @@ test('transfer input: unsupported directions and local ↔ host without staging 
   assert.equal(s3s3('s3://bkt/a/', 's3://bkt/b/').success, true);
   assert.equal(s3s3('s3://bkt/a/', 's3://lab@bkt/a/').success, true);
   assert.match(JSON.stringify(s3s3('s3://bkt/a/', 's3://bkt/a/sub/').error?.issues), /lies inside the source/);
+  assert.match(JSON.stringify(s3s3('s3://bkt/a', 's3://bkt/a/sub/').error?.issues), /lies inside the source/, 'a prefix without / is the folder');
+  assert.match(JSON.stringify(s3s3('s3://bkt/', 's3://bkt/x/').error?.issues), /lies inside the source/, 'the whole bucket holds every prefix');
+  assert.equal(s3s3('s3://bkt/a.bin', 's3://bkt/a.bin.copy').success, true, 'a sibling name is not inside');
   assert.equal(s3s3('s3://bkt/a/', 's3://bkt2/a/').success, true);
   assert.equal(
     TransferInputSchema.safeParse({ source: { kind: 's3', uri: 's3://no space@bkt/a' }, destination: { kind: 'local', path: '/x' } }).success,

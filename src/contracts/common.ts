@@ -86,6 +86,15 @@ export function parseS3Location(uri: string): S3Location | undefined {
   return { ...(m[1] ? { profile: m[1] } : {}), bucket: m[2], prefix: m[3] ?? '' };
 }
 
+/**
+ * Whether two keys or prefixes of one bucket overlap as paths: equal, one the bucket's root, or
+ * one a folder above the other (`data/` and `data/x`, not `a.bin` and `a.bin.copy`).
+ */
+export function s3PathsOverlap(a: string, b: string): boolean {
+  const inside = (x: string, y: string) => y === '' || x === y || x.startsWith(y.endsWith('/') ? y : `${y}/`);
+  return inside(a, b) || inside(b, a);
+}
+
 /** The uri of a location, `s3://[PROFILE@]BUCKET/PREFIX`. */
 export function s3LocationUri(loc: { profile?: string | undefined; bucket: string; prefix: string }): string {
   return `s3://${loc.profile ? `${loc.profile}@` : ''}${loc.bucket}/${loc.prefix}`;

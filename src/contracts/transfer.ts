@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import { RegionSchema, parseS3Location, s3UriSchema } from './common.js';
+import { RegionSchema, parseS3Location, s3PathsOverlap, s3UriSchema } from './common.js';
 import { HostIdSchema } from './host.js';
 
 /** Workflow type of a transfer. */
@@ -94,8 +94,7 @@ export const TransferInputSchema = z
     if (t.source.kind === 's3' && t.destination.kind === 's3') {
       const a = parseS3Location(t.source.uri);
       const b = parseS3Location(t.destination.uri);
-      const overlap = (x: string, y: string) => x.startsWith(y) || y.startsWith(x);
-      if (a && b && a.profile === b.profile && a.bucket === b.bucket && overlap(a.prefix, b.prefix))
+      if (a && b && a.profile === b.profile && a.bucket === b.bucket && s3PathsOverlap(a.prefix, b.prefix))
         ctx.addIssue({
           code: 'custom',
           path: ['destination'],

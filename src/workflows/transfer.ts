@@ -10,7 +10,7 @@ import {
 import { ErrorKind } from '../errors/kinds.js';
 import { pathOf, planLegs, plannedPairs, type Job, type SourceList } from '../transfer/legs.js';
 import { MiB, checkRelativeKey, joinPath, parseS3Uri } from '../transfer/plan.js';
-import { s3LocationUri, type S3Location } from '../contracts/common.js';
+import { s3LocationUri, s3PathsOverlap, type S3Location } from '../contracts/common.js';
 import { LegRunner, TransferEngines } from './transfer-legs.js';
 import { TransferProgressTracker } from './transfer-progress.js';
 import { planFailure } from './transfer-failures.js';
@@ -192,15 +192,7 @@ class TransferRun {
         });
       }
       const [a, b] = locs;
-      if (
-        src.kind === 's3' &&
-        dst.kind === 's3' &&
-        a &&
-        b &&
-        here[0] === here[1] &&
-        a.bucket === b.bucket &&
-        (a.prefix.startsWith(b.prefix) || b.prefix.startsWith(a.prefix))
-      )
+      if (src.kind === 's3' && dst.kind === 's3' && a && b && here[0] === here[1] && a.bucket === b.bucket && s3PathsOverlap(a.prefix, b.prefix))
         throw invalid(`${dst.uri} is the same store and bucket as ${src.uri}, and one prefix lies inside the other: copy to another prefix or bucket`);
     } catch (err) {
       throw planFailure(err);
