@@ -30,7 +30,6 @@ function failure(err: unknown, what: string): unknown {
   return isActivityCancelled(err) ? err : toFailure(err, what);
 }
 
-/** What the S3 steps of the running activity run with. */
 /** The location's S3 client; a profile that cannot be used fails as a taxonomy failure naming it. */
 function s3Client(s3: S3For, target: S3Target): Promise<S3Client> {
   return step(`S3 client for ${target.profile ? `profile ${target.profile}` : 'the default profile'}`, () => s3(target));
@@ -56,6 +55,7 @@ function reachBucket(s3: S3Client, profile: string, bucket: string, endpoint: st
   });
 }
 
+/** What the S3 steps of the running activity run with. */
 function s3StepDeps(): S3StepDeps {
   return { step, log, signal: abortSignal(), heartbeat: (d) => Context.current().heartbeat(d) };
 }
