@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { CreateSnapshotCommand, CreateVolumeCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { Env } from '../src/config.js';
+import { createEc2Client } from '../src/aws/clients.js';
+import { injectFaults } from '../src/dev/faults.js';
 import { awaitPlan, startCleanup } from '../src/api/cleanup.js';
 import {
   CleanupInputSchema,
@@ -108,13 +110,15 @@ describe('a cleanup of more resources than one chunk', { timeout: 240_000 }, () 
   let client: Client;
   let worker: RunningWorker;
   let ec2: EC2Client;
+  let bundlePath: string | undefined;
   const runIds: string[] = [];
 
   before(async () => {
     const services = await testServices();
     env = services.env;
+    bundlePath = services.bundlePath;
     client = await testClient(env);
-    worker = await startWorker({ env, bundlePath: services.bundlePath });
+    worker = await startWorker({ env, bundlePath });
     ec2 = ec2For(env);
   });
   after(() => deleteTaggedFixtures(ec2, RUN_TAG, runIds));
@@ -254,6 +258,37 @@ describe('a cleanup of more resources than one chunk', { timeout: 240_000 }, () 
       `240 volumes in 4 chunks of 60: events per run ${runs.map((r) => r.events).join(', ')} (budget ${7 * 60 + FIXED_EVENTS}); ` +
         `history bytes per run ${runs.map((r) => r.bytes).join(', ')} (the plan: ${JSON.stringify(plan).length} bytes); ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
+  });
+
+  test('a cancel in the second of three chunks finishes the step in flight, deletes nothing of the chunks after it, and reports them as not done', async () => {
+    const run = randomUUID();
+    runIds.push(run);
+    const ids = sorted(await volumes(run, 6, MANAGED));
+    // The first deletion of chunk 2 (plan order is by id) takes 2 s: the cancel lands while it is in flight.
+    const slow = createEc2Client(env, { maxAttempts: 1 });
+    injectFaults(slow, [{ command: 'DeleteVolume', times: 1, delayMs: 2_000, match: (input) => input.VolumeId === ids[2] }]);
+    const w = await startWorker({ env, bundlePath, deps: { ec2: () => slow } });
+    const handle = await startCleanup(
+      client,
+      { region: REGION, selector: { tags: { [RUN_TAG]: run }, kinds: ['volume'] }, dryRun: false, chunkSize: 2, concurrency: 1 },
+      { taskQueue: w.taskQueue, workflowId: uniqueName('cleanup/chunks-cancel') },
+    );
+    const deadline = Date.now() + 60_000;
+    let status = await handle.query(cleanupStatusQuery);
+    while (!(status.chunk?.index === 2 && status.inFlight.length === 1) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = await handle.query(cleanupStatusQuery);
+    }
+    assert.deepEqual(status.chunk, { index: 2, count: 3 });
+    assert.deepEqual(status.inFlight, [{ id: ids[2], step: 'delete-volume' }]);
+    await handle.cancel();
+    await assert.rejects(handle.result(), (err: unknown) => err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure);
+    const report = (await handle.query(cleanupStatusQuery)).report;
+    assert.deepEqual(sorted(report.deleted), ids.slice(0, 3));
+    assert.deepEqual(sorted(report.skipped.map((s) => s.id)), ids.slice(3));
+    for (const s of report.skipped) assert.match(s.reason, /^not done: cleanup cancelled/);
+    assert.deepEqual(await liveVolumes(run), ids.slice(3));
+    await w.stop();
   });
 
   test('work carried into a start (not a continue-as-new) is refused before anything is deleted, even with a correctly hashed plan', async () => {
