@@ -1,5 +1,6 @@
 import {
   ApplicationFailure,
+  CancellationScope,
   CancelledFailure,
   allHandlersFinished,
   condition,
@@ -232,7 +233,11 @@ async function runChunk(run: Run, plan: CleanupPlan, input: CleanupInput, index:
   const chunk = chunks[index] ?? [];
   run.chunk = { index: index + 1, count: chunks.length };
   if (chunks.length > 1) setCurrentDetails(`Running chunk ${index + 1} of ${chunks.length} (${chunk.length} resources) of plan ${plan.hash}`);
-  const cancelled = await execute(
+  let cancelRequested = false;
+  CancellationScope.current().cancelRequested.catch(() => {
+    cancelRequested = true;
+  });
+  let cancelled = await execute(
     chunk.map((i) => plan.resources[i]!),
     plan.region,
     input,
@@ -240,11 +245,15 @@ async function runChunk(run: Run, plan: CleanupPlan, input: CleanupInput, index:
     run.inFlight,
   );
   if (!cancelled && index + 1 < chunks.length) {
-    await condition(allHandlersFinished);
-    const { skipped, ...rest } = run.report;
-    const report = { ...rest, skipped: skipped.slice(plan.skipped.length) };
-    log.info('cleanup chunk done, continuing as new', { hash: plan.hash, chunk: index + 1, chunks: chunks.length });
-    return continueAsNew<typeof cleanup>(input, { planHash: plan.hash, plan, nextChunk: index + 1, report });
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+    // A cancel that came with the chunk's last results must not be lost by continuing as new.
+    cancelled = cancelRequested;
+    if (!cancelled) {
+      const { skipped, ...rest } = run.report;
+      const report = { ...rest, skipped: skipped.slice(plan.skipped.length) };
+      log.info('cleanup chunk done, continuing as new', { hash: plan.hash, chunk: index + 1, chunks: chunks.length });
+      return continueAsNew<typeof cleanup>(input, { planHash: plan.hash, plan, nextChunk: index + 1, report });
+    }
   }
   if (cancelled) {
     const notStarted = chunks.slice(index + 1).flat();
