@@ -1,11 +1,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateVolumeCommand } from '@aws-sdk/client-ec2';
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadEnv } from '../src/config.js';
-import { createS3Client } from '../src/aws/clients.js';
+import { createEc2Client, createS3Client } from '../src/aws/clients.js';
 import { cleanup as cleanupApi, transfer as transferApi } from '../src/api/index.js';
 import { startFaultProxy } from '../src/dev/fault-proxy.js';
 import { startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
@@ -15,11 +16,15 @@ import { saveHistory } from './history-file.js';
 /**
  * `npm run record-branch-histories`: records the branches the other recorders leave out — a
  * transfer cancelled mid-upload, a transfer failed (a tampered object, Integrity), an S3 → S3 copy
- * through an AWS profile, and a cleanup whose plan was rejected — into test/fixtures/histories/,
- * leaving every other history alone. Re-record only on purpose: a history that no longer replays
- * means running workflows would break on deploy.
+ * through an AWS profile, a cleanup whose plan was rejected, and a cleanup run in chunks (its first
+ * run and a resumed one, each continued as new) — into test/fixtures/histories/, leaving every other
+ * history alone. Names given (`npm run record-branch-histories -- cleanup-continued`) record only
+ * those. Re-record only on purpose: a history that no longer replays means running workflows would
+ * break on deploy.
  */
 async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const wanted = (...names: string[]) => only.length === 0 || names.some((n) => only.includes(n));
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const [temporal, moto] = await Promise.all([startTemporalDevServer({ headless: true }), startMoto()]);
   const proxy = await startFaultProxy(moto.endpoint);
@@ -54,66 +59,101 @@ async function main(): Promise<void> {
     writeFileSync(join(work, 'src', 'big.bin'), Buffer.alloc(30 * 1024 * 1024, 7));
     writeFileSync(join(work, 'src', 'small.txt'), 'small\n');
 
-    // Cancelled mid-upload: parts are slowed by the proxy, the cancel lands after the first.
-    await proxy.setRules([{ op: 'UploadPart', fault: 'latency', latencyMs: 1_000 }]);
-    const cancelled = await transferApi.start(
-      client,
-      {
-        source: { kind: 'local', path: join(work, 'src') },
-        destination: { kind: 's3', uri: 's3://recorded-branches/cancelled/' },
-        partSizeMiB: 5,
-        concurrency: 1,
-        heartbeatTimeoutSeconds: 3,
-      },
-      opts('transfer/recorded-cancelled'),
-    );
-    for (let i = 0; i < 300 && !(await proxy.log()).some((e) => e.op === 'UploadPart' && e.status === 200); i++) await new Promise((r) => setTimeout(r, 100));
-    await transferApi.cancel(cancelled);
-    await cancelled.result().catch(() => undefined);
-    save('transfer-cancelled.json', cancelled.workflowId, cancelled.firstExecutionRunId);
-    await proxy.setRules([]);
+    if (wanted('transfer-cancelled')) {
+      // Cancelled mid-upload: parts are slowed by the proxy, the cancel lands after the first.
+      await proxy.setRules([{ op: 'UploadPart', fault: 'latency', latencyMs: 1_000 }]);
+      const cancelled = await transferApi.start(
+        client,
+        {
+          source: { kind: 'local', path: join(work, 'src') },
+          destination: { kind: 's3', uri: 's3://recorded-branches/cancelled/' },
+          partSizeMiB: 5,
+          concurrency: 1,
+          heartbeatTimeoutSeconds: 3,
+        },
+        opts('transfer/recorded-cancelled'),
+      );
+      for (let i = 0; i < 300 && !(await proxy.log()).some((e) => e.op === 'UploadPart' && e.status === 200); i++) await new Promise((r) => setTimeout(r, 100));
+      await transferApi.cancel(cancelled);
+      await cancelled.result().catch(() => undefined);
+      save('transfer-cancelled.json', cancelled.workflowId, cancelled.firstExecutionRunId);
+      await proxy.setRules([]);
+    }
 
-    // Failed: the object changed after upload, so the download fails with Integrity.
-    await transferApi.execute(
-      client,
-      { source: { kind: 'local', path: join(work, 'src', 'small.txt') }, destination: { kind: 's3', uri: 's3://recorded-branches/t/small.txt' } },
-      opts('transfer/recorded-up-small'),
-    );
-    const head = await s3.send(new HeadObjectCommand({ Bucket: 'recorded-branches', Key: 't/small.txt' }));
-    await s3.send(new PutObjectCommand({ Bucket: 'recorded-branches', Key: 't/small.txt', Body: 'tampered\n', Metadata: head.Metadata }));
-    const failed = await transferApi.start(
-      client,
-      { source: { kind: 's3', uri: 's3://recorded-branches/t/small.txt' }, destination: { kind: 'local', path: join(work, 'out', 'small.txt') } },
-      opts('transfer/recorded-failed'),
-    );
-    await failed.result().catch(() => undefined);
-    save('transfer-failed.json', failed.workflowId, failed.firstExecutionRunId);
+    if (wanted('transfer-failed')) {
+      // Failed: the object changed after upload, so the download fails with Integrity.
+      await transferApi.execute(
+        client,
+        { source: { kind: 'local', path: join(work, 'src', 'small.txt') }, destination: { kind: 's3', uri: 's3://recorded-branches/t/small.txt' } },
+        opts('transfer/recorded-up-small'),
+      );
+      const head = await s3.send(new HeadObjectCommand({ Bucket: 'recorded-branches', Key: 't/small.txt' }));
+      await s3.send(new PutObjectCommand({ Bucket: 'recorded-branches', Key: 't/small.txt', Body: 'tampered\n', Metadata: head.Metadata }));
+      const failed = await transferApi.start(
+        client,
+        { source: { kind: 's3', uri: 's3://recorded-branches/t/small.txt' }, destination: { kind: 'local', path: join(work, 'out', 'small.txt') } },
+        opts('transfer/recorded-failed'),
+      );
+      await failed.result().catch(() => undefined);
+      save('transfer-failed.json', failed.workflowId, failed.firstExecutionRunId);
+    }
 
-    // S3 → S3 through a profile: the stores checked, then a multipart object and a small one copied.
-    await transferApi.execute(
-      client,
-      { source: { kind: 'local', path: join(work, 'src') }, destination: { kind: 's3', uri: 's3://recorded-branches/copy-src/' }, partSizeMiB: 5 },
-      opts('transfer/recorded-copy-src'),
-    );
-    const copied = await transferApi.start(
-      client,
-      { source: { kind: 's3', uri: 's3://recorded-branches/copy-src/' }, destination: { kind: 's3', uri: 's3://store@recorded-copies/copy/' } },
-      opts('transfer/recorded-copy'),
-    );
-    await copied.result();
-    save('transfer-copy-profile.json', copied.workflowId, copied.firstExecutionRunId);
+    if (wanted('transfer-copy-profile')) {
+      // S3 → S3 through a profile: the stores checked, then a multipart object and a small one copied.
+      await transferApi.execute(
+        client,
+        { source: { kind: 'local', path: join(work, 'src') }, destination: { kind: 's3', uri: 's3://recorded-branches/copy-src/' }, partSizeMiB: 5 },
+        opts('transfer/recorded-copy-src'),
+      );
+      const copied = await transferApi.start(
+        client,
+        { source: { kind: 's3', uri: 's3://recorded-branches/copy-src/' }, destination: { kind: 's3', uri: 's3://store@recorded-copies/copy/' } },
+        opts('transfer/recorded-copy'),
+      );
+      await copied.result();
+      save('transfer-copy-profile.json', copied.workflowId, copied.firstExecutionRunId);
+    }
 
-    // A cleanup whose plan is rejected: nothing is deleted.
-    const rejected = await cleanupApi.startCleanup(
-      client,
-      { region: 'us-east-1', selector: { kinds: ['s3-prefix'], ids: ['s3://recorded-branches/cancelled/'] }, dryRun: false },
-      opts('cleanup/us-east-1/recorded-rejected'),
-    );
-    const plan = await cleanupApi.awaitPlan(rejected);
-    if (!plan) throw new Error('the cleanup never showed its plan');
-    await cleanupApi.reject(rejected, 'recorded: not today');
-    await rejected.result();
-    save('cleanup-rejected.json', rejected.workflowId);
+    if (wanted('cleanup-rejected')) {
+      // A cleanup whose plan is rejected: nothing is deleted.
+      const rejected = await cleanupApi.startCleanup(
+        client,
+        { region: 'us-east-1', selector: { kinds: ['s3-prefix'], ids: ['s3://recorded-branches/cancelled/'] }, dryRun: false },
+        opts('cleanup/us-east-1/recorded-rejected'),
+      );
+      const plan = await cleanupApi.awaitPlan(rejected);
+      if (!plan) throw new Error('the cleanup never showed its plan');
+      await cleanupApi.reject(rejected, 'recorded: not today');
+      await rejected.result();
+      save('cleanup-rejected.json', rejected.workflowId);
+    }
+
+    // A cleanup of three volumes, a chunk of one each: three runs, continued as new twice; the first two are recorded.
+    if (wanted('cleanup-continued', 'cleanup-continued-resumed')) {
+      const ec2 = createEc2Client(loadEnv({ AWS_ENDPOINT_URL: moto.endpoint, AWS_REGION: 'us-east-1' }));
+      const Tags = [
+        { Key: 'trainctl:managed', Value: 'true' },
+        { Key: 'recorded', Value: 'chunks' },
+      ];
+      for (let i = 0; i < 3; i++)
+        await ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags }] }));
+      const chunked = await cleanupApi.startCleanup(
+        client,
+        { region: 'us-east-1', selector: { tags: { recorded: 'chunks' }, kinds: ['volume'] }, dryRun: false, chunkSize: 1, approvalThreshold: 0 },
+        opts('cleanup/us-east-1/recorded-continued'),
+      );
+      // Approved in the first run, as `cleanup apply` does; the plan is read while that run waits.
+      const chunkPlan = await cleanupApi.awaitPlan(chunked);
+      if (!chunkPlan) throw new Error('the chunked cleanup never showed its plan');
+      const firstRunId = (await chunked.describe()).runId;
+      await cleanupApi.approve(chunked, chunkPlan.hash);
+      await chunked.result();
+      const second = (await client.workflow.getHandle(chunked.workflowId, firstRunId).fetchHistory()).events?.at(-1)
+        ?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+      if (!second) throw new Error('the chunked cleanup did not continue as new');
+      save('cleanup-continued.json', chunked.workflowId, firstRunId);
+      save('cleanup-continued-resumed.json', chunked.workflowId, second);
+    }
   } finally {
     worker.shutdown();
     await running;

@@ -15,7 +15,8 @@ import { tagsOf } from '../aws/tags.js';
 import { parseS3Id, type DiscoveredResource, type Discovery } from '../cleanup-plan.js';
 import { folderPrefix } from '../cleanup-tags.js';
 import type { CleanupSelector, PrefixObjects } from '../contracts/cleanup.js';
-import { ErrorKind } from '../errors/kinds.js';
+import { CLEANUP_MAX_DISCOVERY_BYTES, NARROW_THE_SELECTOR } from '../cleanup-chunks.js';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { abortSignal, step, type ThrottleBackoff } from './aws-call.js';
 import type { S3For, S3Target } from '../aws/profiles.js';
@@ -303,7 +304,8 @@ export function createCleanupDiscovery(deps: CleanupDiscoveryDeps) {
      * Finds the resources a selector names in one region: instances, volumes and snapshots carrying
      * every selected tag (any managed state: the planner says why unmanaged ones are skipped), every
      * id listed explicitly, multipart uploads and the prefix of the selected bucket (which carry the
-     * bucket's tags). Read-only, so safe to retry.
+     * bucket's tags). Read-only, so safe to retry. Refuses (InvalidInput) a result over
+     * `CLEANUP_MAX_DISCOVERY_BYTES` as JSON, naming how to narrow the selector.
      */
     async cleanupDiscover(args: { region: string; selector: CleanupSelector }): Promise<Discovery> {
       const { region, selector } = args;
@@ -326,7 +328,15 @@ export function createCleanupDiscovery(deps: CleanupDiscoveryDeps) {
           await discoverSnapshots(d, f);
           await discoverS3(d, f);
           log.info('cleanup candidates discovered', { region, resources: f.resources.length, missing: f.missingIds.length });
-          return { region, discoveredAt, resources: f.resources, missingIds: f.missingIds };
+          const discovery: Discovery = { region, discoveredAt, resources: f.resources, missingIds: f.missingIds };
+          const bytes = Buffer.byteLength(JSON.stringify(discovery));
+          if (bytes > CLEANUP_MAX_DISCOVERY_BYTES) {
+            throw new TrainctlError(
+              ErrorKind.InvalidInput,
+              `the selector matches too much for one cleanup: ${f.resources.length} resources found (${bytes} bytes, at most ${CLEANUP_MAX_DISCOVERY_BYTES}): ${NARROW_THE_SELECTOR}`,
+            );
+          }
+          return discovery;
         },
         deps.throttleBackoff,
       );

@@ -71,6 +71,7 @@ export async function startCleanup(client: Client, request: CleanupRequest, opti
         `snapshot before delete: ${input.snapshotBeforeDelete}`,
         `approval: over ${input.approvalThreshold} resources or anything protected/important; timeout ${input.approvalTimeout}`,
         `protected ids: ${input.protectedIds.length}`,
+        `chunk size: ${input.chunkSize} resources per run (then continue-as-new)`,
       ].join('\n'),
     }),
   );

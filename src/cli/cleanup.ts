@@ -21,6 +21,7 @@ export const CLEANUP_FLAGS: FlagNames = {
   protectedIds: '--protected-id (or TRAINCTL_PROTECTED_IDS)',
   approvalTimeout: '--approval-timeout',
   concurrency: '--concurrency',
+  chunkSize: '--chunk-size',
   costProject: '--cost-project',
   planHash: '--plan-hash',
   reason: '--reason',
@@ -53,6 +54,8 @@ apply options:
                              TRAINCTL_PROTECTED_IDS, comma-separated)
   --approval-timeout D       how long the run waits for approval (default 1h)
   --concurrency N            resources worked on at once (default 4)
+  --chunk-size N             resources deleted per workflow run before it continues as new with
+                             the rest of the approved plan (default 100, at most 500)
   --cost-project P           tell project P's cost tracker about every deletion (resourceStopped)`;
 
 function table(rows: string[][]): string {
@@ -137,6 +140,7 @@ function requestFrom(values: Record<string, string | boolean | string[] | undefi
     ...(str('approval-timeout') !== undefined ? { approvalTimeout: str('approval-timeout') } : {}),
     ...(str('concurrency') !== undefined ? { concurrency: parseNumber('--concurrency', str('concurrency'), { integer: true }) } : {}),
     ...(str('cost-project') !== undefined ? { costProject: str('cost-project') } : {}),
+    ...(str('chunk-size') !== undefined ? { chunkSize: parseNumber('--chunk-size', str('chunk-size'), { integer: true }) } : {}),
   };
 }
 
@@ -159,6 +163,7 @@ function parseFlags(args: string[]) {
       'protected-id': { type: 'string', multiple: true },
       'approval-timeout': { type: 'string' },
       concurrency: { type: 'string' },
+      'chunk-size': { type: 'string' },
       'cost-project': { type: 'string' },
       'workflow-id': { type: 'string' },
       'plan-hash': { type: 'string' },

@@ -97,6 +97,8 @@ export const CleanupInputSchema = z.object({
   concurrency: z.number().int('must be a whole number').min(1, 'must be at least 1').max(32, 'must be at most 32').default(4),
   /** The cost tracker's project, told about every deletion when given. */
   costProject: ResourceNameSchema.optional(),
+  /** Resources one workflow run deletes before it continues as new with the rest of the approved plan (history stays bounded). */
+  chunkSize: z.number().int('must be a whole number').min(1, 'must be at least 1').max(500, 'must be at most 500').default(100),
 });
 /** What callers pass (defaults may be omitted). */
 export type CleanupRequest = z.input<typeof CleanupInputSchema>;
@@ -273,6 +275,20 @@ export interface CleanupStatus {
   plan: CleanupPlan | null;
   report: CleanupReport;
   inFlight: { id: string; step: string }[];
+  /** Which chunk of the plan this run executes (1-based), and how many there are; absent before running. */
+  chunk?: { index: number; count: number };
+}
+
+/**
+ * What a cleanup carries into the run it continues as new with: the approved plan whole (its hash is
+ * checked again), the chunk to run next, and the report so far without the plan's own skips (which
+ * the next run takes from the plan). Accepted only by a run continued as new, never at a start.
+ */
+export interface CleanupCarried {
+  planHash: string;
+  plan: CleanupPlan;
+  nextChunk: number;
+  report: CleanupReport;
 }
 
 /** The plan (null until discovery finished). */

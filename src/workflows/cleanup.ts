@@ -1,10 +1,10 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
+  allHandlersFinished,
   condition,
-  getExternalWorkflowHandle,
+  continueAsNew,
   log,
   patched,
   proxyActivities,
@@ -17,51 +17,25 @@ import type { Activities } from '../activities/index.js';
 import {
   CleanupInputSchema,
   CleanupOutcome,
-  CleanupStep,
   cleanupApproveUpdate,
   cleanupPlanQuery,
   cleanupRejectUpdate,
   cleanupStatusQuery,
-  type CleanupDependency,
+  type CleanupCarried,
   type CleanupInput,
   type CleanupPhase,
   type CleanupPlan,
   type CleanupReport,
   type CleanupRequest,
   type CleanupResult,
-  type PlannedResource,
 } from '../contracts/cleanup.js';
-import { costTrackerWorkflowId, resourceStoppedSignal } from '../contracts/cost.js';
 import { ErrorKind, describeFailure } from '../errors/kinds.js';
-import { durationMs, planCleanup } from '../cleanup-plan.js';
-import { awsCall, awsWait } from './options.js';
+import { durationMs, planCleanup, planHash } from '../cleanup-plan.js';
+import { chunkPlan, planTooLarge } from '../cleanup-chunks.js';
+import { execute, notDoneReason } from './cleanup-steps.js';
+import { awsCall } from './options.js';
 
 const aws = proxyActivities<Activities>(awsCall);
-const waits = proxyActivities<Activities>(awsWait);
-
-/** A counting semaphore of plain promises: waiters are served in order, deterministically. */
-class Slots {
-  private readonly waiters: (() => void)[] = [];
-  constructor(private free: number) {}
-  async take(): Promise<void> {
-    if (this.free > 0) {
-      this.free -= 1;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-  give(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.free += 1;
-  }
-}
-
-type LineOutcome = 'deleted' | 'gone' | 'failed' | 'skipped';
-interface Line {
-  reached: Set<CleanupStep>;
-  outcome?: LineOutcome;
-}
 
 function emptyReport(): CleanupReport {
   return { deleted: [], alreadyGone: [], skipped: [], failed: [], snapshots: [] };
@@ -74,6 +48,7 @@ interface Run {
   report: CleanupReport;
   inFlight: Map<string, string>;
   decision?: { approved: boolean; reason?: string };
+  chunk?: { index: number; count: number };
 }
 
 /**
@@ -88,15 +63,21 @@ interface Run {
  * before they are deleted and before the instance is terminated, snapshots are deleted after the
  * volumes); one resource failing does not stop the others.
  *
+ * Bounded (issue 12): a plan over 2,000 resources or 512 KiB is refused before anything is deleted,
+ * naming how to narrow the selector. An approved plan runs `chunkSize` resources per workflow run,
+ * then continues as new carrying the plan (its hash checked again), the next chunk and the report so
+ * far, so each run's history stays under a fixed budget; the approval covers the whole plan once.
+ *
  * Idempotent: every step is (a NotFound on delete counts as already gone), so a second run finds
  * nothing to do. On cancel it lets the step in flight on each resource finish, starts no new step,
  * records what was and was not done (the `status` query, the memo and the current details) and ends
  * as cancelled. While it waits for approval, a cancel ends it with nothing deleted.
  */
-export async function cleanup(request: CleanupRequest): Promise<CleanupResult> {
+export async function cleanup(request: CleanupRequest, carried?: CleanupCarried): Promise<CleanupResult> {
   const run: Run = { phase: 'planning', plan: null, report: emptyReport(), inFlight: new Map() };
   registerHandlers(run);
   const input = parseRequest(request);
+  if (carried) return resumeChunks(run, input, carried);
   const plan = await discoverAndPlan(run, input);
   if (input.dryRun) return finishDryRun(run, plan);
   if (plan.needsApproval) {
@@ -114,6 +95,7 @@ function registerHandlers(run: Run): void {
     plan: run.plan,
     report: run.report,
     inFlight: [...run.inFlight].map(([id, step]) => ({ id, step })),
+    ...(run.chunk ? { chunk: run.chunk } : {}),
   }));
   const awaitingApproval = (): CleanupPlan => {
     if (run.phase !== 'awaiting-approval' || run.plan === null || run.decision !== undefined) {
@@ -169,6 +151,8 @@ async function discoverAndPlan(run: Run, input: CleanupInput): Promise<CleanupPl
     { region: input.region, selector: input.selector },
   ]);
   const plan = planCleanup(discovery, input, { failClosed: failClosedPlanning() });
+  const tooLarge = chunkedCleanup() ? planTooLarge(plan) : undefined;
+  if (tooLarge) throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: tooLarge });
   run.plan = plan;
   log.info('cleanup planned', { hash: plan.hash, resources: plan.resources.length, skipped: plan.skipped.length, dryRun: input.dryRun });
   return plan;
@@ -185,6 +169,17 @@ async function discoverAndPlan(run: Run, input: CleanupInput): Promise<CleanupPl
  */
 function failClosedPlanning(): boolean {
   return patched('cleanup-fail-closed-plan');
+}
+
+/**
+ * Whether this run bounds its plan and executes it in chunks (issue 12): a plan over the limits is
+ * refused, and each chunk of `chunkSize` resources runs in its own workflow run (continue-as-new).
+ * A plan of one chunk schedules what it did before, but the refusal and the continue-as-new are
+ * new commands. Can become `deprecatePatch('cleanup-chunked-plan')` once no cleanup started before
+ * this change is open (its approvalTimeout plus its deletions), then be removed a retention period later.
+ */
+function chunkedCleanup(): boolean {
+  return patched('cleanup-chunked-plan');
 }
 
 function skipsOf(plan: CleanupPlan): { id: string; reason: string }[] {
@@ -220,12 +215,82 @@ async function awaitApproval(run: Run, plan: CleanupPlan, input: CleanupInput): 
   return { outcome: decided ? CleanupOutcome.rejected : CleanupOutcome.approvalTimedOut, plan, report: run.report, message };
 }
 
-/** Runs the plan to the end (or to a cancel, then fails as cancelled) and says what it did. */
+/** Runs the plan to the end (or to a cancel, then fails as cancelled), a chunk a run when chunked, and says what it did. */
 async function deleteAll(run: Run, plan: CleanupPlan, input: CleanupInput): Promise<CleanupResult> {
-  const report = run.report;
   run.phase = 'running';
-  report.skipped.push(...skipsOf(plan));
-  const cancelled = await execute(plan, input, report, run.inFlight);
+  run.report.skipped.push(...skipsOf(plan));
+  if (chunkedCleanup()) return runChunk(run, plan, input, 0);
+  const cancelled = await execute(plan.resources, plan.region, input, run.report, run.inFlight);
+  return finish(run, plan, cancelled);
+}
+
+/**
+ * Runs chunk `index` of the approved plan; then continues as new with the next one, or ends the
+ * cleanup after the last (or a cancel: the chunks not started are reported as not done).
+ */
+async function runChunk(run: Run, plan: CleanupPlan, input: CleanupInput, index: number): Promise<CleanupResult> {
+  const chunks = chunkPlan(plan.resources, input.chunkSize);
+  const chunk = chunks[index] ?? [];
+  run.chunk = { index: index + 1, count: chunks.length };
+  if (chunks.length > 1) setCurrentDetails(`Running chunk ${index + 1} of ${chunks.length} (${chunk.length} resources) of plan ${plan.hash}`);
+  let cancelRequested = false;
+  CancellationScope.current().cancelRequested.catch(() => {
+    cancelRequested = true;
+  });
+  let cancelled = await execute(
+    chunk.map((i) => plan.resources[i]!),
+    plan.region,
+    input,
+    run.report,
+    run.inFlight,
+  );
+  if (!cancelled && index + 1 < chunks.length) {
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+    // A cancel that came with the chunk's last results must not be lost by continuing as new.
+    cancelled = cancelRequested;
+    if (!cancelled) {
+      const { skipped, ...rest } = run.report;
+      const report = { ...rest, skipped: skipped.slice(plan.skipped.length) };
+      log.info('cleanup chunk done, continuing as new', { hash: plan.hash, chunk: index + 1, chunks: chunks.length });
+      return continueAsNew<typeof cleanup>(input, { planHash: plan.hash, plan, nextChunk: index + 1, report });
+    }
+  }
+  if (cancelled) {
+    const notStarted = chunks.slice(index + 1).flat();
+    run.report.skipped.push(...notStarted.map((i) => ({ id: plan.resources[i]!.id, reason: notDoneReason([]) })));
+  }
+  return finish(run, plan, cancelled);
+}
+
+/**
+ * A run continued as new: checks that what it carries is the approved plan, unchanged, made for
+ * this request, and goes on with its next chunk. Carried work given at a start is refused.
+ */
+async function resumeChunks(run: Run, input: CleanupInput, carried: CleanupCarried): Promise<CleanupResult> {
+  const refuse = (why: string): never => {
+    throw ApplicationFailure.create({
+      type: ErrorKind.InvalidInput,
+      nonRetryable: true,
+      message: `refusing to continue this cleanup: ${why}; nothing was deleted`,
+    });
+  };
+  if (workflowInfo().continuedFromExecutionRunId === undefined) refuse('carried work is accepted only by a run the cleanup itself continued as new');
+  const { plan } = carried;
+  if (plan.hash !== carried.planHash || planHash(plan) !== carried.planHash) refuse(`the carried plan is not the approved plan ${carried.planHash}`);
+  if (plan.dryRun || plan.region !== input.region || plan.force !== input.force || plan.snapshotBeforeDelete !== input.snapshotBeforeDelete)
+    refuse('the carried plan was not made for this request');
+  const count = chunkPlan(plan.resources, input.chunkSize).length;
+  if (!Number.isInteger(carried.nextChunk) || carried.nextChunk < 1 || carried.nextChunk >= count)
+    refuse(`chunk ${carried.nextChunk} is not one of 2..${count}`);
+  run.plan = plan;
+  run.phase = 'running';
+  run.report = { ...carried.report, skipped: [...skipsOf(plan), ...carried.report.skipped] };
+  return runChunk(run, plan, input, carried.nextChunk);
+}
+
+/** Ends the run: the summary in the details and the memo; a cancelled run fails as cancelled. */
+function finish(run: Run, plan: CleanupPlan, cancelled: boolean): CleanupResult {
+  const report = run.report;
   run.phase = 'done';
   const summary =
     `${cancelled ? 'Cancelled: ' : ''}deleted ${report.deleted.length}, already gone ${report.alreadyGone.length}, ` +
@@ -237,146 +302,4 @@ async function deleteAll(run: Run, plan: CleanupPlan, input: CleanupInput): Prom
     throw new CancelledFailure(`cleanup cancelled: ${summary}; the status query has the full report`);
   }
   return { outcome: CleanupOutcome.completed, plan, report };
-}
-
-/** Runs every planned resource's line; returns whether a cancel stopped it. */
-async function execute(plan: CleanupPlan, input: CleanupInput, report: CleanupReport, inFlight: Map<string, string>): Promise<boolean> {
-  let cancelRequested = false;
-  CancellationScope.current().cancelRequested.catch(() => {
-    cancelRequested = true;
-  });
-  const lines = new Map<string, Line>(plan.resources.map((r) => [r.id, { reached: new Set<CleanupStep>() }]));
-  const slots = new Slots(input.concurrency);
-  const { workflowId } = workflowInfo();
-
-  const depMet = (dep: CleanupDependency): boolean => {
-    const other = lines.get(dep.resourceId);
-    if (!other) return true;
-    return dep.after === 'settled' ? other.outcome !== undefined : other.reached.has(dep.after) || other.outcome !== undefined;
-  };
-
-  async function runLine(r: PlannedResource): Promise<void> {
-    const line = lines.get(r.id)!;
-    const done: CleanupStep[] = [];
-    const stopHere = (reason: string) => {
-      line.outcome = 'skipped';
-      report.skipped.push({ id: r.id, reason });
-    };
-    let snapshotId: string | undefined;
-    let current: CleanupStep | undefined;
-    try {
-      for (const s of r.steps) {
-        for (const dep of r.dependsOn.filter((d) => d.beforeStep === s)) {
-          await condition(() => depMet(dep) || cancelRequested);
-          const other = lines.get(dep.resourceId);
-          if (dep.after !== 'settled' && other && !other.reached.has(dep.after) && other.outcome !== 'gone' && other.outcome !== undefined) {
-            return stopHere(`${dep.resourceId} did not reach ${dep.after} (${other.outcome}), so ${r.id} was left as it was before ${s}`);
-          }
-        }
-        if (cancelRequested) return stopHere(notDoneReason(done));
-        await slots.take();
-        try {
-          if (cancelRequested) return stopHere(notDoneReason(done));
-          inFlight.set(r.id, s);
-          current = s;
-          const out = await runStep(r, s, plan.region, workflowId, snapshotId);
-          // The step found the resource not as planned and did nothing: skip it, the rest goes on.
-          if (out.changed) return stopHere(`changed since the plan: ${out.changed}${done.length ? ` (after ${done.join(', ')})` : ''}`);
-          if ('snapshotId' in out && out.snapshotId) snapshotId = out.snapshotId;
-          if (s === CleanupStep.waitSnapshotCompleted && snapshotId) report.snapshots.push({ snapshotId, volumeId: r.id });
-          if (out.gone) {
-            line.outcome = 'gone';
-            report.alreadyGone.push(r.id);
-            return;
-          }
-        } finally {
-          inFlight.delete(r.id);
-          slots.give();
-        }
-        done.push(s);
-        line.reached.add(s);
-      }
-      line.outcome = 'deleted';
-      report.deleted.push(r.id);
-      await notifyCostTracker(input.costProject, r);
-    } catch (err) {
-      line.outcome = 'failed';
-      const cause = err instanceof ActivityFailure ? err.cause : err;
-      const kind = cause instanceof ApplicationFailure && cause.type ? cause.type : ErrorKind.Unknown;
-      report.failed.push({ id: r.id, kind, message: cause instanceof Error ? cause.message : String(cause), ...(current ? { step: current } : {}) });
-      log.warn('cleanup of a resource failed', { id: r.id, kind });
-    }
-  }
-
-  // The lines run to the end of their step in flight even when the run is cancelled.
-  await CancellationScope.nonCancellable(() => Promise.all(plan.resources.map((r) => runLine(r))));
-  return cancelRequested;
-}
-
-/**
- * Tells the cost tracker of the resource's project (its trainctl:project tag, else `costProject`)
- * that the resource stopped costing money. Best effort: a tracker
- * that does not run (or refuses the signal) is logged, never a failure of the cleanup.
- */
-async function notifyCostTracker(costProject: string | undefined, r: PlannedResource): Promise<void> {
-  // The resource's own project tag wins: that is the tracker that counted it.
-  const project = r.project ?? costProject;
-  if (project === undefined || (r.kind !== 'instance' && r.kind !== 'volume' && r.kind !== 'snapshot')) return;
-  try {
-    await getExternalWorkflowHandle(costTrackerWorkflowId(project)).signal(resourceStoppedSignal, { id: r.id });
-  } catch (err) {
-    log.warn('could not tell the cost tracker about a deletion', { project, id: r.id, error: describeFailure(err) });
-  }
-}
-
-function notDoneReason(done: CleanupStep[]): string {
-  return done.length ? `not done: cleanup cancelled after ${done.join(', ')}` : 'not done: cleanup cancelled before it started';
-}
-
-async function runStep(
-  r: PlannedResource,
-  s: CleanupStep,
-  region: string,
-  workflowId: string,
-  snapshotId: string | undefined,
-): Promise<{ gone: boolean; changed?: string; snapshotId?: string }> {
-  const summary = { summary: `${s} ${r.id}` };
-  const expect = r.expect ? { expect: r.expect } : {};
-  switch (s) {
-    case CleanupStep.stopInstance:
-      return aws.cleanupStopInstance.executeWithOptions(summary, [{ region, instanceId: r.id, ...expect }]);
-    case CleanupStep.waitInstanceStopped:
-      return waits.cleanupWaitInstance.executeWithOptions(summary, [{ region, instanceId: r.id, state: 'stopped' }]);
-    case CleanupStep.terminateInstance:
-      return aws.cleanupTerminateInstance.executeWithOptions(summary, [{ region, instanceId: r.id, ...expect }]);
-    case CleanupStep.waitInstanceTerminated:
-      return waits.cleanupWaitInstance.executeWithOptions(summary, [{ region, instanceId: r.id, state: 'terminated' }]);
-    case CleanupStep.detachVolume:
-      return aws.cleanupDetachVolume.executeWithOptions(summary, [{ region, volumeId: r.id, ...r.target, ...expect }]);
-    case CleanupStep.waitVolumeAvailable:
-      return waits.cleanupWaitVolumeAvailable.executeWithOptions(summary, [{ region, volumeId: r.id }]);
-    case CleanupStep.snapshotVolume:
-      return aws.cleanupSnapshotVolume.executeWithOptions(summary, [{ region, volumeId: r.id, workflowId, ...expect }]);
-    case CleanupStep.waitSnapshotCompleted:
-      if (!snapshotId) throw ApplicationFailure.create({ type: ErrorKind.Unknown, nonRetryable: true, message: `no snapshot of ${r.id} to wait for` });
-      await waits.cleanupWaitSnapshotCompleted.executeWithOptions({ summary: `wait for ${snapshotId} of ${r.id} to complete` }, [{ region, snapshotId }]);
-      return { gone: false };
-    case CleanupStep.deleteVolume:
-      return aws.cleanupDeleteVolume.executeWithOptions(summary, [{ region, volumeId: r.id, ...expect }]);
-    case CleanupStep.deleteSnapshot:
-      return aws.cleanupDeleteSnapshot.executeWithOptions(summary, [{ region, snapshotId: r.id, ...expect }]);
-    case CleanupStep.abortMultipartUpload:
-      return aws.cleanupAbortMultipartUpload.executeWithOptions(summary, [
-        { region, ...profileOf(r), bucket: r.target.bucket ?? '', key: r.target.key ?? '', uploadId: r.target.uploadId ?? '', ...expect },
-      ]);
-    case CleanupStep.deleteS3Prefix:
-      return waits.cleanupDeleteS3Prefix.executeWithOptions(summary, [
-        { region, ...profileOf(r), bucket: r.target.bucket ?? '', prefix: r.target.prefix ?? '', ...expect },
-      ]);
-  }
-}
-
-/** `{ profile }` for an S3 target on another store (so other steps' inputs stay as they were). */
-function profileOf(r: { target: { profile?: string } }): { profile?: string } {
-  return r.target.profile ? { profile: r.target.profile } : {};
 }
