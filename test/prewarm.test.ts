@@ -81,9 +81,10 @@ test('a host worker killed half-way through PreWarmedEBS resumes from its heartb
   const pid = host.pid()!;
   // What a host worker reads to start and poll: the same for the restarted one, within bytes.
   const startupReads = bytesReadBy(pid);
-  // Slowed from outside: the host may read 16 MiB/s on average. The SDK sends a heartbeat every
-  // 0.8 × 10 s, so the server's watermark moves in steps of about 128 MiB, and the first one past
-  // half-way lands at most a quarter of the device before its end.
+  // Slowed from outside: the host may read 16 MiB/s (SIGSTOP/SIGCONT against its read count). The SDK
+  // sends a heartbeat every 0.8 × 10 s (at most a second later when the host is held stopped), so the
+  // server's watermark moves in steps of about 150 MiB, and the first one past half-way lands well
+  // before the end of the device.
   const throttle = throttleReads(pid, { bytesPerSecond: 16 * MiB });
   try {
     const handle = await prewarm({

@@ -21,13 +21,11 @@ function allStopped(pid: number): boolean {
 }
 
 export interface ReadThrottle {
-  /** Bytes the process has read since the throttle started. */
-  bytesRead(): number;
   /** How often the throttle stopped the process (it never had to if 0), and how often it let it breathe. */
   counts(): { stops: number; breaths: number };
   /**
    * Stops the throttling and the process (SIGSTOP), waits until every thread of it has stopped, and
-   * returns {@link bytesRead}: the process reads no more until released or killed.
+   * returns the bytes it read since the throttle started: it reads no more until released or killed.
    */
   hold(): Promise<number>;
   /** Ends the throttle and lets the process run (SIGCONT). Safe to call twice, or once the process has gone. */
@@ -35,8 +33,10 @@ export interface ReadThrottle {
 }
 
 export interface ThrottleOptions {
-  /** The average read rate allowed, counted from the start of the throttle. */
+  /** The average read rate allowed. */
   bytesPerSecond: number;
+  /** What an idle process may save up and then read at once. Default one second's worth. */
+  burstBytes?: number;
   /** How often the bytes read are checked; what the process reads in one tick is how far it can overshoot. Default 5 ms. */
   tickMs?: number;
   /** The longest the process is held stopped before it gets a breath. Default 1 s. */
@@ -46,9 +46,11 @@ export interface ThrottleOptions {
 }
 
 /**
- * Slows a process's reads from outside, with no help from its code: every `tickMs` it compares the
- * bytes the process has read (/proc/PID/io) with `bytesPerSecond` × the time since the start, and
- * stops the process (SIGSTOP) while it is ahead, lets it go on (SIGCONT) once it is not. A process
+ * Slows a process's reads from outside, with no help from its code: a token bucket filled at
+ * `bytesPerSecond` (holding at most `burstBytes`) is drained, every `tickMs`, by the bytes the process
+ * has read (/proc/PID/io); the process is stopped (SIGSTOP) while the bucket is empty and goes on
+ * (SIGCONT) once it has refilled. Over any stretch of time it reads about `bytesPerSecond` × that
+ * time at most, plus one burst and what it reads in a tick or a breath, however long it idled before. A process
  * held stopped for `maxStopMs` gets a breath of `breathMs` (SIGCONT, then SIGSTOP again), so the
  * heartbeats and keep-alives it owes still leave while it stays behind its budget. The process is
  * always continued when the throttle is released or the test file ends.
@@ -57,9 +59,11 @@ export function throttleReads(pid: number, opts: ThrottleOptions): ReadThrottle 
   const tickMs = opts.tickMs ?? 5;
   const maxStopMs = opts.maxStopMs ?? 1_000;
   const breathMs = opts.breathMs ?? 2;
-  const t0 = Date.now();
+  const burstBytes = opts.burstBytes ?? opts.bytesPerSecond;
   const base = bytesReadBy(pid);
   let last = base;
+  let lastAt = Date.now();
+  let tokens = burstBytes;
   let stoppedAt: number | undefined;
   const counts = { stops: 0, breaths: 0 };
   let ticking = true;
@@ -76,14 +80,18 @@ export function throttleReads(pid: number, opts: ThrottleOptions): ReadThrottle 
   };
   const tick = () => {
     if (!ticking) return;
+    let read: number;
     try {
-      last = bytesReadBy(pid);
+      read = bytesReadBy(pid);
     } catch {
       release();
       return;
     }
     const now = Date.now();
-    const ahead = last - base > ((now - t0) / 1000) * opts.bytesPerSecond;
+    tokens = Math.min(burstBytes, tokens + ((now - lastAt) / 1000) * opts.bytesPerSecond) - (read - last);
+    last = read;
+    lastAt = now;
+    const ahead = tokens < 0;
     let next = tickMs;
     if (ahead && stoppedAt === undefined) {
       stoppedAt = now;
@@ -115,16 +123,6 @@ export function throttleReads(pid: number, opts: ThrottleOptions): ReadThrottle 
   onCleanup(release);
   tick();
   return {
-    bytesRead: () => {
-      if (ticking) {
-        try {
-          last = bytesReadBy(pid);
-        } catch {
-          // Gone: the last reading stands.
-        }
-      }
-      return last - base;
-    },
     counts: () => ({ ...counts }),
     hold: async () => {
       ticking = false;
