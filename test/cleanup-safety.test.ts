@@ -43,6 +43,7 @@ import { newTrackerState, startResource } from '../src/cost/ledger.js';
 import { MAX_READ_BUFFER_BYTES, readSlots } from '../src/prewarm/reader.js';
 import { ec2For, startWorker, testClient, testServices, uniqueName, type RunningWorker } from './helpers/harness.js';
 import { deleteTaggedFixtures } from './helpers/volumes.js';
+import { waitFor } from './helpers/wait.js';
 
 const REGION = 'us-east-1';
 const AZ = 'us-east-1a';
@@ -353,15 +354,15 @@ async function start(req: CleanupRequest) {
 }
 
 /** Waits (by query, bounded) until the run waits for approval, and returns its plan. */
-async function planAwaitingApproval(handle: Awaited<ReturnType<typeof start>>) {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const s = await handle.query(cleanupStatusQuery);
-    if (s.phase === 'awaiting-approval' && s.plan) return s.plan;
-    assert.notEqual(s.phase, 'done', 'the run ended instead of waiting for approval');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the run never waited for approval');
+function planAwaitingApproval(handle: Awaited<ReturnType<typeof start>>) {
+  return waitFor(
+    async () => {
+      const s = await handle.query(cleanupStatusQuery);
+      assert.notEqual(s.phase, 'done', 'the run ended instead of waiting for approval');
+      return s.phase === 'awaiting-approval' ? s.plan : undefined;
+    },
+    { what: 'the run to wait for approval', timeoutMs: 60_000, intervalMs: 100 },
+  );
 }
 
 describe('cleanup on the dev server and the emulator', { timeout: 180_000 }, () => {

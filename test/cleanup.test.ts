@@ -42,6 +42,7 @@ import type { costTracker } from '../src/workflows/cost-tracker.js';
 import { ec2For, startWorker, testClient, testServices, uniqueName, type RunningWorker } from './helpers/harness.js';
 import { cliEnv, runCli } from './helpers/cli.js';
 import { deleteTaggedFixtures } from './helpers/volumes.js';
+import { waitFor } from './helpers/wait.js';
 
 const REGION = 'us-east-1';
 const AZ = 'us-east-1a';
@@ -157,14 +158,15 @@ async function instanceState(id: string): Promise<string | undefined> {
 }
 
 /** Polls the status query until the run waits for approval, and returns its plan. */
-async function planAwaitingApproval(handle: Awaited<ReturnType<typeof start>>) {
-  for (let i = 0; i < 200; i++) {
-    const s = await handle.query(cleanupStatusQuery);
-    if (s.phase === 'awaiting-approval' && s.plan) return s.plan;
-    assert.notEqual(s.phase, 'done', 'the run ended instead of waiting for approval');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the run never waited for approval');
+function planAwaitingApproval(handle: Awaited<ReturnType<typeof start>>) {
+  return waitFor(
+    async () => {
+      const s = await handle.query(cleanupStatusQuery);
+      assert.notEqual(s.phase, 'done', 'the run ended instead of waiting for approval');
+      return s.phase === 'awaiting-approval' ? s.plan : undefined;
+    },
+    { what: 'the run to wait for approval', timeoutMs: 60_000, intervalMs: 100 },
+  );
 }
 
 const sorted = (xs: string[]) => [...xs].sort();
@@ -491,8 +493,13 @@ describe('cleanup under faults', () => {
     const { run, ids } = await managedVolumes(3);
     const { w } = await faultWorker([{ command: 'DeleteVolume', times: 1, delayMs: 2_000 }]);
     const handle = await start(request({ run }, { dryRun: false, concurrency: 1 }), w.taskQueue);
-    for (let i = 0; i < 200 && (await handle.query(cleanupStatusQuery)).inFlight.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    const inFlight = (await handle.query(cleanupStatusQuery)).inFlight;
+    const inFlight = await waitFor(
+      async () => {
+        const s = await handle.query(cleanupStatusQuery);
+        return s.inFlight.length > 0 ? s.inFlight : undefined;
+      },
+      { what: 'a deletion in flight', timeoutMs: 30_000, intervalMs: 50 },
+    );
     assert.deepEqual(inFlight, [{ id: ids[0], step: 'delete-volume' }]);
     await handle.cancel();
     await assert.rejects(handle.result(), (err: unknown) => err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure);

@@ -36,6 +36,7 @@ import { ensureReconcileSchedule } from '../src/api/cost.js';
 import { provision as startProvisionVolume } from '../src/api/volume.js';
 import { volumeJanitor } from './helpers/volumes.js';
 import { cliEnv, runCli } from './helpers/cli.js';
+import { waitFor } from './helpers/wait.js';
 
 let svc: TestServices;
 let client: Client;
@@ -65,19 +66,8 @@ async function tracker(project: string, extra: Partial<CostTrackerRequest> = {})
   return handle;
 }
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  return waitFor(fn, { what, timeoutMs, intervalMs: 100 });
 }
 
 /** An independent price: BigInt µ$ for one stretch at `rate` µ$/h. */
@@ -114,7 +104,8 @@ describe('cost tracker on the dev server', () => {
     const at36h = await tracker.query(resourceQuery, result.volumeId, { asOf: Date.parse(running.startedAt) + 36 * MS_PER_HOUR });
     assert.equal(BigInt(at36h!.costMicroUsd), bigCost(q.microUsdPerHour, 36 * MS_PER_HOUR), 'priced at any moment from its rate');
 
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Seconds of life, so that the cost is whole cents.
+    await waitFor(() => Date.now() - Date.parse(running.startedAt) >= 2_000, { what: 'the volume to have lived 2 s', timeoutMs: 10_000, intervalMs: 100 });
     await tracker.signal(resourceStoppedSignal, { id: result.volumeId });
     const stopped = await eventually('the volume is stopped', async () => {
       const r = await tracker.query(resourceQuery, result.volumeId);

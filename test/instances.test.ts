@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import {
   AttachVolumeCommand,
   CreateVolumeCommand,
@@ -17,6 +16,7 @@ import { startInstanceSimulator, type InstanceSimulator } from '../src/dev/insta
 import { encodeUserData, generateUserData } from '../src/run/user-data.js';
 import { ec2For, onCleanup, startWorker, testClient, testServices, uniqueName, type RunningWorker, type TestServices } from './helpers/harness.js';
 import { SUITE_TAG } from './helpers/run.js';
+import { waitFor as pollUntil } from './helpers/wait.js';
 
 let services: TestServices;
 let client: Client;
@@ -36,13 +36,7 @@ const alive = (pid: number) => {
   }
 };
 
-async function waitFor(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(100);
-  }
-}
+const waitFor = (what: string, check: () => boolean, timeoutMs = 30_000) => pollUntil(check, { what, timeoutMs, intervalMs: 100 });
 
 async function launch(userData: string): Promise<string> {
   const images = await ec2.send(new DescribeImagesCommand({}));

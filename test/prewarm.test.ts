@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { testServices, testClient, startWorker, uniqueName, onCleanup, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { startHostWorker, type HostWorkerProcess } from './helpers/host-worker.js';
 import { writeDeviceFile } from './helpers/device.js';
+import { bytesReadBy, throttleReads } from './helpers/throttle.js';
+import { waitFor } from './helpers/wait.js';
 import { PrewarmWorkflowType, type PrewarmRequest, type PrewarmResult } from '../src/contracts/prewarm.js';
 import type { prewarm as prewarmWorkflow } from '../src/workflows/prewarm.js';
 import type { PrewarmCheckpoint } from '../src/prewarm/device.js';
@@ -19,7 +20,6 @@ import { writeFileSync } from 'node:fs';
 
 const MiB = 1024 * 1024;
 const SIZE = 512 * MiB;
-const BLOCK = MiB;
 const CONCURRENCY = 32;
 const DEVICE = 'disk.img';
 
@@ -77,37 +77,67 @@ async function serverWatermark(handle: Awaited<ReturnType<typeof prewarm>>): Pro
 }
 
 test('a host worker killed half-way through PreWarmedEBS resumes from its heartbeated watermark after a restart', async () => {
-  // 32 blocks in flight, each held 800 ms: about 40 MiB/s. With a 1 s heartbeat timeout the SDK sends
-  // a heartbeat every 0.8 s, so the server's watermark moves in steps of about 32 MiB and the kill
-  // lands just past half-way.
-  const host: HostWorkerProcess = await startHostWorker(services.env, { root, extraEnv: { TRAINCTL_TEST_PREWARM_DELAY_MS: '800' } });
-  const handle = await prewarm({
-    strategy: 'PreWarmedEBS',
-    hostId: host.hostId,
-    device: DEVICE,
-    fio: 'never',
-    concurrency: CONCURRENCY,
-    heartbeatTimeoutSeconds: 10,
-    timeoutMinutes: 5,
-  });
-  let mark = 0;
-  for (let i = 0; i < 600 && mark < SIZE / 2; i++) {
-    await sleep(100);
-    mark = await serverWatermark(handle);
+  const host: HostWorkerProcess = await startHostWorker(services.env, { root });
+  const pid = host.pid()!;
+  // What a host worker reads to start and poll: the same for the restarted one, within bytes.
+  const startupReads = bytesReadBy(pid);
+  // Slowed from outside: the host may read 16 MiB/s (SIGSTOP/SIGCONT against its read count). The SDK
+  // sends a heartbeat every 0.8 × 10 s (at most a second later when the host is held stopped), so the
+  // server's watermark moves in steps of about 150 MiB, and the first one past half-way lands well
+  // before the end of the device.
+  const throttle = throttleReads(pid, { bytesPerSecond: 16 * MiB });
+  try {
+    const handle = await prewarm({
+      strategy: 'PreWarmedEBS',
+      hostId: host.hostId,
+      device: DEVICE,
+      fio: 'never',
+      concurrency: CONCURRENCY,
+      heartbeatTimeoutSeconds: 10,
+      timeoutMinutes: 5,
+    });
+    const seen = await waitFor(
+      async () => {
+        const m = await serverWatermark(handle);
+        return m >= SIZE / 2 ? m : undefined;
+      },
+      { what: 'the server to hold a watermark past half-way', timeoutMs: 180_000, intervalMs: 200 },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; host output:\n${host.output()}`);
+    });
+    const readBeforeKill = await throttle.hold();
+    await host.kill('SIGKILL');
+    throttle.release();
+    // The dead host sends nothing more: this is what the next attempt is handed.
+    const mark = await serverWatermark(handle);
+    assert.ok(mark >= seen && mark < SIZE, `the server holds ${mark} after the kill (saw ${seen} before it)`);
+    assert.ok(
+      readBeforeKill >= mark && readBeforeKill < SIZE,
+      `the first host read ${readBeforeKill} bytes: at least the watermark ${mark}, not the whole device`,
+    );
+
+    await host.restart();
+    const pid2 = host.pid()!;
+    const readyReads = bytesReadBy(pid2);
+    const r = (await handle.result()) as PrewarmResult;
+    const total2 = bytesReadBy(pid2);
+    const p = r.prewarm!;
+    assert.ok(p.attempt >= 2, `finished on attempt ${p.attempt}`);
+    assert.equal(p.resumedFrom, mark, 'the retry started from the watermark the server held, not from 0');
+    assert.equal(p.bytesReadThisAttempt, SIZE - mark);
+    // Measured from outside: beyond what it read to start, the restarted host read the rest of the
+    // device (SIZE - mark) and no more (1 MiB of slack for its sockets), never the whole device again.
+    const left = SIZE - mark;
+    assert.ok(total2 - startupReads >= left - MiB, `the restarted host read ${total2 - startupReads} bytes beyond starting up; ${left} were left`);
+    assert.ok(total2 - readyReads <= left + MiB, `the restarted host read ${total2 - readyReads} bytes once polling; only ${left} were left`);
+    assert.deepEqual(p.checksum, { algorithm: 'crc32', value: fileCrc }, 'the checksum carried across the crash covers the whole file in order');
+    console.error(
+      `[prewarm] throttled host (${JSON.stringify(throttle.counts())}) read ${(readBeforeKill / MiB).toFixed(0)} MiB, killed at server watermark ${mark / MiB} MiB (${((100 * mark) / SIZE).toFixed(0)} %); ` +
+        `attempt ${p.attempt} resumed from ${p.resumedFrom / MiB} MiB; the restarted host read ${((total2 - readyReads) / MiB).toFixed(2)} MiB`,
+    );
+  } finally {
+    throttle.release();
   }
-  assert.ok(mark >= SIZE / 2 && mark < SIZE, `the server saw the watermark at ${mark}, not half-way; host output:\n${host.output()}`);
-  await host.kill('SIGKILL');
-  await host.restart();
-  const r = (await handle.result()) as PrewarmResult;
-  const p = r.prewarm!;
-  assert.ok(p.attempt >= 2, `finished on attempt ${p.attempt}`);
-  assert.ok(p.resumedFrom >= mark, `resumed from ${p.resumedFrom}, below the ${mark} the server had before the kill`);
-  assert.equal(p.bytesReadThisAttempt, SIZE - p.resumedFrom);
-  assert.ok(p.bytesReadThisAttempt <= SIZE / 2 + CONCURRENCY * BLOCK, `read ${p.bytesReadThisAttempt} bytes after the restart`);
-  assert.deepEqual(p.checksum, { algorithm: 'crc32', value: fileCrc }, 'the checksum carried across the crash covers the whole file in order');
-  console.error(
-    `[prewarm] killed at server watermark ${mark / MiB} MiB (${((100 * mark) / SIZE).toFixed(0)} %); attempt ${p.attempt} resumed from ${p.resumedFrom / MiB} MiB and read ${p.bytesReadThisAttempt / MiB} MiB`,
-  );
 });
 
 test('PreWarmedEBS refuses a device outside the host’s roots without retrying', async () => {

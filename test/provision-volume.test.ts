@@ -15,6 +15,7 @@ import { resourceQuery, runningQuery } from '../src/workflows/cost-tracker.js';
 import { onCleanup, testServices, testClient, startWorker, uniqueName, ec2For, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { runCli, cliEnv } from './helpers/cli.js';
 import { volumeJanitor, volumesNamed } from './helpers/volumes.js';
+import { waitFor } from './helpers/wait.js';
 
 const { temporal } = proto;
 const EventType = temporal.api.enums.v1.EventType;
@@ -249,7 +250,7 @@ describe('cancellation', () => {
     const w = await startWorker({ ...services, deps: { ec2: () => slow } });
     const req = request(uniqueName('cancel-wait'));
     const { handle, result } = await provision(req, w.taskQueue);
-    for (let i = 0; i < 100 && (await volumesNamed(ec2, req.name)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    await waitFor(async () => (await volumesNamed(ec2, req.name)).length > 0, { what: 'the volume to be created', timeoutMs: 30_000, intervalMs: 100 });
     assert.equal((await volumesNamed(ec2, req.name)).length, 1, 'the volume was created before the cancel');
 
     const cancel = spawn(toolPath('temporal'), ['workflow', 'cancel', '--address', services.env.TEMPORAL_ADDRESS, '--workflow-id', handle.workflowId], {
@@ -272,7 +273,11 @@ describe('cancellation', () => {
     const w = await startWorker({ ...services, deps: { ec2: () => slow } });
     const req = request(uniqueName('cancel-create'));
     const { handle, result } = await provision(req, w.taskQueue);
-    for (let i = 0; i < 100 && (await volumesNamed(ec2, req.name)).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(async () => (await volumesNamed(ec2, req.name)).length > 0, {
+      what: 'CreateVolume to reach the emulator',
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
     await handle.cancel();
     const failure = await failureOf(result);
     assert.ok(failure instanceof CancelledFailure);
@@ -304,13 +309,12 @@ describe('cancellation', () => {
     const { handle, result } = await provision(req, w.taskQueue);
     const tracker = client.workflow.getHandle(`cost-tracker/${project}`);
     onCleanup(() => tracker.terminate().catch(() => undefined));
-    let volumeId: string | undefined;
-    for (let i = 0; i < 150 && !volumeId; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      const running = await tracker.query(runningQuery).catch(() => []);
-      volumeId = running[0]?.id;
-    }
-    assert.ok(volumeId, 'the tracker recorded the volume before the cancel');
+    // The tracker starts with the run's first signal: until then the query fails, and the wait goes on.
+    const volumeId = await waitFor(async () => (await tracker.query(runningQuery))[0]?.id, {
+      what: 'the tracker to record the volume before the cancel',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     await handle.cancel();
     await failureOf(result);
     assert.equal((await volumesNamed(ec2, req.name)).length, 0);
@@ -327,11 +331,11 @@ describe('cancellation', () => {
     const w = await startWorker({ ...services, deps: { ec2: () => slow } });
     const { handle, result } = await provision(req, w.taskQueue);
     // Cancel while the (slowed) lookup of the existing volume is in flight, as the server sees it.
-    const deadline = Date.now() + 60_000;
-    while (!((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'findVolumesByName')) {
-      assert.ok(Date.now() < deadline, 'the lookup of the existing volume started');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(async () => ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'findVolumesByName'), {
+      what: 'the lookup of the existing volume to start',
+      timeoutMs: 60_000,
+      intervalMs: 50,
+    });
     await handle.cancel();
     await failureOf(result);
     const left = await volumesNamed(ec2, req.name);

@@ -6,13 +6,11 @@ import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { alive, repoRoot, startMoto, startTemporalDevServer } from '../src/dev/services.js';
 import { missingSearchAttributes } from '../src/temporal.js';
+import { waitFor } from './helpers/wait.js';
 
-async function waitGone(pid: number, ms: number): Promise<boolean> {
-  for (let t = 0; t < ms; t += 200) {
-    if (!alive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return !alive(pid);
+/** Whether process `pid` has exited within `ms`. */
+function waitGone(pid: number, ms: number): Promise<boolean> {
+  return waitFor(() => !alive(pid), { what: `process ${pid} to exit`, timeoutMs: ms, intervalMs: 200 }).catch(() => !alive(pid));
 }
 
 test('moto started on a free loopback port answers, resets, and is gone after stop()', async () => {

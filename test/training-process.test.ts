@@ -5,10 +5,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { setTimeout as delay } from 'node:timers/promises';
 import { repoRoot } from '../src/dev/services.js';
 import { attach, processStartTime, startTraining, stop, tailLog, wait, TrainingAlreadyRunningError, type TrainingHandle } from '../src/run/training-process.js';
 import { onCleanup } from './helpers/harness.js';
+import { waitFor as pollUntil } from './helpers/wait.js';
 
 const run = promisify(execFile);
 let dir: string;
@@ -19,13 +19,7 @@ before(() => {
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
 });
 
-async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(50);
-  }
-}
+const waitFor = (what: string, check: () => boolean, timeoutMs = 20_000) => pollUntil(check, { what, timeoutMs, intervalMs: 50 });
 
 /** Starts `node -e program ...args` as a training command, killed (group) when the file ends. */
 function startNode(program: string, args: string[] = [], env: Record<string, string> = {}) {

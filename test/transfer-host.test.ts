@@ -9,6 +9,7 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/
 import { uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 
 import { startHostWorker } from './helpers/host-worker.js';
+import { waitFor as pollUntil } from './helpers/wait.js';
 import { dataRequests, emulatorProxy, rangeNumber, succeeded } from './helpers/proxy.js';
 import type { FaultProxy, ProxyLogEntry } from '../src/dev/fault-proxy.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite } from './helpers/transfer.js';
@@ -53,13 +54,7 @@ async function keysUnder(prefix: string): Promise<string[]> {
   return (page.Contents ?? []).map((o) => o.Key ?? '');
 }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitFor = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000) => pollUntil(check, { what, timeoutMs, intervalMs: 50 });
 
 test('local → host goes through an S3 staging prefix that is emptied, and host → S3 and host → local work from the instance root', async () => {
   const host = await startHostWorker(services.env);

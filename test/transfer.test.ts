@@ -8,6 +8,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { emulatorProxy } from './helpers/proxy.js';
+import { waitFor } from './helpers/wait.js';
 import { awsClientsFor } from '../src/worker.js';
 import type { FaultProxy } from '../src/dev/fault-proxy.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
@@ -199,14 +200,6 @@ test('a dry run plans the transfer and writes nothing', async () => {
   assert.equal(head, false);
 });
 
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test('cancelling mid-upload aborts the multipart upload, and cancelling mid-download leaves no temp file', async () => {
   const src = tempDir('cancel-src');
   const dst = tempDir('cancel-dst');
@@ -229,11 +222,15 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
     },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
   );
-  await waitFor('two parts to start', async () => (await partsStarted()) - before >= 2);
+  await waitFor(async () => (await partsStarted()) - before >= 2, { what: 'two parts to start', timeoutMs: 30_000, intervalMs: 100 });
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
   assert.equal(uploads.Uploads?.length, 1, 'a multipart upload is in progress before the cancel');
   let progress = await transferApi.progress(handle);
-  await waitFor('progress from the running upload', async () => (progress = await transferApi.progress(handle)).bytesDone > 0);
+  await waitFor(async () => (progress = await transferApi.progress(handle)).bytesDone > 0, {
+    what: 'progress from the running upload',
+    timeoutMs: 30_000,
+    intervalMs: 100,
+  });
   assert.equal(progress.phase, 'transferring');
   assert.equal(progress.filesTotal, 1);
   assert.equal(progress.bytesTotal, 76 * MiB);
@@ -259,7 +256,7 @@ test('cancelling mid-upload aborts the multipart upload, and cancelling mid-down
     { source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst }, concurrency: 1, heartbeatTimeoutSeconds: 3 },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-cancel') },
   );
-  await waitFor('two ranges to start', async () => (await partsStarted()) - mark >= 2);
+  await waitFor(async () => (await partsStarted()) - mark >= 2, { what: 'two ranges to start', timeoutMs: 30_000, intervalMs: 100 });
   assert.ok(
     readdirSync(dst).some((f) => f.endsWith('.trainctl-partial')),
     'the download writes a temp file',
@@ -285,7 +282,7 @@ test('a source file changed during its upload restarts that file only, and the o
     },
     { taskQueue: slowWorker.taskQueue, workflowId: uniqueName('transfer-changed') },
   );
-  await waitFor('the upload to start', async () => (await partsStarted()) - mark >= 2);
+  await waitFor(async () => (await partsStarted()) - mark >= 2, { what: 'the upload to start', timeoutMs: 30_000, intervalMs: 100 });
   appendFileSync(join(src, 'grows.bin'), randomData(1024));
   const report = (await handle.result()) as TransferReport;
   assert.equal(report.files, 2);

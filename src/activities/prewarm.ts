@@ -9,14 +9,6 @@ import { abortSignal, step } from './aws-call.js';
 import { endpointUrl } from '../transfer/s5cmd.js';
 import type { HostDeps } from './host-fs.js';
 
-export interface PrewarmDeps extends HostDeps {
-  /**
-   * Tests only: a pause after every block read, so a test can kill the host half-way. Read from
-   * TRAINCTL_TEST_PREWARM_DELAY_MS in the host process when not given.
-   */
-  prewarmDelayMs?: number;
-}
-
 /** The running activity's context as the Temporal-free engines see it: steps, heartbeats, cancellation, logs. */
 function workContext(deps: HostDeps): WorkContext {
   const ctx = Context.current();
@@ -38,10 +30,7 @@ function workContext(deps: HostDeps): WorkContext {
  * (DirectS3). Every path goes through the host's root confinement. The work itself is in
  * `src/prewarm/`; these are its Temporal glue.
  */
-export function createPrewarmActivities(deps: PrewarmDeps) {
-  // Read once, in the host process: tests pass it through the host worker's environment.
-  const delayMs = deps.prewarmDelayMs ?? (Number(process.env.TRAINCTL_TEST_PREWARM_DELAY_MS ?? '0') || 0);
-
+export function createPrewarmActivities(deps: HostDeps) {
   return {
     /**
      * Reads every block of a device (or file) once so that a volume restored from a snapshot runs
@@ -51,7 +40,7 @@ export function createPrewarmActivities(deps: PrewarmDeps) {
      * block size match. Read-only and idempotent. On cancel it stops between blocks.
      */
     async prewarmDevice(args: PrewarmDeviceArgs): Promise<PrewarmDeviceResult> {
-      return prewarmDevice(args, workContext(deps), delayMs);
+      return prewarmDevice(args, workContext(deps));
     },
 
     /**

@@ -68,7 +68,7 @@ async function readWithFio(fio: string, args: PrewarmDeviceArgs, start: PrewarmC
 }
 
 /** Reads [checkpoint.watermark, size) with the built-in reader, heartbeating every block; returns the CRC of all bytes. */
-async function readBuiltin(args: PrewarmDeviceArgs, start: PrewarmCheckpoint, w: WorkContext, delayMs: number): Promise<number> {
+async function readBuiltin(args: PrewarmDeviceArgs, start: PrewarmCheckpoint, w: WorkContext): Promise<number> {
   let checkpoint = start;
   const r = await readEveryBlock(start.path, {
     start: start.watermark,
@@ -78,7 +78,6 @@ async function readBuiltin(args: PrewarmDeviceArgs, start: PrewarmCheckpoint, w:
     concurrency: args.concurrency,
     checksum: true,
     signal: w.signal,
-    delayMs,
     onProgress: (watermark, crc) => {
       checkpoint = { ...checkpoint, watermark, crc };
       w.heartbeat(checkpoint);
@@ -90,9 +89,9 @@ async function readBuiltin(args: PrewarmDeviceArgs, start: PrewarmCheckpoint, w:
 /**
  * Reads every block of `args.path` once: with fio (`--direct=1`) when `fio: 'auto'` and fio is on
  * PATH, else with the built-in reader. Resumes from the heartbeated watermark when the path, size,
- * block size and method match; starts over otherwise. `delayMs` (tests only) pauses after each block.
+ * block size and method match; starts over otherwise.
  */
-export async function prewarmDevice(args: PrewarmDeviceArgs, w: WorkContext, delayMs = 0): Promise<PrewarmDeviceResult> {
+export async function prewarmDevice(args: PrewarmDeviceArgs, w: WorkContext): Promise<PrewarmDeviceResult> {
   const path = await w.step(`resolve ${args.path}`, () => w.resolve(args.path));
   const size = await w.step(`size of ${path}`, () => sizeOf(path));
   const fio = args.fio === 'auto' ? await onPath('fio') : undefined;
@@ -108,7 +107,7 @@ export async function prewarmDevice(args: PrewarmDeviceArgs, w: WorkContext, del
   let crc = checkpoint.crc;
   await w.step(`read every block of ${path}`, async () => {
     if (fio) await readWithFio(fio, args, checkpoint, w);
-    else crc = await readBuiltin(args, checkpoint, w, delayMs);
+    else crc = await readBuiltin(args, checkpoint, w);
   });
   const seconds = (performance.now() - t0) / 1000;
   const bytesReadThisAttempt = size - start;

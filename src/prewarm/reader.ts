@@ -10,7 +10,6 @@ import { childEnv } from '../child-env.js';
 import { constants } from 'node:fs';
 import { access, open, readFile, stat } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { stopIfCancelled } from './work.js';
@@ -47,7 +46,6 @@ export interface ReadOptions {
   concurrency: number;
   checksum: boolean;
   signal?: AbortSignal | undefined;
-  delayMs?: number;
   onProgress?: (watermark: number, crc: number) => void;
 }
 
@@ -75,10 +73,7 @@ export async function readEveryBlock(path: string, o: ReadOptions): Promise<{ by
   const pending = new Map<number, Promise<number>>();
   const issue = (b: number) => {
     const offset = o.start + b * o.blockSize;
-    const p = readFull(fh, bufs[b % slots]!, Math.min(o.blockSize, o.size - offset), offset).then(async (n) => {
-      if (o.delayMs) await sleep(o.delayMs);
-      return n;
-    });
+    const p = readFull(fh, bufs[b % slots]!, Math.min(o.blockSize, o.size - offset), offset);
     // Awaited in order below; this keeps a later block's failure from being an unhandled rejection meanwhile.
     p.catch(() => undefined);
     pending.set(b, p);

@@ -1,29 +1,15 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
+import { waitFor } from './wait.js';
 import { DescribeInstancesCommand, DescribeVolumesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 
 /**
- * Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs` naming
- * `what` (and the probe's last error, if it threw: a query to a worker that is not up yet throws).
+ * Polls `probe` until it returns a value other than undefined (or false), or fails after `timeoutMs`
+ * naming `what`: {@link waitFor} with positional arguments, as the run tests call it.
  */
-export async function waitUntil<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, pollMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await delay(pollMs);
-  }
+export function waitUntil<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, pollMs = 500): Promise<T> {
+  return waitFor(probe, { timeoutMs, what, intervalMs: pollMs });
 }
 
 /** The example program's command, slow enough (`steps` × `stepSeconds`) for a test to act while it trains. */
