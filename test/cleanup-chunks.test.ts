@@ -22,6 +22,7 @@ import { planCleanup, planHash, type DiscoveredResource, type Discovery } from '
 import { CLEANUP_MAX_PLAN_BYTES, CLEANUP_MAX_PLAN_RESOURCES, chunkPlan, planTooLarge } from '../src/cleanup-chunks.js';
 import { ec2For, startWorker, testClient, testServices, uniqueName, type RunningWorker } from './helpers/harness.js';
 import { deleteTaggedFixtures } from './helpers/volumes.js';
+import { waitFor } from './helpers/wait.js';
 
 const REGION = 'us-east-1';
 const AZ = 'us-east-1a';
@@ -264,21 +265,23 @@ describe('a cleanup of more resources than one chunk', { timeout: 240_000 }, () 
     const run = randomUUID();
     runIds.push(run);
     const ids = sorted(await volumes(run, 6, MANAGED));
-    // The first deletion of chunk 2 (plan order is by id) takes 2 s: the cancel lands while it is in flight.
+    // The first deletion of chunk 2 (plan order is by id) takes 8 s: the cancel lands while it is in
+    // flight, with room for a loaded 2-core machine between seeing it in flight and the cancel arriving.
     const slow = createEc2Client(env, { maxAttempts: 1 });
-    injectFaults(slow, [{ command: 'DeleteVolume', times: 1, delayMs: 2_000, match: (input) => input.VolumeId === ids[2] }]);
+    injectFaults(slow, [{ command: 'DeleteVolume', times: 1, delayMs: 8_000, match: (input) => input.VolumeId === ids[2] }]);
     const w = await startWorker({ env, bundlePath, deps: { ec2: () => slow } });
     const handle = await startCleanup(
       client,
       { region: REGION, selector: { tags: { [RUN_TAG]: run }, kinds: ['volume'] }, dryRun: false, chunkSize: 2, concurrency: 1 },
       { taskQueue: w.taskQueue, workflowId: uniqueName('cleanup/chunks-cancel') },
     );
-    const deadline = Date.now() + 60_000;
-    let status = await handle.query(cleanupStatusQuery);
-    while (!(status.chunk?.index === 2 && status.inFlight.length === 1) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      status = await handle.query(cleanupStatusQuery);
-    }
+    const status = await waitFor(
+      async () => {
+        const s = await handle.query(cleanupStatusQuery);
+        return s.chunk?.index === 2 && s.inFlight.length === 1 ? s : undefined;
+      },
+      { what: 'the first deletion of chunk 2 in flight', timeoutMs: 60_000, intervalMs: 50 },
+    );
     assert.deepEqual(status.chunk, { index: 2, count: 3 });
     assert.deepEqual(status.inFlight, [{ id: ids[2], step: 'delete-volume' }]);
     await handle.cancel();
