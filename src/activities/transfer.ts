@@ -81,7 +81,8 @@ export function createTransferEngine(deps: TransferEngineDeps) {
   return {
     /**
      * Lists a local (or host) file or folder tree: relative paths and sizes, filtered by the
-     * include/exclude globs. Symlinks leaving the root are skipped unless `followSymlinks`. Read-only.
+     * include/exclude globs. Symlinks leaving the root are skipped unless `followSymlinks`. Paged
+     * with `maxFiles`: the files after `after` in path order, and `next` when more follow. Read-only.
      */
     async transferScan(input: ScanInput): Promise<ScanResult> {
       return step(`scan ${input.path}`, () => scanTree(input, { resolvePath: deps.resolvePath, heartbeat: (n) => Context.current().heartbeat(n) }));
@@ -191,9 +192,18 @@ export function createTransferActivities(deps: {
     /**
      * Lists an S3 source: the object itself when the uri names one, else every object under the
      * prefix (folder markers skipped), filtered by the globs. Refuses (InvalidInput) any key whose
-     * relative part could escape a destination folder, before anything is written. Read-only.
+     * relative part could escape a destination folder, before anything is written. Paged with
+     * `maxFiles`: the objects after `after`, and `next` when more follow. Read-only.
      */
-    async transferListS3(input: { region: string; profile?: string; uri: string; include: string[]; exclude: string[] }): Promise<S3ListResult> {
+    async transferListS3(input: {
+      region: string;
+      profile?: string;
+      uri: string;
+      include: string[];
+      exclude: string[];
+      after?: string;
+      maxFiles?: number;
+    }): Promise<S3ListResult> {
       return listS3Source(await s3Client(deps.s3, input), input, s3StepDeps());
     },
 
