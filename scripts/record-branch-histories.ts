@@ -15,8 +15,8 @@ import { saveHistory } from './history-file.js';
 /**
  * `npm run record-branch-histories`: records the branches the other recorders leave out — a
  * transfer cancelled mid-upload, a transfer failed (a tampered object, Integrity), an S3 → S3 copy
- * through an AWS profile, and a cleanup whose plan was rejected — into test/fixtures/histories/,
- * leaving every other history alone. Re-record only on purpose: a history that no longer replays
+ * through an AWS profile, a transfer paged over two runs (each run saved), and a cleanup whose plan
+ * was rejected — into test/fixtures/histories/, leaving every other history alone. Re-record only on purpose: a history that no longer replays
  * means running workflows would break on deploy.
  */
 async function main(): Promise<void> {
@@ -102,6 +102,16 @@ async function main(): Promise<void> {
     );
     await copied.result();
     save('transfer-copy-profile.json', copied.workflowId, copied.firstExecutionRunId);
+
+    // Paged: two files in pages of one, so the first run continues-as-new (with the page marker) and the last completes.
+    const paged = await transferApi.start(
+      client,
+      { source: { kind: 'local', path: join(work, 'src') }, destination: { kind: 's3', uri: 's3://recorded-branches/paged/' }, pageFiles: 1 },
+      opts('transfer/recorded-paged'),
+    );
+    await paged.result();
+    save('transfer-paged-first.json', paged.workflowId, paged.firstExecutionRunId);
+    save('transfer-paged-last.json', paged.workflowId);
 
     // A cleanup whose plan is rejected: nothing is deleted.
     const rejected = await cleanupApi.startCleanup(
