@@ -9,11 +9,13 @@ import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import proto from '@temporalio/proto';
 import { uniqueName } from './helpers/harness.js';
+import { cliEnv, runCli } from './helpers/cli.js';
 import { MiB, failureOf, randomData, tempDir, transferSuite, treeDigests, writeTree, type TransferSuite } from './helpers/transfer.js';
 import * as transferApi from '../src/api/transfer.js';
 import type { TransferReport, TransferRequest } from '../src/contracts/transfer.js';
 import { BATCH_FILES } from '../src/transfer/legs.js';
 import { compareRel, filesWithinUnits, pageOf } from '../src/transfer/pages.js';
+import { cutPage } from '../src/workflows/transfer-pages.js';
 
 type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
 const { EventType } = proto.temporal.api.enums.v1;
@@ -142,6 +144,23 @@ test(
   },
 );
 
+test('the CLI moves a tree page by page with --page-files, and refuses --page-files 0 before anything is written', { timeout: 180_000 }, async () => {
+  const env = cliEnv(suite.services.env, suite.worker.taskQueue);
+  const prefix = `cli-${uniqueName('p')}/`;
+  const ok = await runCli(['transfer', join(src, 'a'), `s3://${suite.bucket}/${prefix}`, '--page-files', '40', '--json'], env);
+  assert.equal(ok.code, 0, ok.stderr);
+  const report = JSON.parse(ok.stdout) as TransferReport & { workflowId: string };
+  assert.equal(report.files, SMALL / 3, 'the report adds up the three pages');
+  assert.equal(report.verified, SMALL / 3);
+  assert.equal(await keysUnder(prefix), SMALL / 3);
+  assert.equal((await transferApi.progress(suite.client, report.workflowId)).page, 3, 'in three runs');
+  const badPrefix = `cli-bad-${uniqueName('p')}/`;
+  const bad = await runCli(['transfer', join(src, 'a'), `s3://${suite.bucket}/${badPrefix}`, '--page-files', '0'], env);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /pageFiles.*at least 1/);
+  assert.equal(await keysUnder(badPrefix), 0, 'nothing was written');
+});
+
 test(
   "pages are cut in code point order (S3's), continue after their last path, and stop at the file activities one run may schedule",
   { timeout: 10_000 },
@@ -160,3 +179,20 @@ test(
     assert.equal(filesWithinUnits([...large(2), ...small(150)], 5, 3), 102, 'two large files and one batch');
   },
 );
+
+test('a run cuts its page where its file activities would pass the bound, in path order, and only when it may page', { timeout: 10_000 }, () => {
+  const large = (rels: string[]) => ({ single: false, files: rels.map((rel) => ({ rel, size: 10 })) });
+  const yes = () => true;
+  assert.deepEqual(cutPage(large(['c', 'a', 'b', 'e', 'd']), 5, 2, yes), { files: large(['a', 'b']).files, next: 'b' }, 'two large files, the rest next run');
+  assert.equal(
+    cutPage(large(['c', 'a', 'b']), 5, 2, () => false),
+    undefined,
+    'a run recorded before pages keeps its whole listing',
+  );
+  assert.equal(
+    cutPage(large(['c', 'a']), 5, 2, () => assert.fail('no patch for a run that fits')),
+    undefined,
+    'a listing that fits is left as listed',
+  );
+  assert.deepEqual(cutPage({ ...large(['b', 'a']), next: 'b' }, 5, 2, yes), { files: large(['a', 'b']).files, next: 'b' }, "the listing's own cursor goes on");
+});

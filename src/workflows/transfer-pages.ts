@@ -2,7 +2,7 @@ import { patched } from '@temporalio/workflow';
 import type { TransferContinuation, TransferReport } from '../contracts/transfer.js';
 import type { SourceList } from '../transfer/legs.js';
 import { MiB } from '../transfer/plan.js';
-import { compareRel, filesWithinUnits } from '../transfer/pages.js';
+import { MAX_UNITS_PER_RUN, compareRel, filesWithinUnits } from '../transfer/pages.js';
 
 /**
  * This run's page, when the tree is more than one run moves: the listing said more follow
@@ -14,13 +14,18 @@ import { compareRel, filesWithinUnits } from '../transfer/pages.js';
  * through the `transfer-pages` patch as they ran. Deprecate it once no transfer recorded before it
  * is kept (closed runs included: queries replay them), then remove it.
  */
-export function cutPage(list: SourceList & { next?: string }, smallLimit: number): { files: SourceList['files']; next: string | undefined } | undefined {
+export function cutPage(
+  list: SourceList & { next?: string },
+  smallLimit: number,
+  maxUnits = MAX_UNITS_PER_RUN,
+  mayPage: () => boolean = () => patched('transfer-pages'),
+): { files: SourceList['files']; next: string | undefined } | undefined {
   if (list.single) return undefined;
-  if (list.next === undefined && filesWithinUnits(list.files, smallLimit) >= list.files.length) return undefined;
-  if (!patched('transfer-pages')) return undefined;
+  if (list.next === undefined && filesWithinUnits(list.files, smallLimit, maxUnits) >= list.files.length) return undefined;
+  if (!mayPage()) return undefined;
   // A page is cut in path order, the order the next page's listing starts from.
   const sorted = [...list.files].sort((a, b) => compareRel(a.rel, b.rel));
-  const n = filesWithinUnits(sorted, smallLimit);
+  const n = filesWithinUnits(sorted, smallLimit, maxUnits);
   if (n >= sorted.length) return { files: sorted, next: list.next };
   const files = sorted.slice(0, Math.max(1, n));
   return { files, next: (files.at(-1) as { rel: string }).rel };
