@@ -16,11 +16,11 @@ import { saveHistory } from './history-file.js';
 /**
  * `npm run record-branch-histories`: records the branches the other recorders leave out — a
  * transfer cancelled mid-upload, a transfer failed (a tampered object, Integrity), an S3 → S3 copy
- * through an AWS profile, a cleanup whose plan was rejected, and a cleanup run in chunks (its first
- * run and a resumed one, each continued as new) — into test/fixtures/histories/, leaving every other
- * history alone. Names given (`npm run record-branch-histories -- cleanup-continued`) record only
- * those. Re-record only on purpose: a history that no longer replays means running workflows would
- * break on deploy.
+ * through an AWS profile, a transfer paged over two runs (each run saved), a cleanup whose plan was
+ * rejected, and a cleanup run in chunks (its first run and a resumed one, each continued as new) —
+ * into test/fixtures/histories/, leaving every other history alone. Names given (`npm run
+ * record-branch-histories -- cleanup-continued`) record only those. Re-record only on purpose: a
+ * history that no longer replays means running workflows would break on deploy.
  */
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
@@ -112,6 +112,18 @@ async function main(): Promise<void> {
       );
       await copied.result();
       save('transfer-copy-profile.json', copied.workflowId, copied.firstExecutionRunId);
+    }
+
+    if (wanted('transfer-paged-first', 'transfer-paged-last')) {
+      // Paged: two files in pages of one, so the first run continues-as-new (with the page marker) and the last completes.
+      const paged = await transferApi.start(
+        client,
+        { source: { kind: 'local', path: join(work, 'src') }, destination: { kind: 's3', uri: 's3://recorded-branches/paged/' }, pageFiles: 1 },
+        opts('transfer/recorded-paged'),
+      );
+      await paged.result();
+      save('transfer-paged-first.json', paged.workflowId, paged.firstExecutionRunId);
+      save('transfer-paged-last.json', paged.workflowId);
     }
 
     if (wanted('cleanup-rejected')) {

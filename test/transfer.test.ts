@@ -79,7 +79,7 @@ test('a tree with nested folders, empty files, Unicode names and a 5-part file g
   assert.deepEqual(treeDigests(join(dst, 'copy')), treeDigests(src));
 });
 
-test('file activities are scheduled with the longTransfer profile: startToClose, heartbeat timeout, retry with maximumInterval and the non-retryable kinds', async () => {
+test('file activities are scheduled with the longTransfer profile: startToClose, scheduleToClose bounding the retries, heartbeat timeout, retry with maximumInterval and the non-retryable kinds', async () => {
   const src = tempDir('profile');
   writeTree(src, { 'one.txt': 'one' });
   const workflowId = uniqueName('transfer');
@@ -100,7 +100,8 @@ test('file activities are scheduled with the longTransfer profile: startToClose,
   assert.equal(seconds(a.startToCloseTimeout), 24 * 3600, 'startToClose from longTransfer');
   assert.equal(seconds(a.heartbeatTimeout), 9, 'the request may shorten the heartbeat timeout');
   assert.equal(seconds(a.retryPolicy?.maximumInterval), 30);
-  assert.equal(a.retryPolicy?.maximumAttempts, 20);
+  assert.equal(seconds(a.scheduleToCloseTimeout), 48 * 3600, 'retries are bounded by time: a store away for a day is waited out');
+  assert.ok(!a.retryPolicy?.maximumAttempts, 'no attempt count: unclassified failures are bounded by the activity (MAX_UNKNOWN_ATTEMPTS)');
   for (const kind of ['InvalidInput', 'Integrity', 'NotFound', 'PermissionDenied'])
     assert.ok(a.retryPolicy?.nonRetryableErrorTypes?.includes(kind), `${kind} is not retried`);
 });

@@ -17,6 +17,7 @@ import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { toFailure } from '../errors/classify.js';
 import { abortSignal, step } from './aws-call.js';
+import { boundUnknown } from './transfer-scope.js';
 import { digestFile } from '../transfer/checksum.js';
 import { downloadVerified, objectMeta } from '../transfer/download.js';
 import { MiB, planPartSize } from '../transfer/plan.js';
@@ -310,7 +311,7 @@ export function createS5cmdActivities(deps: S5cmdDeps) {
       return copy(input).catch((err: unknown) => {
         const signal = abortSignal();
         if (signal?.aborted) throw signal.reason as Error;
-        throw toFailure(err, `s5cmd ${input.direction} of ${input.label}`);
+        throw boundUnknown(toFailure(err, `s5cmd ${input.direction} of ${input.label}`));
       });
     },
   };

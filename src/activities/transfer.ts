@@ -10,8 +10,8 @@ import { copyObject, type CopyInput } from '../transfer/copy.js';
 import { scanTree, type ScanInput, type ScanResult } from '../transfer/scan.js';
 import { deleteFilesUnder, removePartialDownloads } from '../transfer/prune.js';
 import { abortUploadsFor, deleteObjectsUnder, emptyPrefix, listS3Source, type S3ListResult, type S3StepDeps } from '../transfer/s3-maintenance.js';
-import type { BatchInput, DownloadInput, FileResult, UploadInput } from '../transfer/types.js';
-import { activityScope, isActivityCancelled } from './transfer-scope.js';
+import type { BatchInput, DownloadInput, FileResult, Step, UploadInput } from '../transfer/types.js';
+import { activityScope, boundUnknown, isActivityCancelled, TRANSFER_THROTTLE_BACKOFF } from './transfer-scope.js';
 import type { HostFs } from './host-fs.js';
 import type { S3For, S3Target } from '../aws/profiles.js';
 
@@ -27,8 +27,11 @@ export interface TransferEngineDeps {
 
 /** A failure leaving a transfer activity: cancellation as it came, anything else as a taxonomy failure naming what failed. */
 function failure(err: unknown, what: string): unknown {
-  return isActivityCancelled(err) ? err : toFailure(err, what);
+  return isActivityCancelled(err) ? err : boundUnknown(toFailure(err, what));
 }
+
+/** A file activity's step: a throttling store is backed off up to {@link TRANSFER_THROTTLE_BACKOFF}'s 10 minutes. */
+const fileStep: Step = (what, fn) => step(what, fn, TRANSFER_THROTTLE_BACKOFF);
 
 /** The location's S3 client; a profile that cannot be used fails as a taxonomy failure naming it. */
 function s3Client(s3: S3For, target: S3Target): Promise<S3Client> {
@@ -70,7 +73,7 @@ export function createTransferEngine(deps: TransferEngineDeps) {
     s3: deps.s3,
     resolvePath: deps.resolvePath,
     fileRoots: deps.fileRoots,
-    step,
+    step: fileStep,
     log,
     heartbeatIntervalMs: deps.heartbeatIntervalMs ?? 1_000,
     fail: failure,
@@ -78,7 +81,8 @@ export function createTransferEngine(deps: TransferEngineDeps) {
   return {
     /**
      * Lists a local (or host) file or folder tree: relative paths and sizes, filtered by the
-     * include/exclude globs. Symlinks leaving the root are skipped unless `followSymlinks`. Read-only.
+     * include/exclude globs. Symlinks leaving the root are skipped unless `followSymlinks`. Paged
+     * with `maxFiles`: the files after `after` in path order, and `next` when more follow. Read-only.
      */
     async transferScan(input: ScanInput): Promise<ScanResult> {
       return step(`scan ${input.path}`, () => scanTree(input, { resolvePath: deps.resolvePath, heartbeat: (n) => Context.current().heartbeat(n) }));
@@ -166,7 +170,7 @@ export function createTransferActivities(deps: {
   /** This worker's confinement: a local path inside its roots, symlinks resolved, or InvalidInput naming the roots. */
   resolvePath(path: string): Promise<string>;
 }) {
-  const copyDeps: BatchDeps = { s3: deps.s3, resolvePath: deps.resolvePath, step, log, heartbeatIntervalMs: 1_000, fail: failure };
+  const copyDeps: BatchDeps = { s3: deps.s3, resolvePath: deps.resolvePath, step: fileStep, log, heartbeatIntervalMs: 1_000, fail: failure };
   return {
     ...createTransferEngine({ s3: deps.s3, resolvePath: deps.resolvePath }),
 
@@ -188,9 +192,18 @@ export function createTransferActivities(deps: {
     /**
      * Lists an S3 source: the object itself when the uri names one, else every object under the
      * prefix (folder markers skipped), filtered by the globs. Refuses (InvalidInput) any key whose
-     * relative part could escape a destination folder, before anything is written. Read-only.
+     * relative part could escape a destination folder, before anything is written. Paged with
+     * `maxFiles`: the objects after `after`, and `next` when more follow. Read-only.
      */
-    async transferListS3(input: { region: string; profile?: string; uri: string; include: string[]; exclude: string[] }): Promise<S3ListResult> {
+    async transferListS3(input: {
+      region: string;
+      profile?: string;
+      uri: string;
+      include: string[];
+      exclude: string[];
+      after?: string;
+      maxFiles?: number;
+    }): Promise<S3ListResult> {
       return listS3Source(await s3Client(deps.s3, input), input, s3StepDeps());
     },
 

@@ -55,6 +55,8 @@ options:
                          Refuses an empty (filtered) source, and more than 1,000 deletions or
                          more than half of DST's entries unless --max-delete allows them
   --max-delete N         with --delete: allow up to N deletions
+  --page-files N         files per page (default and most 20,000): a bigger tree moves page by
+                         page, one workflow run each (continue-as-new); --delete needs one page
   --compress gzip|zstd   compress text-like files (by extension) in S3; undone on download
                          (zstd needs a Node whose node:zlib has it)
   --compress-all         compress every file, not only text-like ones
@@ -81,6 +83,7 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
       sync: { type: 'boolean' },
       delete: { type: 'boolean' },
       'max-delete': { type: 'string' },
+      'page-files': { type: 'string' },
       'dry-run': { type: 'boolean' },
       concurrency: { type: 'string' },
       'file-concurrency': { type: 'string' },
@@ -118,6 +121,7 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
     compressAll: values['compress-all'] ?? false,
     engine,
     ...(values['max-delete'] !== undefined ? { maxDelete: parsePositiveInt('--max-delete', values['max-delete']) } : {}),
+    ...(values['page-files'] !== undefined ? { pageFiles: parsePositiveInt('--page-files', values['page-files']) } : {}),
     ...(values.concurrency !== undefined ? { concurrency: parsePositiveInt('--concurrency', values.concurrency) } : {}),
     ...(values['file-concurrency'] !== undefined ? { fileConcurrency: parsePositiveInt('--file-concurrency', values['file-concurrency']) } : {}),
     ...(values['part-size-mib'] !== undefined ? { partSizeMiB: parsePositiveInt('--part-size-mib', values['part-size-mib']) } : {}),

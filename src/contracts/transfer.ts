@@ -38,6 +38,33 @@ export const TransferEngineKind = {
 } as const;
 export type TransferEngineKind = (typeof TransferEngineKind)[keyof typeof TransferEngineKind];
 
+/** The most files one run of a transfer lists and moves; a bigger tree goes page by page. */
+export const MAX_PAGE_FILES = 20_000;
+
+/**
+ * Where a paged transfer goes on, and what the pages before moved. Set by the workflow when it
+ * continues-as-new after a page; a caller never sets it.
+ */
+export const TransferContinuationSchema = z.object({
+  /** The last file (relative path) of the page before: the next page lists what comes after it. */
+  after: z.string().min(1),
+  /** This run's page (the first is 1). */
+  page: z.number().int().min(2),
+  /** When the first page started (workflow time, ms): the report's seconds count from it. */
+  startedMs: z.number(),
+  files: z.number().int().min(0),
+  bytes: z.number().min(0),
+  skipped: z.number().int().min(0),
+  verified: z.number().int().min(0),
+  stagingObjectsDeleted: z.number().int().min(0).optional(),
+  skippedSymlinks: z.array(z.string()).max(1000),
+  planned: z
+    .array(z.object({ from: z.string(), to: z.string(), size: z.number() }))
+    .max(1000)
+    .optional(),
+});
+export type TransferContinuation = z.infer<typeof TransferContinuationSchema>;
+
 export const TransferInputSchema = z
   .object({
     source: DataLocationSchema,
@@ -81,6 +108,19 @@ export const TransferInputSchema = z
      * `auto` (s5cmd when the worker has it). trainctl verifies the result either way.
      */
     engine: z.enum(['builtin', 's5cmd', 'auto']).default('builtin'),
+    /**
+     * Files per page: a tree with more is moved page by page, each page one run of the workflow
+     * (continue-as-new), so a run's history stays bounded whatever the tree's size. A run also
+     * stops its page at 2,000 file activities (large files and batches).
+     */
+    pageFiles: z
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(MAX_PAGE_FILES, `must be at most ${MAX_PAGE_FILES}`)
+      .default(MAX_PAGE_FILES),
+    /** Internal: set by the workflow when it continues with the next page. */
+    continuation: TransferContinuationSchema.optional(),
   })
   .superRefine((t, ctx) => {
     const pair = `${t.source.kind}->${t.destination.kind}`;
@@ -126,6 +166,12 @@ export interface TransferProgress {
   skipped: number;
   /** Labels of the file activities running now (their bytes are not in `bytesDone` until they finish). */
   running?: string[];
+  /**
+   * A paged transfer (a tree bigger than a page): the page this run moves (from 1). The other
+   * counters are this page's; `filesInEarlierPages` are the files the pages before it moved.
+   */
+  page?: number;
+  filesInEarlierPages?: number;
 }
 
 /** The summary a finished transfer returns. */

@@ -24,6 +24,8 @@ export interface S3ListResult {
   single: boolean;
   bucket: string;
   files: { rel: string; key: string; size: number }[];
+  /** The last file of this page, when more follow (a paged listing only). */
+  next?: string;
 }
 
 /** What an S3 maintenance step runs with. */
@@ -60,7 +62,11 @@ export async function abortUpload(s3: S3Client, log: Logger, bucket: string, key
  * prefix (folder markers skipped), filtered by the globs. Refuses (InvalidInput) any key whose
  * relative part could escape a destination folder.
  */
-export async function listS3Source(s3: S3Client, input: { uri: string; include: string[]; exclude: string[] }, deps: S3StepDeps): Promise<S3ListResult> {
+export async function listS3Source(
+  s3: S3Client,
+  input: { uri: string; include: string[]; exclude: string[]; after?: string; maxFiles?: number },
+  deps: S3StepDeps,
+): Promise<S3ListResult> {
   const { step, signal } = deps;
   const { bucket, prefix } = parseS3Uri(input.uri);
   if (prefix !== '' && !prefix.endsWith('/')) {
@@ -72,22 +78,28 @@ export async function listS3Source(s3: S3Client, input: { uri: string; include: 
     }
   }
   const listPrefix = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
-  const objects = await step(`list ${input.uri}`, async () => {
-    const out: { key: string; size: number }[] = [];
-    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: listPrefix }, { abortSignal: signal })) {
-      for (const o of page.Contents ?? []) if (o.Key && !(o.Key.endsWith('/') && (o.Size ?? 0) === 0)) out.push({ key: o.Key, size: o.Size ?? 0 });
-      deps.heartbeat(out.length);
-    }
-    return out;
-  });
+  const { after, maxFiles } = input;
   const files: S3ListResult['files'] = [];
-  for (const o of objects) {
-    const rel = o.key.slice(listPrefix.length);
-    await step(`check key ${o.key}`, async () => checkRelativeKey(rel));
-    if (selected(rel, input.include, input.exclude)) files.push({ rel, key: o.key, size: o.size });
-  }
+  // A paged listing stops once it holds one file more than the page: that one says more follow.
+  const full = () => maxFiles !== undefined && files.length > maxFiles;
+  await step(`list ${input.uri}`, async () => {
+    const startAfter = after === undefined ? {} : { StartAfter: `${listPrefix}${after}` };
+    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: listPrefix, ...startAfter }, { abortSignal: signal })) {
+      for (const o of page.Contents ?? []) {
+        if (!o.Key || (o.Key.endsWith('/') && (o.Size ?? 0) === 0)) continue;
+        const rel = o.Key.slice(listPrefix.length);
+        checkRelativeKey(rel);
+        if (selected(rel, input.include, input.exclude)) files.push({ rel, key: o.Key, size: o.Size ?? 0 });
+        if (full()) break;
+      }
+      deps.heartbeat(files.length);
+      if (full()) break;
+    }
+  });
+  const more = full();
+  if (more) files.length = maxFiles as number;
   await step(`check the size of the listing of ${input.uri}`, async () => checkListingSize(files, input.uri));
-  return { single: false, bucket, files };
+  return { single: false, bucket, files, ...(more ? { next: (files.at(-1) as { rel: string }).rel } : {}) };
 }
 
 /** Aborts every multipart upload in progress for these keys (all pages of the listing); returns how many. */

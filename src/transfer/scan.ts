@@ -10,6 +10,7 @@ import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { checkEncoding, type Encoding } from './compress.js';
 import { baseName, checkRelativeKey, selected } from './plan.js';
 import { checkListingSize } from './listing-size.js';
+import { pageOf } from './pages.js';
 
 export interface ScanInput {
   path: string;
@@ -26,6 +27,10 @@ export interface ScanInput {
   noSymlinkDescent?: boolean;
   /** The compression the upload will use: refused here (InvalidInput) when this Node cannot do it. */
   compress?: Encoding;
+  /** A page of a paged transfer: the files after this path (in `compareRel` order). */
+  after?: string;
+  /** At most this many files; `next` says where the next page starts. */
+  maxFiles?: number;
 }
 
 export interface ScanResult {
@@ -33,6 +38,8 @@ export interface ScanResult {
   single: boolean;
   files: { rel: string; size: number }[];
   skippedSymlinks: string[];
+  /** The last file of this page, when more follow (a paged scan only). */
+  next?: string;
 }
 
 export interface ScanDeps {
@@ -65,8 +72,12 @@ export async function scanTree(input: ScanInput, deps: ScanDeps): Promise<ScanRe
   if (!rootStat.isDirectory()) throw new TrainctlError(ErrorKind.InvalidInput, `${input.path} is neither a file nor a folder`);
   const walker = new TreeWalker(input, deps, await realpath(root));
   await walker.walk(root, '');
-  checkListingSize(walker.files, input.path);
-  return { single: false, files: walker.files, skippedSymlinks: walker.skippedSymlinks };
+  // Every key of the tree is checked above, on every page; the size bound is a page's.
+  const page = pageOf(walker.files, input.after, input.maxFiles);
+  checkListingSize(page.files, input.path);
+  // Later pages do not repeat the skipped links: the first page reported them.
+  const skippedSymlinks = input.after === undefined ? walker.skippedSymlinks : [];
+  return { single: false, files: page.files, skippedSymlinks, ...(page.next !== undefined ? { next: page.next } : {}) };
 }
 
 class TreeWalker {

@@ -50,15 +50,20 @@ export const hostBound = {
  * A file transfer activity: long (a 5 GiB file over a slow link), so startToClose is generous,
  * and the heartbeat timeout is what notices a dead worker; the retry resumes from the heartbeated
  * checkpoint, so attempts are cheap and many are allowed. Callers may shorten `heartbeatTimeout`.
+ *
+ * Retries are bounded by time, not count: a store that throttles or is unavailable for a day is
+ * waited out inside the one activity (no history event per attempt; throttled attempts back off up
+ * to 10 minutes, see the activities' `TRANSFER_THROTTLE_BACKOFF`), and the file fails only when
+ * scheduleToClose passes. Unclassified failures stop after 20 attempts (`MAX_UNKNOWN_ATTEMPTS`).
  */
 export const longTransfer = {
+  scheduleToCloseTimeout: '48 hours',
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '15 seconds',
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '30 seconds',
-    maximumAttempts: 20,
     nonRetryableErrorTypes,
   },
 } as const satisfies ActivityOptions;

@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, log, patched, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, continueAsNew, log, patched, workflowInfo } from '@temporalio/workflow';
 import {
   TransferInputSchema,
   type DataLocation,
@@ -9,14 +9,15 @@ import {
 } from '../contracts/transfer.js';
 import { ErrorKind } from '../errors/kinds.js';
 import { pathOf, planLegs, plannedPairs, type Job, type SourceList } from '../transfer/legs.js';
-import { MiB, checkRelativeKey, joinPath, parseS3Uri } from '../transfer/plan.js';
+import { DEFAULT_MIN_PART_SIZE, MiB, checkRelativeKey, joinPath, parseS3Uri } from '../transfer/plan.js';
 import { s3LocationUri, s3PathsOverlap, type S3Location } from '../contracts/common.js';
 import { LegRunner, TransferEngines } from './transfer-legs.js';
 import { TransferProgressTracker } from './transfer-progress.js';
 import { planFailure } from './transfer-failures.js';
 import { deleteRefusal } from '../transfer/delete-guard.js';
+import { continuationAfter, cutPage, withEarlierPages } from './transfer-pages.js';
 
-/** One run's file list travels in its history; bigger trees are split by prefix or --include. */
+/** What a listing from a worker without pages may return; more is refused (newer workers page it). */
 const MAX_FILES = 20_000;
 
 function invalid(message: string): ApplicationFailure {
@@ -34,22 +35,30 @@ const now = () => new Date().getTime();
  *
  * Answers the `progress` query; with `sync`, identical files are skipped; with `dryRun`, only
  * plans. On cancel or failure it aborts the multipart uploads it started and removes temp files.
+ * A tree bigger than a page (`pageFiles`) goes page by page: each run moves one page and continues
+ * as new with the next, carrying the totals, so every run's history stays bounded.
  */
 export async function transfer(request: TransferRequest): Promise<TransferReport> {
   const input = validate(request);
-  const run = new TransferRun(input, new TransferProgressTracker(now()));
+  const progress = new TransferProgressTracker(now());
+  const run = new TransferRun(input, progress);
+  let dry: TransferReport | undefined;
   try {
     const plan = await run.plan();
-    if (input.dryRun) return run.dryRunReport(plan);
-    await run.transferAll(plan);
-    await run.deleteExtraneous(plan);
+    if (input.dryRun) dry = run.dryRunReport(plan);
+    else {
+      await run.transferAll(plan);
+      await run.deleteExtraneous(plan);
+    }
   } catch (err) {
     await run.cleanUp();
     throw err;
   } finally {
     await run.emptyStaging();
   }
-  return run.report();
+  const report = withEarlierPages(dry ?? run.report(), input.continuation, now());
+  if (run.next === undefined) return report;
+  return await continueAsNew<typeof transfer>({ ...input, continuation: continuationAfter(report, run.next, input.continuation, progress.started) });
 }
 
 /** The request, validated inside the workflow too: a start that bypassed the API fails here, kind InvalidInput. */
@@ -94,6 +103,8 @@ class TransferRun {
   private engineUsed: TransferEngineKind = 'builtin';
   private stagingObjectsDeleted: number | undefined;
   private deleted: TransferReport['deleted'];
+  /** Where the next page starts, when this run moves one page of several. */
+  next: string | undefined;
 
   constructor(
     private readonly input: TransferInput,
@@ -126,7 +137,16 @@ class TransferRun {
   async plan(): Promise<Plan> {
     const { src, dst, input } = this;
     await this.checkProfiles();
-    const { list, srcBucket } = await this.listSource();
+    const listed = await this.listSource();
+    const { srcBucket } = listed;
+    const page = cutPage(listed.list, input.partSizeMiB === undefined ? DEFAULT_MIN_PART_SIZE : input.partSizeMiB * MiB);
+    const list = page ? { ...listed.list, files: page.files } : listed.list;
+    this.next = page?.next;
+    if (this.next !== undefined || input.continuation) {
+      if (input.deleteExtraneous)
+        throw invalid(`deleteExtraneous needs the whole tree in one page (pageFiles, at most ${MAX_FILES}); split it by prefix or --include`);
+      Object.assign(this.progress.state, { page: input.continuation?.page ?? 1, filesInEarlierPages: input.continuation?.files ?? 0 });
+    }
     if (list.files.length > MAX_FILES)
       throw invalid(`${list.files.length} files is more than one transfer handles (${MAX_FILES}); split it by prefix or --include`);
     for (const f of list.files) {
@@ -199,18 +219,19 @@ class TransferRun {
     }
   }
 
-  private async listSource(): Promise<{ list: SourceList; srcBucket: string }> {
+  private async listSource(): Promise<{ list: SourceList & { next?: string }; srcBucket: string }> {
     const { src, input } = this;
+    const page = { ...(input.continuation ? { after: input.continuation.after } : {}), maxFiles: input.pageFiles };
     try {
       if (src.kind === 's3') {
         const listed = await this.engines.quick.transferListS3.executeWithOptions({ summary: `list ${src.uri}` }, [
-          { region: input.region, ...profileOf(src.uri), uri: src.uri, include: input.include, exclude: input.exclude },
+          { region: input.region, ...profileOf(src.uri), uri: src.uri, include: input.include, exclude: input.exclude, ...page },
         ]);
         return { list: listed, srcBucket: listed.bucket };
       }
       const scanned = await this.engines.quickEngineFor(src).transferScan.executeWithOptions({ summary: `scan ${pathOf(src)}` }, [
         // The machine that will compress checks it can, before anything is written.
-        { path: src.path, include: input.include, exclude: input.exclude, followSymlinks: input.followSymlinks, compress: input.compress },
+        { path: src.path, include: input.include, exclude: input.exclude, followSymlinks: input.followSymlinks, compress: input.compress, ...page },
       ]);
       this.skippedSymlinks = scanned.skippedSymlinks;
       return { list: scanned, srcBucket: '' };
