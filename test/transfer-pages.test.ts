@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import proto from '@temporalio/proto';
+import { ZodError } from 'zod';
 import { uniqueName } from './helpers/harness.js';
 import { cliEnv, runCli } from './helpers/cli.js';
 import { MiB, failureOf, randomData, tempDir, transferSuite, treeDigests, writeTree, type TransferSuite } from './helpers/transfer.js';
@@ -196,3 +197,26 @@ test('a run cuts its page where its file activities would pass the bound, in pat
   );
   assert.deepEqual(cutPage({ ...large(['b', 'a']), next: 'b' }, 5, 2, yes), { files: large(['a', 'b']).files, next: 'b' }, "the listing's own cursor goes on");
 });
+
+test(
+  'a continuation given at start is refused: by the API before the server is contacted, and by the workflow when a start bypasses the API',
+  { timeout: 120_000 },
+  async () => {
+    const prefix = `forged-${uniqueName('p')}/`;
+    const continuation = { after: 'f150.bin', page: 2, startedMs: 0, files: 0, bytes: 0, skipped: 0, verified: 0, skippedSymlinks: [] };
+    const request = {
+      source: { kind: 'local', path: src },
+      destination: { kind: 's3', uri: `s3://${suite.bucket}/${prefix}` },
+      continuation,
+    } as TransferRequest;
+    assert.throws(
+      () => transferApi.validate(request),
+      (err: unknown) => err instanceof ZodError && err.issues[0]?.path[0] === 'continuation',
+    );
+    const raw = suite.client.workflow.start('transfer', { taskQueue: suite.worker.taskQueue, workflowId: uniqueName('transfer-forged'), args: [request] });
+    const failure = await failureOf((await raw).result());
+    assert.equal(failure.type, 'InvalidInput');
+    assert.match(failure.message, /continuation: set only by the transfer itself/);
+    assert.equal(await keysUnder(prefix), 0, 'nothing was written');
+  },
+);

@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { ZodError } from 'zod';
 import {
   TransferInputSchema,
   TransferWorkflowType,
@@ -53,7 +54,12 @@ const DEFAULT_TASK_QUEUE = 'trainctl';
  * @throws ZodError naming each bad field.
  */
 export function validate(request: TransferRequest): TransferInput {
-  return TransferInputSchema.parse(request);
+  const input = TransferInputSchema.parse(request);
+  if (input.continuation !== undefined) {
+    const message = 'is set only by the transfer itself when it continues with its next page: leave it out';
+    throw new ZodError([{ code: 'custom', path: ['continuation'], message, input: request.continuation }]);
+  }
+  return input;
 }
 
 /** The one-line summary the Web UI shows for a transfer. */

@@ -74,6 +74,9 @@ function validate(request: TransferRequest): TransferInput {
   const s3Uris = [t.source, t.destination].flatMap((l) => (l.kind === 's3' ? [l.uri] : [])).concat(t.stagingUri ?? []);
   const newForm = (t.source.kind === 's3' && t.destination.kind === 's3') || s3Uris.some((u) => parseS3Uri(u).profile !== undefined);
   if (newForm && !patched('s3-profiles')) throw invalid('S3 → S3 transfers and s3://PROFILE@… locations need a newer worker');
+  // A continuation skips every path up to its cursor: only this workflow's own continue-as-new may carry one.
+  if (t.continuation && workflowInfo().continuedFromExecutionRunId === undefined)
+    throw invalid('continuation: set only by the transfer itself for its next page');
   return t;
 }
 
