@@ -50,6 +50,8 @@ export interface FamilyRun {
 
 export interface Family {
   name: string;
+  /** What a run does and what its check reads, for the report. */
+  what: string;
   prepare(ctx: RunContext, run: number): Promise<FamilyRun>;
 }
 

@@ -18,6 +18,7 @@ const AZ = 'us-east-1a';
 
 export const provisionVolume: Family = {
   name: 'provisionVolume',
+  what: 'two callers provision the same volume name at once. Checked: exactly one volume carries the Name tag (more are duplicates), both callers were told of that one, nothing left behind by a run that did not complete.',
   async prepare(ctx, run) {
     const name = `${ctx.tag}-vol-${run}`;
     const req: ProvisionVolumeRequest = { name, region: REGION, availabilityZone: AZ, sizeGiB: 1, project: ctx.project, tags: { [CAMPAIGN_TAG]: ctx.tag } };
@@ -73,6 +74,7 @@ async function fixtureVolume(ctx: RunContext, tags: Record<string, string>): Pro
 
 export const cleanup: Family = {
   name: 'cleanup',
+  what: 'the run makes its own fixture — two managed volumes to delete; a protected (listed in protectedIds), an unmanaged and a sibling-tagged volume to keep — starts an apply with approval threshold 0, and approves the plan once it names exactly the two targets. Checked: both targets gone (else leaked), the three others still there (else wrong deletions).',
   async prepare(ctx, run) {
     const runTag = 'trainctl-reliability-run';
     const id = `${ctx.tag}-cleanup-${run}`;

@@ -54,6 +54,7 @@ function transferRun(ctx: RunContext, workflowId: string, req: TransferRequest, 
 /** Local folder → S3 prefix. */
 export const transferUpload: Family = {
   name: 'transfer (local → S3)',
+  what: 'a local folder (an 11 MiB file in 5 MiB parts and a 3 KB one; 6 MiB in the smoke version) to an S3 prefix. Checked: every object byte-identical to its file, no other object under the prefix, no multipart upload left open, the source files unchanged.',
   async prepare(ctx, run) {
     const data = payload(ctx);
     const src = join(ctx.workDir, `up-${run}`);
@@ -79,6 +80,7 @@ export const transferUpload: Family = {
 /** S3 prefix → local folder. */
 export const transferDownload: Family = {
   name: 'transfer (S3 → local)',
+  what: 'the same data from an S3 prefix to a local folder. Checked: every file byte-identical, no other file (temp or partial files count as leaks), the source objects unchanged.',
   async prepare(ctx, run) {
     const data = payload(ctx);
     const prefix = `${ctx.tag}/down-${run}/`;
@@ -94,6 +96,7 @@ export const transferDownload: Family = {
 /** S3 prefix → a folder on the host worker's root (a training instance pulling its dataset). */
 export const transferToHost: Family = {
   name: 'transfer (S3 → host)',
+  what: 'the same data from an S3 prefix to a folder on the host worker’s root (a training instance pulling its dataset; the activities run in the host worker process). Checked as S3 → local, on the host root.',
   async prepare(ctx, run) {
     const data = payload(ctx);
     const prefix = `${ctx.tag}/host-${run}/`;

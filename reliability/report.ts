@@ -17,6 +17,8 @@ export interface CampaignInfo {
   machine: { cores: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; loadAtStart: number[] };
   /** Scenario → what it does and which families it covers. */
   scenarios: { name: string; what: string; families: string[] }[];
+  /** Family → what a run does and what is checked. */
+  families: { name: string; what: string }[];
   /** Scenarios that could not run to the end, with why. */
   failures: string[];
   /** Notable lines of the campaign's log (faults injected, restarts). */
@@ -121,6 +123,10 @@ export function renderReport(outcomes: readonly RunOutcome[], info: CampaignInfo
     '## Scenarios and the families they cover',
     '',
     ...info.scenarios.map((s) => `- **${s.name}** (${s.families.join(', ')}): ${s.what}`),
+    '',
+    '## Families and what each run is checked for',
+    '',
+    ...info.families.map((f) => `- **${f.name}**: ${f.what}`),
     '',
     ...(info.log.length ? ['## Campaign log (faults and restarts)', '', '```', ...info.log, '```', ''] : []),
   ];

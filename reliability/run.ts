@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { repoRoot, startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import type { RunOutcome, Scenario, ScenarioContext } from './types.js';
 import { selectFamilies } from './families.js';
+import type { Family } from './campaign.js';
 import { clean, writeReport, type CampaignInfo } from './report.js';
 import { runWorkerKill } from './worker-kill.js';
 import { runServerRestart } from './server-restart.js';
@@ -90,12 +91,13 @@ for (const name of only)
 /** The smoke version's families: the S3 → local download shares its engine with the host pull, so it is left to the full campaign. */
 const SMOKE_FAMILIES = ['transfer (local', 'transfer (S3 → host', 'provisionVolume', 'cleanup'];
 const familyNames = values.families?.split(',').map((s) => s.trim()) ?? (smoke ? SMOKE_FAMILIES : undefined);
-let families: string[];
+let chosen: Family[];
 try {
-  families = selectFamilies(familyNames).map((f) => f.name);
+  chosen = selectFamilies(familyNames);
 } catch (err) {
   fail(err instanceof Error ? err.message : String(err));
 }
+const families = chosen.map((f) => f.name);
 if ((values.temporal === undefined) !== (values['aws-endpoint'] === undefined)) fail('--temporal and --aws-endpoint go together');
 
 const logLines: string[] = [];
@@ -179,6 +181,7 @@ async function main(): Promise<number> {
       loadAtStart,
     },
     scenarios: SCENARIOS.filter((s) => only.includes(s.name)).map((s) => ({ name: s.name, what: s.what, families: s.usesFamilies ? families : ['its own'] })),
+    families: chosen.map((f) => ({ name: f.name, what: f.what })),
     failures,
     log: logLines,
   };
