@@ -10,6 +10,7 @@ import { approve, cleanupHandle, startCleanup, status } from '../src/api/cleanup
 import type { ProvisionVolumeRequest, ProvisionVolumeResult } from '../src/contracts/volume.js';
 import type { CleanupRequest } from '../src/contracts/cleanup.js';
 import { volumeWorkflowId } from '../src/contracts/volume.js';
+import { PROJECT_TAG } from '../src/contracts/cost.js';
 import { noCounts, volumeExists, volumesTagged } from './checks.js';
 import { CAMPAIGN_TAG, describe, persist, settleResult, sleep, type Ending, type Family, type RunContext } from './campaign.js';
 
@@ -78,7 +79,8 @@ export const cleanup: Family = {
   async prepare(ctx, run) {
     const runTag = 'trainctl-reliability-run';
     const id = `${ctx.tag}-cleanup-${run}`;
-    const managed = { 'trainctl:managed': 'true', [runTag]: id };
+    // In the batch's own cost project, so no reconciliation of another project (or `default`) sees them.
+    const managed = { 'trainctl:managed': 'true', [PROJECT_TAG]: ctx.project, [runTag]: id };
     const targets = [await fixtureVolume(ctx, managed), await fixtureVolume(ctx, managed)];
     const protectedVol = await fixtureVolume(ctx, managed);
     const keep = [protectedVol, await fixtureVolume(ctx, { [runTag]: id }), await fixtureVolume(ctx, { ...managed, [runTag]: `${id}-sibling` })];

@@ -1,6 +1,6 @@
 /**
- * Scenario (a): the orchestration worker or the host worker (picked at random) is SIGKILLed at
- * random points while every family's runs are in flight, and restarted after a random delay, as
+ * Scenario (a): the orchestration worker and the host worker (in turn, from a random first one) are
+ * SIGKILLed at random points while every family's runs are in flight, and restarted after a random delay, as
  * systemd would restart it. A killed
  * activity is retried after its heartbeat timeout (transfers resume from their heartbeated
  * checkpoint); a killed workflow task moves to the restarted worker.
@@ -28,6 +28,7 @@ export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> 
     const random = seededRandom(sc.seed ^ 0xa11);
     const spreadMs = sc.smoke ? 6_000 : 40_000;
     const kills = sc.smoke ? 2 : 4;
+    const first = Math.floor(random() * victims.length);
     return await runBatch({
       scenario: 'worker-kill',
       families,
@@ -43,8 +44,8 @@ export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> 
           // Each kill lands somewhere in its share of the start window (later ones after the restart).
           await sleep(1_000 + random() * (spreadMs / kills));
           if (!(await runs.running())) break;
-          // The smoke version kills each worker once; the full one picks at random.
-          const victim = victims[sc.smoke ? struck.length % victims.length : Math.floor(random() * victims.length)]!;
+          // Each worker in turn, from a random first one: every kind is killed whatever the seed.
+          const victim = victims[(first + struck.length) % victims.length]!;
           const at = Date.now();
           await victim.kill();
           const down = 500 + random() * 2_500;

@@ -9,7 +9,7 @@ import type { RunOutcome } from '../reliability/types.js';
 import { onCleanup, testServices } from './helpers/harness.js';
 
 const SCENARIOS = ['worker-kill', 'server-restart', 'fault-mix', 'scale-out'];
-const FAMILIES = ['transfer (local → S3)', 'transfer (S3 → host)', 'provisionVolume', 'cleanup'];
+const FAMILIES = ['transfer (local → S3)', 'transfer (S3 → host)', 'provisionVolume', 'cleanup', 'costTracker'];
 
 test(
   'the reliability smoke campaign runs every scenario on real worker processes and writes a report in which every run completed with no duplicate, leak, corrupt byte or wrong deletion',
