@@ -58,7 +58,11 @@ export function faultMix(bucket: string): FaultRule[] {
 /** What the proxy did, for the log: requests seen and faults by kind. */
 export function faultSummary(log: ProxyLogEntry[]): string {
   const by = new Map<string, number>();
-  for (const e of log) if (e.fault) by.set(e.fault, (by.get(e.fault) ?? 0) + 1);
+  for (const e of log) {
+    if (!e.fault) continue;
+    const what = e.fault === 'error' ? `HTTP ${e.status}` : e.fault;
+    by.set(what, (by.get(what) ?? 0) + 1);
+  }
   return `${log.length} requests, ${[...by].map(([k, n]) => `${n} ${k}`).join(', ') || 'no faults'}`;
 }
 

@@ -51,7 +51,7 @@ const SCENARIOS: ScenarioEntry[] = [
     name: 'fault-mix',
     run: runFaultMix,
     usesFamilies: true,
-    what: 'every AWS request of the worker goes through the fault proxy: 10 % throttled (503 SlowDown / RequestLimitExceeded), 2 % reset, 1 % 500 InternalError, 1 % response lost after the emulator acted; one SDK attempt per call (AWS_MAX_ATTEMPTS=1), so trainctl’s own retries and idempotency handle every fault.',
+    what: 'every AWS request of the orchestration worker and the host worker goes through the fault proxy: 10 % throttled (503 SlowDown / RequestLimitExceeded), 2 % reset, 1 % 500 InternalError, 1 % response lost after the emulator acted; one SDK attempt per call (AWS_MAX_ATTEMPTS=1), so trainctl’s own retries and idempotency handle every fault.',
   },
   {
     name: 'scale-out',
