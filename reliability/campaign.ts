@@ -242,7 +242,8 @@ export async function runBatch(opts: BatchOptions): Promise<RunOutcome[]> {
       family: e.family.name,
       scenario: opts.scenario,
       run: e.run,
-      ended: e.ending.ended,
+      // A run that says it completed while the emulator lacks what it made did not complete.
+      ended: counts.unmet > 0 ? 'unexpected' : e.ending.ended,
       detail,
       duplicates: counts.duplicates,
       leaked: counts.leaked,

@@ -22,12 +22,14 @@ export interface Counts {
   leaked: number;
   corruptBytes: number;
   wrongDeletions: number;
+  /** What a run that says it completed should have made and the emulator does not show: the run counts as unexpected. */
+  unmet: number;
   /** Findings behind non-zero counters, for the report's notes. */
   findings: string[];
 }
 
 export function noCounts(): Counts {
-  return { duplicates: 0, leaked: 0, corruptBytes: 0, wrongDeletions: 0, findings: [] };
+  return { duplicates: 0, leaked: 0, corruptBytes: 0, wrongDeletions: 0, unmet: 0, findings: [] };
 }
 
 export function sha256(data: Buffer): string {
@@ -119,6 +121,7 @@ export function addCounts(a: Counts, b: Counts): Counts {
     leaked: a.leaked + b.leaked,
     corruptBytes: a.corruptBytes + b.corruptBytes,
     wrongDeletions: a.wrongDeletions + b.wrongDeletions,
+    unmet: a.unmet + b.unmet,
     findings: [...a.findings, ...b.findings],
   };
 }

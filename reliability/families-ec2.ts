@@ -59,7 +59,10 @@ export const provisionVolume: Family = {
           c.leaked = named.length;
           c.findings.push(`the run did not complete but left ${named.join(', ')}`);
         }
-        if (ending.ended === 'completed' && named.length === 0) c.findings.push('no volume carries the name after the run completed');
+        if (ending.ended === 'completed' && named.length === 0) {
+          c.unmet = 1;
+          c.findings.push('no volume carries the name after the run completed');
+        }
         return c;
       },
     };
