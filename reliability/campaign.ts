@@ -24,6 +24,8 @@ export interface RunContext {
   workDir: string;
   /** The batch's host worker (a stand-in training instance): its id and root folder. */
   host: { id: string; root: string };
+  /** A copy of examples/train under `workDir`, the training program runs stage. */
+  trainingCode: string;
   /** Unique per scenario batch: prefixes, volume names and the tag every fixture carries. */
   tag: string;
   /** The cost tracker project volumes of this batch are recorded with. */
@@ -52,6 +54,10 @@ export interface Family {
   name: string;
   /** What a run does and what its check reads, for the report. */
   what: string;
+  /** At most this many runs per scenario, whatever `--runs` says (a heavy family). */
+  maxRuns?: number;
+  /** Whether its runs launch instances, which the instance simulator must play. */
+  needsSimulator?: boolean;
   prepare(ctx: RunContext, run: number): Promise<FamilyRun>;
 }
 
@@ -195,7 +201,9 @@ export interface BatchOptions {
 export async function runBatch(opts: BatchOptions): Promise<RunOutcome[]> {
   const deadline = Date.now() + opts.deadlineMs;
   const ctx: RunContext = { ...opts.ctx, expired: () => Date.now() > deadline };
-  const planned = opts.families.flatMap((family) => Array.from({ length: opts.runs }, (_, i) => ({ family, run: i + 1 })));
+  const planned = opts.families.flatMap((family) =>
+    Array.from({ length: Math.min(opts.runs, family.maxRuns ?? opts.runs) }, (_, i) => ({ family, run: i + 1 })),
+  );
   opts.log(`${opts.scenario}: preparing ${planned.length} runs (${opts.families.map((f) => f.name).join(', ')} × ${opts.runs})`);
   const prepared: { family: Family; run: number; handle: FamilyRun }[] = [];
   for (let i = 0; i < planned.length; i += 8) {

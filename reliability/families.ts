@@ -6,8 +6,9 @@ import type { Family } from './campaign.js';
 import { transferDownload, transferToHost, transferUpload } from './families-transfer.js';
 import { cleanup, provisionVolume } from './families-ec2.js';
 import { costTracker } from './families-cost.js';
+import { trainingRun } from './families-run.js';
 
-export const FAMILIES: readonly Family[] = [transferUpload, transferDownload, transferToHost, provisionVolume, cleanup, costTracker];
+export const FAMILIES: readonly Family[] = [transferUpload, transferDownload, transferToHost, provisionVolume, cleanup, trainingRun, costTracker];
 
 /** The families a scenario runs: all of them, or those whose names start with one of `names`. */
 export function selectFamilies(names: readonly string[] | undefined): Family[] {

@@ -9,8 +9,8 @@ import type { FaultRule, ProxyLogEntry } from '../src/dev/fault-proxy.js';
 import { startFaultProxy } from '../src/dev/fault-proxy.js';
 import type { RunOutcome, ScenarioContext } from './types.js';
 import { runBatch, seededRandom } from './campaign.js';
-import { needsHost, selectFamilies } from './families.js';
-import { stage } from './stage.js';
+import { selectFamilies } from './families.js';
+import { stage, type Hosts } from './stage.js';
 import { campaignWorker } from './workers.js';
 
 /** Every EC2 action trainctl's activities call (a superset is harmless: a rule only matches its op). */
@@ -78,9 +78,10 @@ export async function runFaultMix(sc: ScenarioContext): Promise<RunOutcome[]> {
     extraEnv: { AWS_MAX_ATTEMPTS: '1' },
   });
   const families = selectFamilies(sc.families);
-  const host = needsHost(families) ? st.hostWorker(proxy.endpoint, { AWS_MAX_ATTEMPTS: '1' }) : undefined;
+  let hosts: Hosts | undefined;
   try {
-    await Promise.all([worker.start(), host?.start()]);
+    await worker.start();
+    hosts = await st.startHosts(families, proxy.endpoint, { AWS_MAX_ATTEMPTS: '1' });
     await proxy.setRules(faultMix(st.ctx.bucket), sc.seed);
     await proxy.clearLog();
     const outcomes = await runBatch({
@@ -98,7 +99,7 @@ export async function runFaultMix(sc: ScenarioContext): Promise<RunOutcome[]> {
     return outcomes;
   } finally {
     await proxy.setRules([]).catch(() => undefined);
-    await Promise.all([worker.stop(), host?.stop()]);
+    await Promise.all([worker.stop(), hosts?.stop()]);
     await proxy.stop();
     await st.close();
   }

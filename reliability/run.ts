@@ -39,7 +39,7 @@ const SCENARIOS: ScenarioEntry[] = [
     name: 'worker-kill',
     run: runWorkerKill,
     usesFamilies: true,
-    what: 'the orchestration worker and the host worker process (in turn, from a random first one) are SIGKILLed at random points while runs (started at random offsets over the first 40 s) are in flight, each restarted after a random 0.5–3 s; 4 kills (2 in the smoke version).',
+    what: 'the orchestration worker, the host worker and a live simulated instance’s host worker (in turn, from a random first one; an instance kill with no instance up is skipped) are SIGKILLed at random points while runs (started at random offsets over the first 40 s) are in flight; the first two are restarted after a random 0.5–3 s, the instance’s by the simulator; 4 kills (2 in the smoke version).',
   },
   {
     name: 'server-restart',

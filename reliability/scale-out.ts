@@ -5,8 +5,8 @@
  */
 import type { RunOutcome, ScenarioContext } from './types.js';
 import { runBatch, seededRandom, sleep, type Fault } from './campaign.js';
-import { needsHost, selectFamilies } from './families.js';
-import { stage } from './stage.js';
+import { selectFamilies } from './families.js';
+import { stage, type Hosts } from './stage.js';
 import { campaignWorker } from './workers.js';
 
 export async function runScaleOut(sc: ScenarioContext): Promise<RunOutcome[]> {
@@ -21,9 +21,10 @@ export async function runScaleOut(sc: ScenarioContext): Promise<RunOutcome[]> {
     }),
   );
   const families = selectFamilies(sc.families);
-  const host = needsHost(families) ? st.hostWorker(sc.awsEndpoint) : undefined;
+  let hosts: Hosts | undefined;
   try {
-    await Promise.all([...workers.map((w) => w.start()), host?.start()]);
+    await Promise.all(workers.map((w) => w.start()));
+    hosts = await st.startHosts(families, sc.awsEndpoint);
     const random = seededRandom(sc.seed ^ 0x5ca1e);
     const spreadMs = sc.smoke ? 6_000 : 40_000;
     const kills = sc.smoke ? 1 : 2;
@@ -45,7 +46,7 @@ export async function runScaleOut(sc: ScenarioContext): Promise<RunOutcome[]> {
           const at = Date.now();
           await victim.kill();
           const down = 2_000 + random() * 8_000;
-          sc.log(`scale-out: SIGKILLed ${victim.spec.name}; the other two carry on; it returns in ${(down / 1000).toFixed(1)} s`);
+          sc.log(`scale-out: SIGKILLed ${victim.name}; the other two carry on; it returns in ${(down / 1000).toFixed(1)} s`);
           await sleep(down);
           await victim.start();
           struck.push({ at, until: Date.now() });
@@ -54,7 +55,7 @@ export async function runScaleOut(sc: ScenarioContext): Promise<RunOutcome[]> {
       },
     });
   } finally {
-    await Promise.all([...workers.map((w) => w.stop()), host?.stop()]);
+    await Promise.all([...workers.map((w) => w.stop()), hosts?.stop()]);
     await st.close();
   }
 }

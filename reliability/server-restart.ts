@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/dev/services.js';
 import type { RunOutcome, ScenarioContext } from './types.js';
 import { runBatch, seededRandom, sleep, type Fault } from './campaign.js';
-import { needsHost, selectFamilies } from './families.js';
-import { stage } from './stage.js';
+import { selectFamilies } from './families.js';
+import { stage, type Hosts } from './stage.js';
 import { campaignWorker } from './workers.js';
 
 export async function runServerRestart(sc: ScenarioContext): Promise<RunOutcome[]> {
@@ -25,9 +25,10 @@ export async function runServerRestart(sc: ScenarioContext): Promise<RunOutcome[
       roots: [st.ctx.workDir],
     });
     const families = selectFamilies(sc.families);
-    const host = needsHost(families) ? st.hostWorker(sc.awsEndpoint) : undefined;
+    let hosts: Hosts | undefined;
     try {
-      await Promise.all([worker.start(), host?.start()]);
+      await worker.start();
+      hosts = await st.startHosts(families, sc.awsEndpoint);
       const random = seededRandom(sc.seed ^ 0x5e4);
       const spreadMs = sc.smoke ? 6_000 : 40_000;
       const restarts = sc.smoke ? 1 : 2;
@@ -58,7 +59,7 @@ export async function runServerRestart(sc: ScenarioContext): Promise<RunOutcome[
         },
       });
     } finally {
-      await Promise.all([worker.stop(), host?.stop()]);
+      await Promise.all([worker.stop(), hosts?.stop()]);
       await st.close();
     }
   } finally {

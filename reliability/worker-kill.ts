@@ -1,14 +1,14 @@
 /**
- * Scenario (a): the orchestration worker and the host worker (in turn, from a random first one) are
- * SIGKILLed at random points while every family's runs are in flight, and restarted after a random delay, as
- * systemd would restart it. A killed
- * activity is retried after its heartbeat timeout (transfers resume from their heartbeated
- * checkpoint); a killed workflow task moves to the restarted worker.
+ * Scenario (a): the orchestration worker, the host worker and a simulated instance's host worker (in
+ * turn, from a random first one) are SIGKILLed at random points while every family's runs are in
+ * flight, and restarted after a random delay, as systemd would. A killed activity is retried after
+ * its heartbeat timeout (transfers resume from their heartbeated checkpoint); a killed workflow task
+ * moves to the restarted worker.
  */
 import type { RunOutcome, ScenarioContext } from './types.js';
 import { runBatch, seededRandom, sleep, type Fault } from './campaign.js';
-import { needsHost, selectFamilies } from './families.js';
-import { stage } from './stage.js';
+import { selectFamilies } from './families.js';
+import { stage, type Hosts } from './stage.js';
 import { campaignWorker } from './workers.js';
 
 export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> {
@@ -21,10 +21,11 @@ export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> 
     roots: [st.ctx.workDir],
   });
   const families = selectFamilies(sc.families);
-  const host = needsHost(families) ? st.hostWorker(sc.awsEndpoint) : undefined;
-  const victims = host ? [worker, host] : [worker];
+  let hosts: Hosts | undefined;
   try {
-    await Promise.all(victims.map((w) => w.start()));
+    await worker.start();
+    hosts = await st.startHosts(families, sc.awsEndpoint);
+    const victims = [worker, ...hosts.killable];
     const random = seededRandom(sc.seed ^ 0xa11);
     const spreadMs = sc.smoke ? 6_000 : 40_000;
     const kills = sc.smoke ? 2 : 4;
@@ -40,16 +41,16 @@ export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> 
       log: sc.log,
       async drive(runs) {
         const struck: Fault[] = [];
-        while (struck.length < kills && runs.pending()) {
+        for (let round = 0; struck.length < kills && runs.pending(); round++) {
           // Each kill lands somewhere in its share of the start window (later ones after the restart).
           await sleep(1_000 + random() * (spreadMs / kills));
           if (!(await runs.running())) break;
           // Each worker in turn, from a random first one: every kind is killed whatever the seed.
-          const victim = victims[(first + struck.length) % victims.length]!;
+          const victim = victims[(first + round) % victims.length]!;
           const at = Date.now();
-          await victim.kill();
+          if (!(await victim.kill())) continue;
           const down = 500 + random() * 2_500;
-          sc.log(`worker-kill: SIGKILLed ${victim.spec.name}; restarting it in ${(down / 1000).toFixed(1)} s`);
+          sc.log(`worker-kill: SIGKILLed ${victim.name}; restarting it in ${(down / 1000).toFixed(1)} s`);
           await sleep(down);
           await victim.start();
           struck.push({ at, until: Date.now() });
@@ -58,7 +59,7 @@ export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> 
       },
     });
   } finally {
-    await Promise.all(victims.map((w) => w.stop()));
+    await Promise.all([worker.stop(), hosts?.stop()]);
     await st.close();
   }
 }

@@ -23,14 +23,19 @@ export interface WorkerSpec {
   extraEnv?: Record<string, string>;
 }
 
-export interface CampaignWorker {
+/** A process a scenario may crash: SIGKILLed, then started again (or waited for, when something else restarts it). */
+export interface Killable {
+  readonly name: string;
+  /** SIGKILL; false when there was nothing to kill. */
+  kill(): Promise<boolean>;
+  /** Resolves once it polls again. */
+  start(): Promise<void>;
+}
+
+export interface CampaignWorker extends Killable {
   readonly spec: WorkerSpec;
   /** Whether a process is running now. */
   running(): boolean;
-  /** SIGKILL (a crash, not a shutdown); resolves once the process is gone. */
-  kill(): Promise<void>;
-  /** Starts a new process and resolves once it polls. */
-  start(): Promise<void>;
   /** Stops it for good (SIGTERM, then SIGKILL). */
   stop(): Promise<void>;
   /** How many processes were started. */
@@ -67,11 +72,12 @@ export function campaignWorker(spec: WorkerSpec, startTimeoutMs = 180_000): Camp
   };
   const node = process.execPath;
   const self: CampaignWorker = {
+    name: spec.name,
     spec,
     running: () => proc !== undefined && alive(proc.pid),
     async kill() {
       const p = proc;
-      if (!p) return;
+      if (!p) return false;
       try {
         process.kill(-p.pid, 'SIGKILL');
       } catch {
@@ -80,6 +86,7 @@ export function campaignWorker(spec: WorkerSpec, startTimeoutMs = 180_000): Camp
       for (let i = 0; i < 100 && alive(p.pid); i++) await sleep(50);
       await p.stop();
       proc = undefined;
+      return true;
     },
     async start() {
       if (self.running()) return;
