@@ -39,4 +39,8 @@ export interface ScenarioContext {
   /** A scratch folder of this scenario (removed by the harness afterwards). */
   workDir: string;
   log(message: string): void;
+  /** The smoke version (`--smoke`): fewer faults, smaller data. Added for the scenarios of reliability/run.ts. */
+  smoke?: boolean;
+  /** `--families`: the families a scenario runs (name prefixes); all when absent. */
+  families?: readonly string[];
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The one entry behind `npm run demo|test|worker|record-histories` (and the checkout's `trainctl`
+// The one entry behind `npm run demo|test|worker|bench|reliability|record-histories` (and the checkout's `trainctl`
 // on an old Node): installs what is missing (node modules, the git-ignored .tools folder with the
 // Temporal CLI and moto, and Node 24 where the machine's node is older than 22), then runs the
 // TypeScript entry with tsx on that Node. Plain JavaScript with no dependencies, because it must
@@ -25,6 +25,8 @@ const entries = {
   worker: { file: 'src/worker.ts', temporal: false, moto: false },
   // The benchmark installs its own peers (bench/tools.ts) on top of the dev server, moto and s5cmd.
   bench: { file: 'bench/run.ts', temporal: true, moto: true },
+  // The reliability campaign starts its own dev servers and moto (or uses --temporal/--aws-endpoint).
+  reliability: { file: 'reliability/run.ts', temporal: true, moto: true },
   'record-histories': { file: 'scripts/record-histories.ts', temporal: true, moto: true },
   'record-run-histories': { file: 'scripts/record-run-histories.ts', temporal: true, moto: true },
   'record-branch-histories': { file: 'scripts/record-branch-histories.ts', temporal: true, moto: true },

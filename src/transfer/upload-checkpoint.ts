@@ -17,6 +17,13 @@ export interface UploadCheckpoint {
   partSize: number;
   checksum: string;
   uploadId?: string;
+  /**
+   * The uploads of this key already in progress before this run first started one: someone else's.
+   * Recorded before CreateMultipartUpload, so any other upload of the key found once the object is
+   * complete is one this run started but never recorded (a lost reply, a worker killed before its
+   * checkpoint), and is aborted.
+   */
+  others?: string[];
   parts: { n: number; etag: string; sha256?: string }[];
 }
 

@@ -20,6 +20,7 @@ import { heartbeatEvery } from './progress.js';
 import { prepareBody, type Body } from './upload-body.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
 import { sendsPartChecksums } from '../aws/profiles.js';
+import { listAllMultipartUploads } from '../aws/multipart.js';
 import { compositeSha256, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
 import { hashRange, listParts, rangeBody, verifyUploaded, withPartRetries } from './upload-parts.js';
 import { type EngineDeps, type FileResult, type RunScope, type UploadInput, isCancelled } from './types.js';
@@ -246,11 +247,18 @@ class FileUpload {
     await this.checkUnchanged();
     await this.complete(cp);
     await verifyUploaded(this.s3, this.input, this.body.size, cp.checksum, this.step.bind(this), this.scope.signal);
+    await this.abortOrphans(cp);
     return this.result(sent, false, cp.checksum, resumed);
   }
 
   private async create(cp: UploadCheckpoint): Promise<void> {
     const { input } = this;
+    if (!cp.others) {
+      // Recorded before the upload is started: see abortOrphans.
+      cp.others = await this.step(`list multipart uploads of ${input.label}`, () => this.uploadsOfKey());
+      this.scope.heartbeat?.(cp);
+      await this.state.save(cp);
+    }
     const created = await this.step(`start multipart upload s3://${input.bucket}/${input.key}`, () =>
       this.s3.send(
         new CreateMultipartUploadCommand({
@@ -351,6 +359,31 @@ class FileUpload {
     const local = compositeSha256(parts.map((p) => p.sha256 as string));
     if (reported && /-\d+$/.test(reported) && reported !== local)
       throw new TrainctlError(ErrorKind.Integrity, `${input.label}: S3 reports checksum ${reported} for the parts, the local parts give ${local}`);
+  }
+
+  /** The ids of the uploads of this key in progress now (all pages of the listing). */
+  private async uploadsOfKey(): Promise<string[]> {
+    const { input } = this;
+    const uploads = await withPartRetries(this.scope.signal, () => listAllMultipartUploads(this.s3, input.bucket, input.key, this.scope.signal));
+    return uploads.flatMap((u) => (u.Key === input.key && u.UploadId ? [u.UploadId] : []));
+  }
+
+  /**
+   * Once the object is complete, aborts the uploads of this key this run started but never recorded
+   * (a CreateMultipartUpload whose reply was lost, a worker killed before its checkpoint): each would
+   * keep its parts, and their bill, forever. Those in progress before the run began are left alone.
+   * Best-effort: a failure is logged, as the transfer itself has succeeded.
+   */
+  private async abortOrphans(cp: UploadCheckpoint): Promise<void> {
+    if (!cp.others) return;
+    const others = new Set(cp.others);
+    try {
+      for (const id of await this.uploadsOfKey()) {
+        if (id !== cp.uploadId && !others.has(id)) await abortUpload(this.s3, this.deps.log, this.input.bucket, this.input.key, id);
+      }
+    } catch (err) {
+      this.deps.log.warn('could not look for unrecorded multipart uploads', { label: this.input.label, error: String(err) });
+    }
   }
 
   /** Whether the object already holds this upload (its size and trainctl checksum). */
