@@ -370,19 +370,22 @@ class FileUpload {
 
   /**
    * Once the object is complete, aborts the uploads of this key this run started but never recorded
-   * (a CreateMultipartUpload whose reply was lost, a worker killed before its checkpoint): each would
-   * keep its parts, and their bill, forever. Those in progress before the run began are left alone.
-   * Best-effort: a failure is logged, as the transfer itself has succeeded.
+   * (a CreateMultipartUpload whose reply was lost, a worker killed before its checkpoint). Such an
+   * upload never received a part (parts follow the recorded id), so only an upload that holds none
+   * is aborted: one in progress before the run began, or one holding parts (another writer's), is
+   * left alone. Best-effort: a failure is logged, as the transfer itself has succeeded.
    */
   private async abortOrphans(cp: UploadCheckpoint): Promise<void> {
     if (!cp.others) return;
-    const others = new Set(cp.others);
+    const { s3, input, scope } = this;
+    const keep = new Set([...cp.others, cp.uploadId]);
     try {
       for (const id of await this.uploadsOfKey()) {
-        if (id !== cp.uploadId && !others.has(id)) await abortUpload(this.s3, this.deps.log, this.input.bucket, this.input.key, id);
+        if (keep.has(id) || (await listParts(s3, input.bucket, input.key, id, this.step.bind(this), scope.signal)).length > 0) continue;
+        await abortUpload(s3, this.deps.log, input.bucket, input.key, id);
       }
     } catch (err) {
-      this.deps.log.warn('could not look for unrecorded multipart uploads', { label: this.input.label, error: String(err) });
+      this.deps.log.warn('could not look for unrecorded multipart uploads', { label: input.label, error: String(err) });
     }
   }
 
