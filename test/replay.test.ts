@@ -43,10 +43,11 @@ test('the gate notices a workflow added without a history', () => {
   assert.deepEqual(workflowsWithoutHistory([...Object.keys(workflowIndex), 'newWorkflowWithoutHistory'], types), ['newWorkflowWithoutHistory']);
 });
 
-test('the main branches are recorded: provisioning created/reused/cancelled (before and after cost tracking), the cost tracker continued-as-new, a cleanup approved, rejected and continued-as-new in chunks (first and resumed run), a transfer each way, cancelled, failed and S3 → S3 by profile, a prewarm, a training run completed/stopped/failed/cancelled', () => {
+test('the main branches are recorded: provisioning created/reused/cancelled (before and after cost tracking), the cost tracker continued-as-new (carrying its state whole, and packed: first and resumed run), a cleanup approved, rejected and continued-as-new in chunks (first and resumed run), a transfer each way, cancelled, failed and S3 → S3 by profile, a prewarm, a training run completed/stopped/failed/cancelled', () => {
   const expected = ['provision-volume-created', 'provision-volume-reused', 'provision-volume-cancelled'].flatMap((n) => [n, `${n}-before-cost`]);
   const runs = ['training-run-completed', 'training-run-stopped', 'training-run-failed', 'training-run-cancelled', 'check-host', 'reconcile-cost'];
   const branches = ['cleanup-rejected', 'cleanup-continued', 'cleanup-continued-resumed', 'transfer-cancelled', 'transfer-failed', 'transfer-copy-profile'];
+  branches.push('cost-tracker-packed', 'cost-tracker-packed-resumed');
   for (const name of [
     ...expected,
     'cost-tracker-continued',
