@@ -12,13 +12,16 @@ import { startFaultProxy } from '../src/dev/fault-proxy.js';
 import { startMoto, startTemporalDevServer, stopAll } from '../src/dev/services.js';
 import { awsClientsFor, createWorker } from '../src/worker.js';
 import { saveHistory } from './history-file.js';
+import { resourceStartedSignal, resourceStoppedSignal, resourceUsageSignal, setRateUpdate } from '../src/contracts/cost.js';
+import type { costTracker } from '../src/workflows/cost-tracker.js';
 
 /**
  * `npm run record-branch-histories`: records the branches the other recorders leave out — a
  * transfer cancelled mid-upload, a transfer failed (a tampered object, Integrity), an S3 → S3 copy
  * through an AWS profile, a transfer paged over two runs (each run saved), a cleanup whose plan was
- * rejected, and a cleanup run in chunks (its first run and a resumed one, each continued as new) —
- * into test/fixtures/histories/, leaving every other history alone. Names given (`npm run
+ * rejected, a cleanup run in chunks (its first run and a resumed one, each continued as new), and a
+ * cost tracker carrying its resources packed (first run and resumed run) — into
+ * test/fixtures/histories/, leaving every other history alone. Names given (`npm run
  * record-branch-histories -- cleanup-continued`) record only those. Re-record only on purpose: a
  * history that no longer replays means running workflows would break on deploy.
  */
@@ -165,6 +168,48 @@ async function main(): Promise<void> {
       if (!second) throw new Error('the chunked cleanup did not continue as new');
       save('cleanup-continued.json', chunked.workflowId, firstRunId);
       save('cleanup-continued-resumed.json', chunked.workflowId, second);
+    }
+
+    // A cost tracker whose resources are carried packed: a first run (starts with tags, a restart, usage,
+    // setRate, a stop) continued as new after 10 messages, and the run it continued as (unpacked, then
+    // continued again). Both recorded.
+    if (wanted('cost-tracker-packed', 'cost-tracker-packed-resumed')) {
+      const tracker = await client.workflow.start<typeof costTracker>('costTracker', {
+        ...opts('cost-tracker/recorded-packed'),
+        args: [{ project: 'recorded-packed', continueAsNewAfterEvents: 10 }],
+      });
+      const hourAgo = Date.now() - 3_600_000;
+      const runIds: string[] = [tracker.firstExecutionRunId];
+      const nextRun = async (after: string) => {
+        for (let i = 0; i < 100; i++) {
+          const last = (await client.workflow.getHandle(tracker.workflowId, after).fetchHistory()).events?.at(-1);
+          const next = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+          if (next) return next;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        throw new Error('the cost tracker did not continue as new');
+      };
+      for (let run = 0; run < 2; run++) {
+        for (let i = 0; i < 4; i++) {
+          const id = `i-packed${run}-${i}`;
+          await tracker.signal(resourceStartedSignal, {
+            id,
+            kind: 'instance',
+            type: 't3.micro',
+            region: 'us-east-1',
+            tags: { team: `t${i % 2}` },
+            at: hourAgo,
+          });
+          await tracker.signal(resourceUsageSignal, { id, cpuPercent: 10 * i, gpuPercent: 50 });
+        }
+        await tracker.signal(resourceStoppedSignal, { id: `i-packed${run}-0`, at: hourAgo + 60_000 });
+        await tracker.executeUpdate(setRateUpdate, { args: [{ type: 't3.micro', usdPerHour: 0.02 }] });
+        await tracker.signal(resourceStartedSignal, { id: `i-packed${run}-0`, kind: 'instance', type: 't3.micro', region: 'us-east-1', tags: {} });
+        runIds.push(await nextRun(runIds.at(-1)!));
+      }
+      save('cost-tracker-packed.json', tracker.workflowId, runIds[0]);
+      save('cost-tracker-packed-resumed.json', tracker.workflowId, runIds[1]);
+      await client.workflow.getHandle(tracker.workflowId).terminate('recorded');
     }
   } finally {
     worker.shutdown();

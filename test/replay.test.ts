@@ -43,7 +43,7 @@ test('the gate notices a workflow added without a history', () => {
   assert.deepEqual(workflowsWithoutHistory([...Object.keys(workflowIndex), 'newWorkflowWithoutHistory'], types), ['newWorkflowWithoutHistory']);
 });
 
-test('the main branches are recorded: provisioning created/reused/cancelled (before and after cost tracking), the cost tracker continued-as-new, a cleanup approved, rejected and continued-as-new in chunks (first and resumed run), a transfer each way, cancelled, failed, S3 → S3 by profile and paged over two runs, a prewarm, a training run completed/stopped/failed/cancelled', () => {
+test('the main branches are recorded: provisioning created/reused/cancelled (before and after cost tracking), the cost tracker continued-as-new (carrying its state whole, and packed: first and resumed run), a cleanup approved, rejected and continued-as-new in chunks (first and resumed run), a transfer each way, cancelled, failed, S3 → S3 by profile and paged over two runs, a prewarm, a training run completed/stopped/failed/cancelled', () => {
   const expected = ['provision-volume-created', 'provision-volume-reused', 'provision-volume-cancelled'].flatMap((n) => [n, `${n}-before-cost`]);
   const runs = ['training-run-completed', 'training-run-stopped', 'training-run-failed', 'training-run-cancelled', 'check-host', 'reconcile-cost'];
   const branches = [
@@ -55,6 +55,8 @@ test('the main branches are recorded: provisioning created/reused/cancelled (bef
     'transfer-copy-profile',
     'transfer-paged-first',
     'transfer-paged-last',
+    'cost-tracker-packed',
+    'cost-tracker-packed-resumed',
   ];
   for (const name of [
     ...expected,

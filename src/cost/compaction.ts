@@ -7,6 +7,7 @@
  * @module
  */
 import { isUnpriced, monthBounds, resourceMicros, resourceMicrosBetween, type TrackedResource } from '../cost-model.js';
+import { unpackResources } from './packing.js';
 import type { Archive, TrackerState } from './state.js';
 
 /** The shape of the carried state; older runs' state (no version) is migrated on load. */
@@ -22,8 +23,15 @@ export function emptyArchive(): Archive {
   return { resources: 0, microUsd: 0, byMonth: {}, byKind: {}, byTag: {}, byMonthTag: {}, tagGroupsDropped: 0 };
 }
 
-/** Brings state carried from an older run to {@link STATE_VERSION} (version 1 had no archive). In place; returns it. */
+/**
+ * Brings state carried from an older run to {@link STATE_VERSION} (version 1 had no archive) and
+ * unpacks its resources if they were carried packed. In place; returns it.
+ */
 export function migrateState(state: TrackerState): TrackerState {
+  if (state.packedResources) {
+    state.resources = { ...state.resources, ...unpackResources(state.packedResources) };
+    delete state.packedResources;
+  }
   if ((state.stateVersion ?? 1) < 2) state.archive ??= emptyArchive();
   state.stateVersion = STATE_VERSION;
   return state;

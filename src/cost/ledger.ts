@@ -23,6 +23,8 @@ import {
 import { isUnpriced, usdToMicros, type TrackedResource } from '../cost-model.js';
 import { describeFailure } from '../errors/kinds.js';
 import { quote } from '../pricing.js';
+import type { CarriedSize } from './packing.js';
+import { MAX_REJECTED_BYTES, SEGMENT_BYTES, USAGE_BYTES, utf8Length } from './packing.js';
 import type { TrackerState } from './state.js';
 import { budgetView, iso } from './views.js';
 
@@ -48,6 +50,9 @@ export const KEEP_ALERTS = 50;
 /** Continued-as-new runs remembered in the state. */
 export const KEEP_PREVIOUS_RUNS = 20;
 
+/** What a run can still carry into the next ({@link CarriedSize}); absent, nothing is counted or refused. */
+export type Capacity = Pick<CarriedSize, 'admit' | 'take' | 'add'>;
+
 /** What a message did to the ledger. */
 export type Outcome = 'accepted' | 'duplicate' | { rejected: string };
 
@@ -66,6 +71,9 @@ export function countOutcome(state: TrackerState, message: string, outcome: Outc
     state.counters.rejected++;
     state.rejected.push({ at: iso(now), message, reason: outcome.rejected.slice(0, 500), ...(id !== undefined ? { id } : {}) });
     if (state.rejected.length > keepRejected) state.rejected.splice(0, state.rejected.length - keepRejected);
+    // However many are kept, the list stays small enough to carry into the next run.
+    let bytes = utf8Length(JSON.stringify(state.rejected));
+    while (bytes > MAX_REJECTED_BYTES && state.rejected.length > 1) bytes -= utf8Length(JSON.stringify(state.rejected.shift())) + 1;
     logger.warn('cost tracker rejected a message', { message, reason: outcome.rejected, id });
   }
 }
@@ -101,7 +109,7 @@ function segmentStart(r: TrackedResource): number {
  * `resourceStarted` (or an orphan reconciliation found): a new resource, a stopped one started
  * again (a new segment), the creator's own report of an orphan (adopted), or a duplicate.
  */
-export function startResource(state: TrackerState, raw: unknown, orphan: boolean, now: number, logger: LedgerLog): Outcome {
+export function startResource(state: TrackerState, raw: unknown, orphan: boolean, now: number, logger: LedgerLog, capacity?: Capacity): Outcome {
   const p = ResourceStartedSchema.safeParse(raw);
   if (!p.success) return { rejected: describeFailure(p.error) };
   const s = p.data;
@@ -114,6 +122,7 @@ export function startResource(state: TrackerState, raw: unknown, orphan: boolean
       // The creator's own report arrived after reconciliation registered the resource: adopt it.
       existing.orphan = false;
       existing.tags = { ...existing.tags, ...s.tags };
+      capacity?.add(utf8Length(JSON.stringify(s.tags)));
       return 'accepted';
     }
     if (existing.stoppedAt !== undefined && at > existing.stoppedAt) {
@@ -121,10 +130,13 @@ export function startResource(state: TrackerState, raw: unknown, orphan: boolean
       const price = rateFor(state, existing, s.hourlyRate);
       existing.segments.push({ from: at, rate: price.rate });
       delete existing.stoppedAt;
+      capacity?.add(SEGMENT_BYTES);
       return 'accepted';
     }
     return 'duplicate';
   }
+  const full = capacity?.admit(s);
+  if (full !== undefined) return { rejected: full };
   const price = rateFor(state, s, s.hourlyRate);
   state.resources[s.id] = {
     id: s.id,
@@ -161,11 +173,13 @@ export function stopResource(state: TrackerState, raw: unknown, now: number): Ou
 }
 
 /** `resourceUsage`: the latest sample of a resource's metrics and their moving averages. */
-export function recordUsage(state: TrackerState, raw: unknown, now: number): Outcome {
+export function recordUsage(state: TrackerState, raw: unknown, now: number, capacity?: Capacity): Outcome {
   const p = ResourceUsageSchema.safeParse(raw);
   if (!p.success) return { rejected: describeFailure(p.error) };
   const r = state.resources[p.data.id];
   if (!r) return { rejected: 'usage for an unknown resource id' };
+  const full = r.usage ? undefined : capacity?.take(USAGE_BYTES);
+  if (full !== undefined) return { rejected: full };
   const { id: _id, at, ...metrics } = p.data;
   const u = (r.usage ??= { samples: 0, at: 0, latest: {}, average: {} });
   u.samples++;
@@ -185,7 +199,7 @@ export function recordUsage(state: TrackerState, raw: unknown, now: number): Out
  * time) and stops the vanished resources it still thinks run, each re-checked against the state,
  * so a start or stop racing with the report is neither lost nor counted twice.
  */
-export function applyReconcileReport(state: TrackerState, raw: unknown, now: number, logger: LedgerLog): Outcome {
+export function applyReconcileReport(state: TrackerState, raw: unknown, now: number, logger: LedgerLog, capacity?: Capacity): Outcome {
   const p = ReconcileReportSchema.safeParse(raw);
   if (!p.success) return { rejected: describeFailure(p.error) };
   const report = p.data;
@@ -193,7 +207,7 @@ export function applyReconcileReport(state: TrackerState, raw: unknown, now: num
   const vanished: string[] = [];
   for (const o of report.orphans) {
     if (state.resources[o.id]) continue;
-    const outcome = startResource(state, o, true, now, logger);
+    const outcome = startResource(state, o, true, now, logger, capacity);
     if (outcome === 'accepted') orphans.push(o.id);
     else if (outcome !== 'duplicate') logger.warn('reconciliation found an orphan the tracker cannot record', { id: o.id, reason: outcome.rejected });
   }
@@ -228,7 +242,7 @@ export function setBudget(state: TrackerState, raw: unknown, now: number): Budge
  * gets it for its whole life (its cost was unknown, not zero); a running priced one gets a new
  * segment from now; a stopped priced one, or one with its own override, keeps its rate.
  */
-export function setRate(state: TrackerState, raw: unknown, now: number): SetRateResult {
+export function setRate(state: TrackerState, raw: unknown, now: number, capacity?: Capacity): SetRateResult {
   const s = SetRateSchema.parse(raw);
   const microUsdPerHour = usdToMicros(s.usdPerHour);
   state.rates[s.type] = { microUsdPerHour, unit: s.unit, setAt: now };
@@ -243,6 +257,7 @@ export function setRate(state: TrackerState, raw: unknown, now: number): SetRate
       const last = r.segments[r.segments.length - 1];
       if (last) last.to = Math.max(now, last.from);
       r.segments.push({ from: Math.max(now, last?.from ?? now), rate });
+      capacity?.add(SEGMENT_BYTES);
     } else continue;
     r.rateSource = 'set-rate';
     affected++;

@@ -5,6 +5,7 @@
  */
 import type { AlertRecord, BudgetAction, BudgetWindow, ReconciliationView, RejectedRecord, TrackerCounters } from '../contracts/cost.js';
 import type { TrackedResource } from '../cost-model.js';
+import type { PackedResources } from './packing.js';
 
 export interface BudgetState {
   name: string;
@@ -46,6 +47,8 @@ export interface TrackerState {
   archive?: Archive;
   project: string;
   resources: Record<string, TrackedResource>;
+  /** The resources as carried into a new run (`resources` is empty then): unpacked when the run starts. */
+  packedResources?: PackedResources;
   rates: Record<string, { microUsdPerHour: number; unit: 'resource' | 'GiB'; setAt: number }>;
   budgets: Record<string, BudgetState>;
   alerts: AlertRecord[];

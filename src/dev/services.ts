@@ -189,6 +189,21 @@ export interface TemporalDevServerOptions {
   startTimeoutMs?: number;
 }
 
+/**
+ * The dev server's settings. `history.maximumBufferedEventsBatch` (default 100): the server
+ * force-closes a started workflow task once more than that many events wait behind it, the worker
+ * then drops the run from its cache and replays the whole history, which under a signal stream
+ * (the cost tracker at a few hundred signals/s) takes longer than the next 100 signals: every
+ * task is force-closed until the stream stops, and queries, answered with a task, wait for it
+ * (`docs/LIMITS.md`, cost tracker). Raised, the 2 MiB of buffered events
+ * (`history.maximumBufferedEventsSizeInBytes`) is the limit instead. A cluster of your own needs
+ * the same setting for such streams; trainctl cannot set it on a server it did not start.
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, string | number | boolean> = {
+  'frontend.enableServerVersionCheck': false,
+  'history.maximumBufferedEventsBatch': 10_000,
+};
+
 async function pickPort(preferred: number | undefined): Promise<number> {
   if (preferred !== undefined && (await isPortFree(preferred))) return preferred;
   return freePort();
@@ -223,7 +238,7 @@ async function startTemporalOnce(opts: TemporalDevServerOptions): Promise<Tempor
   if (opts.searchAttributes !== false) {
     for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=${CLI_TYPE_NAMES[key.type]}`);
   }
-  const dynamicConfig = { 'frontend.enableServerVersionCheck': false, ...opts.dynamicConfig };
+  const dynamicConfig = { ...DEV_SERVER_DYNAMIC_CONFIG, ...opts.dynamicConfig };
   for (const [k, v] of Object.entries(dynamicConfig)) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
 
   const proc = startProcess('temporal', toolPath('temporal'), args);

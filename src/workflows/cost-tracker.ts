@@ -4,6 +4,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -44,6 +45,7 @@ import {
 } from '../cost/ledger.js';
 import { asOfTime, byTagView, checkBudget, detailsLine, earlier, resourceView, runningView, summaryView, totals, type Wake } from '../cost/views.js';
 import { compactState, migrateState } from '../cost/compaction.js';
+import { CarriedSize, packResources } from '../cost/packing.js';
 import { ErrorKind, describeFailure } from '../errors/kinds.js';
 import { SA } from '../search-attributes.js';
 import { fireBudget } from './cost-budget-actions.js';
@@ -67,7 +69,13 @@ function failureFromZod(err: z.ZodError): ApplicationFailure {
 interface RunMarks {
   events: number;
   dirty: boolean;
+  /** Workflow time the totals were last computed at (and the details line last set at). */
+  pricedAt?: number;
+  detailsAt?: number;
 }
+
+/** The run's details line in the UI is refreshed at most this often (workflow time) between pricings. */
+const DETAILS_EVERY_MS = 10_000;
 
 /**
  * The cost tracker of one project: an entity workflow, id `cost-tracker/PROJECT`, started on demand
@@ -90,17 +98,33 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
   const state: TrackerState = migrateState((opts.state as TrackerState | undefined) ?? newTrackerState(opts.project));
   state.runs++;
   const marks: RunMarks = { events: 0, dirty: true };
+  // What this run will carry into the next: a new resource that would take it over the payload limit is rejected.
+  const carried = new CarriedSize(state, opts.keepRejected);
 
   // Handlers first, before any await, so no message that arrives with the first task is dropped.
-  registerSignals(state, opts, marks);
+  registerSignals(state, opts, marks, carried);
   registerQueries(state);
-  registerUpdates(state, marks);
+  registerUpdates(state, marks, carried);
   if (opts.searchAttributes) upsertSearchAttributes([{ key: SA.project, value: opts.project }]);
+  /**
+   * Pricing every resource on every workflow task made each task O(resources): under a stream of
+   * signals the tasks grew slow enough for the server to force-close them (more than 100 signals
+   * buffered behind one), and their replay after each force-close O(tasks × resources). Patched, the
+   * loop prices them at most once per `costAttributeIntervalMs` of workflow time, which changes the
+   * timers it starts. Can become `deprecatePatch` once no tracker run started before 2026-11-30 is open.
+   */
+  const pricedLazily = patched('cost-tracker-prices-once-per-interval');
+  /**
+   * Carried whole, 10,000 running resources are over the 2 MB payload limit and the continue-as-new
+   * fails its task forever; patched, the resources are carried packed (`src/cost/packing.ts`), which
+   * changes the continue-as-new's input. Can become `deprecatePatch` once no tracker run started before 2026-11-30 is open.
+   */
+  const carriesPacked = patched('cost-tracker-carries-packed-resources');
 
   const shouldContinueAsNew = () => workflowInfo().continueAsNewSuggested || marks.events >= opts.continueAsNewAfterEvents;
   for (;;) {
     const budgetWake = await enforceBudgets(state, opts);
-    const wake = earlier(budgetWake, refreshCostAttribute(state, opts));
+    const wake = earlier(budgetWake, refreshCostAttribute(state, opts, marks, pricedLazily));
     if (shouldContinueAsNew()) break;
     marks.dirty = false;
     const woken = () => marks.dirty || shouldContinueAsNew();
@@ -114,21 +138,22 @@ export async function costTracker(request: CostTrackerRequest): Promise<void> {
   // many have come and gone. It changes the state carried, not the commands: old histories replay.
   const folded = compactState(state, workflowNow());
   log.info('cost tracker continuing as new', { runs: state.runs, events: marks.events, resources: Object.keys(state.resources).length, folded });
-  await continueAsNew<typeof costTracker>({ ...opts, state });
+  const carry: TrackerState = carriesPacked ? { ...state, resources: {}, packedResources: packResources(state.resources) } : state;
+  await continueAsNew<typeof costTracker>({ ...opts, state: carry });
 }
 
 /** The resource signals: each one a ledger transition, counted as accepted, duplicate or rejected. */
-function registerSignals(state: TrackerState, opts: CostTrackerInput, marks: RunMarks): void {
+function registerSignals(state: TrackerState, opts: CostTrackerInput, marks: RunMarks, carried: CarriedSize): void {
   const on = (message: string, raw: unknown, apply: (now: number) => Outcome) => {
     marks.events++;
     marks.dirty = true;
     const now = workflowNow();
     countOutcome(state, message, apply(now), raw, now, opts.keepRejected, log);
   };
-  setHandler(resourceStartedSignal, (raw) => on('resourceStarted', raw, (now) => startResource(state, raw, false, now, log)));
+  setHandler(resourceStartedSignal, (raw) => on('resourceStarted', raw, (now) => startResource(state, raw, false, now, log, carried)));
   setHandler(resourceStoppedSignal, (raw) => on('resourceStopped', raw, (now) => stopResource(state, raw, now)));
-  setHandler(resourceUsageSignal, (raw) => on('resourceUsage', raw, (now) => recordUsage(state, raw, now)));
-  setHandler(reconcileReportSignal, (raw) => on('reconcileReport', raw, (now) => applyReconcileReport(state, raw, now, log)));
+  setHandler(resourceUsageSignal, (raw) => on('resourceUsage', raw, (now) => recordUsage(state, raw, now, carried)));
+  setHandler(reconcileReportSignal, (raw) => on('reconcileReport', raw, (now) => applyReconcileReport(state, raw, now, log, carried)));
 }
 
 /** The queries: pure reads of the state, priced at `asOf` (default: workflow time). */
@@ -145,7 +170,7 @@ function registerQueries(state: TrackerState): void {
 }
 
 /** The updates: validators reject bad input before it is recorded; the handlers change the ledger. */
-function registerUpdates(state: TrackerState, marks: RunMarks): void {
+function registerUpdates(state: TrackerState, marks: RunMarks, carried: CarriedSize): void {
   const received = () => {
     marks.events++;
     marks.dirty = true;
@@ -168,7 +193,7 @@ function registerUpdates(state: TrackerState, marks: RunMarks): void {
   setHandler(
     setRateUpdate,
     (raw) => {
-      const result = setRate(state, raw, workflowNow());
+      const result = setRate(state, raw, workflowNow(), carried);
       received();
       return result;
     },
@@ -196,10 +221,21 @@ async function enforceBudgets(state: TrackerState, opts: CostTrackerInput): Prom
 /**
  * Upserts the TrainctlCostUsd search attribute at most every `costAttributeIntervalMs`, shows the
  * totals in the run's details, and returns when the attribute is next due while the cost moves.
+ * Priced `lazily` (patched), the resources are priced at most once per interval (the details line
+ * at most every {@link DETAILS_EVERY_MS}), not on every workflow task.
  */
-function refreshCostAttribute(state: TrackerState, opts: CostTrackerInput): Wake | undefined {
+function refreshCostAttribute(state: TrackerState, opts: CostTrackerInput, marks: RunMarks, lazily: boolean): Wake | undefined {
   const t = workflowNow();
+  const why = 'refresh the cost search attribute';
+  if (lazily && marks.pricedAt !== undefined && t - marks.pricedAt < opts.costAttributeIntervalMs) {
+    if (t - (marks.detailsAt ?? 0) >= DETAILS_EVERY_MS) {
+      setCurrentDetails(detailsLine(state, totals(state, t), t));
+      marks.detailsAt = t;
+    }
+    return { at: marks.pricedAt + opts.costAttributeIntervalMs, why };
+  }
   const total = totals(state, t);
+  marks.pricedAt = marks.detailsAt = t;
   const due = !state.costAttribute || t - state.costAttribute.at >= opts.costAttributeIntervalMs;
   if (due && state.costAttribute?.usd !== total.totalUsd) {
     if (opts.searchAttributes) upsertSearchAttributes([{ key: SA.costUsd, value: total.totalUsd }]);
@@ -207,7 +243,8 @@ function refreshCostAttribute(state: TrackerState, opts: CostTrackerInput): Wake
   }
   let wake: Wake | undefined;
   if (total.burnMicroUsdPerHour > 0 || (state.costAttribute && state.costAttribute.usd !== total.totalUsd)) {
-    wake = { at: (state.costAttribute?.at ?? t) + opts.costAttributeIntervalMs, why: 'refresh the cost search attribute' };
+    // Unpatched, a due attribute whose cents had not moved woke at once (the last upsert + interval is past).
+    wake = { at: (lazily ? t : (state.costAttribute?.at ?? t)) + opts.costAttributeIntervalMs, why };
   }
   setCurrentDetails(detailsLine(state, total, t));
   return wake;
