@@ -7,6 +7,7 @@
  * @module
  */
 import type { CleanupKind, CleanupPlan, PlannedResource } from './contracts/cleanup.js';
+import { utf8Bytes } from './utf8.js';
 
 /** Resources one plan may delete. More is refused (InvalidInput) before anything is deleted. */
 export const CLEANUP_MAX_PLAN_RESOURCES = 2_000;
@@ -14,21 +15,6 @@ export const CLEANUP_MAX_PLAN_RESOURCES = 2_000;
 export const CLEANUP_MAX_PLAN_BYTES = 512 * 1024;
 /** Bytes of one discovery result as JSON: the discovery activity refuses more (InvalidInput). */
 export const CLEANUP_MAX_DISCOVERY_BYTES = 1_500_000;
-
-/** Bytes of a string in UTF-8, without Buffer or TextEncoder (workflow code). */
-export function utf8Bytes(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      n += 4;
-      i += 1;
-    } else n += 3;
-  }
-  return n;
-}
 
 /** How to make a cleanup smaller: said by every refusal of a too-large one. */
 export const NARROW_THE_SELECTOR =

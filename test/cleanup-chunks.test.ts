@@ -314,6 +314,7 @@ describe('a cleanup of more resources than one chunk', { timeout: 240_000 }, () 
       plan: forged,
       nextChunk: 1,
       report: { deleted: [], alreadyGone: [], skipped: [], failed: [], snapshots: [] },
+      fromRunId: 'a-run-id-the-forger-guessed',
     };
     const handle = await client.workflow.start(CleanupWorkflowType, {
       taskQueue: worker.taskQueue,

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { countOutcome, newTrackerState, recordUsage, setRate, startResource, stopResource, type TrackerState } from '../src/cost/ledger.js';
-import { CARRIED_BYTES_LIMIT, CarriedSize, packResources, unpackResources, utf8Length } from '../src/cost/packing.js';
+import { CARRIED_BYTES_LIMIT, CarriedSize, packResources, unpackResources } from '../src/cost/packing.js';
+import { utf8Bytes } from '../src/utf8.js';
 import { migrateState } from '../src/cost/compaction.js';
 import { totals } from '../src/cost/views.js';
 
@@ -12,7 +13,7 @@ const PAYLOAD_LIMIT = 2 * 1024 * 1024;
 
 /** The bytes of the state a continue-as-new carries (as the tracker packs it). */
 function carriedBytes(state: TrackerState): number {
-  return utf8Length(JSON.stringify({ ...state, resources: {}, packedResources: packResources(state.resources) }));
+  return utf8Bytes(JSON.stringify({ ...state, resources: {}, packedResources: packResources(state.resources) }));
 }
 
 test(
@@ -78,7 +79,7 @@ test('10,000 running instances carry in well under the payload limit packed (ove
       quiet,
     );
   }
-  const whole = utf8Length(JSON.stringify(s));
+  const whole = utf8Bytes(JSON.stringify(s));
   const packed = carriedBytes(s);
   console.log(`[packing] 10,000 running instances: ${whole} bytes whole, ${packed} bytes packed (${(packed / 10_000).toFixed(1)} per resource)`);
   assert.ok(whole > PAYLOAD_LIMIT * 0.95, `whole: ${whole}`);

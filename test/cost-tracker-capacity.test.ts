@@ -2,6 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
 import { onCleanup, startWorker, testClient, testServices, uniqueName, type TestServices } from './helpers/harness.js';
+import { waitFor } from './helpers/wait.js';
 import {
   costTrackerWorkflowId,
   reconcileReportSignal,
@@ -21,21 +22,6 @@ before(async () => {
   client = await testClient(svc.env);
   taskQueue = (await startWorker({ env: svc.env, bundlePath: svc.bundlePath })).taskQueue;
 });
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 test(
   'a tracker with 10,000 running resources (two tags each) continues as new with all of them: the carried state is packed under the payload limit',
@@ -68,13 +54,12 @@ test(
       const extra: ResourceStarted = { id: `i-capextra${i}`, kind: 'instance', type: 't3.micro', region: 'us-east-1', tags: {}, at };
       await handle.signal(resourceStartedSignal, extra);
     }
-    const summary = await eventually(
-      'the tracker continued as new',
+    const summary = await waitFor(
       async () => {
         const s = await handle.query(summaryQuery);
         return s.runs >= 2 ? s : undefined;
       },
-      150_000,
+      { what: 'the tracker continued as new', timeoutMs: 150_000, intervalMs: 200 },
     );
     const total = await handle.query(totalCostQuery);
     console.log(`[capacity] ${total.running} running after ${summary.runs} runs; previous runs ${JSON.stringify(summary.previousRuns)}`);

@@ -48,7 +48,7 @@ test(
     // Parts are slowed so that another writer can start an upload of the key while this one runs.
     await proxy.setRules([
       { op: 'CreateMultipartUpload', fault: 'lostResponse', times: 1 },
-      { op: 'UploadPart', fault: 'latency', latencyMs: 1_000 },
+      { op: 'UploadPart', fault: 'latency', latencyMs: 3_000 },
     ]);
     await proxy.clearLog();
     const handle = await transferApi.start(

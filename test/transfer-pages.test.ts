@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import proto from '@temporalio/proto';
 import { ZodError } from 'zod';
+import { ApplicationFailure } from '@temporalio/common';
 import { uniqueName } from './helpers/harness.js';
 import { cliEnv, runCli } from './helpers/cli.js';
 import { MiB, failureOf, randomData, tempDir, transferSuite, treeDigests, writeTree, type TransferSuite } from './helpers/transfer.js';
@@ -140,7 +141,7 @@ test(
       }),
     );
     assert.equal(failure.type, 'InvalidInput');
-    assert.match(failure.message, /one page.*split it by prefix or --include/);
+    assert.match(failure.message, /whole tree in one page.*split it by prefix or --include/);
     assert.equal(await keysUnder(prefix), 0, 'nothing was written');
   },
 );
@@ -196,6 +197,22 @@ test('a run cuts its page where its file activities would pass the bound, in pat
     'a listing that fits is left as listed',
   );
   assert.deepEqual(cutPage({ ...large(['b', 'a']), next: 'b' }, 5, 2, yes), { files: large(['a', 'b']).files, next: 'b' }, "the listing's own cursor goes on");
+  // A listing that ignored the cursor (a worker older than pages) gives the whole tree again: the run keeps what follows its cursor.
+  assert.deepEqual(
+    cutPage({ ...large(['a', 'b', 'c', 'd', 'e']), after: 'b' }, 5, 2, yes),
+    { files: large(['c', 'd']).files, next: 'd' },
+    'the page after the cursor',
+  );
+  assert.deepEqual(
+    cutPage({ ...large(['a', 'b', 'c']), after: 'b' }, 5, 2, yes),
+    { files: large(['c']).files, next: undefined },
+    'the last page, not the whole tree',
+  );
+  assert.throws(
+    () => cutPage({ ...large(['c']), after: 'b', next: 'a' }, 5, 2, yes),
+    (err: unknown) => err instanceof ApplicationFailure && err.nonRetryable && /did not move past it/.test(err.message),
+    'a listing whose next page does not move on is refused rather than looping',
+  );
 });
 
 test(
@@ -203,7 +220,17 @@ test(
   { timeout: 120_000 },
   async () => {
     const prefix = `forged-${uniqueName('p')}/`;
-    const continuation = { after: 'f150.bin', page: 2, startedMs: 0, files: 0, bytes: 0, skipped: 0, verified: 0, skippedSymlinks: [] };
+    const continuation = {
+      fromRunId: 'a-run-id-the-forger-guessed',
+      after: 'f150.bin',
+      page: 2,
+      startedMs: 0,
+      files: 0,
+      bytes: 0,
+      skipped: 0,
+      verified: 0,
+      skippedSymlinks: [],
+    };
     const request = {
       source: { kind: 'local', path: src },
       destination: { kind: 's3', uri: `s3://${suite.bucket}/${prefix}` },

@@ -192,8 +192,9 @@ export function createTransferActivities(deps: {
     /**
      * Lists an S3 source: the object itself when the uri names one, else every object under the
      * prefix (folder markers skipped), filtered by the globs. Refuses (InvalidInput) any key whose
-     * relative part could escape a destination folder, before anything is written. Paged with
-     * `maxFiles`: the objects after `after`, and `next` when more follow. Read-only.
+     * relative part could escape a destination folder, before anything of its page is written (a
+     * later page's keys are checked as it is listed). Paged with `maxFiles`: the objects after
+     * `after`, and `next` when more follow. Read-only.
      */
     async transferListS3(input: {
       region: string;

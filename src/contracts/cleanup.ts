@@ -289,6 +289,8 @@ export interface CleanupCarried {
   plan: CleanupPlan;
   nextChunk: number;
   report: CleanupReport;
+  /** The run that continued as new with this: a start (or a cron or retry run) cannot name it. */
+  fromRunId: string;
 }
 
 /** The plan (null until discovery finished). */

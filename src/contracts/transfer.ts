@@ -46,6 +46,8 @@ export const MAX_PAGE_FILES = 20_000;
  * continues-as-new after a page; a caller never sets it.
  */
 export const TransferContinuationSchema = z.object({
+  /** The run that continued as new with this: only it can name it (a start, a cron or a retry run cannot). */
+  fromRunId: z.string().min(1),
   /** The last file (relative path) of the page before: the next page lists what comes after it. */
   after: z.string().min(1),
   /** This run's page (the first is 1). */

@@ -24,7 +24,8 @@ import { isUnpriced, usdToMicros, type TrackedResource } from '../cost-model.js'
 import { describeFailure } from '../errors/kinds.js';
 import { quote } from '../pricing.js';
 import type { CarriedSize } from './packing.js';
-import { MAX_REJECTED_BYTES, SEGMENT_BYTES, USAGE_BYTES, utf8Length } from './packing.js';
+import { MAX_REJECTED_BYTES, SEGMENT_BYTES, USAGE_BYTES } from './packing.js';
+import { utf8Bytes } from '../utf8.js';
 import type { TrackerState } from './state.js';
 import { budgetView, iso } from './views.js';
 
@@ -72,8 +73,8 @@ export function countOutcome(state: TrackerState, message: string, outcome: Outc
     state.rejected.push({ at: iso(now), message, reason: outcome.rejected.slice(0, 500), ...(id !== undefined ? { id } : {}) });
     if (state.rejected.length > keepRejected) state.rejected.splice(0, state.rejected.length - keepRejected);
     // However many are kept, the list stays small enough to carry into the next run.
-    let bytes = utf8Length(JSON.stringify(state.rejected));
-    while (bytes > MAX_REJECTED_BYTES && state.rejected.length > 1) bytes -= utf8Length(JSON.stringify(state.rejected.shift())) + 1;
+    let bytes = utf8Bytes(JSON.stringify(state.rejected));
+    while (bytes > MAX_REJECTED_BYTES && state.rejected.length > 1) bytes -= utf8Bytes(JSON.stringify(state.rejected.shift())) + 1;
     logger.warn('cost tracker rejected a message', { message, reason: outcome.rejected, id });
   }
 }
@@ -122,7 +123,7 @@ export function startResource(state: TrackerState, raw: unknown, orphan: boolean
       // The creator's own report arrived after reconciliation registered the resource: adopt it.
       existing.orphan = false;
       existing.tags = { ...existing.tags, ...s.tags };
-      capacity?.add(utf8Length(JSON.stringify(s.tags)));
+      capacity?.add(utf8Bytes(JSON.stringify(s.tags)));
       return 'accepted';
     }
     if (existing.stoppedAt !== undefined && at > existing.stoppedAt) {

@@ -15,6 +15,7 @@
  */
 import type { RateSource, ResourceKind, UsageStats } from '../contracts/cost.js';
 import type { Segment, TrackedResource } from '../cost-model.js';
+import { utf8Bytes } from '../utf8.js';
 
 /** Optional fields of a row, with one-letter keys. */
 interface PackedExtra {
@@ -132,16 +133,6 @@ export function unpackResources(p: PackedResources): Record<string, TrackedResou
   );
 }
 
-/** UTF-8 bytes of a string (the sandbox has no Buffer); a surrogate pair counts 6, an overestimate. */
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    n += c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
-  }
-  return n;
-}
-
 /** The payload a continue-as-new may carry, below Temporal's 2 MiB limit (the input's other fields are small). */
 export const CARRIED_BYTES_LIMIT = 1_900_000;
 /** A rejected message's record at most (a 256-character id, a 500-character reason, the message and time), in bytes. */
@@ -186,8 +177,8 @@ export class CarriedSize {
     this.interned = new Set(packed.strings);
     const running = Object.values(state.resources).filter((r) => r.stoppedAt === undefined).length;
     this.bytes =
-      utf8Length(JSON.stringify(packed)) +
-      utf8Length(JSON.stringify({ ...state, resources: {} })) +
+      utf8Bytes(JSON.stringify(packed)) +
+      utf8Bytes(JSON.stringify({ ...state, resources: {} })) +
       running * STOP_BYTES +
       Math.min(keepRejected * REJECTED_RECORD_BYTES, MAX_REJECTED_BYTES);
   }
@@ -204,9 +195,9 @@ export class CarriedSize {
     }
     const index = String(this.interned.size + fresh.size).length + 1;
     const tags = Object.keys(r.tags).length;
-    let add = utf8Length(JSON.stringify(r.id)) + 4 * index + 15 + SEGMENT_BYTES + STOP_BYTES + 8 + (tags ? 8 + 2 * tags * index : 0);
+    let add = utf8Bytes(JSON.stringify(r.id)) + 4 * index + 15 + SEGMENT_BYTES + STOP_BYTES + 8 + (tags ? 8 + 2 * tags * index : 0);
     if (r.sizeGiB !== undefined || r.iops !== undefined || r.throughputMiBps !== undefined) add += 48;
-    for (const s of fresh) add += utf8Length(JSON.stringify(s)) + 1;
+    for (const s of fresh) add += utf8Bytes(JSON.stringify(s)) + 1;
     const refusal = this.take(add);
     if (refusal === undefined) for (const s of fresh) this.interned.add(s);
     return refusal;

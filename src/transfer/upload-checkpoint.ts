@@ -24,6 +24,8 @@ export interface UploadCheckpoint {
    * checkpoint), and is aborted.
    */
   others?: string[];
+  /** CreateMultipartUpload calls sent for this file: an unrecorded upload can exist only past the first. */
+  creates?: number;
   parts: { n: number; etag: string; sha256?: string }[];
 }
 

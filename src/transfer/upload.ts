@@ -231,7 +231,7 @@ class FileUpload {
       } catch (err) {
         if (classify(err) !== ErrorKind.NotFound) throw err;
         // The upload is gone: completed by an attempt whose response was lost, or aborted.
-        if (await this.alreadyStored(cp)) return this.result(0, false, cp.checksum, cp.parts.length);
+        if (await this.alreadyStored(cp)) return (await this.abortOrphans(cp), this.result(0, false, cp.checksum, cp.parts.length));
         cp.parts = [];
         delete cp.uploadId;
         await this.create(cp);
@@ -253,12 +253,11 @@ class FileUpload {
 
   private async create(cp: UploadCheckpoint): Promise<void> {
     const { input } = this;
-    if (!cp.others) {
-      // Recorded before the upload is started: see abortOrphans.
-      cp.others = await this.step(`list multipart uploads of ${input.label}`, () => this.uploadsOfKey());
-      this.scope.heartbeat?.(cp);
-      await this.state.save(cp);
-    }
+    // Recorded before the upload is started: see abortOrphans.
+    cp.others ??= await this.step(`list multipart uploads of ${input.label}`, () => this.uploadsOfKey());
+    cp.creates = (cp.creates ?? 0) + 1;
+    this.scope.heartbeat?.(cp);
+    await this.state.save(cp);
     const created = await this.step(`start multipart upload s3://${input.bucket}/${input.key}`, () =>
       this.s3.send(
         new CreateMultipartUploadCommand({
@@ -370,13 +369,13 @@ class FileUpload {
 
   /**
    * Once the object is complete, aborts the uploads of this key this run started but never recorded
-   * (a CreateMultipartUpload whose reply was lost, a worker killed before its checkpoint). Such an
-   * upload never received a part (parts follow the recorded id), so only an upload that holds none
-   * is aborted: one in progress before the run began, or one holding parts (another writer's), is
-   * left alone. Best-effort: a failure is logged, as the transfer itself has succeeded.
+   * (a CreateMultipartUpload whose reply was lost, a worker killed before its checkpoint), which can
+   * exist only when it sent more than one. Such an upload never received a part (parts follow the
+   * recorded id), so only one holding none is aborted: one in progress before the run began, or one
+   * holding parts (another writer's), is left alone. Best-effort: a failure is only logged.
    */
   private async abortOrphans(cp: UploadCheckpoint): Promise<void> {
-    if (!cp.others) return;
+    if (!cp.others || (cp.creates ?? 0) < 2) return;
     const { s3, input, scope } = this;
     const keep = new Set([...cp.others, cp.uploadId]);
     try {

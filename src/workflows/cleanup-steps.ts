@@ -121,7 +121,9 @@ export async function execute(
       line.outcome = 'failed';
       const cause = err instanceof ActivityFailure ? err.cause : err;
       const kind = cause instanceof ApplicationFailure && cause.type ? cause.type : ErrorKind.Unknown;
-      report.failed.push({ id: r.id, kind, message: cause instanceof Error ? cause.message : String(cause), ...(current ? { step: current } : {}) });
+      // Cut, so that 2,000 failures (each a long IAM message, say) still fit the report carried into the next chunk.
+      const message = cause instanceof Error ? cause.message : String(cause);
+      report.failed.push({ id: r.id, kind, message: message.length > 300 ? `${message.slice(0, 299)}…` : message, ...(current ? { step: current } : {}) });
       log.warn('cleanup of a resource failed', { id: r.id, kind });
     }
   }

@@ -49,6 +49,8 @@ interface Run {
   inFlight: Map<string, string>;
   decision?: { approved: boolean; reason?: string };
   chunk?: { index: number; count: number };
+  /** Whether this run bounds and chunks its plan: read once, at planning, so a run recorded before it keeps the old reading throughout. */
+  chunked?: boolean;
 }
 
 /**
@@ -151,7 +153,8 @@ async function discoverAndPlan(run: Run, input: CleanupInput): Promise<CleanupPl
     { region: input.region, selector: input.selector },
   ]);
   const plan = planCleanup(discovery, input, { failClosed: failClosedPlanning() });
-  const tooLarge = chunkedCleanup() ? planTooLarge(plan) : undefined;
+  run.chunked = chunkedCleanup();
+  const tooLarge = run.chunked ? planTooLarge(plan) : undefined;
   if (tooLarge) throw ApplicationFailure.create({ type: ErrorKind.InvalidInput, nonRetryable: true, message: tooLarge });
   run.plan = plan;
   log.info('cleanup planned', { hash: plan.hash, resources: plan.resources.length, skipped: plan.skipped.length, dryRun: input.dryRun });
@@ -219,7 +222,7 @@ async function awaitApproval(run: Run, plan: CleanupPlan, input: CleanupInput): 
 async function deleteAll(run: Run, plan: CleanupPlan, input: CleanupInput): Promise<CleanupResult> {
   run.phase = 'running';
   run.report.skipped.push(...skipsOf(plan));
-  if (chunkedCleanup()) return runChunk(run, plan, input, 0);
+  if (run.chunked) return runChunk(run, plan, input, 0);
   const cancelled = await execute(plan.resources, plan.region, input, run.report, run.inFlight);
   return finish(run, plan, cancelled);
 }
@@ -252,7 +255,7 @@ async function runChunk(run: Run, plan: CleanupPlan, input: CleanupInput, index:
       const { skipped, ...rest } = run.report;
       const report = { ...rest, skipped: skipped.slice(plan.skipped.length) };
       log.info('cleanup chunk done, continuing as new', { hash: plan.hash, chunk: index + 1, chunks: chunks.length });
-      return continueAsNew<typeof cleanup>(input, { planHash: plan.hash, plan, nextChunk: index + 1, report });
+      return continueAsNew<typeof cleanup>(input, { planHash: plan.hash, plan, nextChunk: index + 1, report, fromRunId: workflowInfo().runId });
     }
   }
   if (cancelled) {
@@ -274,7 +277,9 @@ async function resumeChunks(run: Run, input: CleanupInput, carried: CleanupCarri
       message: `refusing to continue this cleanup: ${why}; nothing was deleted`,
     });
   };
-  if (workflowInfo().continuedFromExecutionRunId === undefined) refuse('carried work is accepted only by a run the cleanup itself continued as new');
+  // The run id is made by the server: only the run that continued as new can name it (a cron or retry run also has a predecessor, but not this one).
+  const from = workflowInfo().continuedFromExecutionRunId;
+  if (from === undefined || carried.fromRunId !== from) refuse('carried work is accepted only by a run the cleanup itself continued as new');
   const { plan } = carried;
   if (plan.hash !== carried.planHash || planHash(plan) !== carried.planHash) refuse(`the carried plan is not the approved plan ${carried.planHash}`);
   if (plan.dryRun || plan.region !== input.region || plan.force !== input.force || plan.snapshotBeforeDelete !== input.snapshotBeforeDelete)

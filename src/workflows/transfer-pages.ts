@@ -1,8 +1,9 @@
-import { patched } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { TransferContinuation, TransferReport } from '../contracts/transfer.js';
 import type { SourceList } from '../transfer/legs.js';
 import { MiB } from '../transfer/plan.js';
-import { MAX_UNITS_PER_RUN, compareRel, filesWithinUnits } from '../transfer/pages.js';
+import { MAX_UNITS_PER_RUN, afterCursor, compareRel, filesWithinUnits } from '../transfer/pages.js';
+import { ErrorKind } from '../errors/kinds.js';
 
 /**
  * This run's page, when the tree is more than one run moves: the listing said more follow
@@ -15,16 +16,27 @@ import { MAX_UNITS_PER_RUN, compareRel, filesWithinUnits } from '../transfer/pag
  * is kept (closed runs included: queries replay them), then remove it.
  */
 export function cutPage(
-  list: SourceList & { next?: string },
+  list: SourceList & { next?: string; after?: string },
   smallLimit: number,
   maxUnits = MAX_UNITS_PER_RUN,
   mayPage: () => boolean = () => patched('transfer-pages'),
 ): { files: SourceList['files']; next: string | undefined } | undefined {
   if (list.single) return undefined;
-  if (list.next === undefined && filesWithinUnits(list.files, smallLimit, maxUnits) >= list.files.length) return undefined;
+  // What sorts after the cursor only: a listing that ignored it (a worker older than pages) would
+  // otherwise move the first page again in every run, for ever.
+  const { after } = list;
+  const listed = after === undefined ? list.files : list.files.filter((f) => afterCursor(f.rel, after));
+  if (after !== undefined && list.next !== undefined && !afterCursor(list.next, after))
+    throw ApplicationFailure.create({
+      type: ErrorKind.Unknown,
+      nonRetryable: true,
+      message: `the listing after ${after} did not move past it (next: ${list.next})`,
+    });
+  const whole = listed.length === list.files.length && list.next === undefined;
+  if (whole && filesWithinUnits(listed, smallLimit, maxUnits) >= listed.length) return undefined;
   if (!mayPage()) return undefined;
   // A page is cut in path order, the order the next page's listing starts from.
-  const sorted = [...list.files].sort((a, b) => compareRel(a.rel, b.rel));
+  const sorted = [...listed].sort((a, b) => compareRel(a.rel, b.rel));
   const n = filesWithinUnits(sorted, smallLimit, maxUnits);
   if (n >= sorted.length) return { files: sorted, next: list.next };
   const files = sorted.slice(0, Math.max(1, n));
@@ -53,8 +65,15 @@ export function withEarlierPages(report: TransferReport, c: TransferContinuation
 }
 
 /** What the next run carries: where its page starts and the totals so far (lists capped at 1,000). */
-export function continuationAfter(report: TransferReport, next: string, c: TransferContinuation | undefined, startedMs: number): TransferContinuation {
+export function continuationAfter(
+  report: TransferReport,
+  next: string,
+  c: TransferContinuation | undefined,
+  startedMs: number,
+  fromRunId: string,
+): TransferContinuation {
   return {
+    fromRunId,
     after: next,
     page: (c?.page ?? 1) + 1,
     startedMs: c?.startedMs ?? startedMs,

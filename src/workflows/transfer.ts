@@ -16,6 +16,7 @@ import { TransferProgressTracker } from './transfer-progress.js';
 import { planFailure } from './transfer-failures.js';
 import { deleteRefusal } from '../transfer/delete-guard.js';
 import { continuationAfter, cutPage, withEarlierPages } from './transfer-pages.js';
+import { MAX_UNITS_PER_RUN } from '../transfer/pages.js';
 
 /** What a listing from a worker without pages may return; more is refused (newer workers page it). */
 const MAX_FILES = 20_000;
@@ -58,7 +59,10 @@ export async function transfer(request: TransferRequest): Promise<TransferReport
   }
   const report = withEarlierPages(dry ?? run.report(), input.continuation, now());
   if (run.next === undefined) return report;
-  return await continueAsNew<typeof transfer>({ ...input, continuation: continuationAfter(report, run.next, input.continuation, progress.started) });
+  return await continueAsNew<typeof transfer>({
+    ...input,
+    continuation: continuationAfter(report, run.next, input.continuation, progress.started, workflowInfo().runId),
+  });
 }
 
 /** The request, validated inside the workflow too: a start that bypassed the API fails here, kind InvalidInput. */
@@ -75,7 +79,7 @@ function validate(request: TransferRequest): TransferInput {
   const newForm = (t.source.kind === 's3' && t.destination.kind === 's3') || s3Uris.some((u) => parseS3Uri(u).profile !== undefined);
   if (newForm && !patched('s3-profiles')) throw invalid('S3 → S3 transfers and s3://PROFILE@… locations need a newer worker');
   // A continuation skips every path up to its cursor: only this workflow's own continue-as-new may carry one.
-  if (t.continuation && workflowInfo().continuedFromExecutionRunId === undefined)
+  if (t.continuation && t.continuation.fromRunId !== workflowInfo().continuedFromExecutionRunId)
     throw invalid('continuation: set only by the transfer itself for its next page');
   return t;
 }
@@ -142,12 +146,14 @@ class TransferRun {
     await this.checkProfiles();
     const listed = await this.listSource();
     const { srcBucket } = listed;
-    const page = cutPage(listed.list, input.partSizeMiB === undefined ? DEFAULT_MIN_PART_SIZE : input.partSizeMiB * MiB);
+    const maxUnits = this.staging ? MAX_UNITS_PER_RUN / 2 : MAX_UNITS_PER_RUN; // through staging a file is two activities
+    const smallLimit = input.partSizeMiB === undefined ? DEFAULT_MIN_PART_SIZE : input.partSizeMiB * MiB;
+    const page = cutPage({ ...listed.list, ...(input.continuation ? { after: input.continuation.after } : {}) }, smallLimit, maxUnits);
     const list = page ? { ...listed.list, files: page.files } : listed.list;
     this.next = page?.next;
     if (this.next !== undefined || input.continuation) {
-      if (input.deleteExtraneous)
-        throw invalid(`deleteExtraneous needs the whole tree in one page (pageFiles, at most ${MAX_FILES}); split it by prefix or --include`);
+      const split = `≤ pageFiles files and ≤ ${maxUnits} file activities; split it by prefix or --include`;
+      if (input.deleteExtraneous) throw invalid(`deleteExtraneous needs the whole tree in one page (${split})`);
       Object.assign(this.progress.state, { page: input.continuation?.page ?? 1, filesInEarlierPages: input.continuation?.files ?? 0 });
     }
     if (list.files.length > MAX_FILES)
