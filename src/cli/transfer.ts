@@ -5,6 +5,7 @@ import type { TransferReport, TransferRequest } from '../contracts/transfer.js';
 import * as api from '../api/transfer.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
+import { asUsageError } from './args.js';
 import { encodingAvailable } from '../transfer/compress.js';
 import { formatLocation, parseLocation } from '../transfer/location.js';
 import { progressLine, summarize } from '../transfer/report.js';
@@ -69,9 +70,8 @@ function parsePositiveInt(flag: string, v: string | undefined): number | undefin
   return n;
 }
 
-/** The transfer request the command line asks for; a UsageError when a flag is malformed. */
-function parseRequest(argv: string[], env: Env, environment: Record<string, string | undefined>): { request: TransferRequest; watch: boolean } {
-  const { values, positionals } = parseArgs({
+function parseFlags(argv: string[]) {
+  return parseArgs({
     args: argv,
     strict: true,
     allowPositionals: true,
@@ -95,6 +95,17 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
       engine: { type: 'string' },
     },
   });
+}
+
+/** The transfer request the command line asks for; a UsageError when a flag is malformed. */
+function parseRequest(argv: string[], env: Env, environment: Record<string, string | undefined>): { request: TransferRequest; watch: boolean } {
+  let parsed;
+  try {
+    parsed = parseFlags(argv);
+  } catch (err) {
+    throw asUsageError(err);
+  }
+  const { values, positionals } = parsed;
   if (positionals.length !== 2) throw new UsageError(`transfer needs SRC and DST\n${HELP}`);
   const compress = values.compress ?? 'none';
   if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd')
