@@ -16,6 +16,7 @@ const CASES: { args: string[]; names: RegExp }[] = [
   { args: ['volume', 'cancel', '--name', 'v1', '--region', 'nowhere'], names: /--region.*: must be an AWS region/ },
   { args: ['cost', 'budget', 'set', '--project', 'p1'], names: /--limit-usd: / },
   { args: ['cost', 'reconcile', 'now', '--project', 'p1', '--regions', 'nowhere'], names: /--regions: must be an AWS region/ },
+  { args: ['cost', 'reconcile', 'schedule', '--project', 'p1', '--every', 'null'], names: /--every: must be an interval/ },
   { args: ['cost', 'false', '--project', 'p1'], names: /unknown cost command "false"/ },
   { args: ['run', 'status', 'J!BZUF'], names: /run status: NAME "J!BZUF" may contain letters/ },
   { args: ['cleanup', 'apply', '--tag', 'team=a'], names: /cleanup apply needs --yes when not run on a terminal.*nothing was started/ },

@@ -6,6 +6,7 @@ import type { Env } from '../config.js';
 import {
   ProjectSchema,
   ReconcileInputSchema,
+  ReconcileScheduleSchema,
   SetBudgetSchema,
   SetRateSchema,
   costTrackerWorkflowId,
@@ -51,6 +52,7 @@ const COST_FLAGS: FlagNames = {
   type: '--type',
   usdPerHour: '--usd-per-hour',
   regions: '--regions',
+  every: '--every',
 };
 
 const usd = (v: number) => `$${v.toFixed(2)}`;
@@ -181,6 +183,7 @@ async function setRate({ values, json, project, env, connect }: Ctx): Promise<nu
 
 async function reconcile({ values, json, project, env, connect }: Ctx, verb: 'schedule' | 'now'): Promise<number> {
   const input = ReconcileInputSchema.parse({ project, regions: (values.regions ?? env.AWS_REGION).split(',').filter(Boolean) });
+  if (verb === 'schedule') ReconcileScheduleSchema.parse({ every: values.every });
   const client = await connect();
   if (verb === 'schedule') {
     const handle = await cost.ensureReconcileSchedule(client, { ...input, every: values.every ?? '1h', taskQueue: env.TRAINCTL_TASK_QUEUE });
