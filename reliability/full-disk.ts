@@ -138,7 +138,8 @@ async function oneRun(s: Setup, run: number): Promise<RunOutcome> {
   // What the failed copy left: the earlier file intact, no temp files, no open uploads.
   const after = digests(dst);
   if (after['model.bin'] !== earlierDigest) problems.push(`model.bin ${after['model.bin'] ? 'was overwritten by a partial copy' : 'was removed'}`);
-  const temps = Object.keys(after).filter((f) => f.includes('.trainctl-partial'));
+  // Anywhere on the disk (both roots), not only in the destination folder.
+  const temps = Object.keys(digests(s.disk)).filter((f) => f.includes('.trainctl-partial'));
   const uploads = (await s.s3.send(new ListMultipartUploadsCommand({ Bucket: s.bucket }))).Uploads ?? [];
   const leaked = temps.length + uploads.length;
   if (leaked) problems.push(`left ${[...temps, ...uploads.map((u) => `upload ${u.Key}`)].join(', ')}`);

@@ -277,11 +277,16 @@ async function runCli(argv: string[], environment: Record<string, string>): Prom
   console.log = (...a: unknown[]) => void (stdout += fmt(a));
   console.error = (...a: unknown[]) => void (stderr += fmt(a));
   console.warn = console.error;
+  // Nobody answers a prompt here: run from a terminal, the CLI must still see no terminal (cleanup apply asks otherwise).
+  const tty = Object.getOwnPropertyDescriptor(process.stdin, 'isTTY');
+  Object.defineProperty(process.stdin, 'isTTY', { value: false, configurable: true });
   try {
     const code = await cli(argv, environment);
     return { code, stdout, stderr };
   } finally {
     Object.assign(console, saved);
+    if (tty) Object.defineProperty(process.stdin, 'isTTY', tty);
+    else delete (process.stdin as { isTTY?: boolean }).isTTY;
   }
 }
 /* eslint-enable no-console */
