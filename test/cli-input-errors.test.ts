@@ -13,6 +13,7 @@ const OFFLINE = { TEMPORAL_ADDRESS: '127.0.0.1:1', AWS_REGION: 'us-east-1', TRAI
 const CASES: { args: string[]; names: RegExp }[] = [
   { args: ['cleanup', 'plan', '--tag', 'team=a', '--bogus'], names: /Unknown option '--bogus'/ },
   { args: ['transfer', '--concurrency', '-5', 's3://bucket/data/', '/tmp/x/'], names: /'--concurrency'/ },
+  { args: ['transfer', '--exclude', '', 's3://bucket/data/', '/tmp/x/'], names: /--exclude: / },
   { args: ['volume', 'cancel', '--name', 'v1', '--region', 'nowhere'], names: /--region.*: must be an AWS region/ },
   { args: ['cost', 'budget', 'set', '--project', 'p1'], names: /--limit-usd: / },
   { args: ['cost', 'reconcile', 'now', '--project', 'p1', '--regions', 'nowhere'], names: /--regions: must be an AWS region/ },

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ZodError } from 'zod';
 import type { Client } from '@temporalio/client';
 import type { Env } from '../config.js';
 import type { TransferReport, TransferRequest } from '../contracts/transfer.js';
@@ -25,6 +26,9 @@ const FLAGS: FlagNames = {
   stagingUri: '--staging (or TRAINCTL_STAGING_URI)',
   region: '--region',
   engine: '--engine',
+  include: '--include',
+  exclude: '--exclude',
+  maxDelete: '--max-delete',
 };
 
 const HELP = `usage: trainctl transfer SRC DST [options]
@@ -182,6 +186,8 @@ export async function transferCommand(
     }
     return ExitCode.Ok;
   } catch (err) {
+    // `exclude.0` is the user's --exclude: drop list indexes so the flag names apply.
+    if (err instanceof ZodError) err = new ZodError(err.issues.map((i) => ({ ...i, path: i.path.filter((p) => typeof p !== 'number') })));
     return reportError(err, { json, what: 'transfer', flags: FLAGS, ...(uiUrl ? { uiUrl } : {}) });
   }
 }
