@@ -359,10 +359,13 @@ async function cliCase(d: Deps, c: CliCommand, argv: string[], names: string[], 
     ended = 'completed';
     detail = `accepted (exit 0)${started.size ? `, started ${[...started].join(', ')}` : ''}`;
   } else if (started.size) {
-    // Accepted: it started a workflow, which the fuzzer stopped (no worker runs it): the exit reports that.
-    const stoppedByUs = /Terminated|terminated|aborted by closing workflow/.test(said);
-    ended = stoppedByUs ? 'completed' : 'unexpected';
-    detail = stoppedByUs ? `accepted: started ${[...started].join(', ')}, stopped by the fuzzer` : `refused after starting ${[...started].join(', ')}: ${line}`;
+    // Accepted: it started a workflow, which the fuzzer stopped (no worker runs it), so the command then
+    // failed (terminated, or a query of the stopped run); a usage error after a start is a refusal too late.
+    ended = res.code === 2 ? 'unexpected' : 'completed';
+    detail =
+      res.code === 2
+        ? `refused after starting ${[...started].join(', ')}: ${line}`
+        : `accepted: started ${[...started].join(', ')}, stopped by the fuzzer (exit ${res.code}: ${line.slice(0, 120)})`;
   } else if (res.code === 2) {
     // An empty or odd word is named quoted (`unknown command ""`, `"\u0000"`); no edit at all leaves the usage text.
     const mentions = (n: string) =>

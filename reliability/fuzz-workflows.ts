@@ -27,6 +27,8 @@ interface Deps {
   taskQueue: string;
   /** A prefix of every workflow id this fuzz starts, to tell its runs from anyone else's. */
   idPrefix: string;
+  /** The case owning each task queue the API calls were given: the final sweep in fuzz.ts checks them again. */
+  queues: Map<string, { family: string; run: number }>;
 }
 
 /** Raw starts (and API calls) in flight at once: each case is judged on its own, so they need not wait for each other. */
@@ -157,6 +159,7 @@ async function apiCase(d: Deps, target: FuzzTarget, input: unknown, run: number)
   const family = `api:${target.workflowType}`;
   const fields = refusedFields(target.schema, input);
   const taskQueue = `${d.idPrefix}api-${target.workflowType}-${run}`;
+  d.queues.set(taskQueue, { family, run });
   let ended: RunOutcome['ended'] = 'unexpected';
   let detail: string;
   try {

@@ -46,8 +46,8 @@ export async function runFuzz(ctx: ScenarioContext): Promise<RunOutcome[]> {
     throw err;
   });
   try {
-    const outcomes = await fuzzWorkflows({ ctx, client, aws, taskQueue, idPrefix });
     const queues = new Map<string, { family: string; run: number }>();
+    const outcomes = await fuzzWorkflows({ ctx, client, aws, taskQueue, idPrefix, queues });
     outcomes.push(...(await fuzzCli({ ctx, client, idPrefix, tag, queues })));
     await sweep(client, since, queues, outcomes);
     return outcomes;
