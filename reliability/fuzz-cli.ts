@@ -259,7 +259,9 @@ function apply(c: CliCommand, edits: Edit[]): { argv: string[]; names: string[] 
       const i = e.at % (positionals.length + 1);
       positionals[i] = e.value;
       typed(e.value);
-      names.add(i === 0 ? 'SRC' : 'DST');
+      // Either end may be named: a bogus SRC read as a local path makes "DST: local → local" the complaint.
+      names.add('SRC');
+      names.add('DST');
     }
   }
   const argv = [...words, ...flags.flatMap(([f, v]) => (v === true ? [f] : [f, v])), ...positionals];

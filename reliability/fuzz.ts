@@ -22,7 +22,8 @@ async function sweep(client: Client, since: Date, queues: Map<string, { family: 
     const owner = queues.get(w.taskQueue);
     if (!owner) continue;
     const o = outcomes.find((x) => x.family === owner.family && x.run === owner.run);
-    if (o && !o.detail.includes(w.workflowId)) {
+    // An accepted case may start runs (stopped here if still running); a refused one may not.
+    if (o && o.ended !== 'completed' && !o.detail.includes(w.workflowId)) {
       o.ended = 'unexpected';
       o.detail = `${o.detail}; also started ${w.workflowId} (seen late)`;
     }
