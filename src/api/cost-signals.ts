@@ -9,6 +9,7 @@
 import { WithStartWorkflowOperation, WorkflowNotFoundError, type Client, type WorkflowStartOptions } from '@temporalio/client';
 import {
   CostTrackerWorkflowType,
+  CostTrackerInputSchema,
   ProjectSchema,
   ReconcileReportSchema,
   ResourceStartedSchema,
@@ -44,10 +45,11 @@ export interface TrackerTarget {
  * The start options of a project's tracker (id, input, search attributes, summary): the same for a
  * signal-with-start, an update-with-start and a plain start.
  *
- * @throws ZodError when the project name is invalid.
+ * @throws ZodError naming the field (`project`, `keepRejected`, …) when the project or the tracker's input is invalid.
  */
 export function trackerStartOptions(project: string, taskQueue: string, extra: Omit<CostTrackerRequest, 'project'> = {}) {
-  const p = ProjectSchema.parse(project);
+  // The whole input, as the workflow will check it: a bad option is refused here, before anything starts.
+  const p = CostTrackerInputSchema.parse({ ...extra, project }).project;
   const args: [CostTrackerRequest] = [{ project: p, ...extra }];
   return {
     workflowId: costTrackerWorkflowId(p),

@@ -21,6 +21,7 @@ import {
   ProjectSchema,
   ReconcileCostWorkflowType,
   ReconcileInputSchema,
+  ReconcileScheduleSchema,
   SetBudgetSchema,
   SetRateSchema,
   byTagQuery,
@@ -182,13 +183,14 @@ export async function reconcileNow(client: Client, request: ReconcileRequest, op
  * `reconcileCost` workflow every `every` on `taskQueue`, skipping a run while one is still going.
  *
  * @param options - `every`: an interval such as `1h` or `30m`.
- * @throws ZodError, before contacting the server, when the project or the regions are invalid.
+ * @throws ZodError, before contacting the server, when the project, the regions or the interval are invalid.
  */
 export async function ensureReconcileSchedule(
   client: Client,
   options: { project?: string; regions: string[]; every: string; taskQueue: string },
 ): Promise<ScheduleHandle> {
   const input = ReconcileInputSchema.parse({ project: options.project, regions: options.regions });
+  ReconcileScheduleSchema.parse({ every: options.every });
   const scheduleId = reconcileScheduleId(input.project);
   const action = {
     type: 'startWorkflow' as const,

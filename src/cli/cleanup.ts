@@ -7,7 +7,7 @@ import type { Env } from '../config.js';
 import { CleanupInputSchema, type CleanupInput, type CleanupPlan, type CleanupReport, type CleanupRequest, type CleanupResult } from '../contracts/cleanup.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
-import { parseNumber, parseTags } from './args.js';
+import { asUsageError, parseNumber, parseTags } from './args.js';
 
 export const CLEANUP_FLAGS: FlagNames = {
   region: '--region (or AWS_REGION)',
@@ -145,6 +145,14 @@ function requestFrom(values: Record<string, string | boolean | string[] | undefi
 }
 
 function parseFlags(args: string[]) {
+  try {
+    return parseFlagsStrict(args);
+  } catch (err) {
+    throw asUsageError(err);
+  }
+}
+
+function parseFlagsStrict(args: string[]) {
   return parseArgs({
     args,
     strict: true,
@@ -173,7 +181,7 @@ function parseFlags(args: string[]) {
   }).values;
 }
 
-type Flags = ReturnType<typeof parseFlags>;
+type Flags = ReturnType<typeof parseFlagsStrict>;
 
 /** `cleanup approve` / `cleanup reject` of a run that waits for approval. */
 async function decide(sub: 'approve' | 'reject', values: Flags, json: boolean, env: Env, connect: () => Promise<Client>): Promise<number> {
@@ -225,6 +233,9 @@ async function planOrApply(
     .filter(Boolean);
   // Validate before connecting: a bad request never reaches Temporal or AWS.
   const input = CleanupInputSchema.parse(requestFrom(values, env, protectedFromEnv, sub === 'plan'));
+  // Nobody could approve the plan: refuse before a run starts and waits for an approval that never comes.
+  if (sub === 'apply' && !values.yes && !(process.stdin.isTTY && !json))
+    throw new UsageError('cleanup apply needs --yes when not run on a terminal (or with --json); nothing was started');
   const client = await connect();
   const handle = await cleanupApi.startCleanup(client, input, {
     taskQueue: env.TRAINCTL_TASK_QUEUE,

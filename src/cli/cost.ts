@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
+import { z, ZodError } from 'zod';
 import type { Client } from '@temporalio/client';
 import * as cost from '../api/cost.js';
 import type { Env } from '../config.js';
 import {
   ProjectSchema,
   ReconcileInputSchema,
+  ReconcileScheduleSchema,
   SetBudgetSchema,
   SetRateSchema,
   costTrackerWorkflowId,
@@ -13,7 +15,7 @@ import {
   type SetBudgetRequest,
 } from '../contracts/cost.js';
 import { workflowUiUrl } from '../temporal.js';
-import { ExitCode, UsageError, reportError } from './output.js';
+import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
 import { asUsageError, parseKeyValue, parseNumber } from './args.js';
 
 const HELP = `usage: trainctl cost show [--project P] [--by-tag KEY] [--json]
@@ -36,6 +38,22 @@ function table(header: string[], rows: string[][]): string {
       .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
+
+/** The flag a user typed for each field of the requests these commands build. */
+const COST_FLAGS: FlagNames = {
+  project: '--project',
+  limitUsd: '--limit-usd',
+  window: '--window',
+  action: '--action',
+  tagFilter: '--tag-filter',
+  'tagFilter.key': '--tag-filter',
+  'tagFilter.value': '--tag-filter',
+  name: '--name',
+  type: '--type',
+  usdPerHour: '--usd-per-hour',
+  regions: '--regions',
+  every: '--every',
+};
 
 const usd = (v: number) => `$${v.toFixed(2)}`;
 
@@ -165,6 +183,7 @@ async function setRate({ values, json, project, env, connect }: Ctx): Promise<nu
 
 async function reconcile({ values, json, project, env, connect }: Ctx, verb: 'schedule' | 'now'): Promise<number> {
   const input = ReconcileInputSchema.parse({ project, regions: (values.regions ?? env.AWS_REGION).split(',').filter(Boolean) });
+  if (verb === 'schedule') ReconcileScheduleSchema.parse({ every: values.every });
   const client = await connect();
   if (verb === 'schedule') {
     const handle = await cost.ensureReconcileSchedule(client, { ...input, every: values.every ?? '1h', taskQueue: env.TRAINCTL_TASK_QUEUE });
@@ -190,16 +209,20 @@ export async function costCommand(argv: string[], env: Env, connect: () => Promi
   }
   let json = rest.includes('--json');
   try {
+    // An unknown word is named as such, before its flags are read as something else.
+    if (!['show', 'budget', 'rate', 'reconcile'].includes(sub)) throw new UsageError(`unknown cost command ${JSON.stringify(sub)}\n${HELP}`);
     const [verb, ...flags] = sub === 'show' ? ['show', ...rest] : rest;
     const values = parseFlags(flags);
     json = values.json ?? false;
-    const ctx: Ctx = { values, json, project: ProjectSchema.parse(values.project), env, connect };
+    const ctx: Ctx = { values, json, project: z.object({ project: ProjectSchema }).parse({ project: values.project }).project, env, connect };
     if (sub === 'show') return await show(ctx);
     if (sub === 'budget' && verb === 'set') return await setBudget(ctx);
     if (sub === 'rate' && verb === 'set') return await setRate(ctx);
     if (sub === 'reconcile' && (verb === 'schedule' || verb === 'now')) return await reconcile(ctx, verb);
     throw new UsageError(`unknown cost command ${JSON.stringify([sub, verb].filter(Boolean).join(' '))}\n${HELP}`);
   } catch (err) {
-    return reportError(err, { json, what: `cost ${sub}` });
+    // `regions.0` is the user's --regions: drop list indexes so the flag names apply.
+    if (err instanceof ZodError) err = new ZodError(err.issues.map((i) => ({ ...i, path: i.path.filter((p) => typeof p !== 'number') })));
+    return reportError(err, { json, what: `cost ${sub}`, flags: COST_FLAGS });
   }
 }

@@ -1,5 +1,5 @@
 import { ZodError } from 'zod';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { classify, describeError } from '../errors/classify.js';
 import { explainStartFailureOffline } from '../temporal.js';
@@ -41,6 +41,7 @@ export function rootFailure(err: unknown): { kind: string; message: string } {
   if (e instanceof ApplicationFailure) return { kind: e.type ?? 'Unknown', message: e.message };
   if (e instanceof CancelledFailure) return { kind: 'Cancelled', message: e.message || 'cancelled' };
   if (e instanceof TerminatedFailure) return { kind: 'Terminated', message: e.message || 'terminated' };
+  if (e instanceof WorkflowNotFoundError) return { kind: 'NotFound', message: e.message };
   return { kind: classify(e), message: describeError(e) };
 }
 

@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import * as api from '../api/run.js';
 import type { Env } from '../config.js';
 import type { RunReport } from '../contracts/run.js';
+import { ResourceNameSchema } from '../contracts/common.js';
 import { RunFileError, readRunFile, validateRun } from '../run/run-file.js';
 import { formatBytes, progressLine } from '../transfer/report.js';
 import { workflowUiUrl } from '../temporal.js';
@@ -152,6 +153,9 @@ export async function runCommand(argv: string[], env: Env, connect: () => Promis
       return ExitCode.Ok;
     }
     if (!name) throw new UsageError(`run ${sub} needs the run's NAME`);
+    // Checked before connecting, with the name as the user typed it in the message.
+    const named = ResourceNameSchema.safeParse(name);
+    if (!named.success) throw new UsageError(`run ${sub}: NAME ${JSON.stringify(name)} ${named.error.issues[0]?.message ?? 'is not a run name'}`);
     const h = api.handle(await connect(), name);
     switch (sub) {
       case 'status': {

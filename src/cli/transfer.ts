@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
+import { ZodError } from 'zod';
 import type { Client } from '@temporalio/client';
 import type { Env } from '../config.js';
 import type { TransferReport, TransferRequest } from '../contracts/transfer.js';
 import * as api from '../api/transfer.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
+import { asUsageError } from './args.js';
 import { encodingAvailable } from '../transfer/compress.js';
 import { formatLocation, parseLocation } from '../transfer/location.js';
 import { progressLine, summarize } from '../transfer/report.js';
@@ -24,6 +26,9 @@ const FLAGS: FlagNames = {
   stagingUri: '--staging (or TRAINCTL_STAGING_URI)',
   region: '--region',
   engine: '--engine',
+  include: '--include',
+  exclude: '--exclude',
+  maxDelete: '--max-delete',
 };
 
 const HELP = `usage: trainctl transfer SRC DST [options]
@@ -71,9 +76,8 @@ function parsePositiveInt(flag: string, v: string | undefined): number | undefin
   return n;
 }
 
-/** The transfer request the command line asks for; a UsageError when a flag is malformed. */
-function parseRequest(argv: string[], env: Env, environment: Record<string, string | undefined>): { request: TransferRequest; watch: boolean } {
-  const { values, positionals } = parseArgs({
+function parseFlags(argv: string[]) {
+  return parseArgs({
     args: argv,
     strict: true,
     allowPositionals: true,
@@ -98,6 +102,17 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
       engine: { type: 'string' },
     },
   });
+}
+
+/** The transfer request the command line asks for; a UsageError when a flag is malformed. */
+function parseRequest(argv: string[], env: Env, environment: Record<string, string | undefined>): { request: TransferRequest; watch: boolean } {
+  let parsed;
+  try {
+    parsed = parseFlags(argv);
+  } catch (err) {
+    throw asUsageError(err);
+  }
+  const { values, positionals } = parsed;
   if (positionals.length !== 2) throw new UsageError(`transfer needs SRC and DST\n${HELP}`);
   const compress = values.compress ?? 'none';
   if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd')
@@ -175,6 +190,8 @@ export async function transferCommand(
     }
     return ExitCode.Ok;
   } catch (err) {
+    // `exclude.0` is the user's --exclude: drop list indexes so the flag names apply.
+    if (err instanceof ZodError) err = new ZodError(err.issues.map((i) => ({ ...i, path: i.path.filter((p) => typeof p !== 'number') })));
     return reportError(err, { json, what: 'transfer', flags: FLAGS, ...(uiUrl ? { uiUrl } : {}) });
   }
 }

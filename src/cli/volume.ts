@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
 import type { Client } from '@temporalio/client';
 import { provision, cancel } from '../api/volume.js';
 import type { Env } from '../config.js';
 import { ProvisionVolumeInputSchema, type ProvisionVolumeResult } from '../contracts/volume.js';
+import { RegionSchema, ResourceNameSchema } from '../contracts/common.js';
 import { workflowUiUrl } from '../temporal.js';
 import { ExitCode, UsageError, reportError, type FlagNames } from './output.js';
 import { asUsageError, parseNumber, parseTags } from './args.js';
@@ -72,13 +74,15 @@ export async function volumeCommand(argv: string[], env: Env, connect: () => Pro
   if (sub === 'cancel') {
     if (!values.name) return reportError(new UsageError('volume cancel needs --name'), { json, what: 'volume cancel' });
     try {
+      // Checked before connecting, field by field, so the message names the flag.
+      z.object({ name: ResourceNameSchema, region: RegionSchema }).parse({ name: values.name, region });
       const client = await connect();
       const workflowId = await cancel(client, region, values.name);
       if (json) console.log(JSON.stringify({ ok: true, workflowId, cancelRequested: true }));
       else console.log(`cancellation requested for ${workflowId}; it deletes what it created, then stops\n  run: ${workflowUiUrl(env, workflowId)}`);
       return ExitCode.Ok;
     } catch (err) {
-      return reportError(err, { json, what: 'volume cancel' });
+      return reportError(err, { json, what: 'volume cancel', flags: VOLUME_FLAGS });
     }
   }
   if (sub !== 'create') return reportError(new UsageError(`unknown volume command ${JSON.stringify(sub)}\n${HELP}`), { json, what: 'volume' });

@@ -155,6 +155,11 @@ export const ReconcileInputSchema = z.object({
   regions: z.array(RegionSchema).min(1, 'name at least one region').max(30),
 });
 export type ReconcileRequest = z.input<typeof ReconcileInputSchema>;
+
+/** How often the reconciliation Schedule runs: the `every` of its interval (`30m`, `1h`, `1d`). */
+export const ReconcileScheduleSchema = z.object({
+  every: z.string().regex(/^[1-9]\d{0,5}(s|m|h|d)$/, 'must be an interval such as 30m, 1h or 1d'),
+});
 export type ReconcileInput = z.output<typeof ReconcileInputSchema>;
 
 /** What one reconciliation found (the `reconcileCost` workflow's result). */

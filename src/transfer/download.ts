@@ -65,6 +65,15 @@ interface ObjectFacts {
   verifiedBy: VerifiedDownloadResult['verifiedBy'];
 }
 
+/** Writes `rest` at `at` to the end; a write that makes no progress at all is a Transient failure. */
+async function writeRest(fh: FileHandle, rest: Buffer, at: number, label: string): Promise<void> {
+  for (let off = 0; off < rest.length; ) {
+    const { bytesWritten } = await fh.write(rest, off, rest.length - off, at + off);
+    if (bytesWritten === 0) throw new TrainctlError(ErrorKind.Transient, `${label}: wrote ${off} of ${rest.length} bytes at offset ${at}`);
+    off += bytesWritten;
+  }
+}
+
 /** One {@link downloadVerified} call: its temp files, checkpoint and byte counts. */
 class VerifiedDownload {
   private readonly tmp: string;
@@ -297,9 +306,9 @@ class VerifiedDownload {
       const flush = async () => {
         if (batchBytes === 0) return;
         const { bytesWritten } = await fh.writev(batch, pos);
-        // A short write (a full disk, say) leaves a hole the digest of the received bytes would not see.
-        if (bytesWritten !== batchBytes)
-          throw new TrainctlError(ErrorKind.Transient, `${o.label}: wrote ${bytesWritten} of ${batchBytes} bytes at offset ${pos}`);
+        // A short write (a full disk, say) would leave a hole: write the rest, and the disk names its
+        // reason on the next call (ENOSPC: QuotaExceeded, not retried) instead of a vague retryable short write.
+        if (bytesWritten !== batchBytes) await writeRest(fh, Buffer.concat(batch).subarray(bytesWritten), pos + bytesWritten, o.label);
         pos += batchBytes;
         this.moved(batchBytes);
         batch = [];
