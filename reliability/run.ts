@@ -23,6 +23,8 @@ import { runWorkerKill } from './worker-kill.js';
 import { runServerRestart } from './server-restart.js';
 import { runFaultMix } from './fault-mix.js';
 import { runScaleOut } from './scale-out.js';
+import { runFullDisk } from './full-disk.js';
+import { runFuzz } from './fuzz.js';
 
 interface ScenarioEntry {
   name: Scenario;
@@ -59,6 +61,16 @@ const SCENARIOS: ScenarioEntry[] = [
     usesFamilies: true,
     what: 'three orchestration workers poll one task queue; one picked at random is SIGKILLed mid-batch (back 2–10 s later) and its work moves to the other two (2 kills, 1 in the smoke version).',
   },
+  {
+    name: 'full-disk',
+    run: runFullDisk,
+    what: 'an 8 MiB tmpfs (a loop-mounted ext4 image where tmpfs is refused; root only) is the root of a real host worker and of an orchestration worker; each run fills it to 1 MiB free and copies more than fits S3 → host or S3 → local. Documented end: QuotaExceeded naming ENOSPC, the earlier file unchanged, no temp file on the disk, no open upload; after the filler is removed a re-run completes byte-identical.',
+  },
+  {
+    name: 'fuzz',
+    run: runFuzz,
+    what: 'seeded fast-check inputs: every workflow type started raw by name and through the client API with inputs the contract refuses, and every CLI command run with fuzzed arguments. Documented end: a refusal naming the field before any side effect (InvalidInput, no failed workflow task, no activity, nothing in the emulator; the CLI exits 2 with no stack trace); an accepted CLI case is completed.',
+  },
 ];
 
 const { values } = parseArgs({
@@ -85,7 +97,8 @@ const runs = Number(values.runs ?? (smoke ? 2 : 20));
 if (!Number.isInteger(runs) || runs < 1 || runs > 200) fail(`--runs must be a whole number from 1 to 200, got ${values.runs}`);
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
 if (!Number.isInteger(seed) || seed < 0) fail(`--seed must be a whole number ≥ 0, got ${values.seed}`);
-const only = values.only?.split(',').map((s) => s.trim()) ?? SCENARIOS.map((s) => s.name);
+// The smoke version leaves fuzz and full disk to test/reliability-fuzz.test.ts, which runs them at the same size.
+const only = values.only?.split(',').map((s) => s.trim()) ?? SCENARIOS.filter((s) => !smoke || s.usesFamilies).map((s) => s.name);
 for (const name of only)
   if (!SCENARIOS.some((s) => s.name === name)) fail(`--only: unknown scenario ${name}; expected some of ${SCENARIOS.map((s) => s.name).join(', ')}`);
 /** The smoke version's families: the S3 → local download shares its engine with the host pull, so it is left to the full campaign. */
