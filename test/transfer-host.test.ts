@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
@@ -36,6 +36,31 @@ before(async () => {
 async function slowHost(keyPrefix: string, latencyMs: number) {
   await proxy.setRules(['UploadPart', 'PutObject', 'GetObject'].map((op) => ({ op, fault: 'latency' as const, keyPrefix, latencyMs })));
   return startHostWorker(services.env, { extraEnv: { AWS_ENDPOINT_URL: proxy.endpoint } });
+}
+
+/** The transfer's result; past `timeoutMs`, a failure showing its pending activities and the host worker's last output. */
+async function resultOrExplain(handle: WorkflowHandle, host: { output(): string }, timeoutMs = 180_000): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void handle
+        .describe()
+        .then((d) =>
+          JSON.stringify(
+            d.raw.pendingActivities?.map((a) => ({ type: a.activityType?.name, attempt: a.attempt, state: a.state, lastFailure: a.lastFailure?.message })),
+          ),
+        )
+        .catch((err: unknown) => String(err))
+        .then((pending) =>
+          reject(new Error(`the transfer did not end within ${timeoutMs} ms; pending: ${pending}; host output:\n${host.output().slice(-4_000)}`)),
+        );
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([handle.result(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function runTransfer(request: TransferRequest): Promise<TransferReport> {
@@ -135,7 +160,7 @@ test('a host worker killed with SIGKILL mid-upload resumes on restart without re
   assert.ok(doneBeforeKill.size >= parts / 2 && doneBeforeKill.size < parts, `killed after ${doneBeforeKill.size} of ${parts} parts`);
 
   await host.restart();
-  const report = (await handle.result()) as TransferReport;
+  const report = (await resultOrExplain(handle, host)) as TransferReport;
   const afterRestart = dataRequests((await proxy.log()).slice(atKill.length), key).map((e) => ({ part: e.partNumber }));
   const remaining = parts - doneBeforeKill.size;
   t.diagnostic(
@@ -195,7 +220,7 @@ test('a host replaced after a crash (same volume, no state folder: heartbeat det
     root: host.root,
     extraEnv: { AWS_ENDPOINT_URL: proxy.endpoint, TMPDIR: tempDir('fresh-tmp') },
   });
-  const report = (await handle.result()) as TransferReport;
+  const report = (await resultOrExplain(handle, fresh)) as TransferReport;
   const afterRestart = dataRequests((await proxy.log()).slice(atKill.length), key);
   t.diagnostic(
     `fresh host: the server knew ${serverParts.size} parts, S3 had ${storedBeforeKill.size} at the kill; UploadPart calls after: ${afterRestart.map((e) => e.partNumber).join(',')}`,
@@ -240,7 +265,7 @@ test('a host worker killed with SIGKILL mid-download resumes on restart and re-f
   assert.ok(doneBeforeKill.size < ranges, `killed after ${doneBeforeKill.size} of ${ranges} ranges`);
 
   await host.restart();
-  const report = (await handle.result()) as TransferReport;
+  const report = (await resultOrExplain(handle, host)) as TransferReport;
   const refetched = dataRequests((await proxy.log()).slice(atKill.length), key).filter((e) => doneBeforeKill.has(rangeNumber(e, 5 * MiB)));
   t.diagnostic(
     `download: ${doneBeforeKill.size}/${ranges} ranges done at SIGKILL; finished ranges fetched again: ${refetched.length} (${refetched.length * 5} MiB, limit ${concurrency * 5} MiB)`,
@@ -283,7 +308,7 @@ test('a host worker killed mid-way through a tree of small files resumes on rest
   assert.ok(doneBeforeKill.size < 16, `killed after ${doneBeforeKill.size} of 16 files`);
 
   await host.restart();
-  const report = (await handle.result()) as TransferReport;
+  const report = (await resultOrExplain(handle, host)) as TransferReport;
   const sentAfter = dataRequests((await proxy.log()).slice(atKill.length), prefix);
   const sentAgain = sentAfter.filter((e) => doneBeforeKill.has(e.key));
   t.diagnostic(

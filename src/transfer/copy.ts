@@ -35,7 +35,7 @@ import { abortUpload, headOrUndefined } from './s3-maintenance.js';
 import { listParts, verifyUploaded, withPartRetries } from './upload-parts.js';
 import { readAll, verifyDecoded, withBuffer } from './copy-buffers.js';
 import { checkpointStore, type CheckpointStore } from './checkpoint-store.js';
-import { isCancelled, type EngineDeps, type FileResult, type RunScope } from './types.js';
+import { endsTheFile, type EngineDeps, type FileResult, type RunScope } from './types.js';
 
 /** One end of a copy. */
 export interface CopyEnd {
@@ -129,7 +129,7 @@ class ObjectCopy {
       finished = true;
       return r;
     } catch (err) {
-      const finalFailure = isCancelled(err, scope.signal) || !isRetryable(classify(err));
+      const finalFailure = endsTheFile(err, scope.signal, (e) => isRetryable(classify(e)));
       if (finalFailure && this.cp?.uploadId) await abortUpload(this.dst, this.deps.log, destination.bucket, destination.key, this.cp.uploadId);
       if (finalFailure) {
         finished = true;

@@ -21,6 +21,7 @@ import { byteLimit, decompressor } from './compress.js';
 import { objectMeta } from './object-meta.js';
 import { NOFOLLOW_CREATE, NOFOLLOW_UPDATE, NOFOLLOW_WRITE, checkDestination, exists, pool } from './download-files.js';
 import type { DownloadCheckpoint, VerifiedDownloadOptions, VerifiedDownloadResult } from './download-types.js';
+import { endsTheFile } from './types.js';
 import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';
 
 export type { DownloadCheckpoint, VerifiedDownloadOptions, VerifiedDownloadResult } from './download-types.js';
@@ -253,8 +254,7 @@ class VerifiedDownload {
       };
     } catch (err) {
       // Keep the partial file only for a retry that can resume from it.
-      if (!o.resumable || o.signal?.aborted || (err instanceof Error && err.name === 'CancelledFailure') || !isRetryable(classify(err)))
-        await this.removeTemps();
+      if (!o.resumable || endsTheFile(err, o.signal, (e) => isRetryable(classify(e)))) await this.removeTemps();
       else await rm(this.decoded, { force: true });
       throw err;
     }

@@ -10,7 +10,7 @@ import { classify } from '../errors/classify.js';
 import { checkpointStore } from './checkpoint-store.js';
 import { downloadVerified, pool } from './download.js';
 import { heartbeatEvery } from './progress.js';
-import { isCancelled, type BatchInput, type DownloadInput, type EngineDeps, type FileResult, type RunScope } from './types.js';
+import { endsTheFile, type BatchInput, type DownloadInput, type EngineDeps, type FileResult, type RunScope } from './types.js';
 
 /** What a batch heartbeats: the files it finished, by label. */
 interface BatchCheckpoint {
@@ -113,7 +113,7 @@ export async function runBatch<I extends { label: string }>(
       },
     );
   } catch (err) {
-    if (isCancelled(err, scope.signal) || !isRetryable(classify(err))) await state.remove();
+    if (endsTheFile(err, scope.signal, (e) => isRetryable(classify(e)))) await state.remove();
     throw err;
   } finally {
     stopHb();

@@ -106,3 +106,21 @@ export interface EngineDeps {
 export function isCancelled(err: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true || (err instanceof Error && err.name === 'CancelledFailure');
 }
+
+/**
+ * Reasons an attempt is abandoned while the activity lives on (the SDK's cancel reasons): its
+ * heartbeat timed out on a loaded machine or a killed worker's, the worker is shutting down.
+ * The next attempt, maybe already running beside it, resumes from its temp files and upload.
+ */
+const ATTEMPT_ABANDONED = /^(TIMED_OUT|NOT_FOUND|WORKER_SHUTDOWN|PAUSED|RESET|HEARTBEAT_DETAILS_CONVERSION_FAILED)$/;
+
+/**
+ * Whether this file's work ends with this failure, so its temp files, checkpoint and multipart
+ * upload go: a cancel of the transfer itself, or a failure no retry can fix. An abandoned attempt
+ * (see {@link ATTEMPT_ABANDONED}) keeps them for the attempt that follows.
+ */
+export function endsTheFile(err: unknown, signal: AbortSignal | undefined, retryable: (err: unknown) => boolean): boolean {
+  if (!isCancelled(err, signal)) return !retryable(err);
+  const reason: unknown = signal?.aborted ? signal.reason : err;
+  return !(reason instanceof Error && ATTEMPT_ABANDONED.test(reason.message));
+}

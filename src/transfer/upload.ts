@@ -23,7 +23,7 @@ import { sendsPartChecksums } from '../aws/profiles.js';
 import { listAllMultipartUploads } from '../aws/multipart.js';
 import { compositeSha256, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
 import { hashRange, listParts, rangeBody, verifyUploaded, withPartRetries } from './upload-parts.js';
-import { type EngineDeps, type FileResult, type RunScope, type UploadInput, isCancelled } from './types.js';
+import { type EngineDeps, type FileResult, type RunScope, type UploadInput, endsTheFile } from './types.js';
 
 /**
  * Uploads one file (see the module comment). On cancel or a non-retryable failure the multipart
@@ -109,7 +109,7 @@ class FileUpload {
       return r;
     } catch (err) {
       // A cancel or a failure no retry can fix must not leave a multipart upload (and its bill) behind.
-      const finalFailure = isCancelled(err, this.scope.signal) || !isRetryable(classify(err));
+      const finalFailure = endsTheFile(err, this.scope.signal, (e) => isRetryable(classify(e)));
       if (finalFailure && this.cp?.uploadId) await abortUpload(this.s3, this.deps.log, input.bucket, input.key, this.cp.uploadId);
       if (finalFailure) finished = true;
       throw err;
