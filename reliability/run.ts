@@ -39,25 +39,25 @@ const SCENARIOS: ScenarioEntry[] = [
     name: 'worker-kill',
     run: runWorkerKill,
     usesFamilies: true,
-    what: 'the orchestration worker, the host worker and a live simulated instance’s host worker (in turn, from a random first one; an instance kill with no instance up is skipped) are SIGKILLed at random points while runs (started at random offsets over the first 40 s) are in flight; the first two are restarted after a random 0.5–3 s, the instance’s by the simulator; 4 kills (2 in the smoke version).',
+    what: 'the orchestration worker, the host worker and a live simulated instance’s host worker (in turn, from a random first one; an instance kill with no instance up is skipped) are SIGKILLed while runs (started at random offsets over the first 30 s) are in flight, the workers’ AWS slowed by 1 s a request: a kill 0.2–1 s after a run is seen open that no kill reaching its family has struck yet (a host worker’s reaches only the families whose activities it runs), so every run lives through one; the first two are restarted after a random 0.5–3 s, the instance’s by the simulator; at least one kill of each, at most 16 (8 in the smoke version).',
   },
   {
     name: 'server-restart',
     run: runServerRestart,
     usesFamilies: true,
-    what: 'a dev server persisting to a database file is stopped at random points while runs are in flight and started again on the same port with the same file 0.5–3 s later (2 restarts, 1 in the smoke version); workers and the client reconnect by themselves.',
+    what: 'a dev server persisting to a database file is stopped while runs are in flight (0.2–1 s after a run is seen open that no restart has struck yet, the workers’ AWS slowed by 1 s a request so their activities are mid-request) and started again on the same port with the same file 0.5–3 s later; at least 2 restarts (1 in the smoke version), at most 12 (6); workers and the client reconnect by themselves.',
   },
   {
     name: 'fault-mix',
     run: runFaultMix,
     usesFamilies: true,
-    what: 'every AWS request of the orchestration worker and the host worker goes through the fault proxy: 10 % throttled (503 SlowDown / RequestLimitExceeded), 2 % reset, 1 % 500 InternalError, 1 % response lost after the emulator acted; one SDK attempt per call (AWS_MAX_ATTEMPTS=1), so trainctl’s own retries and idempotency handle every fault.',
+    what: 'every AWS request of the orchestration worker and the host worker goes through the fault proxy: 10 % throttled (503 SlowDown / RequestLimitExceeded), 2 % reset, 1 % 500 InternalError, 1 % response lost after the emulator acted; one SDK attempt per call (AWS_MAX_ATTEMPTS=1), so trainctl’s own retries and idempotency handle every fault; the requests are slowed by 1 s first, as in the other scenarios. Struck: a run open for all of a 0.25 s interval between two reads of the proxy log in which a fault was injected (not necessarily on its own request); the cost tracker makes no AWS request, so the mix cannot strike it.',
   },
   {
     name: 'scale-out',
     run: runScaleOut,
     usesFamilies: true,
-    what: 'three orchestration workers poll one task queue; one picked at random is SIGKILLed mid-batch (back 2–10 s later) and its work moves to the other two (2 kills, 1 in the smoke version).',
+    what: 'three orchestration workers poll one task queue, their AWS slowed by 1 s a request; one picked at random is SIGKILLed (back 2–10 s later) 0.2–1 s after a run is seen open that no kill has struck yet, and its work moves to the other two; at least 2 kills (1 in the smoke version), at most 12 (6).',
   },
 ];
 
