@@ -194,17 +194,19 @@ export interface InFlight {
   running(): Promise<boolean>;
   /**
    * Waits until a run is open (its start accepted, its end not yet seen) that none of `faults` (an
-   * open fault has `until` Infinity) overlapped; false once none can be any more: every run started
-   * and each open one already struck, or the batch over.
+   * open fault has `until` Infinity) reaching its family overlapped, and returns the families of such
+   * runs; empty once none can be any more: every run started and each open one already struck, or
+   * the batch over.
    */
-  unstruck(faults: readonly Fault[]): Promise<boolean>;
+  unstruck(faults: readonly Fault[]): Promise<string[]>;
 }
 
 /**
  * The drivers' shared rhythm: strike whenever a run is open that no fault has struck yet (a random
  * 0.2–1 s into it, so it is past its start), at least `planned` times while runs are open and at
- * most `max`; `strike` injects one fault (narrowing its `reaches` if it touches only some families)
- * and resolves once it is lifted (false: nothing to strike).
+ * most `max`; `strike` injects one fault (narrowing its `reaches` if it touches only some families;
+ * `targets` are the families of the open runs not yet struck, empty for a strike beyond them) and
+ * resolves once it is lifted (false: nothing to strike).
  * Between faults a random 0.5–1.5 s lets the runs move on. Returns the faults, each from its
  * injection to its lifting.
  */
@@ -212,16 +214,16 @@ export async function strikeEveryRun(
   runs: InFlight,
   random: () => number,
   limits: { planned: number; max: number },
-  strike: (round: number, fault: Fault) => Promise<boolean>,
+  strike: (round: number, fault: Fault, targets: readonly string[]) => Promise<boolean>,
 ): Promise<Fault[]> {
   const struck: Fault[] = [];
   for (let round = 0; struck.length < limits.max && runs.pending(); round++) {
-    const target = await runs.unstruck(struck);
-    if (!target && (struck.length >= limits.planned || !(await runs.running()))) break;
+    const targets = await runs.unstruck(struck);
+    if (targets.length === 0 && (struck.length >= limits.planned || !(await runs.running()))) break;
     await sleep(200 + random() * 800);
     const fault: Fault = { at: Date.now(), until: Infinity };
     struck.push(fault);
-    if (!(await strike(round, fault))) {
+    if (!(await strike(round, fault, targets))) {
       struck.pop();
       continue;
     }
@@ -303,10 +305,11 @@ export async function runBatch(opts: BatchOptions): Promise<RunOutcome[]> {
     async unstruck(faults) {
       const hit = (w: (typeof windows)[number]) => reaching(faults, w.family).some((f) => f.at <= w.to && f.until >= w.from);
       for (;;) {
-        if (!pending()) return false;
+        if (!pending()) return [];
         const now = Date.now();
-        if (windows.some((w) => w.to > now && !hit(w))) return true;
-        if (unstarted === 0 && starting === 0 && windows.every((w) => w.to <= now || hit(w))) return false;
+        const open = windows.filter((w) => w.to > now && !hit(w));
+        if (open.length > 0) return [...new Set(open.map((w) => w.family))];
+        if (unstarted === 0 && starting === 0) return [];
         await sleep(100);
       }
     },

@@ -39,7 +39,7 @@ const SCENARIOS: ScenarioEntry[] = [
     name: 'worker-kill',
     run: runWorkerKill,
     usesFamilies: true,
-    what: 'the orchestration worker, the host worker and a live simulated instance’s host worker (in turn, from a random first one; an instance kill with no instance up is skipped) are SIGKILLed while runs (started at random offsets over the first 30 s) are in flight, the workers’ AWS slowed by 1 s a request: a kill 0.2–1 s after a run is seen open that no kill reaching its family has struck yet (a host worker’s reaches only the families whose activities it runs), so every run lives through one; the first two are restarted after a random 0.5–3 s, the instance’s by the simulator; at least one kill of each, at most 16 (8 in the smoke version).',
+    what: 'the orchestration worker, the host worker and a live simulated instance’s host worker (in turn from a random first one, skipping one whose crash reaches none of the runs still to strike; an instance kill with no instance up is skipped) are SIGKILLed while runs (started at random offsets over the first 30 s) are in flight, the workers’ AWS slowed by 1 s a request: a kill 0.2–1 s after a run is seen open that no kill reaching its family has struck yet (a host worker’s reaches only the families whose activities it runs), so every run lives through one; the first two are restarted after a random 0.5–3 s, the instance’s by the simulator; at least 3 kills (2 in the smoke version), at most 16 (8).',
   },
   {
     name: 'server-restart',

@@ -42,9 +42,10 @@ export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> 
       deadlineMs: sc.smoke ? 150_000 : 900_000,
       log: sc.log,
       drive: (runs) =>
-        // Each worker in turn, from a random first one: every kind is killed whatever the seed.
-        strikeEveryRun(runs, random, { planned: victims.length, max: sc.smoke ? 8 : 16 }, async (round, fault) => {
-          const victim = victims[(first + round) % victims.length]!;
+        strikeEveryRun(runs, random, { planned: victims.length, max: sc.smoke ? 8 : 16 }, async (round, fault, targets) => {
+          // In turn, skipping one whose crash reaches none of the runs still to strike.
+          const turn = victims.map((_, k) => victims[(first + round + k) % victims.length]!);
+          const victim = turn.find((v) => targets.length === 0 || !v.reaches || v.reaches.some((f) => targets.includes(f))) ?? turn[0]!;
           if (victim.reaches) fault.reaches = victim.reaches;
           if (!(await victim.kill())) return false;
           const down = 500 + random() * 2_500;
