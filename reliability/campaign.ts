@@ -56,6 +56,8 @@ export interface Family {
   what: string;
   /** At most this many runs per scenario, whatever `--runs` says (a heavy family). */
   maxRuns?: number;
+  /** Whether its runs make no AWS request at all (so an AWS fault cannot touch them). */
+  awsFree?: boolean;
   /** Whether its runs launch instances, which the instance simulator must play. */
   needsSimulator?: boolean;
   prepare(ctx: RunContext, run: number): Promise<FamilyRun>;
@@ -148,6 +150,15 @@ function ms(ts: { seconds?: unknown; nanos?: number | null } | null | undefined)
 export interface Fault {
   at: number;
   until: number;
+  /** The families it can touch (a host worker's crash only those whose activities run there); all when absent. */
+  reaches?: readonly string[];
+  /** Known only to lie somewhere between `at` and `until`: it struck only the runs open for all of that. */
+  somewhere?: boolean;
+}
+
+/** The faults of `faults` that can touch a run of `family`. */
+export function reaching(faults: readonly Fault[], family: string): Fault[] {
+  return faults.filter((f) => f.reaches === undefined || f.reaches.includes(family));
 }
 
 /**
@@ -166,6 +177,7 @@ export async function recoveryOf(ctx: RunContext, workflowId: string, faults: re
   let worst: number | undefined;
   for (const f of faults) {
     if (f.until < opened || f.at >= closed) continue;
+    if (f.somewhere && (opened > f.at || closed < f.until)) continue;
     const from = Math.max(f.at, opened);
     const next = events.find((e) => e.at > from && PROGRESS.has(e.type));
     if (!next) continue;
@@ -180,6 +192,45 @@ export interface InFlight {
   pending(): boolean;
   /** Waits until at least one run has started and not yet ended (false: none will be any more). */
   running(): Promise<boolean>;
+  /**
+   * Waits until a run is open (its start accepted, its end not yet seen) that none of `faults` (an
+   * open fault has `until` Infinity) reaching its family overlapped, and returns the families of such
+   * runs; empty once none can be any more: every run started and each open one already struck, or
+   * the batch over.
+   */
+  unstruck(faults: readonly Fault[]): Promise<string[]>;
+}
+
+/**
+ * The drivers' shared rhythm: strike whenever a run is open that no fault has struck yet (a random
+ * 0.2–1 s into it, so it is past its start), at least `planned` times while runs are open and at
+ * most `max`; `strike` injects one fault (narrowing its `reaches` if it touches only some families;
+ * `targets` are the families of the open runs not yet struck, empty for a strike beyond them) and
+ * resolves once it is lifted (false: nothing to strike).
+ * Between faults a random 0.5–1.5 s lets the runs move on. Returns the faults, each from its
+ * injection to its lifting.
+ */
+export async function strikeEveryRun(
+  runs: InFlight,
+  random: () => number,
+  limits: { planned: number; max: number },
+  strike: (round: number, fault: Fault, targets: readonly string[]) => Promise<boolean>,
+): Promise<Fault[]> {
+  const struck: Fault[] = [];
+  for (let round = 0; struck.length < limits.max && runs.pending(); round++) {
+    const targets = await runs.unstruck(struck);
+    if (targets.length === 0 && (struck.length >= limits.planned || !(await runs.running()))) break;
+    await sleep(200 + random() * 800);
+    const fault: Fault = { at: Date.now(), until: Infinity };
+    struck.push(fault);
+    if (!(await strike(round, fault, targets))) {
+      struck.pop();
+      continue;
+    }
+    fault.until = Date.now();
+    await sleep(500 + random() * 1_000);
+  }
+  return struck;
 }
 
 export interface BatchOptions {
@@ -212,6 +263,10 @@ export async function runBatch(opts: BatchOptions): Promise<RunOutcome[]> {
   }
   let open = prepared.length;
   let active = 0;
+  let unstarted = prepared.length;
+  let starting = 0;
+  /** Each started run's client-side window: from its start being accepted to its end being seen. */
+  const windows: { family: string; from: number; to: number }[] = [];
   const offsets = prepared.map(() => Math.floor(opts.random() * opts.spreadMs));
   const t0 = Date.now();
   opts.log(`${opts.scenario}: starting runs over ${Math.round(opts.spreadMs / 1000)} s`);
@@ -220,12 +275,22 @@ export async function runBatch(opts: BatchOptions): Promise<RunOutcome[]> {
     const began = Date.now();
     let ending: Ending;
     active++;
+    unstarted--;
+    const window = { family: p.family.name, from: Infinity, to: Infinity };
+    starting++;
     try {
-      await startOnce(ctx, () => p.handle.start());
+      try {
+        await startOnce(ctx, () => p.handle.start());
+      } finally {
+        starting--;
+      }
+      window.from = Date.now();
+      windows.push(window);
       ending = await p.handle.settle();
     } catch (err) {
       ending = { ended: 'unexpected', detail: `could not start: ${describe(err)}` };
     }
+    window.to = Date.now();
     active--;
     open--;
     return { ...p, ending, seconds: (Date.now() - began) / 1000 };
@@ -237,6 +302,17 @@ export async function runBatch(opts: BatchOptions): Promise<RunOutcome[]> {
       while (active === 0 && pending()) await sleep(50);
       return active > 0;
     },
+    async unstruck(faults) {
+      const hit = (w: (typeof windows)[number]) => reaching(faults, w.family).some((f) => f.at <= w.to && f.until >= w.from);
+      for (;;) {
+        if (!pending()) return [];
+        const now = Date.now();
+        const open = windows.filter((w) => w.to > now && !hit(w));
+        if (open.length > 0) return [...new Set(open.map((w) => w.family))];
+        if (unstarted === 0 && starting === 0) return [];
+        await sleep(100);
+      }
+    },
   });
   const ends = await Promise.all(settled);
   const struck = await faults;
@@ -244,7 +320,7 @@ export async function runBatch(opts: BatchOptions): Promise<RunOutcome[]> {
   const outcomes: RunOutcome[] = [];
   for (const e of ends) {
     const counts = await e.handle.check(e.ending);
-    const recovery = await recoveryOf(ctx, e.handle.workflowId, struck).catch(() => undefined);
+    const recovery = await recoveryOf(ctx, e.handle.workflowId, reaching(struck, e.family.name)).catch(() => undefined);
     const detail = [e.ending.detail, ...counts.findings].filter(Boolean).join('; ');
     outcomes.push({
       family: e.family.name,

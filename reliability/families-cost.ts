@@ -14,6 +14,7 @@ const RESOURCES = 6;
 
 export const costTracker: Family = {
   name: 'costTracker',
+  awsFree: true,
   what: 'a project of its own whose tracker is told by signal-with-start, one signal every 0.3 s, that six resources started and stopped at known times and rates. Checked: the total reaches exactly the $22.75 those lifetimes cost (more means a lifetime counted twice, a duplicate; less by the deadline, unexpected).',
   async prepare(ctx, run) {
     const project = `${ctx.tag}-cost-${run}`;

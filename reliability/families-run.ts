@@ -13,7 +13,7 @@ import { noCounts, objectsUnder, volumesTagged } from './checks.js';
 import { CAMPAIGN_TAG, settleResult, type Ending, type Family } from './campaign.js';
 
 /** Runs per scenario at most: each is an instance, i.e. a host worker process, on a 2-core machine. */
-export const TRAINING_RUNS = 3;
+export const TRAINING_RUNS = 5;
 
 async function anyAmi(ec2: EC2Client): Promise<string> {
   const images = await ec2.send(new DescribeImagesCommand({}));

@@ -109,7 +109,7 @@ export function renderReport(outcomes: readonly RunOutcome[], info: CampaignInfo
         `| ${r.family} | ${r.scenario} | ${r.runs} | ${r.completed} | ${r.documented} | ${r.unexpected} | ${r.duplicates} | ${r.leaked} | ${r.corruptBytes} | ${r.wrongDeletions} | ${r.struck} | ${secs(r.recoveryP50)} | ${secs(r.recoveryMax)} |`,
     ),
     '',
-    'Struck: runs open while a fault lasted (from the SIGKILL or server stop until the process was back). Recovery: for each such run, the time from the fault (or the run’s start, if later) to the next event in the run’s history that only a live worker writes (a workflow task or an activity completed, or the run’s end); the worst over the faults that struck it. It includes the restart delay and a restarted worker’s start (it bundles the workflow code), and a killed activity’s heartbeat timeout. The fault mix injects faults continuously, so it has none.',
+    'Struck: runs open (by their workflow history) while a fault that can touch their family lasted (from the SIGKILL or server stop until the process was back; for the fault mix, a 0.25 s interval of the proxy log with a fault in it, which the run must span). The drivers strike whenever a run is open that no fault has struck yet, so struck below runs means a run began and ended between two faults. Recovery: for each such run, the time from the fault (or the run’s start, if later) to the next event in the run’s history that only a live worker writes (a workflow task or an activity completed, or the run’s end); the worst over the faults that struck it. It includes the restart delay and a restarted worker’s start (it bundles the workflow code), and a killed activity’s heartbeat timeout.',
     '',
     '## Exceptions',
     '',

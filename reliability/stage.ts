@@ -95,6 +95,7 @@ export async function stage(sc: ScenarioContext, scenario: Scenario, temporalAdd
       let victim: string | undefined;
       const instanceHost: Killable | undefined = sim && {
         name: 'an instance’s host worker',
+        reaches: families.filter((f) => f.needsSimulator).map((f) => f.name),
         // A live instance's worker, picked by the clock (the simulator restarts it, as an instance's systemd would).
         async kill() {
           const live = [...sim.hosts().keys()];
@@ -108,7 +109,12 @@ export async function stage(sc: ScenarioContext, scenario: Scenario, temporalAdd
         },
       };
       return {
-        killable: [...(worker ? [worker] : []), ...(instanceHost ? [instanceHost] : [])],
+        killable: [
+          ...(worker
+            ? [{ name: worker.name, reaches: families.filter((f) => needsHost([f])).map((f) => f.name), kill: worker.kill, start: worker.start }]
+            : []),
+          ...(instanceHost ? [instanceHost] : []),
+        ],
         stop: async () => {
           await Promise.all([worker?.stop(), sim?.stop()]);
         },

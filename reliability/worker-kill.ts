@@ -1,22 +1,26 @@
 /**
  * Scenario (a): the orchestration worker, the host worker and a simulated instance's host worker (in
- * turn, from a random first one) are SIGKILLed at random points while every family's runs are in
- * flight, and restarted after a random delay, as systemd would. A killed activity is retried after
- * its heartbeat timeout (transfers resume from their heartbeated checkpoint); a killed workflow task
- * moves to the restarted worker.
+ * turn, from a random first one) are SIGKILLed while every family's runs are in flight, and restarted
+ * after a random delay, as systemd would: a kill whenever a run is open that no kill has struck yet
+ * (reliability/campaign.ts strikeEveryRun), so every run lives through at least one. The workers'
+ * AWS is slowed (reliability/slow-aws.ts), so their activities are mid-request when it lands. A
+ * killed activity is retried after its heartbeat timeout (transfers resume from their heartbeated
+ * checkpoint); a killed workflow task moves to the restarted worker.
  */
 import type { RunOutcome, ScenarioContext } from './types.js';
-import { runBatch, seededRandom, sleep, type Fault } from './campaign.js';
+import { runBatch, seededRandom, sleep, strikeEveryRun } from './campaign.js';
 import { selectFamilies } from './families.js';
 import { stage, type Hosts } from './stage.js';
 import { campaignWorker } from './workers.js';
+import { slowAws } from './slow-aws.js';
 
 export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> {
   const st = await stage(sc, 'worker-kill', sc.temporalAddress);
+  const aws = await slowAws(sc.awsEndpoint);
   const worker = campaignWorker({
     name: 'worker-kill-orchestration',
     temporalAddress: sc.temporalAddress,
-    awsEndpoint: sc.awsEndpoint,
+    awsEndpoint: aws.endpoint,
     taskQueue: st.ctx.taskQueue,
     roots: [st.ctx.workDir],
   });
@@ -24,11 +28,9 @@ export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> 
   let hosts: Hosts | undefined;
   try {
     await worker.start();
-    hosts = await st.startHosts(families, sc.awsEndpoint);
+    hosts = await st.startHosts(families, aws.endpoint);
     const victims = [worker, ...hosts.killable];
     const random = seededRandom(sc.seed ^ 0xa11);
-    const spreadMs = sc.smoke ? 6_000 : 40_000;
-    const kills = sc.smoke ? 2 : 4;
     const first = Math.floor(random() * victims.length);
     return await runBatch({
       scenario: 'worker-kill',
@@ -36,30 +38,26 @@ export async function runWorkerKill(sc: ScenarioContext): Promise<RunOutcome[]> 
       runs: sc.runs,
       ctx: st.ctx,
       random,
-      spreadMs,
+      spreadMs: sc.smoke ? 3_000 : 30_000,
       deadlineMs: sc.smoke ? 150_000 : 900_000,
       log: sc.log,
-      async drive(runs) {
-        const struck: Fault[] = [];
-        for (let round = 0; struck.length < kills && runs.pending(); round++) {
-          // Each kill lands somewhere in its share of the start window (later ones after the restart).
-          await sleep(1_000 + random() * (spreadMs / kills));
-          if (!(await runs.running())) break;
-          // Each worker in turn, from a random first one: every kind is killed whatever the seed.
-          const victim = victims[(first + round) % victims.length]!;
-          const at = Date.now();
-          if (!(await victim.kill())) continue;
+      drive: (runs) =>
+        strikeEveryRun(runs, random, { planned: victims.length, max: sc.smoke ? 8 : 16 }, async (round, fault, targets) => {
+          // In turn, skipping one whose crash reaches none of the runs still to strike.
+          const turn = victims.map((_, k) => victims[(first + round + k) % victims.length]!);
+          const victim = turn.find((v) => targets.length === 0 || !v.reaches || v.reaches.some((f) => targets.includes(f))) ?? turn[0]!;
+          if (victim.reaches) fault.reaches = victim.reaches;
+          if (!(await victim.kill())) return false;
           const down = 500 + random() * 2_500;
           sc.log(`worker-kill: SIGKILLed ${victim.name}; restarting it in ${(down / 1000).toFixed(1)} s`);
           await sleep(down);
           await victim.start();
-          struck.push({ at, until: Date.now() });
-        }
-        return struck;
-      },
+          return true;
+        }),
     });
   } finally {
     await Promise.all([worker.stop(), hosts?.stop()]);
+    await aws.stop();
     await st.close();
   }
 }

@@ -26,6 +26,8 @@ export interface WorkerSpec {
 /** A process a scenario may crash: SIGKILLed, then started again (or waited for, when something else restarts it). */
 export interface Killable {
   readonly name: string;
+  /** The families whose work it does (a host worker's); all when absent. */
+  readonly reaches?: readonly string[];
   /** SIGKILL; false when there was nothing to kill. */
   kill(): Promise<boolean>;
   /** Resolves once it polls again. */
