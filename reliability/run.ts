@@ -10,7 +10,7 @@
  * scenario always starts its own persisted server). Exits 1 when any run is not clean.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -150,6 +150,7 @@ async function main(): Promise<number> {
     for (const entry of SCENARIOS.filter((s) => only.includes(s.name))) {
       const started = Date.now();
       log(`${entry.name}: begins`);
+      mkdirSync(join(scratch, entry.name), { recursive: true });
       const ctx: ScenarioContext = {
         runs,
         seed,
