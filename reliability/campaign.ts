@@ -66,17 +66,8 @@ export interface Family {
 /** The tag every fixture and volume of the campaign carries (its value names the batch), for checks and housekeeping. */
 export const CAMPAIGN_TAG = 'trainctl-reliability';
 
-/** mulberry32: the campaign's only source of randomness, so a seed replays kill points and delays. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The campaign's only source of randomness, so a seed replays kill points and delays. */
+export { seededRandom } from '../src/dev/fault-proxy.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

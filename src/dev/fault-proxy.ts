@@ -101,8 +101,8 @@ function awsErrorBody(op: string, code: string, ec2: boolean): string {
     : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault-proxy</RequestId></Error>`;
 }
 
-/** mulberry32: a small seeded generator, so a fault mix can be replayed. */
-function seeded(seed: number): () => number {
+/** mulberry32: a small seeded generator, so a fault mix (or a reliability campaign's kill points) can be replayed. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -129,7 +129,7 @@ interface ActiveRule {
 export async function serveFaultProxy(upstream: string, opts: { port?: number; seed?: number } = {}): Promise<{ port: number; close(): Promise<void> }> {
   const up = new URL(upstream);
   let rules: ActiveRule[] = [];
-  let random = seeded(opts.seed ?? 1);
+  let random = seededRandom(opts.seed ?? 1);
   const log: ProxyLogEntry[] = [];
   let seq = 0;
 
@@ -159,7 +159,7 @@ export async function serveFaultProxy(upstream: string, opts: { port?: number; s
       const parsed = z.object({ rules: z.array(FaultRuleSchema), seed: z.number().int().optional() }).safeParse(JSON.parse(body || '{}'));
       if (!parsed.success) return reply(400, { error: parsed.error.issues });
       rules = parsed.data.rules.map((rule) => ({ rule, seen: 0, applied: 0 }));
-      if (parsed.data.seed !== undefined) random = seeded(parsed.data.seed);
+      if (parsed.data.seed !== undefined) random = seededRandom(parsed.data.seed);
       return reply(200, { rules: rules.length });
     }
     if (path === '/__proxy/log' && req.method === 'GET') return reply(200, log);
