@@ -152,6 +152,8 @@ export async function runCommand(argv: string[], env: Env, connect: () => Promis
       else for (const r of runs) console.log(`${r.name.padEnd(32)} ${r.status.padEnd(12)} ${r.startTime.toISOString()}`);
       return ExitCode.Ok;
     }
+    if (!['status', 'watch', 'stop', 'checkpoint', 'cancel', 'logs'].includes(sub))
+      throw new UsageError(`unknown run command ${JSON.stringify(sub)}; see trainctl run --help`);
     if (!name) throw new UsageError(`run ${sub} needs the run's NAME`);
     // Checked before connecting, with the name as the user typed it in the message.
     const named = ResourceNameSchema.safeParse(name);

@@ -113,7 +113,10 @@ function parseRequest(argv: string[], env: Env, environment: Record<string, stri
     throw asUsageError(err);
   }
   const { values, positionals } = parsed;
-  if (positionals.length !== 2) throw new UsageError(`transfer needs SRC and DST\n${HELP}`);
+  if (positionals.length !== 2) {
+    const got = positionals.length ? `, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}` : '';
+    throw new UsageError(`transfer needs SRC and DST${got} (a flag's value belongs after its flag, as --include GLOB)\n${HELP}`);
+  }
   const compress = values.compress ?? 'none';
   if (compress !== 'none' && compress !== 'gzip' && compress !== 'zstd')
     throw new UsageError(`--compress: ${JSON.stringify(compress)} is not gzip, zstd or none`);

@@ -7,7 +7,8 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import { HeadObjectCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, HeadObjectCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { listAllMultipartUploads } from '../aws/multipart.js';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { objectMeta } from './object-meta.js';
@@ -81,5 +82,42 @@ export async function verifyUploaded(
   );
   if (head.ContentLength !== size || objectMeta(head).checksum !== checksum) {
     throw new TrainctlError(ErrorKind.Integrity, `${input.label}: the stored object does not match what was sent (size ${head.ContentLength} vs ${size})`);
+  }
+}
+
+/** The ids of the uploads of `key` in progress now (all pages of the listing). */
+export async function uploadIdsOfKey(
+  s3: S3Client,
+  o: { bucket: string; key: string; label: string },
+  step: Step,
+  signal: AbortSignal | undefined,
+): Promise<string[]> {
+  const uploads = await step(`list multipart uploads of ${o.label}`, () => withPartRetries(signal, () => listAllMultipartUploads(s3, o.bucket, o.key, signal)));
+  return uploads.flatMap((u) => (u.Key === o.key && u.UploadId ? [u.UploadId] : []));
+}
+
+/**
+ * Aborts the uploads of `key` that are not in `keep` and hold no part: an upload whose id its
+ * creator never recorded never received a part (parts follow the recorded id), while another
+ * writer's upload holding parts is left alone. Throws when the store fails (retryable), so the
+ * sweep is retried with the activity rather than an upload left open for ever.
+ */
+export async function abortUnrecordedUploads(
+  s3: S3Client,
+  o: { bucket: string; key: string; label: string },
+  keep: Set<string | undefined>,
+  step: Step,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  for (const id of await uploadIdsOfKey(s3, o, step, signal)) {
+    if (keep.has(id)) continue;
+    try {
+      if ((await listParts(s3, o.bucket, o.key, id, step, signal)).length > 0) continue;
+      const abort = new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: id });
+      await step(`abort unrecorded upload of ${o.label}`, () => withPartRetries(signal, () => s3.send(abort, { abortSignal: signal })));
+    } catch (err) {
+      // Gone meanwhile (completed or aborted by its owner): nothing left to do.
+      if (classify(err) !== ErrorKind.NotFound) throw err;
+    }
   }
 }

@@ -20,9 +20,8 @@ import { heartbeatEvery } from './progress.js';
 import { prepareBody, type Body } from './upload-body.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
 import { sendsPartChecksums } from '../aws/profiles.js';
-import { listAllMultipartUploads } from '../aws/multipart.js';
 import { compositeSha256, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
-import { hashRange, listParts, rangeBody, verifyUploaded, withPartRetries } from './upload-parts.js';
+import { abortUnrecordedUploads, hashRange, listParts, rangeBody, uploadIdsOfKey, verifyUploaded, withPartRetries } from './upload-parts.js';
 import { type EngineDeps, type FileResult, type RunScope, type UploadInput, endsTheFile } from './types.js';
 
 /**
@@ -254,7 +253,7 @@ class FileUpload {
   private async create(cp: UploadCheckpoint): Promise<void> {
     const { input } = this;
     // Recorded before the upload is started: see abortOrphans.
-    cp.others ??= await this.step(`list multipart uploads of ${input.label}`, () => this.uploadsOfKey());
+    cp.others ??= await uploadIdsOfKey(this.s3, input, this.step.bind(this), this.scope.signal);
     cp.creates = (cp.creates ?? 0) + 1;
     this.scope.heartbeat?.(cp);
     await this.state.save(cp);
@@ -360,32 +359,15 @@ class FileUpload {
       throw new TrainctlError(ErrorKind.Integrity, `${input.label}: S3 reports checksum ${reported} for the parts, the local parts give ${local}`);
   }
 
-  /** The ids of the uploads of this key in progress now (all pages of the listing). */
-  private async uploadsOfKey(): Promise<string[]> {
-    const { input } = this;
-    const uploads = await withPartRetries(this.scope.signal, () => listAllMultipartUploads(this.s3, input.bucket, input.key, this.scope.signal));
-    return uploads.flatMap((u) => (u.Key === input.key && u.UploadId ? [u.UploadId] : []));
-  }
-
   /**
    * Once the object is complete, aborts the uploads of this key this run started but never recorded
    * (a CreateMultipartUpload whose reply was lost, a worker killed before its checkpoint), which can
-   * exist only when it sent more than one. Such an upload never received a part (parts follow the
-   * recorded id), so only one holding none is aborted: one in progress before the run began, or one
-   * holding parts (another writer's), is left alone. Best-effort: a failure is only logged.
+   * exist only when it sent more than one. See {@link abortUnrecordedUploads}: a failure fails the
+   * attempt, and the next finds the object stored and sweeps again.
    */
   private async abortOrphans(cp: UploadCheckpoint): Promise<void> {
     if (!cp.others || (cp.creates ?? 0) < 2) return;
-    const { s3, input, scope } = this;
-    const keep = new Set([...cp.others, cp.uploadId]);
-    try {
-      for (const id of await this.uploadsOfKey()) {
-        if (keep.has(id) || (await listParts(s3, input.bucket, input.key, id, this.step.bind(this), scope.signal)).length > 0) continue;
-        await abortUpload(s3, this.deps.log, input.bucket, input.key, id);
-      }
-    } catch (err) {
-      this.deps.log.warn('could not look for unrecorded multipart uploads', { label: input.label, error: String(err) });
-    }
+    await abortUnrecordedUploads(this.s3, this.input, new Set([...cp.others, cp.uploadId]), this.step.bind(this), this.scope.signal);
   }
 
   /** Whether the object already holds this upload (its size and trainctl checksum). */
