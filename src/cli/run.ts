@@ -154,7 +154,7 @@ export async function runCommand(argv: string[], env: Env, connect: () => Promis
     }
     if (!['status', 'watch', 'stop', 'checkpoint', 'cancel', 'logs'].includes(sub))
       throw new UsageError(`unknown run command ${JSON.stringify(sub)}; see trainctl run --help`);
-    if (!name) throw new UsageError(`run ${sub} needs the run's NAME`);
+    if (name === undefined) throw new UsageError(`run ${sub} needs the run's NAME`);
     // Checked before connecting, with the name as the user typed it in the message.
     const named = ResourceNameSchema.safeParse(name);
     if (!named.success) throw new UsageError(`run ${sub}: NAME ${JSON.stringify(name)} ${named.error.issues[0]?.message ?? 'is not a run name'}`);
