@@ -214,13 +214,17 @@ async function pickPort(preferred: number | undefined): Promise<number> {
  * by hand rather than through `TestWorkflowEnvironment.createLocal`, whose start waits only ~5 s.
  */
 export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}): Promise<TemporalDevServer> {
-  try {
-    return await startTemporalOnce(opts);
-  } catch (err) {
-    // A preferred port can be taken between our check and the server's bind (two demos at once):
-    // try once more on ports the OS hands out.
-    if (opts.port === undefined && opts.uiPort === undefined) throw err;
-    return startTemporalOnce({ ...opts, port: undefined, uiPort: undefined });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTemporalOnce(attempt === 1 ? opts : { ...opts, port: undefined, uiPort: undefined });
+    } catch (err) {
+      // A port can be taken between our check and the server's bind: a preferred one (two demos at
+      // once), or a free one the OS then gave to an outgoing connection (a busy CI machine). Try
+      // again on ports the OS hands out.
+      const taken = err instanceof Error && /address already in use/.test(err.message);
+      const preferred = opts.port !== undefined || opts.uiPort !== undefined;
+      if (attempt >= 3 || !(taken || (attempt === 1 && preferred))) throw err;
+    }
   }
 }
 
