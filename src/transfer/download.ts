@@ -75,6 +75,14 @@ async function writeRest(fh: FileHandle, rest: Buffer, at: number, label: string
   }
 }
 
+function parseOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One {@link downloadVerified} call: its temp files, checkpoint and byte counts. */
 class VerifiedDownload {
   private readonly tmp: string;
@@ -162,8 +170,9 @@ class VerifiedDownload {
       return d?.kind === 'download' && d.etag === obj.etag && d.size === obj.storedSize && d.rangeSize === rangeSize && Array.isArray(d.done);
     };
     if (!o.resumable || !(await exists(this.tmp))) return undefined;
+    // A sidecar torn by a SIGKILL mid-write is no record: its ranges are fetched again.
     const fromDisk: unknown = await readFile(this.sidecar, 'utf8').then(
-      (t) => JSON.parse(t) as unknown,
+      (t) => parseOrUndefined(t),
       () => undefined,
     );
     const fromHb = o.resume;
