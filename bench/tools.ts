@@ -14,7 +14,7 @@
  * @module
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toolsDir } from '../src/dev/services.js';
 
@@ -70,7 +70,7 @@ function s5cmd(): ToolInfo {
   return version ? { name: 's5cmd', path: bin, version, source } : { name: 's5cmd', source, notRun: `${bin} version failed` };
 }
 
-function awscli(): ToolInfo {
+function awscli(retried = false): ToolInfo {
   const bin = join(venv, 'bin', 'aws');
   const source = `PyPI awscli==${AWSCLI_VERSION} in ${venv}`;
   const stamp = join(venv, '.awscli-version');
@@ -89,6 +89,13 @@ function awscli(): ToolInfo {
     writeFileSync(stamp, `${AWSCLI_VERSION}\n`);
   }
   const version = versionOf(bin, ['--version']);
+  if (!version && !retried) {
+    // Installed but not runnable: a venv moved or copied from another folder keeps the old path in
+    // its scripts' first line. Made again once, from scratch.
+    say(`${bin} does not run; creating ${venv} again ...`);
+    rmSync(venv, { recursive: true, force: true });
+    return awscli(true);
+  }
   return version ? { name: 'aws', path: bin, version, source } : { name: 'aws', source, notRun: 'aws --version failed' };
 }
 
