@@ -13,6 +13,7 @@ import { createHostActivities } from './activities/host.js';
 import { createConfinedFs, createHostFs } from './activities/host-fs.js';
 import { connectWorker, ensureSearchAttributes } from './temporal.js';
 import { describeError } from './errors/classify.js';
+import { bundleInChild } from './workflow-bundle.js';
 
 /** The bundle entry: the one workflowsPath (`.ts` under tsx, `.js` once compiled). */
 export const workflowsPath = fileURLToPath(new URL(`./workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
@@ -58,6 +59,11 @@ export interface CreateWorkerOptions {
   deps: ActivityDeps;
   /** A prebuilt bundle (tests build one per suite); otherwise the worker bundles workflowsPath. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /**
+   * Without a prebuilt bundle: bundle in a child process (see workflow-bundle.ts), so that webpack's
+   * memory does not stay in this long-lived process's heap. `trainctl worker` does.
+   */
+  bundleInChild?: boolean;
 }
 
 /**
@@ -67,6 +73,7 @@ export interface CreateWorkerOptions {
  */
 export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
   await createConfinedFs(opts.deps.localRoots ?? [process.cwd()], 'worker', '--root');
+  const workflowBundle = opts.workflowBundle ?? (opts.bundleInChild ? await bundleInChild(workflowsPath, repoRootOf()) : undefined);
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -75,7 +82,7 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
       ...opts.deps,
       bootstrap: { version: packageVersion(), temporalNamespace: opts.namespace, taskQueue: opts.taskQueue, ...opts.deps.bootstrap },
     }),
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath }),
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath }),
   });
 }
 
@@ -181,6 +188,7 @@ async function main(): Promise<void> {
       namespace: env.TEMPORAL_NAMESPACE,
       taskQueue: env.TRAINCTL_TASK_QUEUE,
       deps: { ...awsClientsFor(env), bootstrap: bootstrapFor(env), localRoots },
+      bundleInChild: true,
     });
     queue = `${env.TRAINCTL_TASK_QUEUE} (local roots: ${localRoots.join(', ')})`;
   }
