@@ -88,6 +88,8 @@ class VerifiedDownload {
   private readonly tmp: string;
   private readonly decoded: string;
   private readonly sidecar: string;
+  /** Where the next record is written before it is renamed over the sidecar. */
+  private readonly sidecarNext: string;
   private readonly obj: ObjectFacts;
   private readonly rangeSize: number;
   /**
@@ -115,6 +117,7 @@ class VerifiedDownload {
     this.tmp = tempPathFor(o.path);
     this.decoded = `${this.tmp}.decoded`;
     this.sidecar = `${this.tmp}.json`;
+    this.sidecarNext = tempPathFor(this.sidecar);
     const storedSize = head.ContentLength ?? 0;
     const etag = head.ETag ?? '';
     const meta = objectMeta(head);
@@ -170,7 +173,7 @@ class VerifiedDownload {
       return d?.kind === 'download' && d.etag === obj.etag && d.size === obj.storedSize && d.rangeSize === rangeSize && Array.isArray(d.done);
     };
     if (!o.resumable || !(await exists(this.tmp))) return undefined;
-    // A sidecar torn by a SIGKILL mid-write is no record: its ranges are fetched again.
+    // A torn sidecar (an older trainctl wrote it in place) is no record: its ranges are fetched again.
     const fromDisk: unknown = await readFile(this.sidecar, 'utf8').then(
       (t) => parseOrUndefined(t),
       () => undefined,
@@ -188,8 +191,13 @@ class VerifiedDownload {
 
   /**
    * Records the finished ranges beside the temp file, off the download's path: writes are chained
-   * (never interleaved) and coalesced (one queued write records every range finished by then). The
-   * record is taken before the data is synced, so it never names a range whose bytes are not on disk.
+   * (never interleaved) and coalesced (one queued write records every range finished by then). Each
+   * record is whole: written beside the sidecar and renamed over it, so a SIGKILL mid-write leaves
+   * the last record, not a torn one that names nothing. A range the record names survives a killed
+   * worker (its bytes are in the page cache); against a machine crash, the final check reads every
+   * recorded range back (trainctl's checksum, an ETag's MD5), so only an object checked by length
+   * alone has its bytes synced before the record names them — a sync, under a busy disk, can hold
+   * the record back for seconds, and a kill then re-fetches every range it did not name yet.
    */
   private saveSidecar(fh: FileHandle): Promise<void> {
     if (!this.o.resumable) return Promise.resolve();
@@ -199,8 +207,9 @@ class VerifiedDownload {
       this.sidecarQueued = undefined;
       const text = JSON.stringify(this.checkpoint);
       try {
-        await fh.datasync();
-        await writeFile(this.sidecar, text, { flag: NOFOLLOW_WRITE, mode: 0o600 });
+        if (this.obj.verifiedBy === 'length') await fh.datasync();
+        await writeFile(this.sidecarNext, text, { flag: NOFOLLOW_WRITE, mode: 0o600 });
+        await rename(this.sidecarNext, this.sidecar);
       } catch (err) {
         // Kept and thrown by the download once its ranges settle: never an unhandled rejection.
         this.sidecarError ??= err;
@@ -216,6 +225,7 @@ class VerifiedDownload {
     await rm(this.tmp, { force: true });
     await rm(this.decoded, { force: true });
     await rm(this.sidecar, { force: true });
+    await rm(this.sidecarNext, { force: true });
   }
 
   /** Fetches, verifies (one whole re-fetch after a mismatch) and renames into place. */
