@@ -90,6 +90,8 @@ class VerifiedDownload {
   private readonly sidecar: string;
   /** Where the next record is written before it is renamed over the sidecar. */
   private readonly sidecarNext: string;
+  /** Whether the bytes are synced before a record names them (see saveSidecar). */
+  private readonly syncBeforeRecord: boolean;
   private readonly obj: ObjectFacts;
   private readonly rangeSize: number;
   /**
@@ -128,6 +130,7 @@ class VerifiedDownload {
     this.obj = { storedSize, etag, meta, verifyPartSize, singlePartMd5, verifiedBy: meta.checksum ? 'checksum' : singlePartMd5 ? 'etag-md5' : 'length' };
     this.rangeSize = o.rangeSize ?? verifyPartSize;
     this.streamVerify = !!meta.checksum && meta.encoding === 'none' && this.rangeSize === verifyPartSize && !o.wholeSha256;
+    this.syncBeforeRecord = meta.encoding !== 'none' || this.obj.verifiedBy === 'length';
   }
 
   private bytes(n: number): void {
@@ -191,13 +194,11 @@ class VerifiedDownload {
 
   /**
    * Records the finished ranges beside the temp file, off the download's path: writes are chained
-   * (never interleaved) and coalesced (one queued write records every range finished by then). Each
-   * record is whole: written beside the sidecar and renamed over it, so a SIGKILL mid-write leaves
-   * the last record, not a torn one that names nothing. A range the record names survives a killed
-   * worker (its bytes are in the page cache); against a machine crash, the final check reads every
-   * recorded range back (trainctl's checksum, an ETag's MD5), so only an object checked by length
-   * alone has its bytes synced before the record names them — a sync, under a busy disk, can hold
-   * the record back for seconds, and a kill then re-fetches every range it did not name yet.
+   * (never interleaved) and coalesced. Each record is written beside and renamed over the sidecar: a
+   * SIGKILL mid-write leaves the last whole one. A recorded range survives a killed worker (page
+   * cache); after a machine crash the final check of an uncompressed object reads every recorded
+   * range back (checksum, ETag MD5), so no sync holds its record back (seconds, on a busy disk).
+   * A compressed object (a hole fails its decoding) or a length-checked one is synced first.
    */
   private saveSidecar(fh: FileHandle): Promise<void> {
     if (!this.o.resumable) return Promise.resolve();
@@ -207,13 +208,17 @@ class VerifiedDownload {
       this.sidecarQueued = undefined;
       const text = JSON.stringify(this.checkpoint);
       try {
-        if (this.obj.verifiedBy === 'length') await fh.datasync();
-        await writeFile(this.sidecarNext, text, { flag: NOFOLLOW_WRITE, mode: 0o600 });
-        await rename(this.sidecarNext, this.sidecar);
+        if (this.syncBeforeRecord) await fh.datasync();
       } catch (err) {
         // Kept and thrown by the download once its ranges settle: never an unhandled rejection.
         this.sidecarError ??= err;
+        return;
       }
+      // The record only saves work on a resume: one that cannot be written (a name too long for the
+      // extra suffix, a full disk) leaves the last one, and the download goes on.
+      await writeFile(this.sidecarNext, text, { flag: NOFOLLOW_WRITE, mode: 0o600 })
+        .then(() => rename(this.sidecarNext, this.sidecar))
+        .catch(() => rm(this.sidecarNext, { force: true }).catch(() => undefined));
     });
     this.sidecarQueued = queued;
     this.sidecarWrites = queued;

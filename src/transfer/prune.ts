@@ -49,7 +49,7 @@ async function linkOnTheWay(root: string, rel: string): Promise<boolean> {
   return false;
 }
 
-/** Removes the temp file (and its sidecar and decoded copy) of an unfinished download to each absolute path; returns how many existed. */
+/** Removes the temp file (and its sidecar, the sidecar's next record and decoded copy) of an unfinished download to each absolute path; returns how many existed. */
 export async function removePartialDownloads(absPaths: string[]): Promise<number> {
   let removed = 0;
   for (const p of absPaths) {
@@ -64,6 +64,7 @@ export async function removePartialDownloads(absPaths: string[]): Promise<number
     await rm(tmp, { force: true });
     await rm(`${tmp}.json`, { force: true });
     await rm(`${tmp}.decoded`, { force: true });
+    await rm(tempPathFor(`${tmp}.json`), { force: true });
   }
   return removed;
 }
