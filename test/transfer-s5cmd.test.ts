@@ -34,7 +34,8 @@ before(async () => {
   bareWorker = await startWorker({ ...services, deps: { s5cmdSearchPath: tempDir('no-s5cmd') } });
   const fakeBin = tempDir('hanging-s5cmd');
   hangingPidFile = join(fakeBin, 'pid');
-  writeFileSync(join(fakeBin, 's5cmd'), `#!/bin/sh\necho $$ > '${hangingPidFile}'\nexec sleep 120\n`);
+  // Written beside and renamed: the test reads the file as soon as it exists, never empty.
+  writeFileSync(join(fakeBin, 's5cmd'), `#!/bin/sh\necho $$ > '${hangingPidFile}.tmp' && mv '${hangingPidFile}.tmp' '${hangingPidFile}'\nexec sleep 120\n`);
   chmodSync(join(fakeBin, 's5cmd'), 0o755);
   hangingWorker = await startWorker({ ...services, deps: { s5cmdSearchPath: fakeBin } });
 });
