@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateVolumeCommand, DescribeVolumesCommand, EC2Client, waitUntilVolumeAvailable } from '@aws-sdk/client-ec2';
@@ -283,25 +283,39 @@ function rcloneMover(ctx: Ctx, variant: Variant): Mover {
   };
 }
 
-function trainctlMover(ctx: Ctx, variant: Variant, via: 'orchestration' | 'host'): Mover {
-  const tuning = variant === 'matched' ? { ...MATCHED } : {};
+function trainctlMover(ctx: Ctx, variant: Variant, via: 'orchestration' | 'host' | 's5cmd engine'): Mover {
+  const tuning = { ...(variant === 'matched' ? MATCHED : {}), ...(via === 's5cmd engine' ? { engine: 's5cmd' as const } : {}) };
   const s3 = (k: string) => ({ s3: `s3://${ctx.bucket}/${k}` });
   const tq = ctx.worker?.taskQueue ?? '';
-  const notRun = !ctx.client || !ctx.worker ? 'trainctl worker not started' : via === 'host' && !ctx.host ? 'host worker not started' : undefined;
+  const notRun =
+    !ctx.client || !ctx.worker
+      ? 'trainctl worker not started'
+      : via === 'host' && !ctx.host
+        ? 'host worker not started'
+        : via === 's5cmd engine' && !ctx.tools.get('s5cmd')?.path
+          ? 's5cmd not installed'
+          : undefined;
   const local = (p: string): trainctl.Location => (via === 'host' && ctx.host ? { host: ctx.host.id, path: p.slice(ctx.host.root.length + 1) } : { local: p });
+  const tunedFlags =
+    variant === 'matched'
+      ? ` concurrency=${MATCHED.partConcurrency} partSizeMiB=${MATCHED.partSizeMiB} fileConcurrency=${MATCHED.fileConcurrency}`
+      : ' (defaults)';
   return {
-    tool: via === 'host' ? 'trainctl (host worker)' : 'trainctl',
+    tool: via === 'host' ? 'trainctl (host worker)' : via === 's5cmd engine' ? 'trainctl (engine s5cmd)' : 'trainctl',
     variant,
-    flags: `transfer workflow${variant === 'matched' ? ` concurrency=${MATCHED.partConcurrency} partSizeMiB=${MATCHED.partSizeMiB} fileConcurrency=${MATCHED.fileConcurrency}` : ' (defaults)'}`,
+    flags: `transfer workflow${via === 's5cmd engine' ? ' engine=s5cmd' : ''}${tunedFlags}`,
     ...(notRun ? { notRun } : {}),
     up: async (src, key) => void (await trainctl.runTransfer(ctx.client!, tq, local(src), s3(key), tuning)),
     down: async (key, dst) => void (await trainctl.runTransfer(ctx.client!, tq, s3(key), local(dst), tuning)),
+    // With engine s5cmd the bytes go through s5cmd's own process: the worker's memory says nothing of (e).
     rssPids: () =>
-      via === 'host' && ctx.host
-        ? [{ name: 'host worker', pid: ctx.host.worker.pid }]
-        : ctx.worker
-          ? [{ name: 'orchestration worker', pid: ctx.worker.pid }]
-          : [],
+      via === 's5cmd engine'
+        ? []
+        : via === 'host' && ctx.host
+          ? [{ name: 'host worker', pid: ctx.host.worker.pid }]
+          : ctx.worker
+            ? [{ name: 'orchestration worker', pid: ctx.worker.pid }]
+            : [],
   };
 }
 
@@ -314,6 +328,8 @@ function movers(ctx: Ctx, withHost: boolean): Mover[] {
     if (wantTools.has('trainctl')) {
       out.push(trainctlMover(ctx, v, 'orchestration'));
       if (withHost) out.push(trainctlMover(ctx, v, 'host'));
+      // The orchestrator's cost over s5cmd itself: the same workflow with --engine s5cmd.
+      if (wantTools.has('s5cmd')) out.push(trainctlMover(ctx, v, 's5cmd engine'));
     }
   }
   return out;
@@ -801,6 +817,9 @@ async function main(): Promise<void> {
       closers.push(() => c.close());
       ctx.client = c.client;
       const aws = { endpoint: vgw.endpoint, keys };
+      // The s5cmd-engine variant finds the pinned s5cmd on the orchestration worker's PATH.
+      const s5 = tools.get('s5cmd')?.path;
+      if (s5) process.env.PATH = `${dirname(s5)}${delimiter}${process.env.PATH ?? ''}`;
       const hostRoot = join(work, 'host-root');
       mkdirSync(hostRoot);
       const withHost = only.has('e');

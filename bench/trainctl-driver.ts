@@ -135,6 +135,8 @@ export interface TransferTuning {
   partSizeMiB?: number;
   /** How soon a killed worker's activity is retried elsewhere. */
   heartbeatTimeoutSeconds?: number;
+  /** Who copies the files: trainctl's engine (the default) or s5cmd from the worker's PATH, then verified by trainctl. */
+  engine?: 'builtin' | 's5cmd';
 }
 
 function location(l: Location): unknown {
@@ -152,6 +154,7 @@ export function transferRequest(source: Location, destination: Location, tuning:
     ...(tuning.fileConcurrency !== undefined ? { fileConcurrency: tuning.fileConcurrency } : {}),
     ...(tuning.partSizeMiB !== undefined ? { partSizeMiB: tuning.partSizeMiB } : {}),
     ...(tuning.heartbeatTimeoutSeconds !== undefined ? { heartbeatTimeoutSeconds: tuning.heartbeatTimeoutSeconds } : {}),
+    ...(tuning.engine !== undefined ? { engine: tuning.engine } : {}),
   };
 }
 
