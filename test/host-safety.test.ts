@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { startWorker, uniqueName } from './helpers/harness.js';
@@ -146,11 +146,33 @@ test('guard 12: a checkpoint is never written through a symlink planted at its f
   const dir = await privateDir('trainctl-transfer-state', parent);
   const victim = join(tempDir('hs-cp-victim'), 'victim');
   writeFileSync(victim, 'precious');
-  symlinkSync(victim, join(dir, `${createHash('sha256').update(id).digest('hex')}.json`));
+  const file = join(dir, `${createHash('sha256').update(id).digest('hex')}.json`);
+  // The record is written beside its name, then renamed over it: a link at the writing name is refused…
+  symlinkSync(victim, `${file}.next`);
   const store = checkpointStore<{ n: number }>(id, parent);
   await assert.rejects(store.save({ n: 1 }));
   assert.equal(readFileSync(victim, 'utf8'), 'precious');
-  assert.equal(await store.read(), undefined, 'a checkpoint behind a link is not read either');
+  // …and a link at the record's name is neither read nor written through: the rename replaces the link itself.
+  rmSync(`${file}.next`, { force: true });
+  symlinkSync(victim, file);
+  assert.equal(await store.read(), undefined, 'a checkpoint behind a link is not read');
+  await store.save({ n: 2 });
+  assert.equal(readFileSync(victim, 'utf8'), 'precious');
+  assert.equal(lstatSync(file).isSymbolicLink(), false, 'the link was replaced, not followed');
+  assert.deepEqual(await store.read(), { n: 2 });
+});
+
+test('a checkpoint store whose state folder was removed mid-activity (a temp cleaner) makes it again on its next save', async () => {
+  const parent = tempDir('hs-cp-gone');
+  const store = checkpointStore<{ n: number }>(`wf/${uniqueName('act')}/batch`, parent);
+  await store.save({ n: 1 });
+  const dir = await privateDir('trainctl-transfer-state', parent);
+  rmSync(dir, { recursive: true });
+  await store.save({ n: 2 });
+  assert.deepEqual(await store.read(), { n: 2 });
+  assert.equal(statSync(dir).mode & 0o777, 0o700, 'made again, closed to others');
+  await store.remove();
+  assert.deepEqual(readdirSync(dir), [], 'nothing left beside the record either');
 });
 
 const SECRETS = {

@@ -7,14 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openPrivateForWrite, privateDir } from './private-dir.js';
 
 export interface CheckpointStore<T> {
   /** The stored checkpoint, or undefined when there is none (or it cannot be read). */
   read(): Promise<T | undefined>;
-  /** Queues a write after the ones before it; resolves when it is on disk. */
+  /** Queues a write after the ones before it (whatever their outcome); resolves when it is on disk. */
   save(value: T): Promise<void>;
   /** Waits for the queued writes, whatever their outcome. */
   settle(): Promise<void>;
@@ -42,7 +42,16 @@ async function readNoFollow(path: string): Promise<string | undefined> {
  */
 export function checkpointStore<T>(id: string, parent?: string): CheckpointStore<T> {
   const name = `${createHash('sha256').update(id).digest('hex')}.json`;
-  const path = () => privateDir('trainctl-transfer-state', parent).then((dir) => join(dir, name));
+  // The folder is checked on the store's first use, not again on each write of the same activity.
+  let where: Promise<string> | undefined;
+  const path = () =>
+    (where ??= privateDir('trainctl-transfer-state', parent).then(
+      (dir) => join(dir, name),
+      (err: unknown) => {
+        where = undefined;
+        throw err;
+      },
+    ));
   let writes = Promise.resolve();
   const settle = () => writes.catch(() => undefined);
   return {
@@ -57,20 +66,39 @@ export function checkpointStore<T>(id: string, parent?: string): CheckpointStore
     },
     save(value: T): Promise<void> {
       const text = JSON.stringify(value);
-      writes = writes.then(async () => {
-        const fh = await openPrivateForWrite(await path());
+      // Written beside and renamed over: a SIGKILL mid-write leaves the last whole record, never a
+      // torn one (read as none, it would lose a multipart upload's id and every finished part).
+      const write = async () => {
+        const file = await path();
         try {
-          await fh.writeFile(text);
-        } finally {
-          await fh.close();
+          const fh = await openPrivateForWrite(`${file}.next`);
+          try {
+            await fh.writeFile(text);
+          } finally {
+            await fh.close();
+          }
+          await rename(`${file}.next`, file);
+        } catch (err) {
+          await rm(`${file}.next`, { force: true }).catch(() => undefined);
+          throw err;
         }
-      });
+      };
+      writes = settle().then(() =>
+        write().catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          // The folder went (a temp cleaner): made and checked again, then written once more.
+          where = undefined;
+          return write();
+        }),
+      );
       return writes;
     },
     settle,
     async remove(): Promise<void> {
       await settle();
-      await rm(await path(), { force: true });
+      const file = await path();
+      await rm(file, { force: true });
+      await rm(`${file}.next`, { force: true });
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Per-user state and temp folders. A folder under the shared temp directory is named for the user
- * (`NAME-UID`), created mode 0700, and checked each time it is used: a real folder (not a symlink),
- * owned by this user, closed to everyone else. Another local user who created the name first, or
+ * (`NAME-UID`), created mode 0700, and checked whenever it is opened (a checkpoint store opens it
+ * once): a real folder (not a symlink), owned by this user, closed to everyone else. Another local user who created the name first, or
  * planted a link there, gets a refusal, not this worker's checkpoints. Files inside are opened
  * without following symlinks.
  *
