@@ -6,7 +6,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Encoding } from './compress.js';
 
-/** The finished ranges of a download, heartbeated and kept in a sidecar next to the temp file. */
+/** The finished ranges of a download, heartbeated and kept in a sidecar next to the temp file (not for a small one-range object). */
 export interface DownloadCheckpoint {
   kind: 'download';
   etag: string;

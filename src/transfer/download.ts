@@ -22,7 +22,7 @@ import { objectMeta } from './object-meta.js';
 import { NOFOLLOW_CREATE, NOFOLLOW_UPDATE, NOFOLLOW_WRITE, checkDestination, exists, pool } from './download-files.js';
 import type { DownloadCheckpoint, VerifiedDownloadOptions, VerifiedDownloadResult } from './download-types.js';
 import { endsTheFile } from './types.js';
-import { partCount, partRange, planPartSize, tempPathFor } from './plan.js';
+import { DEFAULT_MIN_PART_SIZE, partCount, partRange, planPartSize, tempPathFor } from './plan.js';
 
 export type { DownloadCheckpoint, VerifiedDownloadOptions, VerifiedDownloadResult } from './download-types.js';
 export { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, type ObjectMeta } from './object-meta.js';
@@ -42,10 +42,10 @@ interface Landed {
 /**
  * Downloads one object with `concurrency` parallel ranged GETs (pinned to the ETag seen at the
  * start) into a temp file next to `path`, decodes it if trainctl compressed it, verifies it — against
- * trainctl's stored checksum when the object has one, else against a single-part ETag's MD5, else
- * by length — and renames it into place. A mismatch fetches the whole object once more; a second
- * mismatch throws kind Integrity and nothing is left at `path` or its temp name. With `resumable`,
- * a retryable failure leaves the temp file and a sidecar of finished ranges for the next call.
+ * trainctl's stored checksum, else a single-part ETag's MD5, else by length — and renames it into
+ * place. A mismatch fetches the whole object once more; a second mismatch throws kind Integrity and
+ * nothing is left at `path` or its temp name. With `resumable`, a retryable failure leaves the temp
+ * file and a sidecar of finished ranges (none for a small one-range object) for the next call.
  */
 export async function downloadVerified(o: VerifiedDownloadOptions): Promise<VerifiedDownloadResult> {
   const step = o.step ?? identity;
@@ -301,8 +301,9 @@ class VerifiedDownload {
         this.sent += got;
         this.checkpoint.done.push(i);
         o.onCheckpoint?.(this.checkpoint);
-        // Coalesced: the lanes that finish while one record is being synced share the next one.
-        await this.saveSidecar(fh);
+        // Coalesced: the lanes that finish while one record is being synced share the next one. A
+        // small object of one range needs none: a retry fetches those few MiB again.
+        if (todo.length + done.size > 1 || obj.storedSize > DEFAULT_MIN_PART_SIZE) await this.saveSidecar(fh);
       });
       await this.sidecarWrites;
       if (this.sidecarError !== undefined) throw this.sidecarError;

@@ -199,7 +199,7 @@ class FileUpload {
     const { input, body } = this;
     const cp = this.cp as UploadCheckpoint;
     const digest = await this.digestOf(1);
-    await this.step(`put s3://${input.bucket}/${input.key}`, () =>
+    const put = await this.step(`put s3://${input.bucket}/${input.key}`, () =>
       withPartRetries(this.scope.signal, () =>
         this.s3.send(
           new PutObjectCommand({
@@ -216,7 +216,11 @@ class FileUpload {
     );
     this.scope.progress.add(body.size);
     await this.checkUnchanged();
-    await verifyUploaded(this.s3, input, body.size, cp.checksum, this.step.bind(this), this.scope.signal);
+    // A store that checked the SHA-256 sent with the body names it in its answer: those bytes are
+    // stored (moto does not answer with it). A compressed object is read back all the same: a store
+    // that dropped its metadata would hand back gzip bytes as the file.
+    if (!this.partSums || put.ChecksumSHA256 !== digest || this.encoding !== 'none')
+      await verifyUploaded(this.s3, input, body.size, cp.checksum, this.step.bind(this), this.scope.signal);
     return this.result(body.size, false, cp.checksum, 0);
   }
 
