@@ -794,7 +794,8 @@ async function main(): Promise<void> {
   const started = new Date();
   const closers: (() => Promise<unknown>)[] = [];
   try {
-    const vgw = await startVersitygw({ dataDir: vgwData, ...keys });
+    // Keep-alive on, as S3 itself: versitygw's default answers every request with Connection: close.
+    const vgw = await startVersitygw({ dataDir: vgwData, ...keys, keepAlive: true });
     closers.push(() => vgw.stop());
     // Through the API, not mkdir: versitygw keeps the bucket's ACL beside it, and rclone's
     // PutObject (x-amz-acl: private) fails with an internal error on a bucket without one.
@@ -886,7 +887,7 @@ async function main(): Promise<void> {
         node: process.version,
         dataDir: values['data-dir'],
       },
-      server: `versitygw ${VERSITYGW_VERSION} (POSIX backend on ${values['data-dir']}, plain HTTP on 127.0.0.1)`,
+      server: `versitygw ${VERSITYGW_VERSION} (POSIX backend on ${values['data-dir']}, plain HTTP on 127.0.0.1, --keep-alive)`,
       tools: [...tools.values()].map((t) => ({ name: t.name, version: t.version ?? null, source: t.source, ...(t.notRun ? { notRun: t.notRun } : {}) })),
       matched: MATCHED,
       sizes,

@@ -46,8 +46,16 @@ export interface VersityGw extends ManagedProcess {
 /**
  * Starts versitygw on a free loopback port over `dataDir` (each top-level folder is a bucket).
  * The root credentials reach it by environment, never on its command line (where `ps` shows them).
+ * `keepAlive` turns on its `--keep-alive`: without it versitygw answers every request with
+ * `Connection: close`, so each request costs a new TCP connection, which S3 itself does not.
  */
-export async function startVersitygw(opts: { dataDir: string; accessKey: string; secretKey: string; region?: string }): Promise<VersityGw> {
+export async function startVersitygw(opts: {
+  dataDir: string;
+  accessKey: string;
+  secretKey: string;
+  region?: string;
+  keepAlive?: boolean;
+}): Promise<VersityGw> {
   const bin = ensureVersitygw();
   mkdirSync(opts.dataDir, { recursive: true });
   const port = await freePort();
@@ -58,7 +66,12 @@ export async function startVersitygw(opts: { dataDir: string; accessKey: string;
     ROOT_SECRET_ACCESS_KEY: opts.secretKey,
     VGW_REGION: opts.region ?? 'us-east-1',
   };
-  const proc = startProcess('versitygw', bin, ['--port', `127.0.0.1:${port}`, '--quiet', 'posix', opts.dataDir], env);
+  const proc = startProcess(
+    'versitygw',
+    bin,
+    ['--port', `127.0.0.1:${port}`, '--quiet', ...(opts.keepAlive ? ['--keep-alive'] : []), 'posix', opts.dataDir],
+    env,
+  );
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
