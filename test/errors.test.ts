@@ -309,6 +309,16 @@ describe('AWS service errors', () => {
     const err = Object.assign(new Error('the request socket timed out after 5000 ms'), { name: 'TimeoutError' });
     assert.equal(classify(err), K.Transient);
   });
+
+  test("the SDK's response checksum mismatch (the body is not what the store recorded) is Integrity, not retried", () => {
+    // As @smithy/core's ChecksumStream and @aws-sdk/checksums' validateChecksumFromResponse word it.
+    const err = new Error(
+      'Checksum mismatch: expected "fzqFOkXDmMl07hJPjsSUDRSoVhN3MyE8n92n32AijGg=" but received "TfrW=" in response header "x-amz-checksum-sha256".',
+    );
+    assert.equal(classify(err), K.Integrity);
+    assert.equal(toFailure(err).nonRetryable, true);
+    assert.equal(classify(new Error('Checksum mismatch somewhere else')), K.Unknown);
+  });
 });
 
 describe('HTTP status fallback for unrecognised AWS codes', () => {

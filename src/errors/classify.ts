@@ -95,6 +95,8 @@ function statusKind(status: number): ErrorKind | undefined {
   }
 }
 
+const SDK_CHECKSUM_MISMATCH = /^Checksum mismatch: expected "[^"]*" but received "[^"]*" in response header "x-amz-checksum-[a-z0-9]+"/;
+
 /** Classifies one error without looking at its `cause`. */
 function classifyOwn(err: unknown): ErrorKind {
   if (!isObject(err)) return ErrorKind.Unknown;
@@ -109,6 +111,11 @@ function classifyOwn(err: unknown): ErrorKind {
   }
 
   if (isZodError(err)) return ErrorKind.InvalidInput;
+
+  // The SDK's check of a response body against the store's own checksum of the object, a plain
+  // Error: the bytes are not the ones the store recorded (they rotted where it keeps them), and
+  // fetching them again returns the same.
+  if (err instanceof Error && SDK_CHECKSUM_MISMATCH.test(err.message)) return ErrorKind.Integrity;
 
   for (const code of candidateCodes(err)) {
     const kind = kindFromAwsCode(code);
