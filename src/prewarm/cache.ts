@@ -122,18 +122,23 @@ async function planAndEvict(cache: Cache, listing: RemoteObject[], args: SyncCac
 /**
  * Fetches `fetch` with `concurrency` objects in flight, heartbeating after each and saving the
  * manifest at most every 2 s, and always once at the end: what finished is recorded even when a
- * fetch failed, so the retry skips it. Returns the bytes transferred.
+ * fetch failed, so the retry skips it. A failed fetch stops the others, and the first failure is
+ * thrown only once every fetch has ended (its temp file removed): nothing is written after the
+ * activity is over. Returns the bytes transferred.
  */
 async function fetchAll(s3: S3Client, cache: Cache, fetch: RemoteObject[], concurrency: number, w: WorkContext): Promise<number> {
   let transferred = 0;
   let done = 0;
   let lastSave = performance.now();
   const queue = [...fetch];
-  const worker = async () => {
-    for (let o = queue.shift(); o; o = queue.shift()) {
+  const failed = new AbortController();
+  const signal = w.signal ? AbortSignal.any([w.signal, failed.signal]) : failed.signal;
+  let firstFailure: { error: unknown } | undefined;
+  const fetchEach = async () => {
+    for (let o = queue.shift(); o && !failed.signal.aborted; o = queue.shift()) {
       stopIfCancelled(w.signal);
       const obj = o;
-      const entry = await w.step(`fetch s3://${obj.id}`, async () => fetchObject(s3, obj, await w.resolve(cache.localOf(obj.id)), concurrency, w.signal));
+      const entry = await w.step(`fetch s3://${obj.id}`, async () => fetchObject(s3, obj, await w.resolve(cache.localOf(obj.id)), concurrency, signal));
       cache.manifest.entries[obj.id] = entry;
       transferred += entry.size;
       done++;
@@ -144,8 +149,19 @@ async function fetchAll(s3: S3Client, cache: Cache, fetch: RemoteObject[], concu
       }
     }
   };
+  const worker = () =>
+    fetchEach().catch((error: unknown) => {
+      // The first failure stops the others; theirs (mostly the abort it caused) are not the news.
+      if (!failed.signal.aborted) {
+        firstFailure = { error };
+        failed.abort();
+      }
+      throw error;
+    });
   try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, fetch.length)) }, worker));
+    const ends = await Promise.allSettled(Array.from({ length: Math.min(concurrency, Math.max(1, fetch.length)) }, worker));
+    if (firstFailure) throw firstFailure.error;
+    for (const e of ends) if (e.status === 'rejected') throw e.reason;
   } finally {
     await saveManifest(cache.dir, cache.manifest);
   }
