@@ -21,6 +21,7 @@ import { createS3Client } from '../src/aws/clients.js';
 import { MANIFEST_FILE, CacheManifestSchema, planEviction, type CacheManifest } from '../src/prewarm/cache-manifest.js';
 import type { PrewarmRequest, PrewarmResult } from '../src/contracts/prewarm.js';
 import * as prewarmApi from '../src/api/prewarm.js';
+import { objectMeta } from '../src/transfer/object-meta.js';
 
 const KiB = 1024;
 const OBJ = 64 * KiB;
@@ -133,10 +134,12 @@ test('LocalCache goes through the transfer engine: a trainctl-uploaded object wh
     args: [{ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` } }],
   });
   const key = `${prefix}bad.bin`;
-  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-  assert.match(head.Metadata?.['trainctl-sha256'] ?? '', /^[0-9a-f]{64}-1$/, 'the transfer recorded its checksum');
-  // Same metadata, other bytes: the new ETag is the new bytes' MD5, so only trainctl's checksum can tell.
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomBytes(OBJ), Metadata: head.Metadata }));
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+  assert.match(objectMeta(head).checksum ?? '', /^[0-9a-f]{64}-1$/, "the transfer recorded its checksum (S3's SHA-256 of the object)");
+  // Other bytes under the checksum recorded for the first ones (in the metadata, as an upload that hashes first records it): the
+  // new ETag is the new bytes' MD5, so only trainctl's checksum can tell.
+  const Metadata = { ...head.Metadata, 'trainctl-sha256': objectMeta(head).checksum ?? '' };
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomBytes(OBJ), Metadata }));
 
   const cacheDir = uniqueName('cache');
   const f = await failure(cacheRequest(cacheDir, prefix));

@@ -6,7 +6,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CreateBucketCommand,
@@ -33,6 +33,8 @@ import * as transferApi from '../src/api/transfer.js';
 import * as cleanupApi from '../src/api/cleanup.js';
 import type { TransferRequest } from '../src/contracts/transfer.js';
 import { ErrorKind } from '../src/errors/kinds.js';
+import { objectMeta } from '../src/transfer/object-meta.js';
+import { fileChecksum } from '../src/transfer/checksum.js';
 
 const accessKey = `AKTEST${randomBytes(6).toString('hex').toUpperCase()}`;
 const secretKey = randomBytes(24).toString('base64url');
@@ -48,6 +50,7 @@ let worker: RunningWorker;
 let labBucket: string;
 let motoBucket: string;
 let configDir: string;
+let gwData: string;
 const workflowIds: string[] = [];
 
 /** A shared config with the lab store under several names: direct, through the fault proxy, with a wrong secret, and one reaching AWS itself. */
@@ -80,7 +83,8 @@ function writeProfiles(dir: string): { configFile: string; credentialsFile: stri
 before(async () => {
   services = await testServices();
   client = await testClient(services.env);
-  gw = await startVersitygw({ dataDir: tempDir('vgw-data'), accessKey, secretKey });
+  gwData = tempDir('vgw-data');
+  gw = await startVersitygw({ dataDir: gwData, accessKey, secretKey });
   onCleanup(() => gw.stop());
   proxy = await startFaultProxy(gw.endpoint);
   onCleanup(() => proxy.stop());
@@ -156,6 +160,77 @@ test('a folder goes to versitygw by profile and comes back byte-identical, verif
   assert.deepEqual(treeDigests(back), treeDigests(src));
 });
 
+test(
+  "a file goes to versitygw hashed while sending: its checksum is the store's SHA-256 of it, and bytes that rot on the store's disk fail the download with Integrity",
+  { timeout: 180_000 },
+  async () => {
+    const src = tempDir('prof-rot');
+    writeTree(src, { 'w.bin': randomBytes(11 * MiB), 'small.bin': randomBytes(70_000) });
+    await run({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://lab@${labBucket}/rot/` }, partSizeMiB: 5 });
+    for (const [key, parts] of [
+      ['w.bin', 3],
+      ['small.bin', 1],
+    ] as const) {
+      const head = await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: `rot/${key}`, ChecksumMode: 'ENABLED' }));
+      assert.equal(head.Metadata?.['trainctl-sha256'], undefined, `${key}: no checksum was known when the upload began`);
+      assert.equal(head.ChecksumType, parts > 1 ? 'COMPOSITE' : 'FULL_OBJECT');
+      assert.equal(objectMeta(head).checksum, (await fileChecksum(join(src, key), 5 * MiB)).checksum, `${key}: S3's SHA-256 is trainctl's checksum`);
+    }
+    // One byte flipped in each object's file under versitygw's POSIX backend: the store still reports the old SHA-256.
+    for (const key of ['w.bin', 'small.bin']) {
+      const onDisk = join(gwData, labBucket, 'rot', key);
+      const bytes = readFileSync(onDisk);
+      const at = bytes.length >> 1;
+      bytes.writeUInt8(bytes.readUInt8(at) ^ 0xff, at);
+      writeFileSync(onDisk, bytes);
+    }
+    for (const key of ['w.bin', 'small.bin']) {
+      const dst = tempDir('prof-rot-dst');
+      const failure = await failureOf(
+        run({ source: { kind: 's3', uri: `s3://lab@${labBucket}/rot/${key}` }, destination: { kind: 'local', path: join(dst, key) } }),
+      );
+      assert.equal(failure.type, 'Integrity', `${key}: ${failure.message}`);
+      assert.ok(failure.message.includes(key), failure.message);
+      assert.deepEqual(readdirSync(dst), [], `${key}: nothing is left in the destination`);
+    }
+  },
+);
+
+test(
+  'a store that reports no SHA-256 of what it keeps: the upload finds out on reading back, sends the file again with its checksum in the metadata, and hashes first from then on',
+  { timeout: 180_000 },
+  async () => {
+    const src = tempDir('prof-nosum');
+    writeTree(src, { 'a/w.bin': randomBytes(11 * MiB), 'b/next.bin': randomBytes(6 * MiB) });
+    const sentBytes = async () => (await proxy.log()).filter((e) => e.op === 'UploadPart' || e.op === 'PutObject').reduce((n, e) => n + e.bytesIn, 0);
+    await proxy.setRules([{ op: 'HeadObject', fault: 'dropChecksums' }]);
+    try {
+      await proxy.clearLog();
+      const first = await run({
+        source: { kind: 'local', path: join(src, 'a') },
+        destination: { kind: 's3', uri: `s3://labslow@${labBucket}/nosum/a/` },
+        partSizeMiB: 5,
+      });
+      assert.equal(first.verified, 1);
+      assert.ok((await sentBytes()) > 2 * 11 * MiB, 'hashed while sending, then sent again once the read-back showed no checksum');
+      await proxy.clearLog();
+      const next = await run({
+        source: { kind: 'local', path: join(src, 'b') },
+        destination: { kind: 's3', uri: `s3://labslow@${labBucket}/nosum/b/` },
+        partSizeMiB: 5,
+      });
+      assert.equal(next.verified, 1);
+      assert.equal(await sentBytes(), 6 * MiB, 'the next file was hashed first and sent once, with no trailing checksum');
+    } finally {
+      await proxy.setRules([]);
+    }
+    for (const key of ['a/w.bin', 'b/next.bin']) {
+      const head = await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: `nosum/${key}` }));
+      assert.equal(head.Metadata?.['trainctl-sha256'], (await fileChecksum(join(src, key), 5 * MiB)).checksum, `${key}: the checksum is in the metadata`);
+    }
+  },
+);
+
 test('moto → versitygw → moto: S3 to S3 across endpoints, byte-identical, trainctl checksums carried and checked', { timeout: 240_000 }, async () => {
   const src = tempDir('prof-x');
   const text = Buffer.from('epoch,loss\n'.repeat(200_000));
@@ -169,9 +244,11 @@ test('moto → versitygw → moto: S3 to S3 across endpoints, byte-identical, tr
   assert.equal(there.files, 4);
   assert.equal(there.verified, 3, 'the three trainctl objects are verified by their checksum; the foreign one is not claimed verified');
   for (const key of ['shard-0.bin', 'log.csv', 'notes/readme.md']) {
-    const a = await moto.send(new HeadObjectCommand({ Bucket: motoBucket, Key: `x/${key}` }));
+    const a = await moto.send(new HeadObjectCommand({ Bucket: motoBucket, Key: `x/${key}`, ChecksumMode: 'ENABLED' }));
     const b = await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: `copy/${key}` }));
-    assert.equal(b.Metadata?.['trainctl-sha256'], a.Metadata?.['trainctl-sha256'], `${key}: checksum carried over`);
+    // The source's checksum may be S3's own SHA-256 of it (hashed while sending); the copy records it in its metadata.
+    assert.match(b.Metadata?.['trainctl-sha256'] ?? '', /^[0-9a-f]{64}-\d+$/, `${key}: checksum recorded`);
+    assert.equal(b.Metadata?.['trainctl-sha256'], objectMeta(a).checksum, `${key}: checksum carried over`);
     assert.deepEqual(await body(lab, labBucket, `copy/${key}`), await body(moto, motoBucket, `x/${key}`), `${key}: same bytes`);
   }
   assert.equal((await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: 'copy/log.csv' }))).Metadata?.['trainctl-encoding'], 'gzip');
@@ -263,9 +340,10 @@ test(
     );
     const { report } = await killAfterTwoParts(w, handle);
     assert.equal(report.verified, 1, "the bytes read gave the source's trainctl checksum");
-    const a = await moto.send(new HeadObjectCommand({ Bucket: motoBucket, Key: 'ck/big.bin' }));
+    const a = await moto.send(new HeadObjectCommand({ Bucket: motoBucket, Key: 'ck/big.bin', ChecksumMode: 'ENABLED' }));
     const b = await lab.send(new HeadObjectCommand({ Bucket: labBucket, Key: key }));
-    assert.equal(b.Metadata?.['trainctl-sha256'], a.Metadata?.['trainctl-sha256']);
+    assert.match(b.Metadata?.['trainctl-sha256'] ?? '', /^[0-9a-f]{64}-\d+$/);
+    assert.equal(b.Metadata?.['trainctl-sha256'], objectMeta(a).checksum);
     assert.deepEqual(await body(lab, labBucket, key), readFileSync(join(src, 'big.bin')));
     await proxy.setRules([]);
   },

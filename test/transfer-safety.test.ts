@@ -1,6 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -155,6 +156,33 @@ test('guard 8: trainctl metadata outside S3 limits (or inconsistent with the len
     partSize: 8 * MiB,
     encoding: 'none',
   });
+});
+
+test("an object hashed while sending: trainctl's checksum is S3's SHA-256 of it, taken only where the part size says what it can be", () => {
+  const part = 8 * MiB;
+  const d1 = createHash('sha256').update('one').digest();
+  const d2 = createHash('sha256').update('two').digest();
+  const composite = createHash('sha256').update(d1).update(d2).digest();
+  const Metadata = { 'trainctl-part-size': String(part) };
+  const two = part + 5;
+  const meta = (ContentLength: number, ChecksumSHA256: string | undefined, ChecksumType?: 'COMPOSITE' | 'FULL_OBJECT', extra: Record<string, string> = {}) =>
+    objectMeta({ Metadata: { ...Metadata, ...extra }, ContentLength, ChecksumSHA256, ChecksumType }).checksum;
+  // One part: the full-object SHA-256 is the part's digest, and trainctl's checksum is SHA-256 over it.
+  assert.equal(meta(10, d1.toString('base64'), 'FULL_OBJECT'), `${createHash('sha256').update(d1).digest('hex')}-1`);
+  // Two parts: S3's composite (with its part count, as S3 and versitygw answer, or without it, as moto does).
+  assert.equal(meta(two, `${composite.toString('base64')}-2`, 'COMPOSITE'), `${composite.toString('hex')}-2`);
+  assert.equal(meta(two, composite.toString('base64')), `${composite.toString('hex')}-2`);
+  // What it cannot be is not taken: a composite naming another part count, a full-object SHA-256 of a
+  // multipart object, a composite for a one-part object, a malformed value, a compressed object, no part size.
+  assert.equal(meta(two, `${composite.toString('base64')}-3`, 'COMPOSITE'), undefined);
+  assert.equal(meta(two, composite.toString('base64'), 'FULL_OBJECT'), undefined);
+  assert.equal(meta(10, `${d1.toString('base64')}-1`, 'COMPOSITE'), undefined);
+  assert.equal(meta(10, 'not base64', 'FULL_OBJECT'), undefined);
+  assert.equal(meta(10, d1.toString('base64'), 'FULL_OBJECT', { 'trainctl-encoding': 'gzip', 'trainctl-size': '10' }), undefined);
+  assert.equal(objectMeta({ Metadata: {}, ContentLength: 10, ChecksumSHA256: d1.toString('base64') }).checksum, undefined, 'not a trainctl object');
+  assert.equal(meta(0, d1.toString('base64'), 'FULL_OBJECT'), undefined, 'an empty object');
+  // trainctl's own metadata wins over S3's.
+  assert.equal(meta(10, d1.toString('base64'), 'FULL_OBJECT', { 'trainctl-sha256': sum(1) }), sum(1));
 });
 
 test('guard 8: a download of an object with hostile metadata (unknown encoding, 1-byte parts) lands its bytes, verified as a foreign object', async () => {

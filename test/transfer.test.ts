@@ -9,6 +9,9 @@ import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutOb
 import { startWorker, uniqueName, type TestServices, type RunningWorker } from './helpers/harness.js';
 import { emulatorProxy } from './helpers/proxy.js';
 import { waitFor } from './helpers/wait.js';
+import { bytesReadBy } from './helpers/throttle.js';
+import { objectMeta } from '../src/transfer/object-meta.js';
+import { fileChecksum } from '../src/transfer/checksum.js';
 import { awsClientsFor } from '../src/worker.js';
 import type { FaultProxy } from '../src/dev/fault-proxy.js';
 import { MiB, randomData, tempDir, treeDigests, writeTree, transferSuite, type TransferSuite, failureOf } from './helpers/transfer.js';
@@ -65,9 +68,9 @@ test('a tree with nested folders, empty files, Unicode names and a 5-part file g
   assert.equal(up.files, 6);
   assert.equal(up.verified, 6);
   assert.equal(up.bytes, 22 * MiB + 5 + 12 + 15);
-  const big = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}big/weights.bin` }));
+  const big = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}big/weights.bin`, ChecksumMode: 'ENABLED' }));
   assert.match(big.ETag ?? '', /-5"$/, 'the large file went up as a 5-part multipart upload');
-  assert.match(big.Metadata?.['trainctl-sha256'] ?? '', /^[0-9a-f]{64}-5$/);
+  assert.equal(objectMeta(big).checksum, (await fileChecksum(join(src, 'big/weights.bin'), 5 * MiB)).checksum, "S3's composite SHA-256 is the file's checksum");
 
   const down = await runTransfer({
     source: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
@@ -77,6 +80,31 @@ test('a tree with nested folders, empty files, Unicode names and a 5-part file g
   assert.equal(down.files, 6);
   assert.equal(down.verified, 6, 'every downloaded file was checked against its upload checksum');
   assert.deepEqual(treeDigests(join(dst, 'copy')), treeDigests(src));
+});
+
+test("a file goes up read once: hashed as it is sent, its checksum is S3's own SHA-256 of the object, and a download verifies by it", async () => {
+  const src = tempDir('read-once');
+  const size = 32 * MiB + 123;
+  writeTree(src, { 'w.bin': randomData(size) });
+  const prefix = `once-${uniqueName('p')}/`;
+  const before = bytesReadBy(process.pid);
+  const up = await runTransfer({
+    source: { kind: 'local', path: src },
+    destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` },
+    partSizeMiB: 5,
+    concurrency: 3,
+  });
+  const read = bytesReadBy(process.pid) - before;
+  assert.equal(up.verified, 1);
+  // The worker runs in this process: everything it read, the file and its sockets, is counted once.
+  assert.ok(read >= size && read < 1.5 * size, `the upload read ${read} bytes for a ${size}-byte file (a hash-first pass would read it twice)`);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}w.bin`, ChecksumMode: 'ENABLED' }));
+  assert.equal(head.Metadata?.['trainctl-sha256'], undefined, 'no checksum was known when the upload began');
+  assert.equal(objectMeta(head).checksum, (await fileChecksum(join(src, 'w.bin'), 5 * MiB)).checksum);
+  const dst = tempDir('read-once-dst');
+  const down = await runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${prefix}` }, destination: { kind: 'local', path: dst } });
+  assert.equal(down.verified, 1, 'verified against the checksum S3 reports');
+  assert.deepEqual(treeDigests(dst), treeDigests(src));
 });
 
 test('file activities are scheduled with the longTransfer profile: startToClose, scheduleToClose bounding the retries, heartbeat timeout, retry with maximumInterval and the non-retryable kinds', async () => {
@@ -125,8 +153,10 @@ test('an object changed in S3 after upload fails the download with kind Integrit
   const prefix = `tamper-${uniqueName('p')}/`;
   await runTransfer({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://${bucket}/${prefix}` } });
   const key = `${prefix}data.bin`;
-  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomData(64 * 1024), Metadata: head.Metadata }));
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+  // Other bytes under the checksum trainctl recorded for the first ones, written into the metadata as an upload that hashes first writes it.
+  const Metadata = { ...head.Metadata, 'trainctl-sha256': objectMeta(head).checksum ?? '' };
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomData(64 * 1024), Metadata }));
 
   const failure = await failureOf(
     runTransfer({ source: { kind: 's3', uri: `s3://${bucket}/${key}` }, destination: { kind: 'local', path: join(dst, 'data.bin') } }),

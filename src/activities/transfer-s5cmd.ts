@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { headObject } from '../transfer/s3-maintenance.js';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
 import { toFailure } from '../errors/classify.js';
 import { abortSignal, step } from './aws-call.js';
@@ -122,12 +123,10 @@ async function runS5cmd(exe: string, s3: S3Client, region: string, commands: str
 }
 
 async function head(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
-  return step(`head s3://${bucket}/${key}`, () => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal })).catch(
-    (err: unknown) => {
-      if (err instanceof ApplicationFailure && err.type === ErrorKind.NotFound) return undefined;
-      throw err;
-    },
-  );
+  return step(`head s3://${bucket}/${key}`, () => headObject(s3, bucket, key, signal)).catch((err: unknown) => {
+    if (err instanceof ApplicationFailure && err.type === ErrorKind.NotFound) return undefined;
+    throw err;
+  });
 }
 
 async function upload(

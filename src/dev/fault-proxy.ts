@@ -31,6 +31,8 @@ export const FaultKind = {
   Latency: 'latency',
   /** Forward and let the server act, then drop the connection instead of replying. */
   LostResponse: 'lostResponse',
+  /** Forward, and reply without the store's `x-amz-checksum-*` headers: a store that keeps no S3 checksums. */
+  DropChecksums: 'dropChecksums',
 } as const;
 export type FaultKind = (typeof FaultKind)[keyof typeof FaultKind];
 
@@ -232,7 +234,9 @@ export async function serveFaultProxy(upstream: string, opts: { port?: number; s
       }
       const total = Number(upstreamRes.headers['content-length'] ?? 0);
       entry.status = upstreamRes.statusCode ?? 0;
-      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+      const headers = { ...upstreamRes.headers };
+      if (active?.fault === FaultKind.DropChecksums) for (const h of Object.keys(headers)) if (h.startsWith('x-amz-checksum-')) delete headers[h];
+      res.writeHead(upstreamRes.statusCode ?? 502, headers);
       upstreamRes.on('data', (chunk: Buffer) => {
         if (active?.fault === FaultKind.ResetMidResponse && entry.bytesOut + chunk.length > total / 2) {
           const head = chunk.subarray(0, Math.max(0, Math.floor(total / 2) - entry.bytesOut));

@@ -11,7 +11,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import { headObject } from './s3-maintenance.js';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
 import { createHash } from 'node:crypto';
@@ -49,9 +50,7 @@ interface Landed {
  */
 export async function downloadVerified(o: VerifiedDownloadOptions): Promise<VerifiedDownloadResult> {
   const step = o.step ?? identity;
-  const head = await step(`head s3://${o.bucket}/${o.key}`, () =>
-    o.s3.send(new HeadObjectCommand({ Bucket: o.bucket, Key: o.key }), { abortSignal: o.signal }),
-  );
+  const head = await step(`head s3://${o.bucket}/${o.key}`, () => headObject(o.s3, o.bucket, o.key, o.signal));
   const d = new VerifiedDownload(o, step, head);
   return (await d.syncSkip()) ?? d.fetch();
 }

@@ -36,10 +36,15 @@ export interface S3StepDeps {
   heartbeat(details: unknown): void;
 }
 
-/** The object's head, or undefined when there is no such object. */
+/** The object's head, with S3's own checksum of it where the store keeps one (what `objectMeta` reads). */
+export function headObject(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput> {
+  return s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: signal });
+}
+
+/** The object's head (see {@link headObject}), or undefined when there is no such object. */
 export async function headOrUndefined(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
   try {
-    return await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+    return await headObject(s3, bucket, key, signal);
   } catch (err) {
     if (classify(err) === ErrorKind.NotFound) return undefined;
     throw err;

@@ -5,9 +5,21 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { compositeChecksum } from './checksum.js';
+
+/**
+ * `upload2`: the file is hashed while it is sent, so `checksum` is absent until the end. A new kind,
+ * so a worker from before it restarts the file rather than resuming it (it would take the missing
+ * checksum for the stored object's missing one and call any object of that size a match).
+ */
+export type UploadKind = 'upload' | 'upload2';
+
+export function isUploadKind(kind: unknown): kind is UploadKind {
+  return kind === 'upload' || kind === 'upload2';
+}
 
 export interface UploadCheckpoint {
-  kind: 'upload';
+  kind: UploadKind;
   key: string;
   size: number;
   mtimeMs: number;
@@ -15,7 +27,11 @@ export interface UploadCheckpoint {
   ino?: number;
   ctimeMs?: number;
   partSize: number;
-  checksum: string;
+  /**
+   * trainctl's checksum of the file. Absent while an upload that hashes its parts as it sends them
+   * is in progress: then it is the composite of the part digests S3 acknowledged, set at the end.
+   */
+  checksum?: string;
   uploadId?: string;
   /**
    * The uploads of this key already in progress before this run first started one: someone else's.
@@ -31,11 +47,11 @@ export interface UploadCheckpoint {
 
 /** The checkpoint to resume from: the heartbeat's and the state file's, parts merged when they name the same upload. */
 export function mergeUploadCheckpoints(a: UploadCheckpoint | undefined, b: UploadCheckpoint | undefined): UploadCheckpoint | undefined {
-  const ok = (c: UploadCheckpoint | undefined): c is UploadCheckpoint => c?.kind === 'upload' && typeof c.key === 'string';
+  const ok = (c: UploadCheckpoint | undefined): c is UploadCheckpoint => isUploadKind(c?.kind) && typeof c?.key === 'string';
   if (!ok(a)) return ok(b) ? b : undefined;
   if (!ok(b)) return a;
   if (a.uploadId === undefined) return b;
-  if (b.uploadId === undefined || b.uploadId !== a.uploadId) return a;
+  if (b.uploadId === undefined || b.uploadId !== a.uploadId || b.kind !== a.kind) return a;
   const parts = new Map([...a.parts, ...b.parts].map((p) => [p.n, p]));
   return { ...a, parts: [...parts.values()] };
 }
@@ -45,4 +61,9 @@ export function compositeSha256(partDigestsBase64: readonly string[]): string {
   const h = createHash('sha256');
   for (const d of partDigestsBase64) h.update(Buffer.from(d, 'base64'));
   return `${h.digest('base64')}-${partDigestsBase64.length}`;
+}
+
+/** trainctl's checksum of a file from its parts' SHA-256 digests (base64, in part order). */
+export function checksumOfDigests(digestsBase64: readonly string[]): string {
+  return compositeChecksum(digestsBase64.map((d) => Buffer.from(d, 'base64')));
 }

@@ -5,9 +5,12 @@
  * @module
  */
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import { AbortMultipartUploadCommand, HeadObjectCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { compositeSha256 } from './upload-checkpoint.js';
+import { headObject } from './s3-maintenance.js';
 import { listAllMultipartUploads } from '../aws/multipart.js';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
@@ -24,6 +27,13 @@ export async function hashRange(path: string, start: number, end: number): Promi
   const h = createHash('sha256');
   if (end > start) for await (const chunk of createReadStream(path, { start, end: end - 1, highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
   return h.digest('base64');
+}
+
+/** Throws (retryable) when the source file is no longer the one the upload began with: the next attempt's checkpoint no longer matches, and the file starts over. */
+export async function checkUnchanged(abs: string, st: { size: number; mtimeMs: number; ino: number; ctimeMs: number }, label: string): Promise<void> {
+  const now = await stat(abs);
+  if (now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ino !== st.ino || now.ctimeMs !== st.ctimeMs)
+    throw new TrainctlError(ErrorKind.Transient, `${label} changed while it was being uploaded; restarting it`);
 }
 
 /**
@@ -68,6 +78,13 @@ export async function listParts(
   }
 }
 
+/** The stored object has the size sent but no checksum to check it by: a store that takes S3's checksums and does not report them. */
+export class StoreKeepsNoChecksum extends TrainctlError {
+  constructor(message: string) {
+    super(ErrorKind.Integrity, message);
+  }
+}
+
 /** Fails with kind Integrity unless the stored object has the size and trainctl checksum that were sent. */
 export async function verifyUploaded(
   s3: S3Client,
@@ -77,12 +94,47 @@ export async function verifyUploaded(
   step: Step,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const head = await step(`head s3://${input.bucket}/${input.key}`, () =>
-    s3.send(new HeadObjectCommand({ Bucket: input.bucket, Key: input.key }), { abortSignal: signal }),
-  );
-  if (head.ContentLength !== size || objectMeta(head).checksum !== checksum) {
-    throw new TrainctlError(ErrorKind.Integrity, `${input.label}: the stored object does not match what was sent (size ${head.ContentLength} vs ${size})`);
+  const head = await step(`head s3://${input.bucket}/${input.key}`, () => headObject(s3, input.bucket, input.key, signal));
+  const stored = objectMeta(head).checksum;
+  if (head.ContentLength !== size || stored !== checksum) {
+    if (stored === undefined && head.ContentLength === size)
+      throw new StoreKeepsNoChecksum(
+        `${input.label}: the store reports no checksum for s3://${input.bucket}/${input.key} (neither trainctl's metadata nor S3's SHA-256 of it)`,
+      );
+    throw new TrainctlError(
+      ErrorKind.Integrity,
+      `${input.label}: the stored object does not match what was sent (size ${head.ContentLength} vs ${size}, checksum ${stored ?? 'none'} vs ${checksum})`,
+    );
   }
+}
+
+/**
+ * Completes a multipart upload from its parts (with their SHA-256 digests, base64). NoSuchUpload
+ * after a lost response is success when `stored()` finds the object an earlier call completed.
+ * What S3 reports (its composite of the part checksums, where the server returns one) must be the
+ * composite of the digests sent.
+ */
+export async function completeMultipart(
+  o: { s3: S3Client; input: { bucket: string; key: string; label: string }; uploadId: string; partSums: boolean; step: Step; signal: AbortSignal | undefined },
+  parts: readonly { n: number; etag: string; sha256?: string }[],
+  stored: () => Promise<boolean>,
+): Promise<void> {
+  const { input } = o;
+  const Parts = parts.map((p) => ({ PartNumber: p.n, ETag: p.etag, ...(o.partSums ? { ChecksumSHA256: p.sha256 } : {}) }));
+  const completed = await o
+    .step(`complete multipart upload of ${input.label}`, () =>
+      o.s3.send(new CompleteMultipartUploadCommand({ Bucket: input.bucket, Key: input.key, UploadId: o.uploadId, MultipartUpload: { Parts } }), {
+        abortSignal: o.signal,
+      }),
+    )
+    .catch(async (err: unknown) => {
+      if (classify(err) === ErrorKind.NotFound && (await stored())) return undefined;
+      throw err;
+    });
+  const reported = completed?.ChecksumSHA256;
+  const local = compositeSha256(parts.map((p) => p.sha256 as string));
+  if (reported && /-\d+$/.test(reported) && reported !== local)
+    throw new TrainctlError(ErrorKind.Integrity, `${input.label}: S3 reports checksum ${reported} for the parts, the local parts give ${local}`);
 }
 
 /** The ids of the uploads of `key` in progress now (all pages of the listing). */

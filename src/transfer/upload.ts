@@ -1,17 +1,20 @@
 /**
- * The resumable upload engine: one file to S3 (PutObject, or multipart above one part) with
- * trainctl's checksum in the object's metadata and S3's SHA-256 part checksums. A checkpoint (upload
- * id, finished parts) is heartbeated and kept on disk; a retry resumes from it without re-sending
- * finished parts, and restarts the file if it changed. Temporal-free: the activity passes its
- * heartbeat, abort signal and progress sink in a {@link RunScope}.
+ * The resumable upload engine: one file to S3 (PutObject, or multipart above one part) with S3's
+ * SHA-256 part checksums, read once: the SDK hashes each part as it sends it, the store checks that
+ * hash and names it in its answer, and trainctl's checksum of the file is S3's own SHA-256 of the
+ * object (see `objectMeta`). Where it is needed before sending (`sync`, a compressed body, a store
+ * without part checksums) the file is hashed first and the checksum goes in the metadata. A
+ * checkpoint (upload id, finished parts) is heartbeated and kept on disk; a retry resumes from it
+ * without re-sending finished parts, and restarts the file if it changed. Temporal-free: the activity
+ * passes its heartbeat, abort signal and progress sink in a {@link RunScope}.
  *
  * @module
  */
 import { rm, stat } from 'node:fs/promises';
-import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
-import { META_CHECKSUM, META_PART_SIZE, fileChecksum } from './checksum.js';
+import { META_CHECKSUM, META_PART_SIZE, compositeChecksum, fileChecksum } from './checksum.js';
 import { checkpointStore, type CheckpointStore } from './checkpoint-store.js';
 import { encodingFor, type Encoding } from './compress.js';
 import { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, pool } from './download.js';
@@ -20,8 +23,19 @@ import { heartbeatEvery } from './progress.js';
 import { prepareBody, type Body } from './upload-body.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
 import { sendsPartChecksums } from '../aws/profiles.js';
-import { compositeSha256, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
-import { abortUnrecordedUploads, hashRange, listParts, rangeBody, uploadIdsOfKey, verifyUploaded, withPartRetries } from './upload-parts.js';
+import { acknowledged, noteStoreReportsChecksums, partBody, storeReportsChecksums, type PartBody } from './upload-checksums.js';
+import { checksumOfDigests, isUploadKind, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
+import {
+  StoreKeepsNoChecksum,
+  abortUnrecordedUploads,
+  checkUnchanged,
+  completeMultipart,
+  hashRange,
+  listParts,
+  uploadIdsOfKey,
+  verifyUploaded,
+  withPartRetries,
+} from './upload-parts.js';
 import { type EngineDeps, type FileResult, type RunScope, type UploadInput, endsTheFile } from './types.js';
 
 /**
@@ -56,6 +70,8 @@ class FileUpload {
   private body!: Body;
   private partSize = 0;
   private partDigests: Buffer[] | undefined;
+  /** The file is hashed as it is sent, not before: its checksum is known once the last part is (see the module comment). */
+  private hashWhileSending = false;
   private state!: CheckpointStore<UploadCheckpoint>;
 
   constructor(
@@ -103,7 +119,13 @@ class FileUpload {
           return skipped;
         }
       }
-      const r = nParts <= 1 ? await this.putWhole() : await this.putMultipart(nParts);
+      const r = await this.send(nParts).catch(async (err: unknown) => {
+        if (!(err instanceof StoreKeepsNoChecksum) || !this.hashWhileSending) throw err;
+        // The store took the SDK's checksum but reports none on HeadObject: hash first from now on, and send the file again with its checksum in the metadata.
+        this.deps.log.warn('the store reports no SHA-256 of the object: sending it again, hashed first', { label: input.label });
+        noteStoreReportsChecksums(this.s3, false);
+        return (await this.begin()) ?? this.send(nParts);
+      });
       finished = true;
       return r;
     } catch (err) {
@@ -119,6 +141,10 @@ class FileUpload {
     }
   }
 
+  private send(nParts: number): Promise<FileResult> {
+    return nParts <= 1 ? this.putWhole() : this.putMultipart(nParts);
+  }
+
   /** The checkpoint to resume from, unless the source changed since (then the file starts over). */
   private async loadCheckpoint(): Promise<void> {
     const { input, body } = this;
@@ -126,7 +152,9 @@ class FileUpload {
     this.cp = cp;
     if (
       cp &&
-      (cp.kind !== 'upload' ||
+      (!isUploadKind(cp.kind) ||
+        // Hashed while sending, the parts carry S3's checksums: a client that sends none cannot go on with them.
+        (cp.kind === 'upload2' && !this.partSums) ||
         cp.key !== input.key ||
         cp.size !== body.size ||
         cp.mtimeMs !== body.mtimeMs ||
@@ -136,19 +164,25 @@ class FileUpload {
     ) {
       // The source changed since the checkpoint: this file starts over, never a mix of old and new parts.
       this.deps.log.info('source changed since checkpoint; restarting file', { label: input.label });
-      if (cp.kind === 'upload' && cp.uploadId) await abortUpload(this.s3, this.deps.log, input.bucket, cp.key, cp.uploadId);
+      if (isUploadKind(cp.kind) && cp.uploadId) await abortUpload(this.s3, this.deps.log, input.bucket, cp.key, cp.uploadId);
       this.cp = undefined;
       this.previous = undefined;
     }
+    this.hashWhileSending = this.cp?.kind === 'upload2';
   }
 
   /** A first attempt: the body's checksum, and with `sync` the skip of an identical object. */
   private async begin(): Promise<FileResult | undefined> {
     const { input, body } = this;
-    const sums = await this.step(`checksum ${input.label}`, () => fileChecksum(body.abs, this.partSize, this.scope.signal));
-    this.partDigests = sums.parts;
-    const checksum = body.original?.checksum ?? sums.checksum;
-    if (input.sync) {
+    // Hashing first costs a whole read of the file: only where the checksum is needed before sending.
+    this.hashWhileSending = this.partSums && this.encoding === 'none' && !input.sync && body.size > 0 && storeReportsChecksums(this.s3) !== false;
+    let checksum: string | undefined;
+    if (!this.hashWhileSending) {
+      const sums = await this.step(`checksum ${input.label}`, () => fileChecksum(body.abs, this.partSize, this.scope.signal));
+      this.partDigests = sums.parts;
+      checksum = body.original?.checksum ?? sums.checksum;
+    }
+    if (input.sync && checksum !== undefined) {
       const head = await this.step(`head s3://${input.bucket}/${input.key}`, () => headOrUndefined(this.s3, input.bucket, input.key, this.scope.signal));
       const meta = head ? objectMeta(head) : undefined;
       if (head && head.ContentLength === body.size && meta?.checksum === checksum && meta.encoding === this.encoding) {
@@ -157,14 +191,14 @@ class FileUpload {
       }
     }
     this.cp = {
-      kind: 'upload',
+      kind: this.hashWhileSending ? 'upload2' : 'upload',
       key: input.key,
       size: body.size,
       mtimeMs: body.mtimeMs,
       ino: body.ino,
       ctimeMs: body.ctimeMs,
       partSize: this.partSize,
-      checksum,
+      ...(checksum !== undefined ? { checksum } : {}),
       parts: [],
     };
     return undefined;
@@ -172,7 +206,7 @@ class FileUpload {
 
   private metadata(cp: UploadCheckpoint): Record<string, string> {
     return {
-      [META_CHECKSUM]: cp.checksum,
+      ...(cp.checksum !== undefined ? { [META_CHECKSUM]: cp.checksum } : {}),
       [META_PART_SIZE]: String(this.body.original?.partSize ?? this.partSize),
       ...(this.encoding !== 'none' ? { [META_ENCODING]: this.encoding, [META_ORIGINAL_SIZE]: String(this.origSt.size) } : {}),
     };
@@ -181,47 +215,40 @@ class FileUpload {
   /** Part `n`'s SHA-256 (base64): from the first pass when this attempt made one, else from the file. */
   private async digestOf(n: number): Promise<string> {
     const known = this.partDigests?.[n - 1];
-    if (known) return known.toString('base64');
     const r = partRange(this.body.size, this.partSize, n);
-    return hashRange(this.body.abs, r.start, r.end);
-  }
-
-  private async checkUnchanged(): Promise<void> {
-    const now = await stat(this.origAbs);
-    if (now.size !== this.origSt.size || now.mtimeMs !== this.origSt.mtimeMs || now.ino !== this.origSt.ino || now.ctimeMs !== this.origSt.ctimeMs) {
-      // Retryable: the next attempt sees the checkpoint no longer matches and restarts this file.
-      throw new TrainctlError(ErrorKind.Transient, `${this.input.label} changed while it was being uploaded; restarting it`);
-    }
+    return known ? known.toString('base64') : hashRange(this.body.abs, r.start, r.end);
   }
 
   /** One PutObject: part bodies are streamed from the file, never held whole. */
   private async putWhole(): Promise<FileResult> {
     const { input, body } = this;
     const cp = this.cp as UploadCheckpoint;
-    const digest = await this.digestOf(1);
+    const digest = this.hashWhileSending ? undefined : await this.digestOf(1);
+    const Metadata = this.metadata(cp);
+    let part!: PartBody;
     const put = await this.step(`put s3://${input.bucket}/${input.key}`, () =>
-      withPartRetries(this.scope.signal, () =>
-        this.s3.send(
-          new PutObjectCommand({
-            Bucket: input.bucket,
-            Key: input.key,
-            Body: rangeBody(body.abs, 0, body.size),
-            ContentLength: body.size,
-            ...(this.partSums ? { ChecksumSHA256: digest } : {}),
-            Metadata: this.metadata(cp),
-          }),
-          { abortSignal: this.scope.signal },
-        ),
-      ),
+      withPartRetries(this.scope.signal, () => {
+        part = partBody(body.abs, 0, body.size, digest, this.partSums);
+        const cmd = new PutObjectCommand({ Bucket: input.bucket, Key: input.key, Body: part.body, ContentLength: body.size, ...part.checksum, Metadata });
+        return this.s3.send(cmd, { abortSignal: this.scope.signal });
+      }),
     );
     this.scope.progress.add(body.size);
-    await this.checkUnchanged();
-    // A store that checked the SHA-256 sent with the body names it in its answer: those bytes are
-    // stored (moto does not answer with it). A compressed object is read back all the same: a store
-    // that dropped its metadata would hand back gzip bytes as the file.
-    if (!this.partSums || put.ChecksumSHA256 !== digest || this.encoding !== 'none')
-      await verifyUploaded(this.s3, input, body.size, cp.checksum, this.step.bind(this), this.scope.signal);
+    await checkUnchanged(this.origAbs, this.origSt, this.input.label);
+    const sent = acknowledged(part.sent(), put.ChecksumSHA256, input.label) ?? (await this.digestOf(1));
+    cp.checksum ??= compositeChecksum([Buffer.from(sent, 'base64')]);
+    // A store that checked the body's SHA-256 names it in its answer (moto not when it was sent ahead); hashed while sending,
+    // the object's checksum is the store's, so it is read back once per client to see that the store reports it. A compressed
+    // object is read back all the same: a store that dropped its metadata would hand back gzip bytes as the file.
+    const seen = this.partSums && put.ChecksumSHA256 === sent && this.encoding === 'none';
+    if (!seen || (this.hashWhileSending && storeReportsChecksums(this.s3) !== true)) await this.verify(cp.checksum);
     return this.result(body.size, false, cp.checksum, 0);
+  }
+
+  /** Reads the stored object back: its size and checksum must be what was sent (hashed while sending, the store's SHA-256 of it). */
+  private async verify(checksum: string): Promise<void> {
+    await verifyUploaded(this.s3, this.input, this.body.size, checksum, this.step.bind(this), this.scope.signal);
+    if (this.hashWhileSending) noteStoreReportsChecksums(this.s3, true);
   }
 
   /** A multipart upload: started (its id recorded before any part) or resumed, parts sent, completed, verified. */
@@ -234,7 +261,8 @@ class FileUpload {
       } catch (err) {
         if (classify(err) !== ErrorKind.NotFound) throw err;
         // The upload is gone: completed by an attempt whose response was lost, or aborted.
-        if (await this.alreadyStored(cp)) return (await this.abortOrphans(cp), this.result(0, false, cp.checksum, cp.parts.length));
+        const stored = await this.alreadyStored(cp, nParts);
+        if (stored) return (await this.abortOrphans(cp), this.result(0, false, stored, cp.parts.length));
         cp.parts = [];
         delete cp.uploadId;
         await this.create(cp);
@@ -247,11 +275,11 @@ class FileUpload {
       const bytes = await this.sendPart(cp, n, nParts);
       sent += bytes;
     });
-    await this.checkUnchanged();
-    await this.complete(cp);
-    await verifyUploaded(this.s3, this.input, this.body.size, cp.checksum, this.step.bind(this), this.scope.signal);
+    await checkUnchanged(this.origAbs, this.origSt, this.input.label);
+    const checksum = await this.complete(cp);
+    await this.verify(checksum);
     await this.abortOrphans(cp);
-    return this.result(sent, false, cp.checksum, resumed);
+    return this.result(sent, false, checksum, resumed);
   }
 
   private async create(cp: UploadCheckpoint): Promise<void> {
@@ -306,61 +334,42 @@ class FileUpload {
   private async sendPart(cp: UploadCheckpoint, n: number, nParts: number): Promise<number> {
     const { input, body } = this;
     const { start, end } = partRange(body.size, this.partSize, n);
-    const digest = await this.digestOf(n);
+    const digest = this.hashWhileSending ? undefined : await this.digestOf(n);
+    let part!: PartBody;
     const out = await this.step(`upload part ${n}/${nParts} of ${input.label}`, () =>
-      withPartRetries(this.scope.signal, () =>
-        this.s3.send(
-          new UploadPartCommand({
-            Bucket: input.bucket,
-            Key: input.key,
-            UploadId: cp.uploadId,
-            PartNumber: n,
-            Body: rangeBody(body.abs, start, end),
-            ContentLength: end - start,
-            ...(this.partSums ? { ChecksumSHA256: digest } : {}),
-          }),
-          { abortSignal: this.scope.signal },
-        ),
-      ),
+      withPartRetries(this.scope.signal, () => {
+        part = partBody(body.abs, start, end, digest, this.partSums);
+        const cmd = new UploadPartCommand({
+          Bucket: input.bucket,
+          Key: input.key,
+          UploadId: cp.uploadId,
+          PartNumber: n,
+          Body: part.body,
+          ContentLength: end - start,
+          ...part.checksum,
+        });
+        return this.s3.send(cmd, { abortSignal: this.scope.signal });
+      }),
     );
     if (!out.ETag) throw new TrainctlError(ErrorKind.Transient, `UploadPart ${n} returned no ETag`);
-    cp.parts.push({ n, etag: out.ETag, sha256: digest });
+    const sha256 = acknowledged(part.sent(), out.ChecksumSHA256, `part ${n} of ${input.label}`);
+    cp.parts.push({ n, etag: out.ETag, ...(sha256 !== undefined ? { sha256 } : {}) });
     this.scope.progress.add(end - start);
     this.scope.heartbeat?.(cp);
     await this.state.save(cp);
     return end - start;
   }
 
-  private async complete(cp: UploadCheckpoint): Promise<void> {
-    const { input, body } = this;
+  /** Completes the upload; returns the file's checksum. */
+  private async complete(cp: UploadCheckpoint): Promise<string> {
     const parts = [...cp.parts].sort((a, b) => a.n - b.n);
-    for (const p of parts) {
-      // Parts recovered from ListParts on an emulator carry no checksum: compute it from the file.
-      if (!p.sha256) {
-        const r = partRange(body.size, this.partSize, p.n);
-        p.sha256 = await hashRange(body.abs, r.start, r.end);
-      }
-    }
-    const completed = await this.step(`complete multipart upload of ${input.label}`, () =>
-      this.s3.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: input.bucket,
-          Key: input.key,
-          UploadId: cp.uploadId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag, ...(this.partSums ? { ChecksumSHA256: p.sha256 } : {}) })) },
-        }),
-        { abortSignal: this.scope.signal },
-      ),
-    ).catch(async (err: unknown) => {
-      // NoSuchUpload after a lost response: the object is there if an earlier call completed it.
-      if (classify(err) === ErrorKind.NotFound && (await this.alreadyStored(cp))) return undefined;
-      throw err;
-    });
-    // What S3 reports (its composite of the part checksums, where the server returns one) must be what was sent.
-    const reported = completed?.ChecksumSHA256;
-    const local = compositeSha256(parts.map((p) => p.sha256 as string));
-    if (reported && /-\d+$/.test(reported) && reported !== local)
-      throw new TrainctlError(ErrorKind.Integrity, `${input.label}: S3 reports checksum ${reported} for the parts, the local parts give ${local}`);
+    // Parts recovered from ListParts on an emulator carry no checksum: computed from the file.
+    for (const p of parts) p.sha256 ??= await this.digestOf(p.n);
+    const digests = parts.map((p) => p.sha256 as string);
+    const { input, s3, scope } = this;
+    const o = { s3, input, uploadId: cp.uploadId as string, partSums: this.partSums, step: this.step.bind(this), signal: scope.signal };
+    await completeMultipart(o, parts, async () => !!(await this.alreadyStored(cp, parts.length)));
+    return (cp.checksum ??= checksumOfDigests(digests));
   }
 
   /**
@@ -374,10 +383,15 @@ class FileUpload {
     await abortUnrecordedUploads(this.s3, this.input, new Set([...cp.others, cp.uploadId]), this.step.bind(this), this.scope.signal);
   }
 
-  /** Whether the object already holds this upload (its size and trainctl checksum). */
-  private async alreadyStored(cp: UploadCheckpoint): Promise<boolean> {
+  /** The file's checksum if the object already holds this upload (its size and checksum); hashed while sending, digests the checkpoint lacks are read from the file. */
+  private async alreadyStored(cp: UploadCheckpoint, nParts: number): Promise<string | undefined> {
     const { input, body } = this;
     const head = await headOrUndefined(this.s3, input.bucket, input.key, this.scope.signal);
-    return !!head && head.ContentLength === body.size && head.Metadata?.[META_CHECKSUM] === cp.checksum;
+    if (!head || head.ContentLength !== body.size) return undefined;
+    const known = new Map(cp.parts.map((p) => [p.n, p.sha256]));
+    const digests: string[] = [];
+    if (cp.checksum === undefined) for (let n = 1; n <= nParts; n++) digests.push(known.get(n) ?? (await this.digestOf(n)));
+    const checksum = cp.checksum ?? checksumOfDigests(digests);
+    return objectMeta(head).checksum === checksum ? checksum : undefined;
   }
 }

@@ -1,0 +1,69 @@
+/**
+ * How an upload's bytes get their SHA-256: known ahead from a first pass over the file (its digest
+ * sent with the body), or hashed while they are sent — the SDK computes S3's checksum as the body
+ * streams and sends it after it (a trailer) for the store to check, and trainctl hashes the same
+ * bytes on their way out, so the digest it records never rests on the store's word alone.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { Transform, pipeline, type Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { ErrorKind, TrainctlError } from '../errors/kinds.js';
+import { rangeBody } from './upload-parts.js';
+
+/** A part's (or a whole object's) body, the checksum fields of its request, and the digest of what was sent. */
+export interface PartBody {
+  body: Readable | Buffer;
+  checksum: { ChecksumSHA256?: string; ChecksumAlgorithm?: 'SHA256' };
+  /** Base64 SHA-256 of the bytes sent (once the body was consumed), or undefined when nothing hashed them. */
+  sent(): string | undefined;
+}
+
+/**
+ * Bytes [start, end) of `path` as a request body. With `digest` (known ahead) it is sent with them;
+ * without, and with `partSums`, they are hashed while sent; without `partSums` no S3 checksum goes.
+ */
+export function partBody(path: string, start: number, end: number, digest: string | undefined, partSums: boolean): PartBody {
+  const body = rangeBody(path, start, end);
+  if (!partSums) return { body, checksum: {}, sent: () => digest };
+  if (digest !== undefined) return { body, checksum: { ChecksumSHA256: digest }, sent: () => digest };
+  const h = createHash('sha256');
+  if (Buffer.isBuffer(body)) return { body, checksum: { ChecksumAlgorithm: 'SHA256' }, sent: () => h.update(body).digest('base64') };
+  let digested: string | undefined;
+  const tap = new Transform({
+    highWaterMark: 1024 * 1024,
+    transform(chunk: Buffer, _enc, done) {
+      h.update(chunk);
+      done(null, chunk);
+    },
+    flush(done) {
+      digested = h.digest('base64');
+      done();
+    },
+  });
+  // pipeline, not pipe: a request aborted mid-body destroys the file stream too (its descriptor closed).
+  pipeline(body, tap, () => undefined);
+  return { body: tap, checksum: { ChecksumAlgorithm: 'SHA256' }, sent: () => digested };
+}
+
+/**
+ * The digest to record for bytes hashed while sent: trainctl's own, which must be what the store
+ * answered (it checked the SDK's trailer against what it received); Integrity otherwise.
+ */
+export function acknowledged(sent: string | undefined, answered: string | undefined, what: string): string | undefined {
+  if (sent !== undefined && answered !== undefined && sent !== answered)
+    throw new TrainctlError(ErrorKind.Integrity, `${what}: the store reports SHA-256 ${answered} for the bytes sent, they hash to ${sent}`);
+  return sent ?? answered;
+}
+
+/** Per client: whether its store reported S3's SHA-256 of an object hashed while sending (unknown until one was read back). */
+const reportsChecksums = new WeakMap<S3Client, boolean>();
+
+export function storeReportsChecksums(s3: S3Client): boolean | undefined {
+  return reportsChecksums.get(s3);
+}
+
+export function noteStoreReportsChecksums(s3: S3Client, reports: boolean): void {
+  reportsChecksums.set(s3, reports);
+}
