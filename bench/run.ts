@@ -471,10 +471,33 @@ async function resumeWorkload(ctx: Ctx, source: string): Promise<void> {
         if ((await sentBytes()) >= size / 2) break;
         await new Promise((r) => setTimeout(r, 100));
       }
+      // Every request reaches the proxy's log as it starts: the first one after the kill is the retry's.
+      const before = (await proxy.log()).length;
       worker.kill();
+      const killedAt = performance.now();
       worker = await trainctl.startOrchestrationWorker({ temporalAddress: ctx.temporalAddress, taskQueue, aws });
-      await run.result();
+      let retried: number | undefined;
+      let finished = false;
+      const watch = (async () => {
+        while (retried === undefined && !finished) {
+          if ((await proxy.log()).length > before) retried = performance.now();
+          else await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      await run.result().finally(() => (finished = true));
+      await watch;
       const seconds = (performance.now() - t0) / 1000;
+      if (retried !== undefined)
+        record({
+          workload: 'd',
+          label: `${label}: from the kill to the retry's first S3 request`,
+          tool: 'trainctl',
+          variant: 'matched',
+          unit: 's',
+          better: 'lower',
+          flags,
+          value: (retried - killedAt) / 1000,
+        });
       const sent = await sentBytes();
       dropObjects(ctx, `d/killed-${rep}`);
       record({
