@@ -59,6 +59,16 @@ const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 const figures: Figure[] = [];
 
 /** Runs one workload; a failure is written into the results' notes and the next workload runs. */
+/** An error and its causes, one line: a workflow's failure says only "Workflow execution failed" until its cause is read. */
+function causes(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 5; depth++) {
+    parts.push(e instanceof Error ? e.message : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(': ');
+}
+
 async function guard(name: string, fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
@@ -372,7 +382,7 @@ async function transferWorkload(ctx: Ctx, workload: Workload, title: string, dat
         );
       } catch (err) {
         // A tool that fails is reported as failed (with its error), never as a figure; the others go on.
-        const why = `failed: ${err instanceof Error ? err.message : String(err)}`.replace(/\|/g, '/').slice(0, 400);
+        const why = `failed: ${causes(err)}`.replace(/\|/g, '/').slice(0, 400);
         log(`${m.tool} (${m.variant}) ${why}`);
         m.notRun = why;
         for (const label of ['upload', 'download'])
