@@ -165,7 +165,7 @@ test(
   { timeout: 180_000 },
   async () => {
     const src = tempDir('prof-rot');
-    writeTree(src, { 'w.bin': randomBytes(11 * MiB), 'small.bin': randomBytes(70_000) });
+    writeTree(src, { 'w.bin': randomBytes(11 * MiB), 'small.bin': randomBytes(300_000) });
     await run({ source: { kind: 'local', path: src }, destination: { kind: 's3', uri: `s3://lab@${labBucket}/rot/` }, partSizeMiB: 5 });
     for (const [key, parts] of [
       ['w.bin', 3],

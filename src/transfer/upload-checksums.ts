@@ -7,10 +7,32 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError } from '../errors/kinds.js';
+import { compositeChecksum, fileChecksum } from './checksum.js';
 import { rangeBody } from './upload-parts.js';
+
+/**
+ * Files up to this size go up from memory: read once, hashed, and sent as a buffer with their
+ * digest ahead (and trainctl's checksum in the metadata). No trailer, and a body the SDK can send
+ * again on its own retry; at most this much per file in flight.
+ */
+export const INLINE_MAX = 256 * 1024;
+
+/** The pass before sending: part digests and checksum, and a small file's bytes (see {@link INLINE_MAX}). */
+export async function firstPass(
+  path: string,
+  size: number,
+  partSize: number,
+  signal?: AbortSignal,
+): Promise<{ parts: Buffer[]; checksum: string; inline?: Buffer }> {
+  if (size > INLINE_MAX) return fileChecksum(path, partSize, signal);
+  const inline = await readFile(path, signal ? { signal } : {});
+  const parts = inline.length > 0 ? [createHash('sha256').update(inline).digest()] : [];
+  return { parts, checksum: compositeChecksum(parts), inline };
+}
 
 /** A part's (or a whole object's) body, the checksum fields of its request, and the digest of what was sent. */
 export interface PartBody {
@@ -24,13 +46,13 @@ export interface PartBody {
  * Bytes [start, end) of `path` as a request body. With `digest` (known ahead) it is sent with them;
  * without, and with `partSums`, they are hashed while sent; without `partSums` no S3 checksum goes.
  */
-export function partBody(path: string, start: number, end: number, digest: string | undefined, partSums: boolean): PartBody {
-  const body = rangeBody(path, start, end);
+export function partBody(path: string, start: number, end: number, digest: string | undefined, partSums: boolean, inline?: Buffer): PartBody {
+  const body = inline ?? rangeBody(path, start, end);
   if (!partSums) return { body, checksum: {}, sent: () => digest };
   if (digest !== undefined) return { body, checksum: { ChecksumSHA256: digest }, sent: () => digest };
   const h = createHash('sha256');
-  if (Buffer.isBuffer(body)) return { body, checksum: { ChecksumAlgorithm: 'SHA256' }, sent: () => h.update(body).digest('base64') };
   let digested: string | undefined;
+  if (Buffer.isBuffer(body)) return { body, checksum: { ChecksumAlgorithm: 'SHA256' }, sent: () => (digested ??= h.update(body).digest('base64')) };
   const tap = new Transform({
     highWaterMark: 1024 * 1024,
     transform(chunk: Buffer, _enc, done) {

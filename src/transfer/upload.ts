@@ -14,7 +14,7 @@ import { rm, stat } from 'node:fs/promises';
 import { CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorKind, TrainctlError, isRetryable } from '../errors/kinds.js';
 import { classify } from '../errors/classify.js';
-import { META_CHECKSUM, META_PART_SIZE, compositeChecksum, fileChecksum } from './checksum.js';
+import { META_CHECKSUM, META_PART_SIZE, compositeChecksum } from './checksum.js';
 import { checkpointStore, type CheckpointStore } from './checkpoint-store.js';
 import { encodingFor, type Encoding } from './compress.js';
 import { META_ENCODING, META_ORIGINAL_SIZE, objectMeta, pool } from './download.js';
@@ -23,7 +23,7 @@ import { heartbeatEvery } from './progress.js';
 import { prepareBody, type Body } from './upload-body.js';
 import { abortUpload, headOrUndefined } from './s3-maintenance.js';
 import { sendsPartChecksums } from '../aws/profiles.js';
-import { acknowledged, noteStoreReportsChecksums, partBody, storeReportsChecksums, type PartBody } from './upload-checksums.js';
+import { INLINE_MAX, acknowledged, firstPass, noteStoreReportsChecksums, partBody, storeReportsChecksums, type PartBody } from './upload-checksums.js';
 import { checksumOfDigests, isUploadKind, mergeUploadCheckpoints, type UploadCheckpoint } from './upload-checkpoint.js';
 import {
   StoreKeepsNoChecksum,
@@ -72,6 +72,7 @@ class FileUpload {
   private partDigests: Buffer[] | undefined;
   /** The file is hashed as it is sent, not before: its checksum is known once the last part is (see the module comment). */
   private hashWhileSending = false;
+  private inline: Buffer | undefined;
   private state!: CheckpointStore<UploadCheckpoint>;
 
   constructor(
@@ -175,11 +176,12 @@ class FileUpload {
   private async begin(): Promise<FileResult | undefined> {
     const { input, body } = this;
     // Hashing first costs a whole read of the file: only where the checksum is needed before sending.
-    this.hashWhileSending = this.partSums && this.encoding === 'none' && !input.sync && body.size > 0 && storeReportsChecksums(this.s3) !== false;
+    this.hashWhileSending = this.partSums && this.encoding === 'none' && !input.sync && body.size > INLINE_MAX && storeReportsChecksums(this.s3) !== false;
     let checksum: string | undefined;
     if (!this.hashWhileSending) {
-      const sums = await this.step(`checksum ${input.label}`, () => fileChecksum(body.abs, this.partSize, this.scope.signal));
+      const sums = await this.step(`checksum ${input.label}`, () => firstPass(body.abs, body.size, this.partSize, this.scope.signal));
       this.partDigests = sums.parts;
+      this.inline = sums.inline;
       checksum = body.original?.checksum ?? sums.checksum;
     }
     if (input.sync && checksum !== undefined) {
@@ -228,7 +230,7 @@ class FileUpload {
     let part!: PartBody;
     const put = await this.step(`put s3://${input.bucket}/${input.key}`, () =>
       withPartRetries(this.scope.signal, () => {
-        part = partBody(body.abs, 0, body.size, digest, this.partSums);
+        part = partBody(body.abs, 0, body.size, digest, this.partSums, this.inline);
         const cmd = new PutObjectCommand({ Bucket: input.bucket, Key: input.key, Body: part.body, ContentLength: body.size, ...part.checksum, Metadata });
         return this.s3.send(cmd, { abortSignal: this.scope.signal });
       }),
