@@ -49,10 +49,14 @@ export interface PartBody {
 export function partBody(path: string, start: number, end: number, digest: string | undefined, partSums: boolean, inline?: Buffer): PartBody {
   const body = inline ?? rangeBody(path, start, end);
   if (!partSums) return { body, checksum: {}, sent: () => digest };
+  if (Buffer.isBuffer(body)) {
+    // A small file's bytes or an empty range: hashed on the spot if need be, the digest sent ahead.
+    const known = digest ?? createHash('sha256').update(body).digest('base64');
+    return { body, checksum: { ChecksumSHA256: known }, sent: () => known };
+  }
   if (digest !== undefined) return { body, checksum: { ChecksumSHA256: digest }, sent: () => digest };
   const h = createHash('sha256');
   let digested: string | undefined;
-  if (Buffer.isBuffer(body)) return { body, checksum: { ChecksumAlgorithm: 'SHA256' }, sent: () => (digested ??= h.update(body).digest('base64')) };
   const tap = new Transform({
     highWaterMark: 1024 * 1024,
     transform(chunk: Buffer, _enc, done) {
